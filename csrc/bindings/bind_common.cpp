@@ -1,0 +1,128 @@
+#include "bind_common.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <sstream>
+
+namespace lamina::bind {
+
+std::vector<Registrar>& registry() {
+  static std::vector<Registrar> r;
+  return r;
+}
+
+void value_error(const std::string& msg) { throw py::value_error(msg); }
+void type_error(const std::string& msg) { throw py::type_error(msg); }
+
+std::string shape_str(const std::vector<index_t>& shape) {
+  std::ostringstream os;
+  os << "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  if (shape.size() == 1) os << ",";
+  os << ")";
+  return os.str();
+}
+
+std::string View::shape_str() const { return bind::shape_str(shape); }
+
+index_t View::size() const {
+  index_t n = 1;
+  for (index_t s : shape) n *= s;
+  return n;
+}
+
+bool View::c_contiguous() const {
+  index_t expect = 1;
+  for (int d = ndim - 1; d >= 0; --d) {
+    if (shape[d] != 1 && strides[d] != expect) return false;
+    expect *= shape[d];
+  }
+  return true;
+}
+
+static View make_view(py::array arr, const char* name, int ndim, bool writeable) {
+  View v;
+  v.ndim = static_cast<int>(arr.ndim());
+  if (ndim >= 0 && v.ndim != ndim) {
+    std::vector<index_t> s(arr.shape(), arr.shape() + arr.ndim());
+    value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D, got " +
+                std::to_string(v.ndim) + "-D array of shape " + shape_str(s));
+  }
+  if (writeable && !arr.writeable()) value_error(std::string(name) + " is read-only (not writeable)");
+  const auto item = static_cast<index_t>(arr.itemsize());
+  v.data = static_cast<char*>(const_cast<void*>(arr.data()));
+  if (reinterpret_cast<std::uintptr_t>(v.data) % static_cast<std::uintptr_t>(item) != 0)
+    value_error(std::string(name) + " is not aligned to its element size; pass np.ascontiguousarray(" +
+                name + ")");
+  for (int d = 0; d < v.ndim; ++d) {
+    const index_t st = arr.strides(d);
+    if (st % item != 0)
+      value_error(std::string(name) + " has a stride that is not a multiple of its element size; pass np.ascontiguousarray(" +
+                  name + ")");
+    v.shape.push_back(arr.shape(d));
+    v.strides.push_back(st / item);
+  }
+  v.arr = std::move(arr);
+  return v;
+}
+
+static py::array require_ndarray(py::handle obj, const char* name, const char* expected) {
+  if (!py::isinstance<py::array>(obj))
+    type_error(std::string(name) + " must be a numpy.ndarray of " + expected + ", got " +
+               std::string(py::str(py::type::of(obj).attr("__name__"))));
+  return py::reinterpret_borrow<py::array>(obj);
+}
+
+View f32_arg(py::handle obj, const char* name, int ndim, bool writeable) {
+  py::array arr = require_ndarray(obj, name, "float32");
+  if (!arr.dtype().is(py::dtype::of<float>()) && !arr.dtype().equal(py::dtype::of<float>()))
+    type_error(std::string(name) + " must have dtype float32, got " +
+               std::string(py::str(arr.dtype())));
+  return make_view(std::move(arr), name, ndim, writeable);
+}
+
+View f32_contig_arg(py::handle obj, const char* name, int ndim, bool writeable) {
+  View v = f32_arg(obj, name, ndim, writeable);
+  if (!v.c_contiguous())
+    value_error(std::string(name) + " must be C-contiguous; pass np.ascontiguousarray(" + name + ")");
+  return v;
+}
+
+View i64_arg(py::handle obj, const char* name, int ndim) {
+  py::array arr = require_ndarray(obj, name, "integers");
+  const char kind = arr.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    type_error(std::string(name) + " must have an integer dtype, got " + std::string(py::str(arr.dtype())));
+  py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> conv(arr);
+  return make_view(std::move(conv), name, ndim, false);
+}
+
+py::array_t<float> new_f32(const std::vector<index_t>& shape) {
+  std::vector<py::ssize_t> s(shape.begin(), shape.end());
+  return py::array_t<float>(s);
+}
+
+View view_of(py::array_t<float>& a) { return make_view(a, "out", -1, true); }
+
+static void span(const View& v, std::intptr_t& lo, std::intptr_t& hi, index_t item) {
+  std::intptr_t base = reinterpret_cast<std::intptr_t>(v.data);
+  lo = hi = base;
+  for (int d = 0; d < v.ndim; ++d) {
+    if (v.shape[d] == 0) {
+      hi = lo;
+      return;
+    }
+    std::intptr_t ext = static_cast<std::intptr_t>((v.shape[d] - 1) * v.strides[d] * item);
+    if (ext < 0) lo += ext; else hi += ext;
+  }
+  hi += item;
+}
+
+bool overlaps(const View& a, const View& b) {
+  std::intptr_t alo, ahi, blo, bhi;
+  span(a, alo, ahi, static_cast<index_t>(a.arr.itemsize()));
+  span(b, blo, bhi, static_cast<index_t>(b.arr.itemsize()));
+  return alo < bhi && blo < ahi && ahi > alo && bhi > blo;
+}
+
+}  // namespace lamina::bind

@@ -1,0 +1,61 @@
+// bind_common.h: what every binding file shares: argument validation with clear Python
+// errors, zero-copy views of NumPy arrays as (pointer, shape, element strides), output
+// allocation, and the registry through which each bind_*.cpp adds its functions.
+// Bindings validate, allocate and release the GIL; they hold no math and no loops over data.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+#include "lamina/common.h"
+
+namespace py = pybind11;
+
+namespace lamina::bind {
+
+using Registrar = void (*)(py::module_&);
+std::vector<Registrar>& registry();
+struct Register {
+  explicit Register(Registrar f) { registry().push_back(f); }
+};
+// LAMINA_BINDINGS(bind_gemm) { m.def(...); }  -- runs when _native is imported.
+#define LAMINA_BINDINGS(fname)                                 \
+  static void fname(py::module_& m);                           \
+  static ::lamina::bind::Register fname##_registered(&fname);  \
+  static void fname(py::module_& m)
+
+// A validated float32 (or other dtype) ndarray seen through raw pointer + element strides.
+struct View {
+  py::array arr;
+  char* data = nullptr;
+  int ndim = 0;
+  std::vector<index_t> shape, strides;  // strides in elements, may be negative or zero
+  index_t size() const;
+  bool c_contiguous() const;
+  float* f() const { return reinterpret_cast<float*>(data); }
+  std::string shape_str() const;
+};
+
+std::string shape_str(const std::vector<index_t>& shape);
+
+// Checks `obj` is a numpy.ndarray of float32 with `ndim` dimensions (-1: any), element-aligned
+// strides, and (if `writeable`) not read-only. Raises TypeError (not an array, wrong dtype)
+// or ValueError (dimensions, layout, read-only) naming `name`.
+View f32_arg(py::handle obj, const char* name, int ndim = -1, bool writeable = false);
+// Same for an integer array (any integer dtype) viewed as int64; converts (copies) if needed.
+View i64_arg(py::handle obj, const char* name, int ndim = -1);
+// As f32_arg, plus C-contiguity (no copy is made: a strided view is rejected, naming `name`).
+View f32_contig_arg(py::handle obj, const char* name, int ndim = -1, bool writeable = false);
+
+py::array_t<float> new_f32(const std::vector<index_t>& shape);
+View view_of(py::array_t<float>& a);
+
+// True when the memory spans of two views intersect (then results go through a temporary).
+bool overlaps(const View& a, const View& b);
+
+[[noreturn]] void value_error(const std::string& msg);
+[[noreturn]] void type_error(const std::string& msg);
+
+}  // namespace lamina::bind

@@ -1,0 +1,65 @@
+// module_native.cpp: the lamina._native extension. Chooses the CPU path at import
+// (LAMINA_CPU may force a lower one), reports the build, and runs each bind_*.cpp registrar.
+#include <cstdlib>
+#include <stdexcept>
+
+#include "bind_common.h"
+#include "lamina/cpu/isa.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef LAMINA_VERSION
+#define LAMINA_VERSION "0.0.0"
+#endif
+
+namespace {
+
+py::dict backend_info() {
+  using namespace lamina::cpu;
+  py::dict d;
+  d["version"] = LAMINA_VERSION;
+  d["isa"] = isa_name(active_isa());
+  py::list avail;
+  for (Isa i : supported_isas()) avail.append(isa_name(i));
+  d["isas_available"] = avail;
+  d["threads"] = lamina::num_threads();
+#ifdef _OPENMP
+  d["openmp"] = true;
+  d["openmp_version"] = _OPENMP;
+#else
+  d["openmp"] = false;
+#endif
+  d["cuda"] = false;
+  d["compiler"] = LAMINA_COMPILER;
+  d["build_type"] = LAMINA_BUILD_TYPE;
+#ifdef LAMINA_SANITIZED
+  d["sanitizers"] = true;
+#else
+  d["sanitizers"] = false;
+#endif
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() = "lamina's native CPU kernels (C++, SIMD + OpenMP)";
+  std::string err = lamina::cpu::select_isa(std::getenv("LAMINA_CPU"));
+  if (!err.empty()) throw std::runtime_error(err);
+
+  m.attr("__version__") = LAMINA_VERSION;
+  m.def("backend_info", &backend_info, "Which CPU path, how many threads, and how lamina was built.");
+  m.def("get_num_threads", &lamina::num_threads, "Threads lamina's kernels use.");
+  m.def(
+      "set_num_threads",
+      [](py::handle n) {
+        if (!py::isinstance<py::int_>(n) || py::isinstance<py::bool_>(n))
+          throw py::type_error("n must be an int, got " + std::string(py::str(py::type::of(n).attr("__name__"))));
+        long long v = n.cast<long long>();
+        if (v < 1) throw py::value_error("n must be >= 1, got " + std::to_string(v));
+        lamina::set_num_threads(static_cast<int>(v > 1024 ? 1024 : v));
+      },
+      py::arg("n"), "Set the number of threads lamina's kernels use (all Python threads).");
+  for (auto f : lamina::bind::registry()) f(m);
+}

@@ -1,0 +1,30 @@
+// common.h: index type, thread count and small helpers shared by every kernel.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace lamina {
+
+using index_t = std::int64_t;
+
+// Threads used by lamina's parallel regions. Initialised from OMP_NUM_THREADS /
+// omp_get_max_threads() at import; set_num_threads() changes it for every Python thread
+// (not only the caller's OpenMP ICV), so each parallel region passes it explicitly.
+int num_threads();
+void set_num_threads(int n);
+
+// True when a problem of `work` units is worth splitting over threads (thread wake-up on
+// 2 cores costs a few microseconds; below ~1 MFLOP of work one thread wins).
+inline int threads_for(double work, double min_work_per_thread) {
+  int t = num_threads();
+  if (t <= 1 || work < 2.0 * min_work_per_thread) return 1;
+  double cap = work / min_work_per_thread;
+  return cap < t ? static_cast<int>(cap) : t;
+}
+
+inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+inline index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
+template <class T> inline T min_of(T a, T b) { return a < b ? a : b; }
+template <class T> inline T max_of(T a, T b) { return a > b ? a : b; }
+
+}  // namespace lamina

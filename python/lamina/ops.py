@@ -1,0 +1,8 @@
+"""Native CPU kernels (``lamina._native``): same names and semantics as ``lamina.reference``.
+
+All take float32 NumPy arrays, validate them (TypeError / ValueError naming the argument),
+release the GIL while computing, and return new arrays unless ``out=`` is given.
+"""
+from ._native import linear, matmul
+
+__all__ = ["matmul", "linear"]
