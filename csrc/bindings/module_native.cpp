@@ -61,5 +61,13 @@ PYBIND11_MODULE(_native, m) {
         lamina::set_num_threads(static_cast<int>(v > 1024 ? 1024 : v));
       },
       py::arg("n"), "Set the number of threads lamina's kernels use (all Python threads).");
+  m.def(
+      "_select_isa",
+      [](const std::string& name) {
+        std::string e = lamina::cpu::select_isa(name.c_str());
+        if (!e.empty()) throw py::value_error(e);
+      },
+      py::arg("name"),
+      "Testing aid: switch the CPU path at run time (not thread-safe while kernels run).");
   for (auto f : lamina::bind::registry()) f(m);
 }

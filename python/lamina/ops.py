@@ -2,7 +2,6 @@
 
 All take float32 NumPy arrays, validate them (TypeError / ValueError naming the argument),
 release the GIL while computing, and return new arrays unless ``out=`` is given.
+One line per kernel family below.
 """
-from ._native import linear, matmul
-
-__all__ = ["matmul", "linear"]
+from ._native import linear, matmul  # noqa: F401

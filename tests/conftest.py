@@ -1,0 +1,37 @@
+"""Shared fixtures: a seeded generator, and every CPU path this machine can run.
+
+The `isa` fixture switches lamina's CPU path in-process (lamina._native._select_isa) so one
+test run covers generic, avx2 and avx512; test_isa.py checks the LAMINA_CPU environment
+variable itself in subprocesses.
+"""
+import numpy as np
+import pytest
+
+import lamina
+
+AVAILABLE_ISAS = lamina.backend_info()["isas_available"]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261127)
+
+
+@pytest.fixture(params=AVAILABLE_ISAS)
+def isa(request):
+    before = lamina.backend_info()["isa"]
+    lamina._native._select_isa(request.param)
+    try:
+        yield request.param
+    finally:
+        lamina._native._select_isa(before)
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    before = lamina.get_num_threads()
+    lamina.set_num_threads(request.param)
+    try:
+        yield request.param
+    finally:
+        lamina.set_num_threads(before)
