@@ -7,3 +7,4 @@ and compute in the input's precision (float64 for finite-difference gradient che
 One module per kernel family; this package re-exports them all.
 """
 from .gemm import linear, matmul  # noqa: F401
+from .activation import leaky_relu, leaky_relu_backward, relu, relu_backward, sigmoid, sigmoid_backward, tanh, tanh_backward  # noqa: F401,E501
