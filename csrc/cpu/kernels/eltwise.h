@@ -2,6 +2,8 @@
 // split a flat range over threads, and apply a lane function to contiguous float arrays with
 // a masked tail (nothing is read or written past element n-1).
 #pragma once
+#include <vector>
+
 #include "lamina/common.h"
 #include "lamina/cpu/simd.h"
 #ifdef _OPENMP
@@ -64,6 +66,23 @@ inline void map2(const float* a, const float* b, float* y, index_t n, F f) {
     const mask_t m = tail_mask(static_cast<int>(n - i));
     store_mask(y + i, m, f(load_mask(a + i, m), load_mask(b + i, m)));
   }
+}
+
+// sum over [0, n) of chunk(lo, hi) -> double, over fixed chunks of kReduceChunk elements
+// whose results are added in order: the same total for any thread count.
+constexpr index_t kReduceChunk = 16384;
+template <class Chunk>
+inline double chunked_sum(index_t n, double per_thread, Chunk&& chunk) {
+  if (n <= 0) return 0.0;
+  const index_t nch = ceil_div(n, kReduceChunk);
+  std::vector<double> part(static_cast<std::size_t>(nch));
+  const int nt = static_cast<int>(min_of<index_t>(threads_for(double(n), per_thread), nch));
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+  for (index_t c = 0; c < nch; ++c)
+    part[static_cast<std::size_t>(c)] = chunk(c * kReduceChunk, min_of(n, (c + 1) * kReduceChunk));
+  double total = 0.0;
+  for (double v : part) total += v;
+  return total;
 }
 
 }  // namespace lamina::cpu::LAMINA_ISA_NS

@@ -61,6 +61,8 @@ inline vf vand(vf a, vf b) { return _mm512_and_ps(a, b); }
 inline vf vxor(vf a, vf b) { return _mm512_xor_ps(a, b); }
 // The first lanes selected by a tail mask from p, the others `fill` (memory past them untouched).
 inline vf load_or(const float* p, mask_t m, vf fill) { return _mm512_mask_loadu_ps(fill, m, p); }
+// The lanes of a tail mask as a select mask.
+inline cmask as_cmask(mask_t m) { return m; }
 #elif LAMINA_ISA_ID == 1
 using vi = __m256i;
 using cmask = __m256;
@@ -89,6 +91,7 @@ inline vf vxor(vf a, vf b) { return _mm256_xor_ps(a, b); }
 inline vf load_or(const float* p, mask_t m, vf fill) {
   return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
 }
+inline cmask as_cmask(mask_t m) { return _mm256_castsi256_ps(m); }
 #else
 // Scalar lanes. Integer work is done in uint32 so wrap-around on garbage (NaN) bit patterns
 // is defined behaviour (the sanitizer build runs this path).
@@ -128,6 +131,7 @@ inline vf abs(vf a) { return as_float(as_int(a) & 0x7FFFFFFFu); }
 inline vf vand(vf a, vf b) { return as_float(as_int(a) & as_int(b)); }
 inline vf vxor(vf a, vf b) { return as_float(as_int(a) ^ as_int(b)); }
 inline vf load_or(const float* p, mask_t m, vf fill) { return m ? *p : fill; }
+inline cmask as_cmask(mask_t m) { return m; }
 #endif
 
 // 2^k for integer lanes k in [-126, 127] (a normal power of two, built from its exponent).
