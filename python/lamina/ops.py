@@ -9,3 +9,4 @@ from ._native import leaky_relu, leaky_relu_backward, relu, relu_backward, sigmo
 from ._native import log_softmax, softmax, softmax_cross_entropy  # noqa: F401
 from ._native import binary_cross_entropy, mse  # noqa: F401
 from ._native import dropout, dropout_backward  # noqa: F401
+from ._native import sgd_step  # noqa: F401

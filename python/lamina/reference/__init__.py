@@ -11,3 +11,4 @@ from .activation import leaky_relu, leaky_relu_backward, relu, relu_backward, si
 from .softmax import log_softmax, softmax, softmax_cross_entropy  # noqa: F401
 from .loss import binary_cross_entropy, mse  # noqa: F401
 from .dropout import dropout, dropout_backward  # noqa: F401
+from .sgd import sgd_step  # noqa: F401
