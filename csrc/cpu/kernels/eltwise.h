@@ -6,6 +6,7 @@
 
 #include "lamina/common.h"
 #include "lamina/cpu/simd.h"
+#include "vmath.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -66,6 +67,18 @@ inline void map2(const float* a, const float* b, float* y, index_t n, F f) {
     const mask_t m = tail_mask(static_cast<int>(n - i));
     store_mask(y + i, m, f(load_mask(a + i, m), load_mask(b + i, m)));
   }
+}
+
+// The first n lanes (n <= W) at p: a full load when n == W, else masked with `fill` in the
+// other lanes (nothing past p + n is touched).
+inline simd::vf load_n(const float* p, index_t n, float fill) {
+  using namespace simd;
+  return n >= W ? load(p) : vmath::load_or(p, tail_mask(static_cast<int>(n)), set1(fill));
+}
+inline void store_n(float* p, index_t n, simd::vf v) {
+  using namespace simd;
+  if (n >= W) store(p, v);
+  else store_mask(p, tail_mask(static_cast<int>(n)), v);
 }
 
 // sum over [0, n) of chunk(lo, hi) -> double, over fixed chunks of kReduceChunk elements

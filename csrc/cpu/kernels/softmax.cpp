@@ -103,15 +103,6 @@ void softmax_row(const float* x, float* y, index_t K, bool log) {
   }
 }
 
-// Lanes [j, j + n) of a row segment, n <= W: full loads when n == W, masked otherwise.
-inline vf seg_load(const float* p, index_t n, float fill) {
-  return n >= W ? load(p) : vmath::load_or(p, tail_mask(static_cast<int>(n)), set1(fill));
-}
-inline void seg_store(float* p, index_t n, vf v) {
-  if (n >= W) store(p, v);
-  else store_mask(p, tail_mask(static_cast<int>(n)), v);
-}
-
 // Columns [j0, j1) of the (K, inner) slab at x / y. scratch: 2 * w floats then w doubles
 // (w = j1 - j0). Column sums run in float for kSumRows rows at a time, then go into double.
 constexpr index_t kSumRows = 64;
@@ -122,23 +113,23 @@ void softmax_columns(const float* x, float* y, index_t K, index_t inner, index_t
   float* sm = scratch + w;  // partial sums of exp, then 1/sum (softmax) or log(sum) (log_softmax)
   double* acc = reinterpret_cast<double*>(scratch + round_up(2 * w, 2));
   for (index_t j = 0; j < w; j += W) {
-    seg_store(mx + j, w - j, set1(-kInf));
-    seg_store(sm + j, w - j, zero());
+    store_n(mx + j, w - j, set1(-kInf));
+    store_n(sm + j, w - j, zero());
   }
   for (index_t j = 0; j < w; ++j) acc[j] = 0.0;
   for (index_t k = 0; k < K; ++k) {
     const float* xr = x + k * inner + j0;
     for (index_t j = 0; j < w; j += W)
-      seg_store(mx + j, w - j, max(seg_load(mx + j, w - j, -kInf), seg_load(xr + j, w - j, -kInf)));
+      store_n(mx + j, w - j, max(load_n(mx + j, w - j, -kInf), load_n(xr + j, w - j, -kInf)));
   }
   for (index_t k = 0; k < K; ++k) {
     const float* xr = x + k * inner + j0;
     float* yr = y + k * inner + j0;
     for (index_t j = 0; j < w; j += W) {
       const index_t n = w - j;
-      vf e = vmath::exp(sub(seg_load(xr + j, n, -kInf), seg_load(mx + j, n, 0.0f)));
-      if (!log) seg_store(yr + j, n, e);
-      seg_store(sm + j, n, add(seg_load(sm + j, n, 0.0f), e));
+      vf e = vmath::exp(sub(load_n(xr + j, n, -kInf), load_n(mx + j, n, 0.0f)));
+      if (!log) store_n(yr + j, n, e);
+      store_n(sm + j, n, add(load_n(sm + j, n, 0.0f), e));
     }
     if ((k + 1) % kSumRows == 0 || k + 1 == K) {
       for (index_t j = 0; j < w; ++j) {
@@ -154,10 +145,10 @@ void softmax_columns(const float* x, float* y, index_t K, index_t inner, index_t
     float* yr = y + k * inner + j0;
     for (index_t j = 0; j < w; j += W) {
       const index_t n = w - j;
-      vf c = seg_load(sm + j, n, 0.0f);
-      vf r = log ? sub(sub(seg_load(xr + j, n, 0.0f), seg_load(mx + j, n, 0.0f)), c)
-                 : mul(seg_load(yr + j, n, 0.0f), c);
-      seg_store(yr + j, n, r);
+      vf c = load_n(sm + j, n, 0.0f);
+      vf r = log ? sub(sub(load_n(xr + j, n, 0.0f), load_n(mx + j, n, 0.0f)), c)
+                 : mul(load_n(yr + j, n, 0.0f), c);
+      store_n(yr + j, n, r);
     }
   }
 }

@@ -44,6 +44,8 @@ inline cmask ge(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
 inline cmask eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
 inline cmask isnan(vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
 inline cmask mor(cmask a, cmask b) { return a | b; }
+inline cmask mand(cmask a, cmask b) { return a & b; }
+inline cmask mnot(cmask a) { return static_cast<cmask>(~a); }
 inline vf select(cmask m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }  // m ? a : b
 inline vi as_int(vf a) { return _mm512_castps_si512(a); }
 inline vf as_float(vi a) { return _mm512_castsi512_ps(a); }
@@ -73,6 +75,8 @@ inline cmask ge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
 inline cmask eq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
 inline cmask isnan(vf a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
 inline cmask mor(cmask a, cmask b) { return _mm256_or_ps(a, b); }
+inline cmask mand(cmask a, cmask b) { return _mm256_and_ps(a, b); }
+inline cmask mnot(cmask a) { return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(-1))); }
 inline vf select(cmask m, vf a, vf b) { return _mm256_blendv_ps(b, a, m); }
 inline vi as_int(vf a) { return _mm256_castps_si256(a); }
 inline vf as_float(vi a) { return _mm256_castsi256_ps(a); }
@@ -104,6 +108,8 @@ inline cmask ge(vf a, vf b) { return a >= b; }
 inline cmask eq(vf a, vf b) { return a == b; }
 inline cmask isnan(vf a) { return a != a; }
 inline cmask mor(cmask a, cmask b) { return a || b; }
+inline cmask mand(cmask a, cmask b) { return a && b; }
+inline cmask mnot(cmask a) { return !a; }
 inline vf select(cmask m, vf a, vf b) { return m ? a : b; }
 inline vi as_int(vf a) {
   vi r;
