@@ -4,15 +4,17 @@
 //
 // Loops (BLIS names): jc over NC columns of B, pc over KC of the depth, ic over MC rows of A
 // (A block packed into MR-row slivers), jr over NR columns (B sliver packed once, on the first
-// ic block, or read in place when it is a full row-major sliver and A fits in one block),
+// KC x NC panel, or read in place when M is at most two row tiles and B is row-major),
 // ir over MR rows (micro-kernel). Threads each take a rectangle of C and run this serially
 // with their own packing buffers; problems below a few MFLOP stay on one thread.
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <cstdlib>
 #include <utility>
 
 #include "lamina/gemm.h"
+#include "sgemm_dot.h"
 #include "sgemm_ukernel.h"
 #include "workspace.h"
 #ifdef _OPENMP
@@ -54,92 +56,143 @@ void pack_a(index_t mc, index_t kc, const float* a, index_t rs, index_t cs, floa
   }
 }
 
-// B sliver (kc x nr at b, strides rs/cs) -> dst[p*NR + j]; columns past nr are zero.
-void pack_b(index_t kc, index_t nr, const float* b, index_t rs, index_t cs, float* dst) {
+#if LAMINA_ISA_ID >= 1
+// dst[q * ldd + r] = src[r * lds + q] for an 8 x 8 block (AVX2 shuffles; also under AVX-512).
+inline void transpose8x8(const float* src, index_t lds, float* dst, index_t ldd) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+#endif
+
+// B panel (kc x nc at b, strides rs/cs) -> NR-column slivers, element (p, j) of sliver s at
+// dst[s*NR*kc + p*NR + j]; columns past nc are zero. B is read along its contiguous
+// direction, whole rows at a time, so each source line and page is touched once.
+void pack_b(index_t kc, index_t nc, const float* b, index_t rs, index_t cs, float* dst) {
+  const index_t tail = nc % NR;
+  if (tail) {
+    float* last = dst + (nc - tail) * kc;
+    for (index_t p = 0; p < kc; ++p)
+      for (index_t j = tail; j < NR; ++j) last[p * NR + j] = 0.0f;
+  }
   if (cs == 1) {
     for (index_t p = 0; p < kc; ++p) {
-      std::memcpy(dst + p * NR, b + p * rs, sizeof(float) * nr);
-      if (nr < NR) std::memset(dst + p * NR + nr, 0, sizeof(float) * (NR - nr));
+      const float* row = b + p * rs;
+      index_t jr = 0;
+      for (; jr + NR <= nc; jr += NR) {
+        float* d = dst + jr * kc + p * NR;
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) simd::store(d + v * W, simd::load(row + jr + v * W));
+      }
+      if (jr < nc) std::memcpy(dst + jr * kc + p * NR, row + jr, sizeof(float) * (nc - jr));
     }
     return;
   }
-  if (nr < NR) std::memset(dst, 0, sizeof(float) * NR * kc);
-  // B read along its contiguous direction (rs == 1 for a transposed B) in blocks of 8 depth
-  // steps, so each source cache line is used fully while it is hot.
-  constexpr index_t PB = 8;
-  index_t p0 = 0;
-  for (; p0 + PB <= kc; p0 += PB)
-    for (index_t j = 0; j < nr; ++j) {
-      const float* s = b + j * cs + p0 * rs;
-      float* d = dst + p0 * NR + j;
-#pragma GCC unroll 8
-      for (index_t p = 0; p < PB; ++p) d[p * NR] = s[p * rs];
+  // Transposed B (rs == 1 typically): column j of op(B) is contiguous along p.
+  for (index_t jr = 0; jr < nc; jr += NR) {
+    const index_t nr = min_of<index_t>(NR, nc - jr);
+    float* d0 = dst + jr * kc;
+    index_t p0 = 0, j0 = 0;
+#if LAMINA_ISA_ID >= 1
+    if (rs == 1) {  // 8 x 8 blocks transposed in registers
+      for (; p0 + 8 <= kc; p0 += 8)
+        for (j0 = 0; j0 + 8 <= nr; j0 += 8) transpose8x8(b + (jr + j0) * cs + p0, cs, d0 + p0 * NR + j0, NR);
+      for (index_t p = 0; p < p0; ++p)  // ragged columns of the blocked rows
+        for (index_t j = j0; j < nr; ++j) d0[p * NR + j] = b[(jr + j) * cs + p];
     }
-  for (; p0 < kc; ++p0)
-    for (index_t j = 0; j < nr; ++j) dst[p0 * NR + j] = b[j * cs + p0 * rs];
+#endif
+    for (index_t p = p0; p < kc; ++p)
+      for (index_t j = 0; j < nr; ++j) d0[p * NR + j] = b[(jr + j) * cs + p * rs];
+  }
 }
 
 // One thread's share: the whole five-loop driver on an M x N sub-problem.
 void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_t ldc,
                  const GemmEpilogue& ep) {
+  // With a single A block (M <= MC) the packed B panel is consumed once, right after it is
+  // packed, so it is kept L2-sized (NC_SMALL) and A is packed once per depth block instead
+  // of once per panel (the pc loop goes outside the jc loop).
+  const bool one_a_block = M <= MC;
+  const index_t nc_blk = one_a_block ? NC_SMALL : NC;
   const index_t kc_max = min_of<index_t>(K, KC);
   const index_t mc_max = min_of<index_t>(round_up(M, MR), MC);
-  const index_t nc_max = min_of<index_t>(round_up(N, NR), NC);
+  const index_t nc_max = min_of<index_t>(round_up(N, NR), nc_blk);
   float* abuf = thread_buffer(0, static_cast<std::size_t>(mc_max * kc_max));
-  // In-place B needs a full NR-wide, unit-stride sliver, and pays only when A is one block
-  // (otherwise the packed panel is reused by later ic blocks).
-  const bool b_in_place = B.cs == 1 && M <= MC;
-  float* bbuf = thread_buffer(1, static_cast<std::size_t>(b_in_place ? NR * kc_max
-                                                                     : nc_max * kc_max));
+  // With at most two row tiles, each element of B is used once or twice: packing it would
+  // cost as much as the product, so full-width slivers of a row-major B are read in place.
+  const bool b_in_place = B.cs == 1 && M <= 2 * MR;
+  float* bbuf = thread_buffer(1, static_cast<std::size_t>((b_in_place ? NR : nc_max) * kc_max));
 
+  // C[ic:ic+mc, jc:jc+nc] += packed A block (mc x kc) * B panel (kc x nc) at depth pc.
+  auto macro_kernel = [&](index_t ic, index_t mc, index_t jc, index_t nc, index_t pc, index_t kc) {
+    const bool last = pc + kc == K;
+    const float* bpanel = B.p + pc * B.rs + jc * B.cs;
+    TileEpilogue te;
+    te.beta = pc == 0 ? ep.beta : 1.0f;
+    te.relu = last && ep.relu;
+    for (index_t jr = 0; jr < nc; jr += NR) {
+      const index_t nr = min_of<index_t>(NR, nc - jr);
+      te.bias_col = (last && ep.bias_mode == Bias::per_col) ? ep.bias + jc + jr : nullptr;
+      const float* bp = bbuf + jr * kc;
+      index_t ldb = NR;
+      if (b_in_place) {
+        if (nr == NR) {
+          bp = bpanel + jr;
+          ldb = B.rs;
+        } else {  // the ragged last sliver is packed (zero-padded) so no load runs past B
+          pack_b(kc, nr, bpanel + jr, B.rs, 1, bbuf);
+          bp = bbuf;
+        }
+      }
+      for (index_t ir = 0; ir < mc; ir += MR) {
+        const int m = static_cast<int>(min_of<index_t>(MR, mc - ir));
+        te.bias_row = (last && ep.bias_mode == Bias::per_row) ? ep.bias + ic + ir : nullptr;
+        kUkernel[m - 1](kc, abuf + ir * kc, bp, ldb, C + (ic + ir) * ldc + jc + jr, ldc,
+                        static_cast<int>(nr), te);
+      }
+    }
+  };
+  auto pack_b_panel = [&](index_t jc, index_t nc, index_t pc, index_t kc) {
+    if (!b_in_place) pack_b(kc, nc, B.p + pc * B.rs + jc * B.cs, B.rs, B.cs, bbuf);
+  };
+
+  if (one_a_block) {
+    for (index_t pc = 0; pc < K; pc += KC) {
+      const index_t kc = min_of<index_t>(KC, K - pc);
+      pack_a(M, kc, A.p + pc * A.cs, A.rs, A.cs, abuf);
+      for (index_t jc = 0; jc < N; jc += nc_blk) {
+        const index_t nc = min_of<index_t>(nc_blk, N - jc);
+        pack_b_panel(jc, nc, pc, kc);
+        macro_kernel(0, M, jc, nc, pc, kc);
+      }
+    }
+    return;
+  }
   for (index_t jc = 0; jc < N; jc += NC) {
     const index_t nc = min_of<index_t>(NC, N - jc);
     for (index_t pc = 0; pc < K; pc += KC) {
       const index_t kc = min_of<index_t>(KC, K - pc);
-      const bool first = pc == 0, last = pc + kc == K;
+      pack_b_panel(jc, nc, pc, kc);
       for (index_t ic = 0; ic < M; ic += MC) {
         const index_t mc = min_of<index_t>(MC, M - ic);
         pack_a(mc, kc, A.p + ic * A.rs + pc * A.cs, A.rs, A.cs, abuf);
-        for (index_t jr = 0; jr < nc; jr += NR) {
-          const index_t nr = min_of<index_t>(NR, nc - jr);
-          const float* bsrc = B.p + pc * B.rs + (jc + jr) * B.cs;
-          const float* bp;
-          index_t ldb;
-          if (b_in_place && nr == NR) {
-            bp = bsrc;
-            ldb = B.rs;
-          } else {
-            float* dst = b_in_place ? bbuf : bbuf + jr * kc;
-            if (b_in_place || ic == 0) pack_b(kc, nr, bsrc, B.rs, B.cs, dst);
-            bp = dst;
-            ldb = NR;
-          }
-          TileEpilogue te;
-          te.beta = first ? ep.beta : 1.0f;
-          te.relu = last && ep.relu;
-          te.bias_col = (last && ep.bias_mode == Bias::per_col) ? ep.bias + jc + jr : nullptr;
-          for (index_t ir = 0; ir < mc; ir += MR) {
-            const int m = static_cast<int>(min_of<index_t>(MR, mc - ir));
-            te.bias_row = (last && ep.bias_mode == Bias::per_row) ? ep.bias + ic + ir : nullptr;
-            kUkernel[m - 1](kc, abuf + ir * kc, bp, ldb, C + (ic + ir) * ldc + jc + jr, ldc,
-                            static_cast<int>(nr), te);
-          }
-        }
+        macro_kernel(ic, mc, jc, nc, pc, kc);
       }
     }
   }
-}
-
-// K == 0: the product is zero; only beta*C, bias and ReLU remain.
-void epilogue_only(index_t M, index_t N, float* C, index_t ldc, const GemmEpilogue& ep) {
-  for (index_t i = 0; i < M; ++i)
-    for (index_t j = 0; j < N; ++j) {
-      float x = ep.beta != 0.0f ? ep.beta * C[i * ldc + j] : 0.0f;
-      if (ep.bias_mode == Bias::per_row) x += ep.bias[i];
-      if (ep.bias_mode == Bias::per_col) x += ep.bias[j];
-      if (ep.relu) x = x > 0.0f ? x : (x != x ? x : 0.0f);
-      C[i * ldc + j] = x;
-    }
 }
 
 // Grid of tm x tn thread rectangles with tm * tn == nt, minimising each thread's packing
@@ -165,6 +218,78 @@ std::pair<index_t, index_t> split(index_t n, int parts, int i, index_t align) {
   return {min_of(lo, n), min_of(hi, n)};
 }
 
+// Small N: rows [m0, m1) of C as dot products (sgemm_dot.h). Bt = op(B)^T is packed N x K
+// (N <= NR / 2, so at most 16 K floats) unless it already is unit-stride along K.
+constexpr index_t kDotRows = 4;
+bool use_dot_path(index_t N) { return W > 1 && N <= NR / 2; }
+
+void gemm_dot(index_t m0, index_t m1, index_t N, index_t K, MatRef A, const float* bt, float* C,
+              index_t ldc, const GemmEpilogue& ep) {
+  float* apack = A.cs == 1 ? nullptr : thread_buffer(0, static_cast<std::size_t>(kDotRows * K));
+  for (index_t i = m0; i < m1; i += kDotRows) {
+    const index_t rb = min_of(kDotRows, m1 - i);
+    const float* rows[kDotRows];
+    for (index_t r = 0; r < rb; ++r) {
+      const float* src = A.p + (i + r) * A.rs;
+      if (apack) {
+        float* d = apack + r * K;
+        for (index_t k = 0; k < K; ++k) d[k] = src[k * A.cs];
+        src = d;
+      }
+      rows[r] = src;
+    }
+    float* c = C + i * ldc;
+    switch (rb) {
+      case 4: dot_rows<4>(K, N, rows, bt, c, ldc, ep, i); break;
+      case 3: dot_rows<3>(K, N, rows, bt, c, ldc, ep, i); break;
+      case 2: dot_rows<2>(K, N, rows, bt, c, ldc, ep, i); break;
+      default: dot_rows<1>(K, N, rows, bt, c, ldc, ep, i); break;
+    }
+  }
+}
+
+void sgemm_small_n(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_t ldc,
+                   const GemmEpilogue& ep, int nt) {
+  const float* bt = B.p;
+  if (B.rs != 1) {  // op(B)(k, n) at k*rs + n*cs; we need Bt(n, k) contiguous along k
+    float* d = thread_buffer(1, static_cast<std::size_t>(N * K));
+    for (index_t k = 0; k < K; ++k)
+      for (index_t n = 0; n < N; ++n) d[n * K + k] = B.p[k * B.rs + n * B.cs];
+    bt = d;
+  } else if (B.cs != K) {
+    float* d = thread_buffer(1, static_cast<std::size_t>(N * K));
+    for (index_t n = 0; n < N; ++n)
+      for (index_t k = 0; k < K; ++k) d[n * K + k] = B.p[n * B.cs + k];
+    bt = d;
+  }
+  if (nt <= 1) {
+    gemm_dot(0, M, N, K, A, bt, C, ldc, ep);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+#ifdef _OPENMP
+    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+    const int tid = 0, team = 1;
+#endif
+    auto [m0, m1] = split(M, team, tid, kDotRows);
+    if (m1 > m0) gemm_dot(m0, m1, N, K, A, bt, C, ldc, ep);
+  }
+}
+
+// K == 0: the product is zero; only beta*C, bias and ReLU remain.
+void epilogue_only(index_t M, index_t N, float* C, index_t ldc, const GemmEpilogue& ep) {
+  for (index_t i = 0; i < M; ++i)
+    for (index_t j = 0; j < N; ++j) {
+      float x = ep.beta != 0.0f ? ep.beta * C[i * ldc + j] : 0.0f;
+      if (ep.bias_mode == Bias::per_row) x += ep.bias[i];
+      if (ep.bias_mode == Bias::per_col) x += ep.bias[j];
+      if (ep.relu) x = x > 0.0f ? x : (x != x ? x : 0.0f);
+      C[i * ldc + j] = x;
+    }
+}
+
 }  // namespace
 
 void sgemm(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_t ldc,
@@ -175,6 +300,10 @@ void sgemm(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_
     return;
   }
   int nt = nthreads > 0 ? nthreads : threads_for(2.0 * double(M) * N * K, 1.5e6);
+  if (use_dot_path(N)) {
+    sgemm_small_n(M, N, K, A, B, C, ldc, ep, nt);
+    return;
+  }
   if (nt <= 1) {
     gemm_serial(M, N, K, A, B, C, ldc, ep);
     return;
