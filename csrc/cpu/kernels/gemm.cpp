@@ -29,32 +29,15 @@ using namespace gemm_config;
 using ukernel_fn = void (*)(index_t, const float*, const float*, index_t, float*, index_t, int,
                             const TileEpilogue&);
 
-template <std::size_t... R>
+template <int NVEC, std::size_t... R>
 constexpr auto make_ukernel_table(std::index_sequence<R...>) {
-  return std::array<ukernel_fn, sizeof...(R)>{&sgemm_ukernel<int(R) + 1, MR, NV>...};
+  return std::array<ukernel_fn, sizeof...(R)>{&sgemm_ukernel<int(R) + 1, MR, NVEC>...};
 }
-// kUkernel[m - 1] computes an m-row tile (1 <= m <= MR).
-const auto kUkernel = make_ukernel_table(std::make_index_sequence<MR>{});
-
-// A block (mc x kc at a, strides rs/cs) -> MR-row slivers, element (i, p) of sliver s at
-// dst[s*MR*kc + p*MR + i]; rows past mc are zero.
-void pack_a(index_t mc, index_t kc, const float* a, index_t rs, index_t cs, float* dst) {
-  for (index_t ir = 0; ir < mc; ir += MR) {
-    const index_t m = min_of<index_t>(MR, mc - ir);
-    float* d = dst + ir * kc;
-    const float* s = a + ir * rs;
-    if (m < MR) std::memset(d, 0, sizeof(float) * MR * kc);
-    if (rs == 1) {
-      for (index_t p = 0; p < kc; ++p)
-        for (index_t i = 0; i < m; ++i) d[p * MR + i] = s[p * cs + i];
-    } else {
-      for (index_t i = 0; i < m; ++i) {
-        const float* row = s + i * rs;
-        for (index_t p = 0; p < kc; ++p) d[p * MR + i] = row[p * cs];
-      }
-    }
-  }
-}
+// kUkernel[m - 1] computes an m-row tile (1 <= m <= MR); kUkernelHalf the same for a ragged
+// right edge no wider than NR / 2 (half the vector work).
+const auto kUkernel = make_ukernel_table<NV>(std::make_index_sequence<MR>{});
+constexpr int NV_HALF = NV > 1 ? NV / 2 : 1;
+const auto kUkernelHalf = make_ukernel_table<NV_HALF>(std::make_index_sequence<MR>{});
 
 #if LAMINA_ISA_ID >= 1
 // dst[q * ldd + r] = src[r * lds + q] for an 8 x 8 block (AVX2 shuffles; also under AVX-512).
@@ -76,30 +59,57 @@ inline void transpose8x8(const float* src, index_t lds, float* dst, index_t ldd)
     _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
   }
 }
+
+// dst[q * ldd + r] = src[r * lds + q] for r < rows (<= 8) source rows of 8 floats: only the
+// first `rows` floats of each output row are written.
+inline void transpose8xr(const float* src, index_t lds, int rows, float* dst, index_t ldd) {
+  if (rows == 8) {
+    transpose8x8(src, lds, dst, ldd);
+    return;
+  }
+  alignas(32) float tmp[8 * 8] = {};
+  for (int r = 0; r < rows; ++r) _mm256_store_ps(tmp + 8 * r, _mm256_loadu_ps(src + r * lds));
+  alignas(32) float t2[8 * 8];
+  transpose8x8(tmp, 8, t2, 8);
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  for (int q = 0; q < 8; ++q) _mm256_maskstore_ps(dst + q * ldd, mask, _mm256_load_ps(t2 + 8 * q));
+}
 #endif
 
 // B panel (kc x nc at b, strides rs/cs) -> NR-column slivers, element (p, j) of sliver s at
 // dst[s*NR*kc + p*NR + j]; columns past nc are zero. B is read along its contiguous
 // direction, whole rows at a time, so each source line and page is touched once.
 void pack_b(index_t kc, index_t nc, const float* b, index_t rs, index_t cs, float* dst) {
-  const index_t tail = nc % NR;
-  if (tail) {
-    float* last = dst + (nc - tail) * kc;
-    for (index_t p = 0; p < kc; ++p)
-      for (index_t j = tail; j < NR; ++j) last[p * NR + j] = 0.0f;
-  }
+  using simd::load;
+  using simd::load_mask;
+  using simd::store;
+  using simd::tail_mask;
+  using simd::zero;
+  const index_t full = nc - nc % NR, tail = nc - full;
   if (cs == 1) {
     for (index_t p = 0; p < kc; ++p) {
       const float* row = b + p * rs;
-      index_t jr = 0;
-      for (; jr + NR <= nc; jr += NR) {
+      for (index_t jr = 0; jr < full; jr += NR) {
         float* d = dst + jr * kc + p * NR;
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) simd::store(d + v * W, simd::load(row + jr + v * W));
+        for (int v = 0; v < NV; ++v) store(d + v * W, load(row + jr + v * W));
       }
-      if (jr < nc) std::memcpy(dst + jr * kc + p * NR, row + jr, sizeof(float) * (nc - jr));
+      if (tail) {  // masked loads: zero padding without reading past the row
+        float* d = dst + full * kc + p * NR;
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          const int nv = static_cast<int>(tail) - v * W;
+          store(d + v * W, nv > 0 ? load_mask(row + full + v * W, tail_mask(nv)) : zero());
+        }
+      }
     }
     return;
+  }
+  if (tail) {
+    float* last = dst + full * kc;
+    for (index_t p = 0; p < kc; ++p)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) store(last + p * NR + v * W, zero());
   }
   // Transposed B (rs == 1 typically): column j of op(B) is contiguous along p.
   for (index_t jr = 0; jr < nc; jr += NR) {
@@ -116,6 +126,34 @@ void pack_b(index_t kc, index_t nc, const float* b, index_t rs, index_t cs, floa
 #endif
     for (index_t p = p0; p < kc; ++p)
       for (index_t j = 0; j < nr; ++j) d0[p * NR + j] = b[(jr + j) * cs + p * rs];
+  }
+}
+
+// A block (mc x kc at a, strides rs/cs) -> MR-row slivers, element (i, p) of sliver s at
+// dst[s*MR*kc + p*MR + i]; rows past mc are zero.
+void pack_a(index_t mc, index_t kc, const float* a, index_t rs, index_t cs, float* dst) {
+  for (index_t ir = 0; ir < mc; ir += MR) {
+    const index_t m = min_of<index_t>(MR, mc - ir);
+    float* d = dst + ir * kc;
+    const float* s = a + ir * rs;
+    if (m < MR) std::memset(d, 0, sizeof(float) * MR * kc);
+    if (rs == 1) {
+      for (index_t p = 0; p < kc; ++p)
+        for (index_t i = 0; i < m; ++i) d[p * MR + i] = s[p * cs + i];
+    } else {
+      index_t p0 = 0;
+#if LAMINA_ISA_ID >= 1
+      if (cs == 1)  // row-major A: 8 depth steps x up to 8 rows transposed in registers
+        for (; p0 + 8 <= kc; p0 += 8)
+          for (index_t i0 = 0; i0 < m; i0 += 8)
+            transpose8xr(s + i0 * rs + p0, rs, static_cast<int>(min_of<index_t>(8, m - i0)),
+                         d + p0 * MR + i0, MR);
+#endif
+      for (index_t i = 0; i < m; ++i) {
+        const float* row = s + i * rs;
+        for (index_t p = p0; p < kc; ++p) d[p * MR + i] = row[p * cs];
+      }
+    }
   }
 }
 
@@ -157,10 +195,11 @@ void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, 
           bp = bbuf;
         }
       }
+      const auto& kernels = nr <= NV_HALF * W ? kUkernelHalf : kUkernel;
       for (index_t ir = 0; ir < mc; ir += MR) {
         const int m = static_cast<int>(min_of<index_t>(MR, mc - ir));
         te.bias_row = (last && ep.bias_mode == Bias::per_row) ? ep.bias + ic + ir : nullptr;
-        kUkernel[m - 1](kc, abuf + ir * kc, bp, ldb, C + (ic + ir) * ldc + jc + jr, ldc,
+        kernels[m - 1](kc, abuf + ir * kc, bp, ldb, C + (ic + ir) * ldc + jc + jr, ldc,
                         static_cast<int>(nr), te);
       }
     }
