@@ -14,12 +14,10 @@
 #include <utility>
 
 #include "lamina/gemm.h"
+#include "lamina/parallel.h"
 #include "sgemm_dot.h"
 #include "sgemm_ukernel.h"
 #include "workspace.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace lamina::cpu::LAMINA_ISA_NS {
 namespace {
@@ -250,12 +248,6 @@ std::pair<int, int> thread_grid(index_t M, index_t N, int nt) {
   return {best_m, nt / best_m};
 }
 
-// Bounds of part `i` of `parts` over [0, n) in multiples of `align`.
-std::pair<index_t, index_t> split(index_t n, int parts, int i, index_t align) {
-  index_t units = ceil_div(n, align);
-  index_t lo = units * i / parts * align, hi = units * (i + 1) / parts * align;
-  return {min_of(lo, n), min_of(hi, n)};
-}
 
 // Small N: rows [m0, m1) of C as dot products (sgemm_dot.h). Bt = op(B)^T is packed N x K
 // (N <= NR / 2, so at most 16 K floats) unless it already is unit-stride along K.
@@ -301,20 +293,10 @@ void sgemm_small_n(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C
       for (index_t k = 0; k < K; ++k) d[n * K + k] = B.p[n * B.cs + k];
     bt = d;
   }
-  if (nt <= 1) {
-    gemm_dot(0, M, N, K, A, bt, C, ldc, ep);
-    return;
-  }
-#pragma omp parallel num_threads(nt)
-  {
-#ifdef _OPENMP
-    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-    const int tid = 0, team = 1;
-#endif
-    auto [m0, m1] = split(M, team, tid, kDotRows);
+  parallel_team(nt, [&](int tid, int team) {
+    auto [m0, m1] = split_range(M, team, tid, kDotRows);
     if (m1 > m0) gemm_dot(m0, m1, N, K, A, bt, C, ldc, ep);
-  }
+  });
 }
 
 // K == 0: the product is zero; only beta*C, bias and ReLU remain.
@@ -343,29 +325,17 @@ void sgemm(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_
     sgemm_small_n(M, N, K, A, B, C, ldc, ep, nt);
     return;
   }
-  if (nt <= 1) {
-    gemm_serial(M, N, K, A, B, C, ldc, ep);
-    return;
-  }
-#pragma omp parallel num_threads(nt)
-  {
-#ifdef _OPENMP
-    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-    const int tid = 0, team = 1;
-#endif
-    // The team may be smaller than asked (nested regions): split over what we got.
+  parallel_team(nt, [&](int tid, int team) {
     auto [tm, tn] = thread_grid(M, N, team);
-    auto [m0, m1] = split(M, tm, tid / tn, MR);
-    auto [n0, n1] = split(N, tn, tid % tn, NR);
-    if (m1 > m0 && n1 > n0) {
-      GemmEpilogue e = ep;
-      if (ep.bias_mode == Bias::per_row) e.bias = ep.bias + m0;
-      if (ep.bias_mode == Bias::per_col) e.bias = ep.bias + n0;
-      MatRef a{A.p + m0 * A.rs, A.rs, A.cs}, b{B.p + n0 * B.cs, B.rs, B.cs};
-      gemm_serial(m1 - m0, n1 - n0, K, a, b, C + m0 * ldc + n0, ldc, e);
-    }
-  }
+    auto [m0, m1] = split_range(M, tm, tid / tn, MR);
+    auto [n0, n1] = split_range(N, tn, tid % tn, NR);
+    if (m1 <= m0 || n1 <= n0) return;
+    GemmEpilogue e = ep;
+    if (ep.bias_mode == Bias::per_row) e.bias = ep.bias + m0;
+    if (ep.bias_mode == Bias::per_col) e.bias = ep.bias + n0;
+    MatRef a{A.p + m0 * A.rs, A.rs, A.cs}, b{B.p + n0 * B.cs, B.rs, B.cs};
+    gemm_serial(m1 - m0, n1 - n0, K, a, b, C + m0 * ldc + n0, ldc, e);
+  });
 }
 
 }  // namespace lamina::cpu::LAMINA_ISA_NS
