@@ -5,3 +5,4 @@ release the GIL while computing, and return new arrays unless ``out=`` is given.
 One line per kernel family below.
 """
 from ._native import linear, matmul  # noqa: F401
+from ._native import conv2d, conv2d_backward  # noqa: F401

@@ -7,3 +7,4 @@ and compute in the input's precision (float64 for finite-difference gradient che
 One module per kernel family; this package re-exports them all.
 """
 from .gemm import linear, matmul  # noqa: F401
+from .conv import conv2d, conv2d_backward  # noqa: F401
