@@ -160,6 +160,20 @@ LAMINA_BINDINGS(bind_conv) {
         py::arg("compute_grad_x") = true,
         "Gradients of conv2d: (grad_x, grad_w, grad_b) from x, w and grad_y (N, O, OH, OW); "
         "grad_x is None when compute_grad_x is False.");
+  m.def(
+      "_conv_grad_w_method",
+      [](const std::string& name) {
+        static const char* names[] = {"auto", "gemm", "dot", "rows"};
+        for (int i = 0; i < 4; ++i)
+          if (name == names[i]) {
+            conv_testing_grad_w_method().store(i);
+            return;
+          }
+        value_error("method must be 'auto', 'gemm', 'dot' or 'rows', got '" + name + "'");
+      },
+      py::arg("method"),
+      "Testing aid: force how conv2d_backward computes grad_w ('rows' applies only where "
+      "dilation_w == 1). Not thread-safe while kernels run.");
 }
 
 }  // namespace lamina::bind

@@ -7,6 +7,8 @@
 // All arrays are C-contiguous; the caller (the binding) has validated the geometry, so the
 // kernels never read or write outside them.
 #pragma once
+#include <atomic>
+
 #include "lamina/common.h"
 #include "lamina/cpu/isa.h"
 
@@ -20,6 +22,14 @@ struct Conv2dShape {
   index_t dh, dw;       // dilation, >= 1
   index_t OH, OW;       // output size: (H + 2ph - dh(kH-1) - 1) / sh + 1, >= 1
 };
+
+// Testing aid: forces how conv2d_backward computes grad_w (0 = chosen by shape, 1 = packed
+// GEMM on col, 2 = dot products on col, 3 = GEMM on im2row, used only where dilation_w == 1),
+// so the tests reach every path whatever the heuristics pick. One value for the process.
+inline std::atomic<int>& conv_testing_grad_w_method() {
+  static std::atomic<int> method{0};
+  return method;
+}
 
 }  // namespace lamina
 
