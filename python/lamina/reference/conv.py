@@ -39,6 +39,8 @@ def _geometry(x, w, stride, padding, dilation):
     if w.shape[1] != x.shape[1]:
         raise ValueError(f"w has {w.shape[1]} input channels but x has {x.shape[1]} "
                          f"(x shape {x.shape}, w shape {w.shape})")
+    if w.shape[2] < 1 or w.shape[3] < 1:
+        raise ValueError(f"w has an empty kernel (w shape {w.shape})")
     (sh, sw), (ph, pw), (dh, dw) = (_pair(stride, "stride"), _pair(padding, "padding"),
                                     _pair(dilation, "dilation"))
     if sh <= 0 or sw <= 0:
@@ -83,8 +85,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, activation=None):
     if b is not None and b.shape != (O,):
         raise ValueError(f"b must have shape ({O},), got {b.shape}")
     cols = im2col(x, w.shape[2:], stride, padding, dilation)          # (N, OH, OW, C, kH, kW)
-    cols = cols.reshape(N * OH * OW, -1)                              # (N*OH*OW, C*kH*kW)
-    y = cols @ w.reshape(O, -1).T                                     # (N*OH*OW, O)
+    K = w.shape[1] * w.shape[2] * w.shape[3]                          # C*kH*kW
+    cols = cols.reshape(N * OH * OW, K)                               # (N*OH*OW, C*kH*kW)
+    y = cols @ w.reshape(O, K).T                                      # (N*OH*OW, O)
     if b is not None:
         y = y + b
     if activation == "relu":
@@ -109,12 +112,12 @@ def conv2d_backward(x, w, grad_y, stride=1, padding=0, dilation=1, compute_grad_
 
     grad_b = grad_y.sum(axis=(0, 2, 3))
     gy = grad_y.transpose(0, 2, 3, 1).reshape(N * OH * OW, O)         # one row per position
-    cols = im2col(x, (kH, kW), stride, padding, dilation).reshape(N * OH * OW, -1)
+    cols = im2col(x, (kH, kW), stride, padding, dilation).reshape(N * OH * OW, C * kH * kW)
     grad_w = (gy.T @ cols).reshape(O, C, kH, kW)
     if not compute_grad_x:
         return None, grad_w, grad_b
 
-    grad_cols = (gy @ w.reshape(O, -1)).reshape(N, OH, OW, C, kH, kW)
+    grad_cols = (gy @ w.reshape(O, C * kH * kW)).reshape(N, OH, OW, C, kH, kW)
     # col2im: kernel offset (i, j) of every window read xpad[:, :, oh*sh + i*dh, ow*sw + j*dw];
     # add each column entry back there (strided slices of distinct positions: no collisions
     # within one offset, and the loop over offsets accumulates the overlaps).
