@@ -13,3 +13,4 @@ from .loss import binary_cross_entropy, mse  # noqa: F401
 from .dropout import dropout, dropout_backward  # noqa: F401
 from .sgd import sgd_step  # noqa: F401
 from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward  # noqa: F401
+from .conv import conv2d, conv2d_backward  # noqa: F401
