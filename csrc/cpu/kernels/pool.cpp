@@ -25,6 +25,7 @@
 
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "eltwise.h"
 #include "vmath.h"
@@ -190,8 +191,7 @@ template <class Plane>
 void for_planes(const Pool2d& g, double cells_per_plane, Plane&& plane) {
   const int nt = static_cast<int>(
       min_of<index_t>(threads_for(double(g.planes) * cells_per_plane, kPerThread), g.planes));
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (index_t p = 0; p < g.planes; ++p) plane(p);
+  parallel_for(g.planes, nt, plane);
 }
 
 // The plane kernel for this window size: 2x2 and 3x3 unrolled, anything else generic.
@@ -226,12 +226,12 @@ void max_pool2d_forward(const float* x, float* y, std::int64_t* idx, const Pool2
 index_t max_pool2d_backward(const float* grad_y, const std::int64_t* idx, float* grad_x, const Pool2d& g) {
   const index_t in = g.H * g.W, out = g.OH * g.OW;
   const int nt = static_cast<int>(min_of<index_t>(threads_for(double(g.planes) * (in + out), 4 * kPerThread), g.planes));
-  index_t bad = -1;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    index_t my_bad = -1;
-#pragma omp for schedule(static)
-    for (index_t p = 0; p < g.planes; ++p) {
+  // The first bad position of each thread's (contiguous) planes; the smallest is the first.
+  std::vector<index_t> bad_of(static_cast<std::size_t>(max_of(nt, 1)), -1);
+  parallel_team(nt, [&](int tid, int team) {
+    auto [p0, p1] = split_range(g.planes, team, tid);
+    index_t& my_bad = bad_of[static_cast<std::size_t>(tid)];
+    for (index_t p = p0; p < p1; ++p) {
       float* gx = grad_x + p * in;
       const float* gy = grad_y + p * out;
       const std::int64_t* ix = idx + p * out;
@@ -246,11 +246,10 @@ index_t max_pool2d_backward(const float* grad_y, const std::int64_t* idx, float*
         gx[i] += gy[o];
       }
     }
-    if (my_bad >= 0) {
-#pragma omp critical(lamina_max_pool_bad)
-      if (bad < 0 || my_bad < bad) bad = my_bad;
-    }
-  }
+  });
+  index_t bad = -1;
+  for (index_t b : bad_of)
+    if (b >= 0 && (bad < 0 || b < bad)) bad = b;
   return bad;
 }
 

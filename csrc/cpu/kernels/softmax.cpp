@@ -159,8 +159,7 @@ void softmax_forward(const float* x, float* y, index_t outer, index_t K, index_t
   if (outer <= 0 || K <= 0 || inner <= 0) return;
   const int nt = threads_for(double(outer) * K * inner, kPerThread);
   if (inner == 1) {
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (index_t r = 0; r < outer; ++r) softmax_row(x + r * K, y + r * K, K, log);
+    parallel_for(outer, nt, [&](index_t r) { softmax_row(x + r * K, y + r * K, K, log); });
     return;
   }
   // Column chunks of at most 1024 (a multiple of W), more of them when outer alone cannot
@@ -168,13 +167,12 @@ void softmax_forward(const float* x, float* y, index_t outer, index_t K, index_t
   index_t cw = min_of<index_t>(inner, 1024);
   if (outer * ceil_div(inner, cw) < nt) cw = min_of(inner, round_up(ceil_div(inner, nt), W));
   const index_t chunks = ceil_div(inner, cw);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (index_t item = 0; item < outer * chunks; ++item) {
+  parallel_for(outer * chunks, nt, [&](index_t item) {
     const index_t o = item / chunks, j0 = (item % chunks) * cw, j1 = min_of(inner, j0 + cw);
     float* scratch = thread_buffer(2, static_cast<std::size_t>(round_up(2 * cw, 2) + 2 * cw));
     const index_t off = o * K * inner;
     softmax_columns(x + off, y + off, K, inner, j0, j1, log, scratch);
-  }
+  });
 }
 
 double softmax_cross_entropy(const float* logits, const std::int64_t* labels, float* grad,
@@ -183,8 +181,7 @@ double softmax_cross_entropy(const float* logits, const std::int64_t* labels, fl
   std::vector<double> row_loss(static_cast<std::size_t>(N));
   const float inv_n = static_cast<float>(1.0 / double(N));
   const int nt = threads_for(double(N) * K, kPerThread);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (index_t r = 0; r < N; ++r) {
+  parallel_for(N, nt, [&](index_t r) {
     const float* x = logits + r * K;
     float* g = grad + r * K;
     const index_t lab = labels[r];
@@ -193,7 +190,7 @@ double softmax_cross_entropy(const float* logits, const std::int64_t* labels, fl
     scale_row(g, K, static_cast<float>(1.0 / (double(s) * double(N))));
     g[lab] -= inv_n;
     row_loss[static_cast<std::size_t>(r)] = std::log(double(s)) - (double(x[lab]) - double(m));
-  }
+  });
   double total = 0.0;  // summed in row order: the same loss for any thread count
   for (double l : row_loss) total += l;
   return total / double(N);
