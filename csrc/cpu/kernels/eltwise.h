@@ -1,6 +1,7 @@
-// eltwise.h: loops shared by the element-wise kernels (activations, dropout, losses, SGD):
-// split a flat range over threads, and apply a lane function to contiguous float arrays with
-// a masked tail (nothing is read or written past element n-1).
+// eltwise.h: loops shared by the element-wise, row and pooling kernels (activations, dropout,
+// losses, SGD, softmax, pooling): split a range over threads (on lamina/parallel.h), apply a
+// lane function to contiguous float arrays with a masked tail (nothing is read or written
+// past element n-1), and sum in a fixed order whatever the thread count.
 #pragma once
 #include <vector>
 
