@@ -48,8 +48,10 @@ float row_max(const float* x, index_t K) {
 // kSumBlock elements, block totals are added in double: the sum's rounding error stays
 // that of a 256-term float sum for any K.
 constexpr index_t kSumBlock = 256;  // a multiple of 2W on every ISA
+// `next` (or null): the row to be processed after this one, prefetched a cache line per
+// vector while this row is computed from L1, so its load overlaps the exp work.
 template <bool Store>
-float exp_sum(const float* x, float* e, index_t K, float m) {
+float exp_sum(const float* x, float* e, index_t K, float m, const float* next) {
   const vf vm = set1(m);
   double total = 0.0;
   for (index_t k0 = 0; k0 < K; k0 += kSumBlock) {
@@ -57,6 +59,10 @@ float exp_sum(const float* x, float* e, index_t K, float m) {
     vf s0 = zero(), s1 = zero();
     index_t k = k0;
     for (; k + 2 * W <= k1; k += 2 * W) {
+      if (next) {
+        prefetch(next + k);
+        prefetch(next + k + W);
+      }
       vf e0 = vmath::exp(sub(load(x + k), vm));
       vf e1 = vmath::exp(sub(load(x + k + W), vm));
       if (Store) {
@@ -92,13 +98,13 @@ void shift_row(const float* x, float* y, index_t K, float m, float c) {
   map1(x, y, K, [vm = set1(m), vc = set1(c)](vf a) { return sub(sub(a, vm), vc); });
 }
 
-void softmax_row(const float* x, float* y, index_t K, bool log) {
+void softmax_row(const float* x, float* y, index_t K, bool log, const float* next) {
   const float m = row_max(x, K);
   if (log) {
-    const float s = exp_sum<false>(x, nullptr, K, m);
+    const float s = exp_sum<false>(x, nullptr, K, m, next);
     shift_row(x, y, K, m, std::log(s));
   } else {
-    const float s = exp_sum<true>(x, y, K, m);
+    const float s = exp_sum<true>(x, y, K, m, next);
     scale_row(y, K, 1.0f / s);
   }
 }
@@ -159,7 +165,9 @@ void softmax_forward(const float* x, float* y, index_t outer, index_t K, index_t
   if (outer <= 0 || K <= 0 || inner <= 0) return;
   const int nt = threads_for(double(outer) * K * inner, kPerThread);
   if (inner == 1) {
-    parallel_for(outer, nt, [&](index_t r) { softmax_row(x + r * K, y + r * K, K, log); });
+    parallel_for(outer, nt, [&](index_t r) {
+      softmax_row(x + r * K, y + r * K, K, log, r + 1 < outer ? x + (r + 1) * K : nullptr);
+    });
     return;
   }
   // Column chunks of at most 1024 (a multiple of W), more of them when outer alone cannot
@@ -186,7 +194,7 @@ double softmax_cross_entropy(const float* logits, const std::int64_t* labels, fl
     float* g = grad + r * K;
     const index_t lab = labels[r];
     const float m = row_max(x, K);
-    const float s = exp_sum<true>(x, g, K, m);  // g = exp(x - m) for now
+    const float s = exp_sum<true>(x, g, K, m, r + 1 < N ? x + K : nullptr);  // g = exp(x - m) for now
     scale_row(g, K, static_cast<float>(1.0 / (double(s) * double(N))));
     g[lab] -= inv_n;
     row_loss[static_cast<std::size_t>(r)] = std::log(double(s)) - (double(x[lab]) - double(m));
