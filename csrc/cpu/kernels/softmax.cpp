@@ -63,8 +63,8 @@ float exp_sum(const float* x, float* e, index_t K, float m, const float* next) {
         prefetch(next + k);
         prefetch(next + k + W);
       }
-      vf e0 = vmath::exp(sub(load(x + k), vm));
-      vf e1 = vmath::exp(sub(load(x + k + W), vm));
+      vf e0 = vmath::exp_nonpos(sub(load(x + k), vm));
+      vf e1 = vmath::exp_nonpos(sub(load(x + k + W), vm));
       if (Store) {
         store(e + k, e0);
         store(e + k + W, e1);
@@ -73,13 +73,13 @@ float exp_sum(const float* x, float* e, index_t K, float m, const float* next) {
       s1 = add(s1, e1);
     }
     for (; k + W <= k1; k += W) {
-      vf e0 = vmath::exp(sub(load(x + k), vm));
+      vf e0 = vmath::exp_nonpos(sub(load(x + k), vm));
       if (Store) store(e + k, e0);
       s0 = add(s0, e0);
     }
     if (k < k1) {
       const mask_t tm = tail_mask(static_cast<int>(k1 - k));
-      vf e0 = vmath::exp(sub(vmath::load_or(x + k, tm, set1(-kInf)), vm));
+      vf e0 = vmath::exp_nonpos(sub(vmath::load_or(x + k, tm, set1(-kInf)), vm));
       if (Store) store_mask(e + k, tm, e0);
       s0 = add(s0, e0);
     }
@@ -133,7 +133,7 @@ void softmax_columns(const float* x, float* y, index_t K, index_t inner, index_t
     float* yr = y + k * inner + j0;
     for (index_t j = 0; j < w; j += W) {
       const index_t n = w - j;
-      vf e = vmath::exp(sub(load_n(xr + j, n, -kInf), load_n(mx + j, n, 0.0f)));
+      vf e = vmath::exp_nonpos(sub(load_n(xr + j, n, -kInf), load_n(mx + j, n, 0.0f)));
       if (!log) store_n(yr + j, n, e);
       store_n(sm + j, n, add(load_n(sm + j, n, 0.0f), e));
     }
