@@ -1,0 +1,144 @@
+"""Backends: a backend is a namespace of kernels with one contract (issue 3's names).
+
+``get_backend("native")`` holds the C++ kernels of ``lamina.ops``; ``get_backend("numpy")``
+holds their NumPy twins from ``lamina.reference`` (any float dtype, used for float64
+gradient checks). Layers, losses and optimisers call kernels only through a backend:
+
+    be = lamina.backend.current()
+    y = be.conv2d(x, w, b, stride=1, padding=2)
+
+The default is "native"; change it with ``lamina.set_backend(name)`` or temporarily with
+``with lamina.use_backend("numpy"): ...``. A layer or model can also be pinned to one with
+``model.to("numpy")``.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+
+# Every kernel a backend provides (issue 3's contract plus the foundation's GEMM).
+KERNELS = (
+    "matmul", "linear",
+    "conv2d", "conv2d_backward",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "leaky_relu", "leaky_relu_backward",
+    "softmax", "log_softmax",
+    "softmax_cross_entropy", "mse", "binary_cross_entropy",
+    "dropout", "dropout_backward",
+    "sgd_step",
+)
+
+# TEMPORARY fallback, remove when issue-3 kernels merge: kernels listed here that lamina.ops
+# does not have yet resolve from lamina.reference inside the "native" backend.
+_PENDING_NATIVE = [
+    "conv2d", "conv2d_backward",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "leaky_relu", "leaky_relu_backward",
+    "softmax", "log_softmax",
+    "softmax_cross_entropy", "mse", "binary_cross_entropy",
+    "dropout", "dropout_backward",
+    "sgd_step",
+]
+
+
+def _accepts_out(fn) -> bool:
+    """Whether a kernel takes an ``out=`` argument (pybind functions state it in __doc__)."""
+    try:
+        return "out" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        head = (getattr(fn, "__doc__", None) or "").split("\n", 1)[0]
+        return "out:" in head or "out=" in head
+
+
+class Backend:
+    """A namespace of kernels. Attributes are the kernel functions themselves (one attribute
+    lookup per call on the hot path); ``dtypes`` lists the float dtypes its kernels accept;
+    ``accepts_out`` names the kernels that can write into a caller's buffer; ``fallbacks``
+    names kernels borrowed from another backend (the temporary native fallback)."""
+
+    def __init__(self, name, kernels, dtypes, fallbacks=()):
+        self.name = name
+        self.dtypes = tuple(dtypes)
+        self.fallbacks = tuple(fallbacks)
+        self.kernels = dict(kernels)
+        self.accepts_out = frozenset(k for k, f in self.kernels.items() if _accepts_out(f))
+        for k, f in self.kernels.items():
+            setattr(self, k, f)
+
+    def __getattr__(self, name):  # only reached for kernels this backend lacks
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(f"backend {self.__dict__.get('name', '?')!r} has no kernel {name!r}")
+
+    def supports(self, dtype) -> bool:
+        import numpy as np
+        return np.dtype(dtype) in self.dtypes
+
+    def __repr__(self):
+        extra = f", {len(self.fallbacks)} kernels from the numpy reference" if self.fallbacks else ""
+        return f"<lamina backend {self.name!r}{extra}>"
+
+
+_cache: dict[str, Backend] = {}
+
+
+def _build(name: str) -> Backend:
+    import numpy as np
+
+    from . import ops, reference
+
+    if name == "numpy":
+        table = {k: getattr(reference, k) for k in KERNELS if hasattr(reference, k)}
+        return Backend("numpy", table, (np.float32, np.float64))
+    if name == "native":
+        table, borrowed = {}, []
+        for k in KERNELS:
+            fn = getattr(ops, k, None)
+            if fn is None and k in _PENDING_NATIVE and hasattr(reference, k):
+                fn = getattr(reference, k)  # temporary, see _PENDING_NATIVE
+                borrowed.append(k)
+            if fn is not None:
+                table[k] = fn
+        return Backend("native", table, (np.float32,), borrowed)
+    raise ValueError(f"unknown backend {name!r}; expected 'native' or 'numpy'")
+
+
+def get_backend(name: str | Backend | None = None) -> Backend:
+    """The backend called ``name`` ("native" or "numpy"), or the current default for None."""
+    if name is None:
+        return current()
+    if isinstance(name, Backend):
+        return name
+    be = _cache.get(name)
+    if be is None:
+        be = _cache[name] = _build(name)
+    return be
+
+
+_default: Backend | None = None
+
+
+def current() -> Backend:
+    """The default backend (native unless changed by set_backend / use_backend)."""
+    return _default if _default is not None else set_backend("native")
+
+
+def set_backend(name: str | Backend) -> Backend:
+    """Make ``name`` the default backend; returns it."""
+    global _default
+    _default = get_backend(name)
+    return _default
+
+
+@contextlib.contextmanager
+def use_backend(name: str | Backend):
+    """``with use_backend("numpy"): ...`` runs the block with another default backend."""
+    global _default
+    before = _default
+    be = set_backend(name)
+    try:
+        yield be
+    finally:
+        _default = before
