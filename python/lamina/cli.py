@@ -1,7 +1,7 @@
 """The ``lamina`` command (also ``python -m lamina``).
 
     lamina train [--model lenet5|mlp] [--epochs N] [--batch-size N] [--lr X] [--momentum M]
-                 [--data DIR] [--out model.safetensors] [--seed S] [--threads T]
+                 [--schedule cosine|none] [--data DIR] [--out model.safetensors] [--seed S] [--threads T]
     lamina evaluate model.safetensors [--data DIR]
     lamina info
     lamina bench [...]        (the kernel table vs NumPy: lamina.bench)
@@ -56,6 +56,7 @@ def cmd_train(args):
         Xte, yte = Xte[: args.limit], yte[: args.limit]
     model = models.MODELS[args.model]()
     opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    callbacks = [optim.CosineLR(opt, T_max=args.epochs)] if args.schedule == "cosine" and args.epochs > 0 else []
     verbose = 0 if args.quiet else 1
     if verbose:
         print(f"lamina {lamina.__version__}: training {args.model} on {len(Xtr)} images "
@@ -63,11 +64,12 @@ def cmd_train(args):
               flush=True)
     t0 = time.perf_counter()
     history = model.fit(Xtr, ytr, epochs=args.epochs, batch_size=args.batch_size, optimizer=opt,
-                        shuffle=True, seed=args.seed, verbose=verbose)
+                        shuffle=True, seed=args.seed, verbose=verbose, callbacks=callbacks)
     train_time = time.perf_counter() - t0
     loss, acc = model.evaluate(Xte, yte)
-    ips = sum(len(Xtr) for _ in history["loss"]) / sum(history["time"])
-    print(f"test accuracy {acc * 100:.2f}% (loss {loss:.4f}) after {len(history['loss'])} epoch(s); "
+    epochs_run = len(history.get("time", []))
+    ips = len(Xtr) * epochs_run / sum(history["time"]) if epochs_run else 0.0
+    print(f"test accuracy {acc * 100:.2f}% (loss {loss:.4f}) after {epochs_run} epoch(s); "
           f"training {ips:,.0f} images/s ({train_time:.1f} s)")
     if args.out:
         io.save(model, args.out)
@@ -133,6 +135,8 @@ def build_parser():
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=0.05)
     t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--schedule", choices=("cosine", "none"), default="cosine",
+                   help="learning-rate schedule over the epochs (default: cosine)")
     t.add_argument("--data", metavar="DIR", default=None, help="folder with MNIST-format IDX files")
     t.add_argument("--out", metavar="PATH", default="model.safetensors",
                    help="where to save the trained model ('' to skip)")
@@ -161,8 +165,15 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":
         return cmd_bench(argv[1:])
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "epochs", 1) < 0 or getattr(args, "batch_size", 1) < 1:
+        parser.error("--epochs must be >= 0 and --batch-size >= 1")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"lamina {args.command}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
