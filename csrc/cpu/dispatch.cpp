@@ -1,6 +1,7 @@
 // dispatch.cpp: picks the CPU path once (best available, or LAMINA_CPU's request) and holds
 // the thread count every parallel region uses. Compiled with no arch flags.
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -44,12 +45,22 @@ const char* isa_name(Isa isa) {
   }
 }
 
+// LAMINA_CPU_DISABLE=avx512[,avx2] hides paths from detection (like NumPy's
+// NPY_DISABLE_CPU_FEATURES): to test a machine without them, or to work around a bad one.
+static bool disabled(Isa isa) {
+  const char* env = std::getenv("LAMINA_CPU_DISABLE");
+  if (!env) return false;
+  std::string list = std::string(",") + env + ",", name = std::string(",") + isa_name(isa) + ",";
+  return list.find(name) != std::string::npos;
+}
+
 std::vector<Isa> supported_isas() {
   std::vector<Isa> v{Isa::generic};
 #ifdef LAMINA_HAVE_X86_PATHS
   CpuFeatures f = detect_cpu_features();
-  if (f.os_avx && f.avx2 && f.fma) v.push_back(Isa::avx2);
-  if (f.os_avx512 && f.avx512f && f.avx512dq && f.avx512bw && f.avx512vl && f.avx2 && f.fma)
+  if (f.os_avx && f.avx2 && f.fma && !disabled(Isa::avx2)) v.push_back(Isa::avx2);
+  if (f.os_avx512 && f.avx512f && f.avx512dq && f.avx512bw && f.avx512vl && f.avx2 && f.fma &&
+      !disabled(Isa::avx512))
     v.push_back(Isa::avx512);
 #endif
   return v;

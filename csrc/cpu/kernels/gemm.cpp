@@ -4,20 +4,20 @@
 //
 // Loops (BLIS names): jc over NC columns of B, pc over KC of the depth, ic over MC rows of A
 // (A block packed into MR-row slivers), jr over NR columns (B sliver packed once, on the first
-// ic block, or read in place when it is a full row-major sliver and A fits in one block),
+// KC x NC panel, or read in place when M is at most two row tiles and B is row-major),
 // ir over MR rows (micro-kernel). Threads each take a rectangle of C and run this serially
 // with their own packing buffers; problems below a few MFLOP stay on one thread.
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <cstdlib>
 #include <utility>
 
 #include "lamina/gemm.h"
+#include "lamina/parallel.h"
+#include "sgemm_dot.h"
 #include "sgemm_ukernel.h"
 #include "workspace.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace lamina::cpu::LAMINA_ISA_NS {
 namespace {
@@ -27,12 +27,105 @@ using namespace gemm_config;
 using ukernel_fn = void (*)(index_t, const float*, const float*, index_t, float*, index_t, int,
                             const TileEpilogue&);
 
-template <std::size_t... R>
+template <int NVEC, std::size_t... R>
 constexpr auto make_ukernel_table(std::index_sequence<R...>) {
-  return std::array<ukernel_fn, sizeof...(R)>{&sgemm_ukernel<int(R) + 1, MR, NV>...};
+  return std::array<ukernel_fn, sizeof...(R)>{&sgemm_ukernel<int(R) + 1, MR, NVEC>...};
 }
-// kUkernel[m - 1] computes an m-row tile (1 <= m <= MR).
-const auto kUkernel = make_ukernel_table(std::make_index_sequence<MR>{});
+// kUkernel[m - 1] computes an m-row tile (1 <= m <= MR); kUkernelHalf the same for a ragged
+// right edge no wider than NR / 2 (half the vector work).
+const auto kUkernel = make_ukernel_table<NV>(std::make_index_sequence<MR>{});
+constexpr int NV_HALF = NV > 1 ? NV / 2 : 1;
+const auto kUkernelHalf = make_ukernel_table<NV_HALF>(std::make_index_sequence<MR>{});
+
+#if LAMINA_ISA_ID >= 1
+// dst[q * ldd + r] = src[r * lds + q] for an 8 x 8 block (AVX2 shuffles; also under AVX-512).
+inline void transpose8x8(const float* src, index_t lds, float* dst, index_t ldd) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+
+// dst[q * ldd + r] = src[r * lds + q] for r < rows (<= 8) source rows of 8 floats: only the
+// first `rows` floats of each output row are written.
+inline void transpose8xr(const float* src, index_t lds, int rows, float* dst, index_t ldd) {
+  if (rows == 8) {
+    transpose8x8(src, lds, dst, ldd);
+    return;
+  }
+  alignas(32) float tmp[8 * 8] = {};
+  for (int r = 0; r < rows; ++r) _mm256_store_ps(tmp + 8 * r, _mm256_loadu_ps(src + r * lds));
+  alignas(32) float t2[8 * 8];
+  transpose8x8(tmp, 8, t2, 8);
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  for (int q = 0; q < 8; ++q) _mm256_maskstore_ps(dst + q * ldd, mask, _mm256_load_ps(t2 + 8 * q));
+}
+#endif
+
+// B panel (kc x nc at b, strides rs/cs) -> NR-column slivers, element (p, j) of sliver s at
+// dst[s*NR*kc + p*NR + j]; columns past nc are zero. B is read along its contiguous
+// direction, whole rows at a time, so each source line and page is touched once.
+void pack_b(index_t kc, index_t nc, const float* b, index_t rs, index_t cs, float* dst) {
+  using simd::load;
+  using simd::load_mask;
+  using simd::store;
+  using simd::tail_mask;
+  using simd::zero;
+  const index_t full = nc - nc % NR, tail = nc - full;
+  if (cs == 1) {
+    for (index_t p = 0; p < kc; ++p) {
+      const float* row = b + p * rs;
+      for (index_t jr = 0; jr < full; jr += NR) {
+        float* d = dst + jr * kc + p * NR;
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) store(d + v * W, load(row + jr + v * W));
+      }
+      if (tail) {  // masked loads: zero padding without reading past the row
+        float* d = dst + full * kc + p * NR;
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          const int nv = static_cast<int>(tail) - v * W;
+          store(d + v * W, nv > 0 ? load_mask(row + full + v * W, tail_mask(nv)) : zero());
+        }
+      }
+    }
+    return;
+  }
+  if (tail) {
+    float* last = dst + full * kc;
+    for (index_t p = 0; p < kc; ++p)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) store(last + p * NR + v * W, zero());
+  }
+  // Transposed B (rs == 1 typically): column j of op(B) is contiguous along p.
+  for (index_t jr = 0; jr < nc; jr += NR) {
+    const index_t nr = min_of<index_t>(NR, nc - jr);
+    float* d0 = dst + jr * kc;
+    index_t p0 = 0, j0 = 0;
+#if LAMINA_ISA_ID >= 1
+    if (rs == 1) {  // 8 x 8 blocks transposed in registers
+      for (; p0 + 8 <= kc; p0 += 8)
+        for (j0 = 0; j0 + 8 <= nr; j0 += 8) transpose8x8(b + (jr + j0) * cs + p0, cs, d0 + p0 * NR + j0, NR);
+      for (index_t p = 0; p < p0; ++p)  // ragged columns of the blocked rows
+        for (index_t j = j0; j < nr; ++j) d0[p * NR + j] = b[(jr + j) * cs + p];
+    }
+#endif
+    for (index_t p = p0; p < kc; ++p)
+      for (index_t j = 0; j < nr; ++j) d0[p * NR + j] = b[(jr + j) * cs + p * rs];
+  }
+}
 
 // A block (mc x kc at a, strides rs/cs) -> MR-row slivers, element (i, p) of sliver s at
 // dst[s*MR*kc + p*MR + i]; rows past mc are zero.
@@ -46,100 +139,97 @@ void pack_a(index_t mc, index_t kc, const float* a, index_t rs, index_t cs, floa
       for (index_t p = 0; p < kc; ++p)
         for (index_t i = 0; i < m; ++i) d[p * MR + i] = s[p * cs + i];
     } else {
+      index_t p0 = 0;
+#if LAMINA_ISA_ID >= 1
+      if (cs == 1)  // row-major A: 8 depth steps x up to 8 rows transposed in registers
+        for (; p0 + 8 <= kc; p0 += 8)
+          for (index_t i0 = 0; i0 < m; i0 += 8)
+            transpose8xr(s + i0 * rs + p0, rs, static_cast<int>(min_of<index_t>(8, m - i0)),
+                         d + p0 * MR + i0, MR);
+#endif
       for (index_t i = 0; i < m; ++i) {
         const float* row = s + i * rs;
-        for (index_t p = 0; p < kc; ++p) d[p * MR + i] = row[p * cs];
+        for (index_t p = p0; p < kc; ++p) d[p * MR + i] = row[p * cs];
       }
     }
   }
-}
-
-// B sliver (kc x nr at b, strides rs/cs) -> dst[p*NR + j]; columns past nr are zero.
-void pack_b(index_t kc, index_t nr, const float* b, index_t rs, index_t cs, float* dst) {
-  if (cs == 1) {
-    for (index_t p = 0; p < kc; ++p) {
-      std::memcpy(dst + p * NR, b + p * rs, sizeof(float) * nr);
-      if (nr < NR) std::memset(dst + p * NR + nr, 0, sizeof(float) * (NR - nr));
-    }
-    return;
-  }
-  if (nr < NR) std::memset(dst, 0, sizeof(float) * NR * kc);
-  // B read along its contiguous direction (rs == 1 for a transposed B) in blocks of 8 depth
-  // steps, so each source cache line is used fully while it is hot.
-  constexpr index_t PB = 8;
-  index_t p0 = 0;
-  for (; p0 + PB <= kc; p0 += PB)
-    for (index_t j = 0; j < nr; ++j) {
-      const float* s = b + j * cs + p0 * rs;
-      float* d = dst + p0 * NR + j;
-#pragma GCC unroll 8
-      for (index_t p = 0; p < PB; ++p) d[p * NR] = s[p * rs];
-    }
-  for (; p0 < kc; ++p0)
-    for (index_t j = 0; j < nr; ++j) dst[p0 * NR + j] = b[j * cs + p0 * rs];
 }
 
 // One thread's share: the whole five-loop driver on an M x N sub-problem.
 void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_t ldc,
                  const GemmEpilogue& ep) {
+  // With a single A block (M <= MC) the packed B panel is consumed once, right after it is
+  // packed, so it is kept L2-sized (NC_SMALL) and A is packed once per depth block instead
+  // of once per panel (the pc loop goes outside the jc loop).
+  const bool one_a_block = M <= MC;
+  const index_t nc_blk = one_a_block ? NC_SMALL : NC;
   const index_t kc_max = min_of<index_t>(K, KC);
   const index_t mc_max = min_of<index_t>(round_up(M, MR), MC);
-  const index_t nc_max = min_of<index_t>(round_up(N, NR), NC);
+  const index_t nc_max = min_of<index_t>(round_up(N, NR), nc_blk);
   float* abuf = thread_buffer(0, static_cast<std::size_t>(mc_max * kc_max));
-  // In-place B needs a full NR-wide, unit-stride sliver, and pays only when A is one block
-  // (otherwise the packed panel is reused by later ic blocks).
-  const bool b_in_place = B.cs == 1 && M <= MC;
-  float* bbuf = thread_buffer(1, static_cast<std::size_t>(b_in_place ? NR * kc_max
-                                                                     : nc_max * kc_max));
+  // With at most two row tiles, each element of B is used once or twice: packing it would
+  // cost as much as the product, so full-width slivers of a row-major B are read in place.
+  const bool b_in_place = B.cs == 1 && M <= 2 * MR;
+  float* bbuf = thread_buffer(1, static_cast<std::size_t>((b_in_place ? NR : nc_max) * kc_max));
 
+  // C[ic:ic+mc, jc:jc+nc] += packed A block (mc x kc) * B panel (kc x nc) at depth pc.
+  auto macro_kernel = [&](index_t ic, index_t mc, index_t jc, index_t nc, index_t pc, index_t kc) {
+    const bool last = pc + kc == K;
+    const float* bpanel = B.p + pc * B.rs + jc * B.cs;
+    TileEpilogue te;
+    te.beta = pc == 0 ? ep.beta : 1.0f;
+    te.relu = last && ep.relu;
+    for (index_t jr = 0; jr < nc; jr += NR) {
+      const index_t nr = min_of<index_t>(NR, nc - jr);
+      te.bias_col = (last && ep.bias_mode == Bias::per_col) ? ep.bias + jc + jr : nullptr;
+      const float* bp = bbuf + jr * kc;
+      index_t ldb = NR;
+      if (b_in_place) {
+        if (nr == NR) {
+          bp = bpanel + jr;
+          ldb = B.rs;
+        } else {  // the ragged last sliver is packed (zero-padded) so no load runs past B
+          pack_b(kc, nr, bpanel + jr, B.rs, 1, bbuf);
+          bp = bbuf;
+        }
+      }
+      const auto& kernels = nr <= NV_HALF * W ? kUkernelHalf : kUkernel;
+      for (index_t ir = 0; ir < mc; ir += MR) {
+        const int m = static_cast<int>(min_of<index_t>(MR, mc - ir));
+        te.bias_row = (last && ep.bias_mode == Bias::per_row) ? ep.bias + ic + ir : nullptr;
+        kernels[m - 1](kc, abuf + ir * kc, bp, ldb, C + (ic + ir) * ldc + jc + jr, ldc,
+                        static_cast<int>(nr), te);
+      }
+    }
+  };
+  auto pack_b_panel = [&](index_t jc, index_t nc, index_t pc, index_t kc) {
+    if (!b_in_place) pack_b(kc, nc, B.p + pc * B.rs + jc * B.cs, B.rs, B.cs, bbuf);
+  };
+
+  if (one_a_block) {
+    for (index_t pc = 0; pc < K; pc += KC) {
+      const index_t kc = min_of<index_t>(KC, K - pc);
+      pack_a(M, kc, A.p + pc * A.cs, A.rs, A.cs, abuf);
+      for (index_t jc = 0; jc < N; jc += nc_blk) {
+        const index_t nc = min_of<index_t>(nc_blk, N - jc);
+        pack_b_panel(jc, nc, pc, kc);
+        macro_kernel(0, M, jc, nc, pc, kc);
+      }
+    }
+    return;
+  }
   for (index_t jc = 0; jc < N; jc += NC) {
     const index_t nc = min_of<index_t>(NC, N - jc);
     for (index_t pc = 0; pc < K; pc += KC) {
       const index_t kc = min_of<index_t>(KC, K - pc);
-      const bool first = pc == 0, last = pc + kc == K;
+      pack_b_panel(jc, nc, pc, kc);
       for (index_t ic = 0; ic < M; ic += MC) {
         const index_t mc = min_of<index_t>(MC, M - ic);
         pack_a(mc, kc, A.p + ic * A.rs + pc * A.cs, A.rs, A.cs, abuf);
-        for (index_t jr = 0; jr < nc; jr += NR) {
-          const index_t nr = min_of<index_t>(NR, nc - jr);
-          const float* bsrc = B.p + pc * B.rs + (jc + jr) * B.cs;
-          const float* bp;
-          index_t ldb;
-          if (b_in_place && nr == NR) {
-            bp = bsrc;
-            ldb = B.rs;
-          } else {
-            float* dst = b_in_place ? bbuf : bbuf + jr * kc;
-            if (b_in_place || ic == 0) pack_b(kc, nr, bsrc, B.rs, B.cs, dst);
-            bp = dst;
-            ldb = NR;
-          }
-          TileEpilogue te;
-          te.beta = first ? ep.beta : 1.0f;
-          te.relu = last && ep.relu;
-          te.bias_col = (last && ep.bias_mode == Bias::per_col) ? ep.bias + jc + jr : nullptr;
-          for (index_t ir = 0; ir < mc; ir += MR) {
-            const int m = static_cast<int>(min_of<index_t>(MR, mc - ir));
-            te.bias_row = (last && ep.bias_mode == Bias::per_row) ? ep.bias + ic + ir : nullptr;
-            kUkernel[m - 1](kc, abuf + ir * kc, bp, ldb, C + (ic + ir) * ldc + jc + jr, ldc,
-                            static_cast<int>(nr), te);
-          }
-        }
+        macro_kernel(ic, mc, jc, nc, pc, kc);
       }
     }
   }
-}
-
-// K == 0: the product is zero; only beta*C, bias and ReLU remain.
-void epilogue_only(index_t M, index_t N, float* C, index_t ldc, const GemmEpilogue& ep) {
-  for (index_t i = 0; i < M; ++i)
-    for (index_t j = 0; j < N; ++j) {
-      float x = ep.beta != 0.0f ? ep.beta * C[i * ldc + j] : 0.0f;
-      if (ep.bias_mode == Bias::per_row) x += ep.bias[i];
-      if (ep.bias_mode == Bias::per_col) x += ep.bias[j];
-      if (ep.relu) x = x > 0.0f ? x : (x != x ? x : 0.0f);
-      C[i * ldc + j] = x;
-    }
 }
 
 // Grid of tm x tn thread rectangles with tm * tn == nt, minimising each thread's packing
@@ -158,11 +248,67 @@ std::pair<int, int> thread_grid(index_t M, index_t N, int nt) {
   return {best_m, nt / best_m};
 }
 
-// Bounds of part `i` of `parts` over [0, n) in multiples of `align`.
-std::pair<index_t, index_t> split(index_t n, int parts, int i, index_t align) {
-  index_t units = ceil_div(n, align);
-  index_t lo = units * i / parts * align, hi = units * (i + 1) / parts * align;
-  return {min_of(lo, n), min_of(hi, n)};
+
+// Small N: rows [m0, m1) of C as dot products (sgemm_dot.h). Bt = op(B)^T is packed N x K
+// (N <= NR / 2, so at most 16 K floats) unless it already is unit-stride along K.
+constexpr index_t kDotRows = 4;
+bool use_dot_path(index_t N) { return W > 1 && N <= NR / 2; }
+
+void gemm_dot(index_t m0, index_t m1, index_t N, index_t K, MatRef A, const float* bt, float* C,
+              index_t ldc, const GemmEpilogue& ep) {
+  float* apack = A.cs == 1 ? nullptr : thread_buffer(0, static_cast<std::size_t>(kDotRows * K));
+  for (index_t i = m0; i < m1; i += kDotRows) {
+    const index_t rb = min_of(kDotRows, m1 - i);
+    const float* rows[kDotRows];
+    for (index_t r = 0; r < rb; ++r) {
+      const float* src = A.p + (i + r) * A.rs;
+      if (apack) {
+        float* d = apack + r * K;
+        for (index_t k = 0; k < K; ++k) d[k] = src[k * A.cs];
+        src = d;
+      }
+      rows[r] = src;
+    }
+    float* c = C + i * ldc;
+    switch (rb) {
+      case 4: dot_rows<4>(K, N, rows, bt, c, ldc, ep, i); break;
+      case 3: dot_rows<3>(K, N, rows, bt, c, ldc, ep, i); break;
+      case 2: dot_rows<2>(K, N, rows, bt, c, ldc, ep, i); break;
+      default: dot_rows<1>(K, N, rows, bt, c, ldc, ep, i); break;
+    }
+  }
+}
+
+void sgemm_small_n(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_t ldc,
+                   const GemmEpilogue& ep, int nt) {
+  const float* bt = B.p;
+  if (B.rs != 1) {  // op(B)(k, n) at k*rs + n*cs; we need Bt(n, k) contiguous along k
+    float* d = thread_buffer(1, static_cast<std::size_t>(N * K));
+    for (index_t k = 0; k < K; ++k)
+      for (index_t n = 0; n < N; ++n) d[n * K + k] = B.p[k * B.rs + n * B.cs];
+    bt = d;
+  } else if (B.cs != K) {
+    float* d = thread_buffer(1, static_cast<std::size_t>(N * K));
+    for (index_t n = 0; n < N; ++n)
+      for (index_t k = 0; k < K; ++k) d[n * K + k] = B.p[n * B.cs + k];
+    bt = d;
+  }
+  parallel_team(nt, [&](int tid, int team) {
+    auto [m0, m1] = split_range(M, team, tid, kDotRows);
+    if (m1 > m0) gemm_dot(m0, m1, N, K, A, bt, C, ldc, ep);
+  });
+}
+
+// K == 0: the product is zero; only beta*C, bias and ReLU remain.
+void epilogue_only(index_t M, index_t N, float* C, index_t ldc, const GemmEpilogue& ep) {
+  for (index_t i = 0; i < M; ++i)
+    for (index_t j = 0; j < N; ++j) {
+      float x = ep.beta != 0.0f ? ep.beta * C[i * ldc + j] : 0.0f;
+      if (ep.bias_mode == Bias::per_row) x += ep.bias[i];
+      if (ep.bias_mode == Bias::per_col) x += ep.bias[j];
+      if (ep.relu) x = x > 0.0f ? x : (x != x ? x : 0.0f);
+      C[i * ldc + j] = x;
+    }
 }
 
 }  // namespace
@@ -175,29 +321,21 @@ void sgemm(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_
     return;
   }
   int nt = nthreads > 0 ? nthreads : threads_for(2.0 * double(M) * N * K, 1.5e6);
-  if (nt <= 1) {
-    gemm_serial(M, N, K, A, B, C, ldc, ep);
+  if (use_dot_path(N)) {
+    sgemm_small_n(M, N, K, A, B, C, ldc, ep, nt);
     return;
   }
-#pragma omp parallel num_threads(nt)
-  {
-#ifdef _OPENMP
-    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-    const int tid = 0, team = 1;
-#endif
-    // The team may be smaller than asked (nested regions): split over what we got.
+  parallel_team(nt, [&](int tid, int team) {
     auto [tm, tn] = thread_grid(M, N, team);
-    auto [m0, m1] = split(M, tm, tid / tn, MR);
-    auto [n0, n1] = split(N, tn, tid % tn, NR);
-    if (m1 > m0 && n1 > n0) {
-      GemmEpilogue e = ep;
-      if (ep.bias_mode == Bias::per_row) e.bias = ep.bias + m0;
-      if (ep.bias_mode == Bias::per_col) e.bias = ep.bias + n0;
-      MatRef a{A.p + m0 * A.rs, A.rs, A.cs}, b{B.p + n0 * B.cs, B.rs, B.cs};
-      gemm_serial(m1 - m0, n1 - n0, K, a, b, C + m0 * ldc + n0, ldc, e);
-    }
-  }
+    auto [m0, m1] = split_range(M, tm, tid / tn, MR);
+    auto [n0, n1] = split_range(N, tn, tid % tn, NR);
+    if (m1 <= m0 || n1 <= n0) return;
+    GemmEpilogue e = ep;
+    if (ep.bias_mode == Bias::per_row) e.bias = ep.bias + m0;
+    if (ep.bias_mode == Bias::per_col) e.bias = ep.bias + n0;
+    MatRef a{A.p + m0 * A.rs, A.rs, A.cs}, b{B.p + n0 * B.cs, B.rs, B.cs};
+    gemm_serial(m1 - m0, n1 - n0, K, a, b, C + m0 * ldc + n0, ldc, e);
+  });
 }
 
 }  // namespace lamina::cpu::LAMINA_ISA_NS

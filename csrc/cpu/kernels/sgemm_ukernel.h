@@ -26,6 +26,12 @@ template <int ROWS, int MRS, int NV>
 void sgemm_ukernel(index_t kc, const float* __restrict a, const float* __restrict b, index_t ldb,
                    float* __restrict c, index_t ldc, int n, const TileEpilogue& ep) {
   using namespace simd;
+  // Pull this tile of C towards L1 while the K loop runs (it is read or written at the end).
+#pragma GCC unroll 16
+  for (int i = 0; i < ROWS; ++i) {
+    prefetch(c + i * ldc);
+    prefetch(c + i * ldc + (NV * W - 1));
+  }
   vf acc[ROWS][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < ROWS; ++i)

@@ -1,0 +1,188 @@
+// bind_conv.cpp: conv2d and conv2d_backward. Validates every argument (naming it), computes
+// the output size, allocates the results and releases the GIL around the kernel.
+#include <string>
+#include <utility>
+
+#include "bind_common.h"
+#include "lamina/conv.h"
+
+namespace lamina::bind {
+namespace {
+
+// An int or a pair (tuple/list) of ints -> (h, w). bool is rejected (it is an int in Python).
+std::pair<index_t, index_t> int_pair(py::handle obj, const char* name) {
+  auto as_int = [](py::handle v, index_t& out) {
+    // Python ints and NumPy integer scalars (anything with __index__), but not bool.
+    if (py::isinstance<py::bool_>(v) || !PyIndex_Check(v.ptr())) return false;
+    PyObject* i = PyNumber_Index(v.ptr());
+    if (!i) throw py::error_already_set();
+    int overflow = 0;
+    const long long val = PyLong_AsLongLongAndOverflow(i, &overflow);
+    Py_DECREF(i);
+    if (overflow || (val == -1 && PyErr_Occurred())) {
+      PyErr_Clear();
+      return false;
+    }
+    out = static_cast<index_t>(val);
+    return true;
+  };
+  index_t a = 0, b = 0;
+  if (as_int(obj, a)) return {a, a};
+  if (py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) {
+    py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
+    if (seq.size() == 2 && as_int(seq[0], a) && as_int(seq[1], b)) return {a, b};
+  }
+  type_error(std::string(name) + " must be an int or a pair of ints, got " +
+             std::string(py::repr(obj)));
+}
+
+// f32_contig_arg, except that an empty array is accepted whatever its strides (NumPy gives
+// some empty arrays all-zero strides, which View::c_contiguous rejects).
+View contig_arg(py::handle obj, const char* name, int ndim, bool writeable = false) {
+  View v = f32_arg(obj, name, ndim, writeable);
+  if (v.size() != 0 && !v.c_contiguous())
+    value_error(std::string(name) + " must be C-contiguous; pass np.ascontiguousarray(" + name + ")");
+  return v;
+}
+
+std::string pair_str(index_t a, index_t b) {
+  return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
+}
+
+// Checks x (N, C, H, W) and w (O, C, kH, kW) and the geometry; fills everything in s.
+Conv2dShape conv_shape(const View& xv, const View& wv, py::handle stride, py::handle padding,
+                       py::handle dilation) {
+  Conv2dShape s{};
+  s.N = xv.shape[0], s.C = xv.shape[1], s.H = xv.shape[2], s.W = xv.shape[3];
+  s.O = wv.shape[0], s.kH = wv.shape[2], s.kW = wv.shape[3];
+  if (wv.shape[1] != s.C)
+    value_error("conv2d: w has " + std::to_string(wv.shape[1]) + " input channels but x has " +
+                std::to_string(s.C) + " (x shape " + xv.shape_str() + ", w shape " + wv.shape_str() +
+                ")");
+  if (s.kH < 1 || s.kW < 1)
+    value_error("conv2d: w has an empty kernel (w shape " + wv.shape_str() + ")");
+  std::tie(s.sh, s.sw) = int_pair(stride, "stride");
+  std::tie(s.ph, s.pw) = int_pair(padding, "padding");
+  std::tie(s.dh, s.dw) = int_pair(dilation, "dilation");
+  if (s.sh <= 0 || s.sw <= 0) value_error("stride must be positive, got " + pair_str(s.sh, s.sw));
+  if (s.dh <= 0 || s.dw <= 0) value_error("dilation must be positive, got " + pair_str(s.dh, s.dw));
+  if (s.ph < 0 || s.pw < 0) value_error("padding must be non-negative, got " + pair_str(s.ph, s.pw));
+  // Dilated kernel extent against the padded input (overflow-safe for any sane array sizes:
+  // every factor is bounded by an array dimension or a user int checked here).
+  const index_t lim = index_t(1) << 40;
+  if (s.sh > lim || s.sw > lim || s.dh > lim || s.dw > lim || s.ph > lim || s.pw > lim)
+    value_error("stride, padding and dilation must be below 2**40");
+  const index_t eh = s.dh * (s.kH - 1) + 1, ew = s.dw * (s.kW - 1) + 1;
+  const index_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
+  if (eh > hp || ew > wp)
+    value_error("conv2d: kernel larger than padded input: kernel extent " + pair_str(eh, ew) +
+                " (w shape " + wv.shape_str() + ", dilation " + pair_str(s.dh, s.dw) +
+                ") vs padded input " + pair_str(hp, wp) + " (x shape " + xv.shape_str() +
+                ", padding " + pair_str(s.ph, s.pw) + ")");
+  s.OH = (hp - eh) / s.sh + 1;
+  s.OW = (wp - ew) / s.sw + 1;
+  return s;
+}
+
+py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle stride,
+                 py::handle padding, py::handle dilation, py::handle act, py::handle out_obj) {
+  View xv = contig_arg(x_obj, "x", 4), wv = contig_arg(w_obj, "w", 4);
+  const Conv2dShape s = conv_shape(xv, wv, stride, padding, dilation);
+  View bv;
+  const float* bias = nullptr;
+  if (!b_obj.is_none()) {
+    bv = contig_arg(b_obj, "b", 1);
+    if (bv.shape[0] != s.O)
+      value_error("conv2d: b has shape " + bv.shape_str() + ", expected (" + std::to_string(s.O) +
+                  ",) for w of shape " + wv.shape_str());
+    bias = bv.f();
+  }
+  bool relu = false;
+  if (!act.is_none()) {
+    if (!py::isinstance<py::str>(act) || act.cast<std::string>() != "relu")
+      value_error("activation must be None or 'relu', got " + std::string(py::repr(act)));
+    relu = true;
+  }
+  const std::vector<index_t> yshape{s.N, s.O, s.OH, s.OW};
+  py::array_t<float> result;
+  float* y = nullptr;
+  bool copy_back = false;
+  View out;
+  if (!out_obj.is_none()) {
+    out = contig_arg(out_obj, "out", 4, true);
+    if (out.shape != yshape)
+      value_error("out has shape " + out.shape_str() + ", expected " + shape_str(yshape));
+    copy_back = overlaps(out, xv) || overlaps(out, wv) || (bias && overlaps(out, bv));
+  }
+  if (out_obj.is_none() || copy_back) {
+    result = new_f32(yshape);
+    y = result.mutable_data();
+  } else {
+    y = out.f();
+  }
+  {
+    py::gil_scoped_release nogil;
+    cpu::conv2d_forward(s, xv.f(), wv.f(), bias, relu, y);
+    if (copy_back) std::copy(y, y + out.size(), out.f());
+  }
+  if (!out_obj.is_none()) return py::reinterpret_borrow<py::array>(out_obj);
+  return std::move(result);
+}
+
+py::tuple conv2d_backward(py::handle x_obj, py::handle w_obj, py::handle gy_obj,
+                          py::handle stride, py::handle padding, py::handle dilation,
+                          bool compute_grad_x) {
+  View xv = contig_arg(x_obj, "x", 4), wv = contig_arg(w_obj, "w", 4);
+  const Conv2dShape s = conv_shape(xv, wv, stride, padding, dilation);
+  View gv = contig_arg(gy_obj, "grad_y", 4);
+  const std::vector<index_t> yshape{s.N, s.O, s.OH, s.OW};
+  if (gv.shape != yshape)
+    value_error("conv2d_backward: grad_y has shape " + gv.shape_str() + ", expected " +
+                shape_str(yshape) + " (the output shape for x " + xv.shape_str() + " and w " +
+                wv.shape_str() + ")");
+  py::array_t<float> gw = new_f32(wv.shape), gb = new_f32({s.O});
+  py::object gx_obj = py::none();
+  float* gx = nullptr;
+  if (compute_grad_x) {
+    py::array_t<float> gxa = new_f32(xv.shape);
+    gx = gxa.mutable_data();
+    gx_obj = std::move(gxa);
+  }
+  {
+    py::gil_scoped_release nogil;
+    cpu::conv2d_backward(s, xv.f(), wv.f(), gv.f(), gx, gw.mutable_data(), gb.mutable_data());
+  }
+  return py::make_tuple(gx_obj, gw, gb);
+}
+
+}  // namespace
+
+LAMINA_BINDINGS(bind_conv) {
+  m.def("conv2d", &conv2d, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
+        py::arg("stride") = 1, py::arg("padding") = 0, py::arg("dilation") = 1,
+        py::arg("activation") = py::none(), py::arg("out") = py::none(),
+        "2-D convolution (cross-correlation, as torch.nn.functional.conv2d): x (N, C, H, W), "
+        "w (O, C, kH, kW), b (O,) or None -> y (N, O, OH, OW). stride / padding / dilation: "
+        "an int or a pair. activation None or 'relu' (applied in the GEMM's write-back).");
+  m.def("conv2d_backward", &conv2d_backward, py::arg("x"), py::arg("w"), py::arg("grad_y"),
+        py::arg("stride") = 1, py::arg("padding") = 0, py::arg("dilation") = 1,
+        py::arg("compute_grad_x") = true,
+        "Gradients of conv2d: (grad_x, grad_w, grad_b) from x, w and grad_y (N, O, OH, OW); "
+        "grad_x is None when compute_grad_x is False.");
+  m.def(
+      "_conv_grad_w_method",
+      [](const std::string& name) {
+        static const char* names[] = {"auto", "gemm", "dot", "rows"};
+        for (int i = 0; i < 4; ++i)
+          if (name == names[i]) {
+            conv_testing_grad_w_method().store(i);
+            return;
+          }
+        value_error("method must be 'auto', 'gemm', 'dot' or 'rows', got '" + name + "'");
+      },
+      py::arg("method"),
+      "Testing aid: force how conv2d_backward computes grad_w ('rows' applies only where "
+      "dilation_w == 1). Not thread-safe while kernels run.");
+}
+
+}  // namespace lamina::bind

@@ -1,0 +1,54 @@
+// conv.h: 2-D convolution (cross-correlation, as torch.nn.functional.conv2d), NCHW float32,
+// forward and backward, computed as im2col + GEMM (csrc/cpu/kernels/conv.cpp).
+//
+//   y  (N, O, OH, OW) = conv(x (N, C, H, W), w (O, C, kH, kW)) + b (O,)  [then ReLU]
+//   grad_x (N, C, H, W), grad_w (O, C, kH, kW), grad_b (O,) from grad_y (N, O, OH, OW)
+//
+// All arrays are C-contiguous; the caller (the binding) has validated the geometry, so the
+// kernels never read or write outside them.
+#pragma once
+#include <atomic>
+
+#include "lamina/common.h"
+#include "lamina/cpu/isa.h"
+
+namespace lamina {
+
+struct Conv2dShape {
+  index_t N, C, H, W;   // input
+  index_t O, kH, kW;    // weights (O, C, kH, kW)
+  index_t sh, sw;       // stride, >= 1
+  index_t ph, pw;       // zero padding on each side, >= 0
+  index_t dh, dw;       // dilation, >= 1
+  index_t OH, OW;       // output size: (H + 2ph - dh(kH-1) - 1) / sh + 1, >= 1
+};
+
+// Testing aid: forces how conv2d_backward computes grad_w (0 = chosen by shape, 1 = packed
+// GEMM on col, 2 = dot products on col, 3 = GEMM on im2row, used only where dilation_w == 1),
+// so the tests reach every path whatever the heuristics pick. One value for the process.
+inline std::atomic<int>& conv_testing_grad_w_method() {
+  static std::atomic<int> method{0};
+  return method;
+}
+
+}  // namespace lamina
+
+// y = conv(x, w) + b (b may be null), ReLU when relu.
+LAMINA_DECLARE_ISA_KERNEL(void, conv2d_forward,
+                          (const lamina::Conv2dShape& s, const float* x, const float* w,
+                           const float* b, bool relu, float* y))
+// grad_x may be null (not computed); grad_w and grad_b are always written (overwritten).
+LAMINA_DECLARE_ISA_KERNEL(void, conv2d_backward,
+                          (const lamina::Conv2dShape& s, const float* x, const float* w,
+                           const float* grad_y, float* grad_x, float* grad_w, float* grad_b))
+
+namespace lamina::cpu {
+inline void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
+                           bool relu, float* y) {
+  LAMINA_DISPATCH(conv2d_forward, s, x, w, b, relu, y)
+}
+inline void conv2d_backward(const Conv2dShape& s, const float* x, const float* w,
+                            const float* grad_y, float* grad_x, float* grad_w, float* grad_b) {
+  LAMINA_DISPATCH(conv2d_backward, s, x, w, grad_y, grad_x, grad_w, grad_b)
+}
+}  // namespace lamina::cpu
