@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import re
 
 # Every kernel a backend provides (issue 3's contract plus the foundation's GEMM).
 KERNELS = (
@@ -43,29 +44,35 @@ _PENDING_NATIVE = [
 ]
 
 
-def _accepts_out(fn) -> bool:
-    """Whether a kernel takes an ``out=`` argument (pybind functions state it in __doc__)."""
+def _param_names(fn) -> frozenset:
+    """The keyword names a kernel takes (pybind functions state them in their __doc__)."""
     try:
-        return "out" in inspect.signature(fn).parameters
+        return frozenset(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         head = (getattr(fn, "__doc__", None) or "").split("\n", 1)[0]
-        return "out:" in head or "out=" in head
+        inside = head[head.find("(") + 1: head.rfind(")")] if "(" in head else ""
+        return frozenset(re.findall(r"(\w+)\s*:", inside))
 
 
 class Backend:
     """A namespace of kernels. Attributes are the kernel functions themselves (one attribute
     lookup per call on the hot path); ``dtypes`` lists the float dtypes its kernels accept;
-    ``accepts_out`` names the kernels that can write into a caller's buffer; ``fallbacks``
-    names kernels borrowed from another backend (the temporary native fallback)."""
+    ``accepts_out`` names the kernels that can write into a caller's buffer (layers then reuse
+    their buffers); ``accepts(kernel, keyword)`` tells about any other optional keyword;
+    ``fallbacks`` names kernels borrowed from another backend (the temporary native fallback)."""
 
     def __init__(self, name, kernels, dtypes, fallbacks=()):
         self.name = name
         self.dtypes = tuple(dtypes)
         self.fallbacks = tuple(fallbacks)
         self.kernels = dict(kernels)
-        self.accepts_out = frozenset(k for k, f in self.kernels.items() if _accepts_out(f))
+        self.params = {k: _param_names(f) for k, f in self.kernels.items()}
+        self.accepts_out = frozenset(k for k, ps in self.params.items() if "out" in ps)
         for k, f in self.kernels.items():
             setattr(self, k, f)
+
+    def accepts(self, kernel: str, keyword: str) -> bool:
+        return keyword in self.params.get(kernel, ())
 
     def __getattr__(self, name):  # only reached for kernels this backend lacks
         if name.startswith("__"):

@@ -58,6 +58,10 @@ class Layer:
     def _be(self):
         return self.backend if self.backend is not None else _backend.current()
 
+    def _out(self, be, kernel, name, shape, dtype):
+        """``{"out": buffer}`` when the backend's ``kernel`` can write into a reused buffer."""
+        return {"out": self._buffer(name, shape, dtype)} if kernel in be.accepts_out else {}
+
     def _buffer(self, name, shape, dtype):
         key = (name, shape, dtype)
         buf = self._ws.get(key)
@@ -267,15 +271,19 @@ class Conv2D(Layer):
         self._x = x
         b = None if self.bias is None else self.bias.data
         be = self._be()
-        if activation is None:
-            return be.conv2d(x, self.weight.data, b, stride=self.stride, padding=self.padding,
-                             dilation=self.dilation)
+        kw = self._out(be, "conv2d", "y", (x.shape[0],) + self.output_shape(x.shape[1:]), x.dtype)
+        if activation is not None:
+            kw["activation"] = activation
         return be.conv2d(x, self.weight.data, b, stride=self.stride, padding=self.padding,
-                         dilation=self.dilation, activation=activation)
+                         dilation=self.dilation, **kw)
 
     def _backward(self, grad, need_input_grad):
-        gx, gw, gb = self._be().conv2d_backward(self._x, self.weight.data, grad, stride=self.stride,
-                                                padding=self.padding, dilation=self.dilation)
+        be = self._be()
+        # The first layer of a model needs no dC/dx: skip it where the kernel allows.
+        kw = {} if need_input_grad or not be.accepts("conv2d_backward", "compute_grad_x") \
+            else {"compute_grad_x": False}
+        gx, gw, gb = be.conv2d_backward(self._x, self.weight.data, grad, stride=self.stride,
+                                        padding=self.padding, dilation=self.dilation, **kw)
         if self.weight.trainable:
             self.weight.accumulate_grad(gw)
         if self.bias is not None and self.bias.trainable:
@@ -365,14 +373,18 @@ class ReLU(Layer):
 
     def forward(self, x, training=False):
         self._x = x
-        return self._be().relu(x)
+        be = self._be()
+        return be.relu(x, **self._out(be, "relu", "y", x.shape, x.dtype))
 
     def _forward_fused(self, y):
         self._x = y
         return y
 
     def _backward(self, grad, need_input_grad):
-        return self._be().relu_backward(grad, self._x) if need_input_grad else None
+        if not need_input_grad:
+            return None
+        be = self._be()
+        return be.relu_backward(grad, self._x, **self._out(be, "relu_backward", "dx", grad.shape, grad.dtype))
 
 
 @register_layer
@@ -385,10 +397,15 @@ class LeakyReLU(Layer):
 
     def forward(self, x, training=False):
         self._x = x
-        return self._be().leaky_relu(x, self.slope)
+        be = self._be()
+        return be.leaky_relu(x, self.slope, **self._out(be, "leaky_relu", "y", x.shape, x.dtype))
 
     def _backward(self, grad, need_input_grad):
-        return self._be().leaky_relu_backward(grad, self._x, self.slope) if need_input_grad else None
+        if not need_input_grad:
+            return None
+        be = self._be()
+        return be.leaky_relu_backward(grad, self._x, self.slope,
+                                      **self._out(be, "leaky_relu_backward", "dx", grad.shape, grad.dtype))
 
     def get_config(self):
         return {"slope": self.slope}
@@ -397,21 +414,29 @@ class LeakyReLU(Layer):
 @register_layer
 class Sigmoid(Layer):
     def forward(self, x, training=False):
-        self._y = self._be().sigmoid(x)
+        be = self._be()
+        self._y = be.sigmoid(x, **self._out(be, "sigmoid", "y", x.shape, x.dtype))
         return self._y
 
     def _backward(self, grad, need_input_grad):
-        return self._be().sigmoid_backward(grad, self._y) if need_input_grad else None
+        if not need_input_grad:
+            return None
+        be = self._be()
+        return be.sigmoid_backward(grad, self._y, **self._out(be, "sigmoid_backward", "dx", grad.shape, grad.dtype))
 
 
 @register_layer
 class Tanh(Layer):
     def forward(self, x, training=False):
-        self._y = self._be().tanh(x)
+        be = self._be()
+        self._y = be.tanh(x, **self._out(be, "tanh", "y", x.shape, x.dtype))
         return self._y
 
     def _backward(self, grad, need_input_grad):
-        return self._be().tanh_backward(grad, self._y) if need_input_grad else None
+        if not need_input_grad:
+            return None
+        be = self._be()
+        return be.tanh_backward(grad, self._y, **self._out(be, "tanh_backward", "dx", grad.shape, grad.dtype))
 
 
 @register_layer
@@ -424,7 +449,8 @@ class Softmax(Layer):
         self.axis = int(axis)
 
     def forward(self, x, training=False):
-        self._y = self._be().softmax(x, axis=self.axis)
+        be = self._be()
+        self._y = be.softmax(x, axis=self.axis, **self._out(be, "softmax", "y", x.shape, x.dtype))
         return self._y
 
     def _backward(self, grad, need_input_grad):

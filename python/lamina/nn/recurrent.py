@@ -63,8 +63,11 @@ class RNN(Layer):
                 h = be.linear(U[t], W, b, activation="relu", out=Hs[t])
             else:
                 z = be.linear(U[t], W, b, out=self._buffer("z", (N, H), dt))
-                h = be.tanh(z)
-                Hs[t] = h
+                if "tanh" in be.accepts_out:
+                    h = be.tanh(z, out=Hs[t])
+                else:
+                    h = Hs[t]
+                    h[...] = be.tanh(z)
             if t + 1 < T:
                 U[t + 1, :, F:] = h
         self._cache = (x.shape, U, Hs)
@@ -77,7 +80,8 @@ class RNN(Layer):
         H = self.hidden_size
         be = self._be()
         dt = U.dtype
-        act_backward = be.relu_backward if self.nonlinearity == "relu" else be.tanh_backward
+        act_name = "relu_backward" if self.nonlinearity == "relu" else "tanh_backward"
+        act_backward = getattr(be, act_name)
         if self.return_sequences:
             if grad.shape != (N, T, H):
                 raise ValueError(f"grad has shape {grad.shape}, expected {(N, T, H)}")
@@ -95,7 +99,10 @@ class RNN(Layer):
                 total = gT[t] if t == T - 1 else np.add(gT[t], dh, out=acc)  # no add kernel in the contract
             else:
                 total = grad if t == T - 1 else dh
-            dZ[t] = act_backward(total, Hs[t])
+            if act_name in be.accepts_out:
+                act_backward(total, Hs[t], out=dZ[t])
+            else:
+                dZ[t] = act_backward(total, Hs[t])
             if t > 0:
                 be.matmul(dZ[t], w_hh, out=dh)  # (N, H) @ (H, H)
         dZ2 = dZ.reshape(T * N, H)
