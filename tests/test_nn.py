@@ -295,3 +295,24 @@ def test_astype_float64_requires_numpy_backend(rng):
         model.fit(rng.standard_normal((4, 3)), np.array([0, 1, 0, 1]), verbose=0)
     model.to("numpy").fit(rng.standard_normal((4, 3)), np.array([0, 1, 0, 1]), verbose=0)
     assert model[0].weight.dtype == np.float64
+
+
+@pytest.mark.parametrize("backend", ["native", "numpy"])
+@pytest.mark.parametrize("pool", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=3, stride=1)])
+def test_relu_then_maxpool_backward_reordering_is_exact(rng, backend, pool):
+    # Sequential differentiates ReLU -> MaxPool2D as (mask at the pooled size, unpool); check it
+    # against the layers' own backward, one by one, including overlapping windows and zeros.
+    model = nn.Sequential(nn.Conv2D(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2D(**pool), nn.Flatten()).to(backend)
+    x = rng.standard_normal((2, 2, 7, 7)).astype(np.float32)
+    x[0, :, :4, :4] = -5  # whole windows of zeros after the ReLU
+    y = model.forward(x)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    model.zero_grad()
+    dx = model.backward(g)
+    grads = [p.grad.copy() for p in model.parameters()]
+    h = model[2].forward(model[1].forward(model[0].forward(x)))
+    model.zero_grad()
+    dx2 = model[0].backward(model[1].backward(model[2].backward(model[3].backward(g))))
+    np.testing.assert_array_equal(dx, dx2)
+    for a, p in zip(grads, model.parameters()):
+        np.testing.assert_array_equal(a, p.grad)

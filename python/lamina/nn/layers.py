@@ -328,13 +328,21 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x, training=False):
         y, self._idx = self._be().max_pool2d(x, self.kernel_size, self.stride, self.padding)
-        self._xshape = x.shape
+        self._xshape, self._y = x.shape, y
         return y
 
     def _backward(self, grad, need_input_grad):
         if not need_input_grad:
             return None
         return self._be().max_pool2d_backward(grad, self._idx, self._xshape)
+
+    def _backward_relu_first(self, grad, relu):
+        """Backward through ``relu`` (the ReLU feeding this pool) and this pool: y = max over the
+        window of relu(x) = relu(x at the argmax), so the ReLU mask of the unpooled gradient is
+        [y > 0] at the pooled resolution. ``relu``'s own backward is skipped."""
+        be = self._be()
+        g = be.relu_backward(grad, self._y, **self._out(be, "relu_backward", "dy", grad.shape, grad.dtype))
+        return be.max_pool2d_backward(g, self._idx, self._xshape)
 
 
 @register_layer

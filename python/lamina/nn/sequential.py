@@ -4,8 +4,11 @@ Forward runs the layers in order; backward runs them in reverse, each taking dC/
 returning dC/d(input). A Dense or Conv2D followed by a ReLU is fused into one kernel call
 (ReLU in the GEMM's write-back): the ReLU then only keeps y = relu(z), from which its backward
 reads the mask (z > 0 exactly where y > 0), so results are identical to the unfused chain.
-The fusion is decided per Sequential, so ``model[:k]`` (which shares the layers) never fuses
-across its end.
+A ReLU followed by a MaxPool2D is differentiated in the other order: the ReLU mask is applied
+to the pooled gradient (the pooled value is the ReLU output at the window's argmax, so the
+mask is the same) before unpooling, on a k*k times smaller array, with identical results.
+These rewrites are decided per Sequential, so ``model[:k]`` (which shares the layers) never
+applies them across its end.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import time
 import numpy as np
 
 from .. import backend as _backend
-from .layers import LAYER_TYPES, Conv2D, Dense, Layer, ReLU, register_layer
+from .layers import LAYER_TYPES, Conv2D, Dense, Layer, MaxPool2D, ReLU, register_layer
 
 _PLAIN, _FUSE_RELU, _FUSED_RELU, _NESTED = 0, 1, 2, 3
 
@@ -134,6 +137,9 @@ class Sequential(Layer):
                 else:
                     mode = _PLAIN
                 plan.append((layer, mode))
+            # ReLU at i feeding a MaxPool2D at i + 1: backward as (relu mask, unpool) at i + 1.
+            self._relu_pool = frozenset(i + 1 for i in range(n - 1)
+                                        if type(self.layers[i]) is ReLU and type(self.layers[i + 1]) is MaxPool2D)
             self._plan, self._plan_key = plan, key
         return self._plan
 
@@ -155,15 +161,27 @@ class Sequential(Layer):
         """Runs every layer; returns a new array (the caller may keep it)."""
         return np.array(self._forward(x, training), copy=True)
 
-    def _backward(self, grad, need_input_grad):
+    def _first_trainable(self):
+        return next((i for i, layer in enumerate(self.layers) if layer.trainable), len(self.layers))
+
+    def _backward(self, grad, need_input_grad, first=None):
         layers = self.layers
         # Layers before the first one with a trainable parameter need no backward at all when
         # the input gradient is not wanted (frozen feature extractors cost nothing).
-        first = 0
-        if not need_input_grad:
-            first = next((i for i, layer in enumerate(layers) if layer.trainable), len(layers))
-        for i in range(len(layers) - 1, first - 1, -1):
-            grad = layers[i]._backward(grad, need_input_grad or i > first)
+        if need_input_grad:
+            first = 0
+        elif first is None:
+            first = self._first_trainable()
+        self._get_plan()
+        relu_pool = self._relu_pool
+        i = len(layers) - 1
+        while i >= first:
+            if i in relu_pool and i - 1 >= first:
+                grad = layers[i]._backward_relu_first(grad, layers[i - 1])
+                i -= 2
+            else:
+                grad = layers[i]._backward(grad, need_input_grad or i > first)
+                i -= 1
         return grad if need_input_grad else None
 
     def backward(self, grad):
@@ -240,6 +258,7 @@ class Sequential(Layer):
             for epoch in range(initial_epoch, epochs):
                 self._call(cbs, "on_epoch_begin", epoch, {})
                 order = np.random.default_rng([base_seed, epoch]).permutation(n) if shuffle else None
+                first = self._first_trainable()  # (callbacks may freeze or unfreeze between epochs)
                 bar = None
                 if use_bar:
                     from tqdm import tqdm
@@ -274,7 +293,7 @@ class Sequential(Layer):
                         judged += cc[1]
                     for p in params:  # zero_grad: the first backward write overwrites
                         p._zeroed = True
-                    self._backward(grad, False)
+                    self._backward(grad, False, first)
                     for bk, p in zip(backup, trainable):
                         np.copyto(bk, p.data)
                     have_backup = True
