@@ -80,3 +80,10 @@ def test_lsuv_gives_unit_output_variance(rng):
             var = np.var(model[: i + 1].forward(X))
             assert var == pytest.approx(1.0, abs=0.06), f"layer {i}"
             assert not layer.bias.data.any()
+
+
+def test_the_talks_typical_n01_weights_and_biases():
+    lamina.seed(3)
+    d = nn.Dense(400, 300, init="normal", bias_init="normal")
+    assert np.std(d.weight.data) == pytest.approx(1, rel=0.02) and np.std(d.bias.data) == pytest.approx(1, rel=0.2)
+    assert not nn.Conv2D(2, 3, 3).bias.data.any()

@@ -185,18 +185,22 @@ def _grad_matmul(be, p, a, b, trans_a=False, trans_b=False, shape=None):
 
 @register_layer
 class Dense(Layer):
-    """y = x W^T + b; W (out_features, in_features), b (out_features,). x (N, in) or (..., in)."""
+    """y = x W^T + b; W (out_features, in_features), b (out_features,). x (N, in) or (..., in).
+
+    ``init`` / ``bias_init``: an initialiser name of lamina.init or a callable (shape, rng);
+    He normal weights and zero biases by default; the talk's "typical" start is
+    ``init="normal", bias_init="normal"`` (every weight and bias N(0, 1))."""
 
     _param_names = ("weight", "bias")
 
-    def __init__(self, in_features, out_features, bias=True, init="he"):
+    def __init__(self, in_features, out_features, bias=True, init="he", bias_init="zeros"):
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
         if self.in_features < 1 or self.out_features < 1:
             raise ValueError(f"Dense sizes must be >= 1, got ({in_features}, {out_features})")
         self.init = init if isinstance(init, str) else None
         self.weight = Parameter(_init_weight(init, (self.out_features, self.in_features)), "weight")
-        self.bias = Parameter(np.zeros(self.out_features, np.float32), "bias") if bias else None
+        self.bias = Parameter(_init_weight(bias_init, (self.out_features,)), "bias") if bias else None
         self._x = None
 
     def forward(self, x, training=False):
@@ -242,12 +246,13 @@ class Dense(Layer):
 
 @register_layer
 class Conv2D(Layer):
-    """Cross-correlation, NCHW: x (N, C, H, W), weight (O, C, kH, kW), bias (O,)."""
+    """Cross-correlation, NCHW: x (N, C, H, W), weight (O, C, kH, kW), bias (O,); ``init`` and
+    ``bias_init`` as for Dense."""
 
     _param_names = ("weight", "bias")
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 bias=True, init="he"):
+                 bias=True, init="he", bias_init="zeros"):
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size")
@@ -259,7 +264,7 @@ class Conv2D(Layer):
             raise ValueError("Conv2D: channels, kernel_size, stride and dilation must be >= 1 and padding >= 0")
         self.init = init if isinstance(init, str) else None
         self.weight = Parameter(_init_weight(init, (self.out_channels, self.in_channels) + self.kernel_size), "weight")
-        self.bias = Parameter(np.zeros(self.out_channels, np.float32), "bias") if bias else None
+        self.bias = Parameter(_init_weight(bias_init, (self.out_channels,)), "bias") if bias else None
         self._x = None
 
     def forward(self, x, training=False):
