@@ -246,3 +246,8 @@ def test_bad_checkpoint_optimizer_state(tmp_path, rng):
     p = rewrite(path, tmp_path / "c3.safetensors", meta=lambda m: {**m, "optimizer": json.dumps({"type": "Lion"})})
     with pytest.raises(ValueError, match="optimizer"):
         lamina.load_checkpoint(p)
+
+
+def test_file_without_checksums_loads(tmp_path, good):
+    p = rewrite(good, tmp_path / "nosum.safetensors", meta=lambda m: {k: v for k, v in m.items() if k != "checksums"})
+    np.testing.assert_array_equal(lamina.load(p)[5].weight.data, lamina.load(good)[5].weight.data)

@@ -5,7 +5,8 @@ File layout (any safetensors tool opens it):
   also the optimiser state arrays as "optimizer.<parameter index>.<name>" (e.g. velocity).
 - ``__metadata__`` (strings): "format" = "lamina", "format_version", "lamina_version",
   "architecture" (JSON: layer types, configs, per-parameter trainable/lr_scale, layer state
-  such as dropout counters), "checksums" (JSON: CRC-32 of every tensor's bytes), and in a
+  such as dropout counters), "checksums" (JSON: CRC-32 of every tensor's bytes, verified on
+  load when present), and in a
   checkpoint "optimizer" (JSON: type, param groups, scalar state), "scheduler", "epoch", "extra".
 
 Saving writes a temporary file in the target's folder, fsyncs it and renames it over the
@@ -124,15 +125,16 @@ def _read(path):
         tensors = st_load(data)
     except Exception as e:  # safetensors raises its own error type for bad offsets / truncation
         raise ValueError(f"{where}: corrupted or truncated safetensors data ({e})") from None
-    try:
-        sums = json.loads(meta.get("checksums", "{}"))
-    except json.JSONDecodeError:
-        raise ValueError(f"{where}: corrupted checksums in the metadata") from None
-    if not isinstance(sums, dict) or set(sums) != set(tensors):
-        raise ValueError(f"{where}: the checksum list does not match the tensors (corrupted file)")
-    for k, t in tensors.items():
-        if sums[k] != _crc(t):
-            raise ValueError(f"{where}: tensor {k!r} is corrupted (checksum mismatch)")
+    if "checksums" in meta:  # written by lamina.save; a converter may leave them out
+        try:
+            sums = json.loads(meta["checksums"])
+        except json.JSONDecodeError:
+            raise ValueError(f"{where}: corrupted checksums in the metadata") from None
+        if not isinstance(sums, dict) or set(sums) != set(tensors):
+            raise ValueError(f"{where}: the checksum list does not match the tensors (corrupted file)")
+        for k, t in tensors.items():
+            if sums[k] != _crc(t):
+                raise ValueError(f"{where}: tensor {k!r} is corrupted (checksum mismatch)")
     return meta, tensors
 
 
