@@ -164,6 +164,7 @@ def test_rnn_learns_majority_of_a_sequence(rng):
     assert acc > 0.85, acc
 
 
+@pytest.mark.slow
 def test_lenet5_reaches_97_percent_on_bundled_split():
     """LeNet-5, SGD momentum 0.9, lr 0.05 with a cosine schedule, batch 64, 5 epochs on the
     first 8,000 bundled images; tested on the last 2,000 (the only long test of the suite)."""
