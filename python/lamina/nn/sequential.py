@@ -233,9 +233,8 @@ class Sequential(Layer):
         epochs, initial_epoch = int(epochs), int(initial_epoch)
         steps = -(-n // batch_size)
         count_correct = getattr(loss_fn, "count_correct", lambda out, t: None)
-        trainable = [p for p in params if p.trainable]
-        backup = [np.empty_like(p.data) for p in trainable]
-        have_backup = False
+        # The last good weights: a copy of the trainable parameters taken before every update.
+        trainable, backup, have_backup = [], [], False
         base_seed = np.random.SeedSequence().entropy if seed is None else int(seed)
         if shuffle:
             xbuf = np.empty((min(batch_size, n),) + X.shape[1:], dtype=X.dtype)
@@ -258,7 +257,13 @@ class Sequential(Layer):
             for epoch in range(initial_epoch, epochs):
                 self._call(cbs, "on_epoch_begin", epoch, {})
                 order = np.random.default_rng([base_seed, epoch]).permutation(n) if shuffle else None
-                first = self._first_trainable()  # (callbacks may freeze or unfreeze between epochs)
+                # (callbacks may freeze or unfreeze parameters between epochs)
+                first = self._first_trainable()
+                now_trainable = [p for p in params if p.trainable]
+                if list(map(id, now_trainable)) != list(map(id, trainable)):
+                    trainable = now_trainable
+                    backup = [p.data.copy() for p in trainable]
+                    have_backup = True
                 bar = None
                 if use_bar:
                     from tqdm import tqdm
@@ -266,49 +271,52 @@ class Sequential(Layer):
                                leave=True, file=sys.stderr, dynamic_ncols=True)
                 t0 = last_post = time.perf_counter()
                 loss_sum, correct, judged = 0.0, 0, 0
-                for b in range(steps):
-                    lo, hi = b * batch_size, min((b + 1) * batch_size, n)
-                    if shuffle:
-                        idx = order[lo:hi]
-                        xb = np.take(X, idx, axis=0, out=xbuf[: hi - lo], mode="clip")
-                        yb = np.take(Y, idx, axis=0, out=ybuf[: hi - lo], mode="clip")
-                    else:
-                        xb, yb = X[lo:hi], Y[lo:hi]
-                    out = self._forward(xb, True)
-                    lval, grad = loss_fn(out, yb)
-                    if not math.isfinite(lval):
+                try:
+                    for b in range(steps):
+                        lo, hi = b * batch_size, min((b + 1) * batch_size, n)
+                        if shuffle:
+                            idx = order[lo:hi]
+                            xb = np.take(X, idx, axis=0, out=xbuf[: hi - lo], mode="clip")
+                            yb = np.take(Y, idx, axis=0, out=ybuf[: hi - lo], mode="clip")
+                        else:
+                            xb, yb = X[lo:hi], Y[lo:hi]
+                        out = self._forward(xb, True)
+                        lval, grad = loss_fn(out, yb)
+                        if not math.isfinite(lval):
+                            if have_backup:
+                                for bk, p in zip(backup, trainable):
+                                    np.copyto(p.data, bk)
+                            raise NonFiniteLossError(
+                                f"non-finite loss ({lval}) at epoch {epoch + 1}, batch {b + 1} of {steps}: "
+                                "training stopped; the model keeps the last good weights (those before the "
+                                "update that led to this loss). Try a lower learning rate.",
+                                epoch + 1, b + 1, lval)
+                        cc = count_correct(out, yb)
+                        if cc is not None:
+                            correct += cc[0]
+                            judged += cc[1]
+                        for p in params:  # zero_grad: the first backward write overwrites
+                            p._zeroed = True
+                        self._backward(grad, False, first)
+                        for bk, p in zip(backup, trainable):
+                            np.copyto(bk, p.data)
+                        have_backup = True
+                        optimizer._step(opt_be)
+                        loss_sum += lval * (hi - lo)
+                        if batch_cbs:
+                            for cb in batch_cbs:
+                                cb.on_batch_end(b, {"loss": lval, "size": hi - lo})
                         if bar is not None:
-                            bar.close()
-                        if have_backup:
-                            for bk, p in zip(backup, trainable):
-                                np.copyto(p.data, bk)
-                        raise NonFiniteLossError(
-                            f"non-finite loss ({lval}) at epoch {epoch + 1}, batch {b + 1} of {steps}: "
-                            "training stopped; the model keeps the last good weights (those before the "
-                            "update that led to this loss). Try a lower learning rate.",
-                            epoch + 1, b + 1, lval)
-                    cc = count_correct(out, yb)
-                    if cc is not None:
-                        correct += cc[0]
-                        judged += cc[1]
-                    for p in params:  # zero_grad: the first backward write overwrites
-                        p._zeroed = True
-                    self._backward(grad, False, first)
-                    for bk, p in zip(backup, trainable):
-                        np.copyto(bk, p.data)
-                    have_backup = True
-                    optimizer._step(opt_be)
-                    loss_sum += lval * (hi - lo)
-                    if batch_cbs:
-                        for cb in batch_cbs:
-                            cb.on_batch_end(b, {"loss": lval, "size": hi - lo})
+                            bar.update(1)
+                            now = time.perf_counter()
+                            if now - last_post > 0.25:
+                                last_post = now
+                                bar.set_postfix(loss=f"{loss_sum / hi:.4f}", img_s=f"{hi / (now - t0):.0f}",
+                                                refresh=False)
+                except BaseException:
                     if bar is not None:
-                        bar.update(1)
-                        now = time.perf_counter()
-                        if now - last_post > 0.25:
-                            last_post = now
-                            bar.set_postfix(loss=f"{loss_sum / hi:.4f}", img_s=f"{hi / (now - t0):.0f}",
-                                            refresh=False)
+                        bar.close()
+                    raise
                 dt = time.perf_counter() - t0
                 logs = {"loss": loss_sum / n, "accuracy": correct / judged if judged else None,
                         "time": dt, "images_per_s": n / dt if dt > 0 else float("inf"),
