@@ -203,6 +203,8 @@ class Sequential(Layer):
             ``model.stop_training = True`` ends training after the current epoch.
         verbose: 0 silent; 1 a progress bar (when stderr is a terminal) or one line per epoch;
             2 one line per epoch.
+        initial_epoch: the number of epochs already done (resuming a checkpoint: training runs
+            epochs initial_epoch .. epochs - 1).
         A NaN or infinite loss stops training with NonFiniteLossError naming the epoch and batch;
         the model keeps the last good weights (from before the update that led to it).
         """
