@@ -191,12 +191,20 @@ class _HessianOperator:
             work.to(backend)
         if not backend_of(work).supports(dtype):
             raise ValueError(f"backend {backend_of(work).name!r} does not support {dtype}; use backend='numpy'")
+        X = np.ascontiguousarray(X, dtype=dtype)
+        # Layers before the first trainable one (pooling, flattening, frozen features) do not
+        # depend on the parameters: run them once and keep their output.
+        first = next((i for i, layer in enumerate(work.layers) if any(p.trainable for p in layer.parameters())),
+                     None)
+        if first is None:
+            raise ValueError("the model has no trainable parameters")
+        if first > 0:
+            X = np.ascontiguousarray(work[:first].predict(X))
+            work = work[first:]
         self.model = work
         self.params = _trainable(work)
-        if not self.params:
-            raise ValueError("the model has no trainable parameters")
         self.loss_fn = _losses.get(loss)
-        self.X = np.ascontiguousarray(X, dtype=dtype)
+        self.X = X
         self.y = y
         self.batch_size = batch_size
         self.theta = _get_vector(self.params)

@@ -98,8 +98,11 @@ def distill(teacher, student, X, y, temperature=4.0, alpha=0.9, epochs=5, batch_
     loss = DistillationLoss(temperature, alpha)
     target = loss.pack_targets(teacher_logits, y)
     opt = make_optimizer(optimizer, student.parameters(), lr, momentum)
+    before = getattr(student, "loss", None)
     hist = student.fit(X, target, epochs=epochs, batch_size=batch_size, optimizer=opt, loss=loss,
                        seed=seed, verbose=verbose, validation_data=None)
+    # fit remembers its loss for evaluate(); the packed-target loss is no use there
+    student.loss = before if before is not None else _losses.CrossEntropy()
     if validation_data is not None:  # fit would evaluate with the packed-target loss: do it here
         vl, va = student.evaluate(*validation_data, loss=_losses.CrossEntropy())
         hist["val_loss"], hist["val_accuracy"] = [vl], [va]

@@ -76,7 +76,7 @@ def training_curves(histories, path=None, metrics=("loss", "accuracy"), title=No
                 ax.plot(range(1, len(vv) + 1), vv, color=c, ls="--", label=f"{name} (val)".strip())
         ax.set_xlabel("epoch")
         ax.set_ylabel(m)
-        if m == "loss" and log_loss:
+        if "loss" in m and log_loss:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
