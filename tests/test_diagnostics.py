@@ -211,3 +211,18 @@ def test_mc_dropout_std_nonzero_with_dropout_and_zero_without(rng):
     np.testing.assert_allclose(m2.sum(1), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="samples"):
         mc_dropout_predict(plain, X, samples=0)
+
+
+def test_gradient_norms_of_an_rnn_combine_its_weights(rng):
+    from lamina.nn import RNN
+
+    lamina.seed(4)
+    model = Sequential(RNN(3, 5), Dense(5, 2))
+    X = rng.standard_normal((8, 4, 3)).astype(np.float32)
+    y = rng.integers(0, 2, 8)
+    rows = gradient_norms(model, X, y)
+    assert [r["type"] for r in rows] == ["RNN", "Dense"]
+    rnn = model[0]
+    expected = np.sqrt(np.sum(rnn.weight_ih.grad.astype(np.float64) ** 2) + np.sum(rnn.weight_hh.grad.astype(np.float64) ** 2))
+    assert rows[0]["weight"] == pytest.approx(expected, rel=1e-6)
+    assert rows[0]["bias"] == pytest.approx(np.linalg.norm(rnn.bias.grad), rel=1e-6)

@@ -85,16 +85,17 @@ def gradient_norms(model, X, y, loss="cross_entropy", batch_size=1000, training=
         _accumulate_gradient(model, X, y, loss_fn, batch_size, training)
         rows = []
         for label, layer in _named_param_layers(model):
-            w = getattr(layer, "weight", None)
-            b = getattr(layer, "bias", None)
-            if w is None:
-                ps = layer.parameters()
-                w = ps[0]
-            gw = float(np.linalg.norm(w.grad)) if w.trainable else None
+            named = layer.named_parameters()
+            # "weight": every parameter but the bias together (RNN: weight_ih and weight_hh)
+            ws = [p for n, p in named if n != "bias"]
+            b = next((p for n, p in named if n == "bias"), None)
+            live = [p for p in ws if p.trainable]
+            gw = float(np.sqrt(sum(float(np.sum(np.square(p.grad, dtype=np.float64))) for p in live))) if live else None
             gb = float(np.linalg.norm(b.grad)) if b is not None and b.trainable else None
-            wn = float(np.linalg.norm(w.data))
+            wn = float(np.sqrt(sum(float(np.sum(np.square(p.data, dtype=np.float64))) for p in live))) if live else 0.0
+            size = sum(p.size for p in live)
             rows.append({"layer": label, "type": type(layer).__name__, "weight": gw, "bias": gb,
-                         "weight_rms": None if gw is None else gw / math.sqrt(w.size),
+                         "weight_rms": None if gw is None else gw / math.sqrt(size),
                          "relative": None if gw is None or wn == 0 else gw / wn})
     finally:
         for p in frozen:
@@ -355,11 +356,9 @@ def hessian_spectrum(model, X, y, loss="cross_entropy", k=20, steps=None, full=F
     if len(betas):
         T += np.diag(betas, 1) + np.diag(betas, -1)
     theta, U = np.linalg.eigh(T)
+    # the spectral measure of the start vector (stochastic Lanczos quadrature with one probe):
+    # a rough density estimate, used for the saddle index when the run is not full
     weights = U[0] ** 2
-    # a restart (beta = 0) splits T into blocks; the density weights of later blocks are not
-    # reached from the first vector: weight each block by its size instead
-    if np.any(betas == 0):
-        weights = np.full(len(theta), 1.0 / len(theta))
     k = min(int(k), len(theta))
     if which == "both":
         top, bottom = (k + 1) // 2, k // 2

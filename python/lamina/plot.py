@@ -153,9 +153,12 @@ def filters(layer_or_weights, path=None, ncols=None, title=None, image_shape=Non
     return _finish(fig, path)
 
 
-def hessian_histogram(eigenvalues, path=None, bins=60, title=None, log_count=True):
+def hessian_histogram(eigenvalues, path=None, bins=60, title=None, log_count=True, rel_tol=1e-6):
     """Histogram of Hessian eigenvalues: an array, a HessianSpectrum (its Ritz values), or
-    {name: either} for several points (e.g. at initialisation and after training), overlaid."""
+    {name: either} for several points (e.g. at initialisation and after training), overlaid.
+    The legend gives each one's fraction of negative eigenvalues (``diagnostics.saddle_index``)."""
+    from .diagnostics import saddle_index
+
     if not isinstance(eigenvalues, dict):
         eigenvalues = {"": eigenvalues}
     data = {k: np.asarray(getattr(v, "ritz_values", v), dtype=np.float64).ravel() for k, v in eigenvalues.items()}
@@ -167,7 +170,7 @@ def hessian_histogram(eigenvalues, path=None, bins=60, title=None, log_count=Tru
     fig, axes = _figure(1, 1, size=(6.4, 3.8))
     ax = axes[0, 0]
     for i, (name, ev) in enumerate(data.items()):
-        neg = np.count_nonzero(ev < 0) / max(ev.size, 1)
+        neg = saddle_index(ev, rel_tol)  # |lambda| <= rel_tol * max|lambda| counts as zero
         ax.hist(ev, bins=edges, alpha=0.55, color=_COLORS[i % len(_COLORS)],
                 label=f"{name} ({neg:.1%} negative)".strip())
     ax.axvline(0.0, color="k", lw=0.8)
