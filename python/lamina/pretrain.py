@@ -39,8 +39,7 @@ def split_blocks(layers):
     for layer in layers_of(layers):
         if layer.parameters():
             segments.append(("block", [layer]))
-        elif _is_elementwise(layer) and segments and segments[-1][0] == "block" \
-                and all(_is_elementwise(x) for x in segments[-1][1][1:]):
+        elif _is_elementwise(layer) and segments and segments[-1][0] == "block":
             segments[-1][1].append(layer)
         elif segments and segments[-1][0] == "fixed":
             segments[-1][1].append(layer)
