@@ -30,19 +30,6 @@ KERNELS = (
     "sgd_step",
 )
 
-# TEMPORARY fallback, remove when issue-3 kernels merge: kernels listed here that lamina.ops
-# does not have yet resolve from lamina.reference inside the "native" backend.
-_PENDING_NATIVE = [
-    "conv2d", "conv2d_backward",
-    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-    "relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
-    "leaky_relu", "leaky_relu_backward",
-    "softmax", "log_softmax",
-    "softmax_cross_entropy", "mse", "binary_cross_entropy",
-    "dropout", "dropout_backward",
-    "sgd_step",
-]
-
 
 def _param_names(fn) -> frozenset:
     """The keyword names a kernel takes (pybind functions state them in their __doc__)."""
@@ -58,13 +45,11 @@ class Backend:
     """A namespace of kernels. Attributes are the kernel functions themselves (one attribute
     lookup per call on the hot path); ``dtypes`` lists the float dtypes its kernels accept;
     ``accepts_out`` names the kernels that can write into a caller's buffer (layers then reuse
-    their buffers); ``accepts(kernel, keyword)`` tells about any other optional keyword;
-    ``fallbacks`` names kernels borrowed from another backend (the temporary native fallback)."""
+    their buffers); ``accepts(kernel, keyword)`` tells about any other optional keyword."""
 
-    def __init__(self, name, kernels, dtypes, fallbacks=()):
+    def __init__(self, name, kernels, dtypes):
         self.name = name
         self.dtypes = tuple(dtypes)
-        self.fallbacks = tuple(fallbacks)
         self.kernels = dict(kernels)
         self.params = {k: _param_names(f) for k, f in self.kernels.items()}
         self.accepts_out = frozenset(k for k, ps in self.params.items() if "out" in ps)
@@ -84,8 +69,7 @@ class Backend:
         return np.dtype(dtype) in self.dtypes
 
     def __repr__(self):
-        extra = f", {len(self.fallbacks)} kernels from the numpy reference" if self.fallbacks else ""
-        return f"<lamina backend {self.name!r}{extra}>"
+        return f"<lamina backend {self.name!r}>"
 
 
 _cache: dict[str, Backend] = {}
@@ -100,15 +84,8 @@ def _build(name: str) -> Backend:
         table = {k: getattr(reference, k) for k in KERNELS if hasattr(reference, k)}
         return Backend("numpy", table, (np.float32, np.float64))
     if name == "native":
-        table, borrowed = {}, []
-        for k in KERNELS:
-            fn = getattr(ops, k, None)
-            if fn is None and k in _PENDING_NATIVE and hasattr(reference, k):
-                fn = getattr(reference, k)  # temporary, see _PENDING_NATIVE
-                borrowed.append(k)
-            if fn is not None:
-                table[k] = fn
-        return Backend("native", table, (np.float32,), borrowed)
+        table = {k: getattr(ops, k) for k in KERNELS if hasattr(ops, k)}
+        return Backend("native", table, (np.float32,))
     raise ValueError(f"unknown backend {name!r}; expected 'native' or 'numpy'")
 
 

@@ -103,8 +103,6 @@ def cmd_info(args):
     import lamina
 
     info = dict(lamina.backend_info())
-    be = lamina.backend.get_backend("native")
-    info["native_kernels_from_reference"] = list(be.fallbacks)
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -153,6 +151,8 @@ def build_parser():
     e.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)
     e.set_defaults(func=cmd_evaluate)
 
+    sub.add_parser("experiment", add_help=False,
+                   help="run one of the talk's experiments: lamina experiment NAME [--out DIR] [--fast]")
     i = sub.add_parser("info", help="CPU path, threads, OpenMP/CUDA, compiler (backend_info)")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
@@ -165,6 +165,9 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":
         return cmd_bench(argv[1:])
+    if argv and argv[0] == "experiment":
+        from .experiments import main as experiment_main
+        return experiment_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "epochs", 1) < 0 or getattr(args, "batch_size", 1) < 1:
