@@ -16,4 +16,65 @@ def backend_info() -> dict:
 
 from . import ops, reference  # noqa: E402  (after the native module is loaded)
 
-__all__ = ["__version__", "backend_info", "get_num_threads", "set_num_threads", "ops", "reference"]
+# The model layer (issue 4). Submodules load on first use so `import lamina` stays light.
+_LAZY_SUBMODULES = ("backend", "nn", "losses", "init", "optim", "io", "datasets", "models", "cli", "bench",
+                    "pretrain", "transfer", "distill", "diagnostics", "plot", "experiments")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'lamina' has no attribute {name!r}")
+
+
+def save(model, path, **kwargs):
+    """Saves a model (and, with optimizer=..., a resumable checkpoint) as a safetensors file."""
+    from .io import save as _save
+    return _save(model, path, **kwargs)
+
+
+def load(path):
+    """Loads a model saved by lamina.save (ValueError for any bad file)."""
+    from .io import load as _load
+    return _load(path)
+
+
+def load_checkpoint(path):
+    """Loads model, optimizer, scheduler and epoch saved by lamina.save(..., optimizer=...)."""
+    from .io import load_checkpoint as _load_checkpoint
+    return _load_checkpoint(path)
+
+
+def load_weights(model, path, strict=True):
+    """Copies saved parameters into an existing model (validated first; nothing changes on error)."""
+    from .io import load_weights as _load_weights
+    return _load_weights(model, path, strict)
+
+
+def set_backend(name):
+    """Makes "native" or "numpy" the default backend of layers, losses and optimisers."""
+    from .backend import set_backend as _set
+    return _set(name)
+
+
+def get_backend(name=None):
+    from .backend import get_backend as _get
+    return _get(name)
+
+
+def use_backend(name):
+    """Context manager: ``with lamina.use_backend("numpy"): ...``."""
+    from .backend import use_backend as _use
+    return _use(name)
+
+
+def seed(value=None):
+    """Seeds lamina's generator for weight initialisation and default dropout seeds."""
+    from .init import seed as _seed
+    _seed(value)
+
+
+__all__ = ["__version__", "backend_info", "get_num_threads", "set_num_threads", "ops", "reference",
+           "save", "load", "load_checkpoint", "load_weights", "set_backend", "get_backend", "use_backend", "seed",
+           *_LAZY_SUBMODULES]
