@@ -3,8 +3,19 @@
 The CPU path (generic, avx2 or avx512) is chosen once at import; set ``LAMINA_CPU`` to force a
 lower one. ``lamina.ops`` holds the native kernels, ``lamina.reference`` their NumPy twins.
 """
-from . import _native
-from ._native import get_num_threads, set_num_threads
+import os as _os
+
+# OpenMP wait policy, chosen deliberately: idle lamina threads spin for GOMP_SPINCOUNT
+# iterations (tens of microseconds) and then sleep. libgomp's default spins ~15x longer,
+# which keeps back-to-back kernels no faster here but steals the cores from any other
+# thread pool (NumPy's OpenBLAS, a data loader) that runs between lamina's kernels; a
+# passive policy makes every kernel pay a thread wake-up. A user's own OMP_WAIT_POLICY or
+# GOMP_SPINCOUNT wins. (Read by libgomp when _native loads it, so it is set before.)
+if "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ.setdefault("GOMP_SPINCOUNT", "20000")
+
+from . import _native  # noqa: E402
+from ._native import get_num_threads, set_num_threads  # noqa: E402
 
 __version__ = _native.__version__
 
