@@ -8,32 +8,15 @@ copy_bandwidth(nbytes) is what np.copyto achieves on arrays of that size, in byt
 of traffic (read + write), measured the same way; a memory-bound kernel that must move B bytes
 cannot beat B / copy_bandwidth.
 """
-import time
-
 import numpy as np
 
 
-def _block(f, calls):
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        f()
-    return (time.perf_counter() - t0) / calls
-
-
 def compare(fns, repeats=9, min_block_s=0.02, pause_s=0.005):
-    """fns: {name: callable()}. Returns {name: median seconds per call}."""
-    calls = {}
-    for name, f in fns.items():
-        f()  # warm up (allocator, caches, thread pool)
-        t = _block(f, 1)
-        calls[name] = max(1, int(min_block_s / max(t, 1e-7)))
-    times = {name: [] for name in fns}
-    for r in range(repeats):
-        order = list(fns) if r % 2 == 0 else list(reversed(list(fns)))
-        for name in order:
-            times[name].append(_block(fns[name], calls[name]))
-            time.sleep(pause_s)
-    return {name: float(np.median(ts)) for name, ts in times.items()}
+    """fns: {name: callable()}. Returns {name: median seconds per call} (lamina.bench's
+    interleaved-block timer; use a longer pause_s when a baseline runs its own thread pool)."""
+    from lamina.bench import time_interleaved
+
+    return time_interleaved(fns, repeats=repeats, block_s=min_block_s, pause_s=pause_s)
 
 
 def copy_bandwidth(nbytes, repeats=9):
