@@ -53,7 +53,7 @@ def _close(actual, expected, rtol=2e-5):
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale * 4)
 
 
-@pytest.fixture(params=["auto", "gemm", "dot", "rows"])
+@pytest.fixture(params=["auto", "gemm", "dot"])
 def grad_w_method(request):
     lamina._native._conv_grad_w_method(request.param)
     try:

@@ -172,17 +172,17 @@ LAMINA_BINDINGS(bind_conv) {
   m.def(
       "_conv_grad_w_method",
       [](const std::string& name) {
-        static const char* names[] = {"auto", "gemm", "dot", "rows"};
-        for (int i = 0; i < 4; ++i)
+        static const char* names[] = {"auto", "gemm", "dot"};
+        for (int i = 0; i < 3; ++i)
           if (name == names[i]) {
             conv_testing_grad_w_method().store(i);
             return;
           }
-        value_error("method must be 'auto', 'gemm', 'dot' or 'rows', got '" + name + "'");
+        value_error("method must be 'auto', 'gemm' or 'dot', got '" + name + "'");
       },
       py::arg("method"),
-      "Testing aid: force how conv2d_backward computes grad_w ('rows' applies only where "
-      "dilation_w == 1). Not thread-safe while kernels run.");
+      "Testing aid: force how conv2d_backward computes grad_w. Not thread-safe while kernels "
+      "run.");
 }
 
 }  // namespace lamina::bind

@@ -36,10 +36,8 @@
 #include "lamina/cpu/gemm_config.h"
 #include "lamina/cpu/simd.h"
 #include "lamina/gemm.h"
+#include "lamina/parallel.h"
 #include "workspace.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace lamina::cpu::LAMINA_ISA_NS {
 namespace {
@@ -375,45 +373,6 @@ void gemm_nt_dot(index_t M, index_t N, index_t L, const float* a, index_t lda, c
   }
 }
 
-// ---- im2row: the column matrix transposed ---------------------------------------------
-// colT (rows oh0*OW .. oh1*OW, row stride ldk >= K): colT[(oh,ow), (c,ki,kj)] = col[..][..].
-// Read from a zero-padded copy xpad (C x Hp x Wp) of the image, each (c, ki) piece is kW
-// consecutive values (dilation dw must be 1) copied with one masked vector move, no bounds
-// tests. Columns K .. ldk-1 are zeroed. As the B operand of grad_w = grad_y * colT it is
-// read by the GEMM in place, with no packing.
-void pad_image(const Conv2dShape& s, const float* xn, float* xpad) {
-  const index_t Hp = s.H + 2 * s.ph, Wp = s.W + 2 * s.pw;
-  for (index_t c = 0; c < s.C; ++c) {
-    float* pc = xpad + c * Hp * Wp;
-    const float* xc = xn + c * s.H * s.W;
-    fill_zero(pc, s.ph * Wp);
-    for (index_t h = 0; h < s.H; ++h) {
-      float* row = pc + (s.ph + h) * Wp;
-      fill_zero(row, s.pw);
-      copy_n(row + s.pw, xc + h * s.W, s.W);
-      fill_zero(row + s.pw + s.W, s.pw);
-    }
-    fill_zero(pc + (s.ph + s.H) * Wp, s.ph * Wp);
-  }
-}
-
-void im2row(const Conv2dShape& sh_, const float* xpad, index_t oh0, index_t oh1, float* colT,
-            index_t ldk) {
-  const index_t C = sh_.C, kH = sh_.kH, kW = sh_.kW, OW = sh_.OW, sh = sh_.sh, sw = sh_.sw,
-                dh = sh_.dh, K = C * kH * kW;
-  const index_t Hp = sh_.H + 2 * sh_.ph, Wp = sh_.W + 2 * sh_.pw;
-  const Run r(kW);
-  float* d = colT;
-  for (index_t oh = oh0; oh < oh1; ++oh)
-    for (index_t ow = 0; ow < OW; ++ow, d += ldk) {
-      const float* src = xpad + oh * sh * Wp + ow * sw;
-      float* dd = d;
-      for (index_t c = 0; c < C; ++c, src += Hp * Wp)
-        for (index_t ki = 0; ki < kH; ++ki, dd += kW) copy_run(dd, src + ki * dh * Wp, r);
-      fill_zero(d + K, ldk - K);
-    }
-}
-
 // How a thread cuts its work into GEMM tiles.
 struct Tiling {
   index_t rc;  // output rows per tile when a tile is (part of) one image
@@ -475,62 +434,47 @@ void forward_range(const Conv2dShape& s, const Tiling& tl, index_t u0, index_t u
 }
 
 // How grad_w = sum_n grad_y[n] * col[n]^T is computed (see plan_backward).
-enum class GradW : int { gemm = 1, dot = 2, rows = 3 };
+enum class GradW : int { gemm = 1, dot = 2 };
 
 struct BackwardPlan {
   Tiling tl;
   GradW method;
-  index_t ldk;  // row stride of the grad_w accumulators: K, or K rounded up to NR for rows
 };
 
-// Picks the grad_w method by a rough cycle count per image (W-lane FMAs at two a cycle):
-//   gemm: the packed GEMM on col, which transposes col (K*P values) while packing B;
-//   dot:  dot products on col, one horizontal sum per entry per tile of L columns;
-//   rows: im2row + the GEMM reading colT in place (only grad_y is packed); needs dw == 1.
+// grad_w by dot products (gemm_nt_dot) when there are few output channels, whose rows of
+// grad_y then stay in L1 while col streams past, and the tiles are long enough (L >= 8 W)
+// for the horizontal sums not to matter; otherwise the packed GEMM, whose register tile
+// reuses each loaded value more (measured on the LeNet / VGG-like layers of the benchmarks).
 BackwardPlan plan_backward(const Conv2dShape& s, index_t per_thread) {
-  using gemm_config::NR;
   BackwardPlan pl;
   pl.tl = make_tiling(s, per_thread);
-  const index_t K = s.C * s.kH * s.kW, P = s.OH * s.OW, O = s.O;
-  const double L = double(pl.tl.nb > 1 ? pl.tl.nb * P : min_of(P, pl.tl.rc * s.OW));
-  const double fma = double(O) * K * P / (2.0 * W);
-  const double c_gemm = fma / 0.85 * double(round_up(K, NR)) / double(K) + double(O + K) * P;
-  const double c_dot = fma / 0.85 + double(O) * K * (P / L) * 5.0;
-  const double c_rows = fma / 0.9 * double(round_up(K, NR)) / double(K) +
-                        double(K) * P / double(s.kW) * 1.5 + double(O) * P;
-  const bool rows_ok = s.dw == 1 && !is_pointwise(s);
-  pl.method = c_dot <= c_gemm ? GradW::dot : GradW::gemm;
-  if (rows_ok && c_rows < (pl.method == GradW::dot ? c_dot : c_gemm)) pl.method = GradW::rows;
+  const index_t P = s.OH * s.OW;
+  const index_t L = pl.tl.nb > 1 ? pl.tl.nb * P : min_of(P, pl.tl.rc * s.OW);
+  pl.method = (s.O <= 32 && L >= 8 * W) ? GradW::dot : GradW::gemm;
   const int forced = conv_testing_grad_w_method().load(std::memory_order_relaxed);
-  if (forced == int(GradW::gemm) || forced == int(GradW::dot) ||
-      (forced == int(GradW::rows) && rows_ok))
-    pl.method = GradW(forced);
-  pl.ldk = pl.method == GradW::rows ? round_up(K, NR) : K;
+  if (forced == int(GradW::gemm) || forced == int(GradW::dot)) pl.method = GradW(forced);
   return pl;
 }
 
-// Backward over whole images [n0, n1): grad_w_acc (O x K, row stride pl.ldk) and grad_b_acc
-// (O) are overwritten by the first contribution, then accumulated; grad_x (may be null) is
-// written. gemm_threads as for sgemm.
+// Backward over whole images [n0, n1): grad_w_acc (O x K) and grad_b_acc (O) are overwritten
+// by the first contribution, then accumulated; grad_x (may be null) is written.
+// gemm_threads as for sgemm.
 void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, index_t n1,
                     const float* x, const float* w, const float* gy, float* gx,
                     float* grad_w_acc, float* grad_b_acc, int gemm_threads) {
   const index_t K = s.C * s.kH * s.kW, P = s.OH * s.OW, OW = s.OW, OH = s.OH, O = s.O;
-  const index_t xsz = s.C * s.H * s.W, ysz = O * P, ldk = pl.ldk;
+  const index_t xsz = s.C * s.H * s.W, ysz = O * P;
   const MatRef wT{w, 1, K};  // w^T (K x O)
   const GemmEpilogue overwrite;
   GemmEpilogue acc;  // grad_w: overwritten by the first GEMM, then accumulated
   acc.beta = 0.0f;
   bool first = true;
-  // grad_w_acc (=|+=) gyt (O x L, row stride ldg) * (the tile's col or colT)^T.
-  auto grad_w_tile = [&](const float* gyt, index_t ldg, index_t L, const float* tile) {
-    if (pl.method == GradW::rows) {
-      sgemm(O, ldk, L, MatRef{gyt, ldg, 1}, MatRef{tile, ldk, 1}, grad_w_acc, ldk, acc,
-            gemm_threads);
-    } else if (pl.method == GradW::dot) {
-      gemm_nt_dot(O, K, L, gyt, ldg, tile, L, grad_w_acc, ldk, !first);
+  // grad_w_acc (=|+=) gyt (O x L, row stride ldg) * col (K x L, row stride ldc)^T.
+  auto grad_w_tile = [&](const float* gyt, index_t ldg, const float* col, index_t ldc, index_t L) {
+    if (pl.method == GradW::dot) {
+      gemm_nt_dot(O, K, L, gyt, ldg, col, ldc, grad_w_acc, K, !first);
     } else {
-      sgemm(O, K, L, MatRef{gyt, ldg, 1}, MatRef{tile, 1, L}, grad_w_acc, ldk, acc, gemm_threads);
+      sgemm(O, K, L, MatRef{gyt, ldg, 1}, MatRef{col, 1, ldc}, grad_w_acc, K, acc, gemm_threads);
     }
     acc.beta = 1.0f;
     first = false;
@@ -544,24 +488,19 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
 
   if (is_pointwise(s)) {  // col[n] is x[n] itself (C x P)
     for (index_t n = n0; n < n1; ++n) {
-      grad_w_tile(gy + n * ysz, P, P, x + n * xsz);
+      grad_w_tile(gy + n * ysz, P, x + n * xsz, P, P);
       if (gx) sgemm(K, P, O, wT, MatRef{gy + n * ysz, P, 1}, gx + n * xsz, P, overwrite, gemm_threads);
     }
     return;
   }
 
-  // One buffer per thread: the tile's col / colT, staged grad_y, padded image (rows).
+  // One buffer per thread: the tile's columns (reused for grad_col), with W floats of slack
+  // before and after for col2im_rows's masked loads, then grad_y staged for multi-image tiles.
   const index_t nb = min_of(pl.tl.nb, n1 - n0);
   const index_t max_cols = nb > 1 ? nb * P : min_of(P, pl.tl.rc * OW);
-  const index_t tile_floats = max_of(K, ldk) * max_cols;
-  const index_t stage_floats = nb > 1 ? O * max_cols : 0;
-  const index_t pad_floats =
-      pl.method == GradW::rows ? s.C * (s.H + 2 * s.ph) * (s.W + 2 * s.pw) : 0;
-  // W floats of slack before and after the tile for col2im_rows's masked loads.
-  float* tile = thread_buffer(kSlotTile, static_cast<std::size_t>(W + tile_floats + W +
-                                                                   stage_floats + pad_floats)) + W;
+  const index_t tile_floats = K * max_cols, stage_floats = nb > 1 ? O * max_cols : 0;
+  float* tile = thread_buffer(kSlotTile, static_cast<std::size_t>(W + tile_floats + W + stage_floats)) + W;
   float* gyt = tile + tile_floats + W;
-  float* xpad = gyt + stage_floats;
   // grad_x of one image from its grad_col (rows oh0..oh1, row stride ld); `whole`: the tile
   // covers the image, which is then written without being zeroed first.
   auto grad_x_from_col = [&](const float* gcol, index_t ld, index_t oh0, index_t oh1, float* gxn,
@@ -581,16 +520,10 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
       // Several whole images side by side: L = cnt*P columns, grad_y staged as (O x L).
       const index_t L = cnt * P;
       for (index_t b = 0; b < cnt; ++b) {
-        const float* xb = x + (n + b) * xsz;
-        if (pl.method == GradW::rows) {
-          pad_image(s, xb, xpad);
-          im2row(s, xpad, 0, OH, tile + b * P * ldk, ldk);
-        } else {
-          im2col(s, xb, 0, OH, tile + b * P, L);
-        }
+        im2col(s, x + (n + b) * xsz, 0, OH, tile + b * P, L);
         for (index_t o = 0; o < O; ++o) copy_n(gyt + o * L + b * P, gy + ((n + b) * O + o) * P, P);
       }
-      grad_w_tile(gyt, L, L, tile);
+      grad_w_tile(gyt, L, tile, L, L);
       if (gx) {
         sgemm(K, L, O, wT, MatRef{gyt, L, 1}, tile, L, overwrite, gemm_threads);  // grad_col
         for (index_t b = 0; b < cnt; ++b) grad_x_from_col(tile + b * P, L, 0, OH, gx + (n + b) * xsz, true);
@@ -603,13 +536,11 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
     float* gxn = gx ? gx + n * xsz : nullptr;
     const bool whole = pl.tl.rc >= OH;  // one tile covers the image
     if (gxn && !whole) fill_zero(gxn, xsz);
-    if (pl.method == GradW::rows) pad_image(s, xn, xpad);
     for (index_t oh0 = 0; oh0 < OH; oh0 += pl.tl.rc) {
       const index_t oh1 = min_of(oh0 + pl.tl.rc, OH), L = (oh1 - oh0) * OW;
-      if (pl.method == GradW::rows) im2row(s, xpad, oh0, oh1, tile, ldk);
-      else im2col(s, xn, oh0, oh1, tile, L);
+      im2col(s, xn, oh0, oh1, tile, L);
       const float* gyc = gy + n * ysz + oh0 * OW;  // (O x L), row stride P
-      grad_w_tile(gyc, P, L, tile);
+      grad_w_tile(gyc, P, tile, L, L);
       if (gxn) {
         sgemm(K, L, O, wT, MatRef{gyc, P, 1}, tile, L, overwrite, gemm_threads);  // grad_col
         grad_x_from_col(tile, L, oh0, oh1, gxn, whole);
@@ -639,17 +570,11 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
     return;
   }
   const Tiling tl = make_tiling(s, ceil_div(s.N, index_t(nt)));
-#pragma omp parallel num_threads(nt)
-  {
-#ifdef _OPENMP
-    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-    const int tid = 0, team = 1;
-#endif
+  parallel_team(nt, [&](int tid, int team) {
     // Cut at image boundaries when the batch splits evenly, else at a row.
     const index_t u0 = units * tid / team, u1 = units * (tid + 1) / team;
     forward_range(s, tl, u0, u1, x, w, ep, y, 1);
-  }
+  });
 }
 
 void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const float* grad_y,
@@ -670,43 +595,31 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
   // Over the batch when it divides evenly or is large (imbalance under 1/4), else inside the
   // GEMMs.
   if (nt <= 1 || !(s.N % nt == 0 || s.N >= 4 * nt)) {
-    const BackwardPlan pl = plan_backward(s, s.N);
-    float* acc = pl.ldk == K ? grad_w : thread_buffer(kSlotPartial, static_cast<std::size_t>(O * pl.ldk));
-    backward_range(s, pl, 0, s.N, x, w, grad_y, grad_x, acc, grad_b, nt > 1 ? 0 : 1);
-    if (acc != grad_w)
-      for (index_t o = 0; o < O; ++o) copy_n(grad_w + o * K, acc + o * pl.ldk, K);
+    backward_range(s, plan_backward(s, s.N), 0, s.N, x, w, grad_y, grad_x, grad_w, grad_b,
+                   nt > 1 ? 0 : 1);
     return;
   }
 
   // Each thread: whole images, its own grad_w / grad_b partial sums, reduced at the end.
   const BackwardPlan pl = plan_backward(s, ceil_div(s.N, index_t(nt)));
-  const index_t ldk = pl.ldk, acc_len = O * ldk + O;
+  const index_t acc_len = O * K + O;
   std::vector<float*> partial(static_cast<std::size_t>(nt), nullptr);
-#pragma omp parallel num_threads(nt)
-  {
-#ifdef _OPENMP
-    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-    const int tid = 0, team = 1;
-#endif
+  parallel_team(nt, [&](int tid, int team) {
     float* acc = thread_buffer(kSlotPartial, static_cast<std::size_t>(acc_len));
     partial[static_cast<std::size_t>(tid)] = acc;
     const index_t n0 = s.N * tid / team, n1 = s.N * (tid + 1) / team;
     if (n0 == n1) fill_zero(acc, acc_len);
-    else backward_range(s, pl, n0, n1, x, w, grad_y, grad_x, acc, acc + O * ldk, 1);
+    else backward_range(s, pl, n0, n1, x, w, grad_y, grad_x, acc, acc + O * K, 1);
 #pragma omp barrier
-    // Reduce: thread tid sums its share of the rows (O of grad_w, then one for grad_b).
-    const index_t r0 = (O + 1) * tid / team, r1 = (O + 1) * (tid + 1) / team;
-    for (index_t r = r0; r < r1; ++r) {
-      const index_t len = r < O ? K : O;
-      float* dst = r < O ? grad_w + r * K : grad_b;
-      for (index_t i = 0; i < len; ++i) {
-        float t = 0.0f;
-        for (int p = 0; p < team; ++p) t += partial[static_cast<std::size_t>(p)][r * ldk + i];
-        dst[i] = t;
-      }
+    // Reduce: thread tid sums its slice of every partial into grad_w, then grad_b.
+    auto [i0, i1] = split_range(acc_len, team, tid, W);
+    for (index_t i = i0; i < i1; ++i) {
+      float t = 0.0f;
+      for (int p = 0; p < team; ++p) t += partial[static_cast<std::size_t>(p)][i];
+      if (i < O * K) grad_w[i] = t;
+      else grad_b[i - O * K] = t;
     }
-  }
+  });
 }
 
 }  // namespace lamina::cpu::LAMINA_ISA_NS
