@@ -5,4 +5,10 @@ release the GIL while computing, and return new arrays unless ``out=`` is given.
 One line per kernel family below.
 """
 from ._native import linear, matmul  # noqa: F401
+from ._native import leaky_relu, leaky_relu_backward, relu, relu_backward, sigmoid, sigmoid_backward, tanh, tanh_backward  # noqa: F401,E501
+from ._native import log_softmax, softmax, softmax_cross_entropy  # noqa: F401
+from ._native import binary_cross_entropy, mse  # noqa: F401
+from ._native import dropout, dropout_backward  # noqa: F401
+from ._native import sgd_step  # noqa: F401
+from ._native import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward  # noqa: F401
 from ._native import conv2d, conv2d_backward  # noqa: F401

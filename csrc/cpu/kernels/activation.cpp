@@ -1,0 +1,90 @@
+// activation.cpp: element-wise activations and their backward passes, compiled once per ISA.
+//
+//   relu        y = max(x, 0) (NaN propagates)      grad_x = grad_y * [x > 0]
+//   leaky_relu  y = x > 0 ? x : slope * x           grad_x = grad_y * (x > 0 ? 1 : slope)
+//   sigmoid     y = 1 / (1 + e^-x)                  grad_x = grad_y * y * (1 - y)
+//   tanh        y = tanh(x)                         grad_x = grad_y * (1 - y^2)
+// All arrays are flat, contiguous, n elements (any tensor shape). sigmoid / tanh use vmath.h
+// (accuracy stated there). Split over threads only for large n: the cheap ones are memory
+// bound and a thread start-up (a few us) costs more than ~100k elements of work.
+#include "lamina/activation.h"
+
+#include "eltwise.h"
+#include "vmath.h"
+
+namespace lamina::cpu::LAMINA_ISA_NS {
+namespace {
+
+using namespace simd;
+
+// Elements per thread below which splitting does not pay.
+constexpr double kCheapPerThread = 48 * 1024;      // relu, leaky_relu, every backward
+constexpr double kTranscendentalPerThread = 8192;  // sigmoid / tanh forward, exp / log
+
+template <class F>
+void run1(const float* x, float* y, index_t n, double per_thread, F f) {
+  parallel_range(n, threads_for(double(n), per_thread),
+                 [&](index_t lo, index_t hi) { map1(x + lo, y + lo, hi - lo, f); });
+}
+
+template <class F>
+void run2(const float* a, const float* b, float* y, index_t n, double per_thread, F f) {
+  parallel_range(n, threads_for(double(n), per_thread),
+                 [&](index_t lo, index_t hi) { map2(a + lo, b + lo, y + lo, hi - lo, f); });
+}
+
+}  // namespace
+
+void activation_forward(Activation act, const float* x, float* y, index_t n, float slope) {
+  switch (act) {
+    case Activation::relu:
+      // max(0, x): maxps returns its second operand when one is NaN, so NaN propagates.
+      run1(x, y, n, kCheapPerThread, [](vf v) { return max(zero(), v); });
+      break;
+    case Activation::leaky_relu: {
+      const vf s = set1(slope);
+      run1(x, y, n, kCheapPerThread,
+           [s](vf v) { return vmath::select(vmath::gt(v, zero()), v, mul(v, s)); });
+      break;
+    }
+    case Activation::sigmoid:
+      run1(x, y, n, kTranscendentalPerThread, [](vf v) { return vmath::sigmoid(v); });
+      break;
+    case Activation::tanh:
+      run1(x, y, n, kTranscendentalPerThread, [](vf v) { return vmath::tanh(v); });
+      break;
+  }
+}
+
+void activation_backward(Activation act, const float* grad_y, const float* saved, float* grad_x,
+                         index_t n, float slope) {
+  switch (act) {
+    case Activation::relu:
+      run2(grad_y, saved, grad_x, n, kCheapPerThread,
+           [](vf g, vf x) { return vmath::select(vmath::gt(x, zero()), g, zero()); });
+      break;
+    case Activation::leaky_relu: {
+      const vf s = set1(slope);
+      run2(grad_y, saved, grad_x, n, kCheapPerThread,
+           [s](vf g, vf x) { return vmath::select(vmath::gt(x, zero()), g, mul(g, s)); });
+      break;
+    }
+    case Activation::sigmoid:
+      run2(grad_y, saved, grad_x, n, kCheapPerThread,
+           [](vf g, vf y) { return mul(mul(g, y), sub(set1(1.0f), y)); });
+      break;
+    case Activation::tanh:
+      run2(grad_y, saved, grad_x, n, kCheapPerThread,
+           [](vf g, vf y) { return mul(g, sub(set1(1.0f), mul(y, y))); });
+      break;
+  }
+}
+
+void vmath_apply(VMathFn fn, const float* x, float* y, index_t n) {
+  if (fn == VMathFn::exp)
+    run1(x, y, n, kTranscendentalPerThread, [](vf v) { return vmath::exp(v); });
+  else
+    run1(x, y, n, kTranscendentalPerThread, [](vf v) { return vmath::log(v); });
+}
+
+}  // namespace lamina::cpu::LAMINA_ISA_NS

@@ -1,0 +1,22 @@
+// sgd.h: one SGD update in place, torch.optim.SGD's semantics (dampening 0, no maximize):
+//
+//   g = grad + weight_decay * param
+//   if momentum != 0:  v = momentum * v + g;   g = nesterov ? g + momentum * v : v
+//   param -= lr * g
+//
+// One pass over memory (param, grad, v read; param, v written). velocity may be null when
+// momentum == 0. Arrays are flat, contiguous, n elements, and must not overlap.
+#pragma once
+#include "lamina/common.h"
+#include "lamina/cpu/isa.h"
+
+LAMINA_DECLARE_ISA_KERNEL(void, sgd_step,
+                          (float* param, const float* grad, float* velocity, lamina::index_t n,
+                           float lr, float momentum, float weight_decay, bool nesterov))
+
+namespace lamina::cpu {
+inline void sgd_step(float* param, const float* grad, float* velocity, index_t n, float lr,
+                     float momentum, float weight_decay, bool nesterov) {
+  LAMINA_DISPATCH(sgd_step, param, grad, velocity, n, lr, momentum, weight_decay, nesterov)
+}
+}  // namespace lamina::cpu

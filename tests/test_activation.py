@@ -1,0 +1,243 @@
+"""Activations: native vs reference on every CPU path, the vectorised math's accuracy,
+saturation and NaN, finite-difference checks of the reference backward passes, bad inputs."""
+import numpy as np
+import pytest
+
+from lamina import _native, ops, reference as ref
+from gradcheck import assert_grad_close, numeric_grad
+
+SHAPES = [(), (1,), (7,), (16,), (17,), (3, 5), (2, 3, 33), (4, 129), (0,), (2, 0, 3), (301, 407)]
+TINY = np.finfo(np.float32).tiny
+ULP = 2.0**-23
+
+
+def _rand(rng, shape, scale=4.0):
+    return np.asarray(rng.standard_normal(shape) * scale, dtype=np.float32)
+
+
+# ---- forward and backward, native vs reference -----------------------------------------------
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_relu_matches_reference(isa, threads, rng, shape):
+    x = _rand(rng, shape)
+    g = _rand(rng, shape)
+    np.testing.assert_array_equal(ops.relu(x), ref.relu(x))
+    np.testing.assert_array_equal(ops.relu_backward(g, x), ref.relu_backward(g, x))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("slope", [0.01, 0.2, -0.5])
+def test_leaky_relu_matches_reference(isa, threads, rng, shape, slope):
+    x = _rand(rng, shape)
+    g = _rand(rng, shape)
+    np.testing.assert_array_equal(ops.leaky_relu(x, slope), ref.leaky_relu(x, slope))
+    np.testing.assert_array_equal(ops.leaky_relu_backward(g, x, slope=slope),
+                                  ref.leaky_relu_backward(g, x, slope=slope))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_sigmoid_tanh_match_reference(isa, threads, rng, shape):
+    x = _rand(rng, shape)
+    g = _rand(rng, shape)
+    x64 = x.astype(np.float64)
+    for fwd, bwd, rfwd, rbwd in [(ops.sigmoid, ops.sigmoid_backward, ref.sigmoid, ref.sigmoid_backward),
+                                 (ops.tanh, ops.tanh_backward, ref.tanh, ref.tanh_backward)]:
+        y = fwd(x)
+        assert y.dtype == np.float32 and y.shape == x.shape
+        np.testing.assert_allclose(y, rfwd(x64), rtol=2 * ULP, atol=0)
+        # 1 - y*y and 1 - y cancel near |y| = 1: float32 rounding there is ~2^-24 |grad_y|
+        # (the AVX paths may fuse it into one FMA, so they need not equal float32 NumPy)
+        want = rbwd(g.astype(np.float64), y.astype(np.float64))
+        err = np.abs(bwd(g, y) - want)
+        assert np.all(err <= 3 * ULP * np.abs(want) + ULP * np.abs(g))
+
+
+def test_default_slope_is_0_01(rng):
+    x = _rand(rng, (50,))
+    np.testing.assert_array_equal(ops.leaky_relu(x), ref.leaky_relu(x, 0.01))
+    np.testing.assert_array_equal(ops.leaky_relu_backward(x, x), ref.leaky_relu_backward(x, x, 0.01))
+
+
+# ---- out= and in-place -------------------------------------------------------------------------
+
+def test_out_and_in_place(rng):
+    x = _rand(rng, (5, 37))
+    expect = ref.sigmoid(x.astype(np.float64))
+    out = np.empty_like(x)
+    assert ops.sigmoid(x, out=out) is out
+    np.testing.assert_allclose(out, expect, rtol=2 * ULP)
+    y = x.copy()
+    ops.sigmoid(y, out=y)  # exactly in place
+    np.testing.assert_array_equal(y, out)
+    g = _rand(rng, x.shape)
+    expect_g = ref.relu_backward(g, x)
+    ops.relu_backward(g, x, out=g)
+    np.testing.assert_array_equal(g, expect_g)
+
+
+def test_out_partially_overlapping_input(rng):
+    buf = _rand(rng, (200,))
+    x = buf[:150].copy()
+    expect = ref.tanh(x.astype(np.float64))
+    # out = buf[50:], input = buf[:150]: overlapping but not the same array
+    src = buf[:150]
+    src[...] = x
+    ops.tanh(src, out=buf[50:])
+    np.testing.assert_allclose(buf[50:], expect, rtol=2 * ULP)
+
+
+# ---- accuracy of the vectorised math (vmath.h), saturation, specials ---------------------------
+
+def _rel_ulps(got, want):
+    want = np.asarray(want, np.float64)
+    normal = np.abs(want) >= TINY
+    rel = np.abs(got.astype(np.float64) - want)[normal] / np.abs(want[normal])
+    return rel.max() / ULP
+
+
+def _denormal_err(got, want):
+    want = np.asarray(want, np.float64)
+    tiny = (np.abs(want) < TINY)
+    if not tiny.any():
+        return 0.0
+    return np.abs(got.astype(np.float64) - want)[tiny].max() / 2.0**-149
+
+
+def test_exp_accuracy(isa):
+    x = np.linspace(-104, 88.72, 600_001).astype(np.float32)
+    want = np.exp(x.astype(np.float64))
+    got = _native._vexp(x)
+    assert _rel_ulps(got, want) < 1.0
+    assert _denormal_err(got, want) <= 1.0
+
+
+def test_log_accuracy(isa):
+    x = np.exp(np.linspace(-87, 88, 400_001)).astype(np.float32)
+    denormals = np.arange(1, 2**23, 4099, dtype=np.uint32).view(np.float32)
+    x = np.concatenate([x[x > 0], denormals, np.float32([1.0, np.nextafter(1, 2, dtype=np.float32),
+                                                         np.nextafter(1, 0, dtype=np.float32)])])
+    want = np.log(x.astype(np.float64))
+    got = _native._vlog(x)
+    nonzero = want != 0
+    assert _rel_ulps(got[nonzero], want[nonzero]) < 1.0
+    assert np.all(got[~nonzero] == 0)
+
+
+def test_tanh_accuracy(isa):
+    x = np.concatenate([np.linspace(-12, 12, 400_001),
+                        np.geomspace(1e-38, 1, 20_001), -np.geomspace(1e-38, 1, 20_001)]).astype(np.float32)
+    got = ops.tanh(x)
+    assert _rel_ulps(got, np.tanh(x.astype(np.float64))) < 1.5
+
+
+def test_sigmoid_accuracy(isa):
+    x = np.linspace(-110, 40, 600_001).astype(np.float32)
+    x64 = x.astype(np.float64)
+    want = 1 / (1 + np.exp(-x64))
+    got = ops.sigmoid(x)
+    assert _rel_ulps(got, want) < 2.0
+    assert _denormal_err(got, want) <= 1.0
+
+
+def test_saturation_and_specials(isa):
+    with np.errstate(all="ignore"):
+        x = np.float32([np.inf, -np.inf, 89.0, 1e30, -1e30, -105.0, 0.0, -0.0, np.nan])
+        e = _native._vexp(x)
+        np.testing.assert_array_equal(e[:8], np.float32([np.inf, 0, np.inf, np.inf, 0, 0, 1, 1]))
+        assert np.isnan(e[8])
+        s = ops.sigmoid(x)
+        np.testing.assert_array_equal(s[:5], np.float32([1, 0, 1, 1, 0]))
+        assert s[5] == 0 and s[6] == 0.5 and np.isnan(s[8])
+        t = ops.tanh(x)
+        np.testing.assert_array_equal(t[:6], np.float32([1, -1, 1, 1, -1, -1]))
+        assert t[6] == 0 and not np.signbit(t[6]) and t[7] == 0 and np.signbit(t[7])
+        assert np.isnan(t[8])
+        assert np.all(ops.tanh(np.float32([9.1, 20, -9.1])) == np.float32([1, 1, -1]))
+        assert np.all(ops.sigmoid(np.float32([17, 50])) == 1)
+        lg = _native._vlog(np.float32([0, -0.0, -1, np.inf, np.nan, -np.inf]))
+        assert lg[0] == -np.inf and lg[1] == -np.inf and np.isnan(lg[2]) and lg[3] == np.inf
+        assert np.isnan(lg[4]) and np.isnan(lg[5])
+        r = ops.relu(np.float32([np.nan, -np.inf, np.inf, -1]))
+        assert np.isnan(r[0]) and r[1] == 0 and r[2] == np.inf and r[3] == 0
+        lr = ops.leaky_relu(np.float32([np.nan, -np.inf]))
+        assert np.isnan(lr[0]) and lr[1] == -np.inf
+
+
+def test_nan_propagates_at_every_lane(isa):
+    # a NaN at every position of a vector (and in the masked tail)
+    for n in (1, 15, 16, 17, 33):
+        for pos in range(n):
+            x = np.zeros(n, np.float32)
+            x[pos] = np.nan
+            for f in (ops.relu, ops.sigmoid, ops.tanh, ops.leaky_relu, _native._vexp):
+                y = f(x)
+                assert np.isnan(y[pos]) and not np.isnan(np.delete(y, pos)).any()
+
+
+# ---- the reference backward passes by finite differences (float64) ----------------------------
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "sigmoid", "tanh"])
+def test_reference_backward_by_finite_differences(rng, name):
+    x = rng.standard_normal((3, 7))
+    x[np.abs(x) < 0.05] = 0.3  # keep away from the kinks of relu / leaky_relu
+    w = rng.standard_normal(x.shape)
+    fwd = getattr(ref, name)
+    bwd = getattr(ref, name + "_backward")
+    y = fwd(x)
+    saved = x if name in ("relu", "leaky_relu") else y
+    analytic = bwd(w, saved)
+    numeric = numeric_grad(lambda v: float(np.sum(fwd(v) * w)), x)
+    assert_grad_close(analytic, numeric)
+
+
+def test_reference_leaky_relu_backward_slope_by_finite_differences(rng):
+    x = rng.standard_normal((4, 5))
+    x[np.abs(x) < 0.05] = -0.3
+    w = rng.standard_normal(x.shape)
+    analytic = ref.leaky_relu_backward(w, x, slope=0.3)
+    numeric = numeric_grad(lambda v: float(np.sum(ref.leaky_relu(v, slope=0.3) * w)), x)
+    assert_grad_close(analytic, numeric)
+
+
+def test_reference_works_in_float32_and_float64(rng):
+    x = rng.standard_normal((4, 5))
+    for dt in (np.float32, np.float64):
+        xd = x.astype(dt)
+        for name in ("relu", "leaky_relu", "sigmoid", "tanh"):
+            y = getattr(ref, name)(xd)
+            assert y.dtype == dt
+            assert getattr(ref, name + "_backward")(xd, y).dtype == dt
+
+
+# ---- bad inputs --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("f", [ops.relu, ops.sigmoid, ops.tanh, ops.leaky_relu])
+def test_forward_bad_inputs(f):
+    with pytest.raises(TypeError, match="x"):
+        f(np.zeros(4, np.float64))
+    with pytest.raises(TypeError, match="x"):
+        f([1.0, 2.0])
+    with pytest.raises(ValueError, match="x"):
+        f(np.zeros((4, 6), np.float32)[:, ::2])
+    with pytest.raises(ValueError, match="out"):
+        f(np.zeros(4, np.float32), out=np.zeros(5, np.float32))
+    ro = np.zeros(4, np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out"):
+        f(np.zeros(4, np.float32), out=ro)
+    with pytest.raises(TypeError, match="out"):
+        f(np.zeros(4, np.float32), out=np.zeros(4, np.float64))
+
+
+@pytest.mark.parametrize("f,saved", [(ops.relu_backward, "x"), (ops.sigmoid_backward, "y"),
+                                     (ops.tanh_backward, "y"), (ops.leaky_relu_backward, "x")])
+def test_backward_bad_inputs(f, saved):
+    z = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match="grad_y"):
+        f(np.zeros((4, 3), np.float32), z)
+    with pytest.raises(TypeError, match="grad_y"):
+        f(z.astype(np.float64), z)
+    with pytest.raises(TypeError, match=saved):
+        f(z, z.astype(np.float16))
+    with pytest.raises(ValueError, match=saved):
+        f(z, np.zeros((3, 8), np.float32)[:, ::2])

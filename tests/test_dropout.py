@@ -1,0 +1,126 @@
+"""dropout: the native mask is bit-identical to the NumPy twin's for every CPU path and thread
+count, inverted scaling, p = 0, statistics of the mask, the backward, bad inputs."""
+import numpy as np
+import pytest
+
+import lamina
+from lamina import ops, reference as ref
+from gradcheck import assert_grad_close, numeric_grad
+
+SHAPES = [(1,), (7,), (16,), (17,), (3, 5), (2, 3, 33), (0,), (300, 411)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 0.9])
+def test_matches_reference_bit_for_bit(isa, threads, rng, shape, p):
+    x = rng.standard_normal(shape).astype(np.float32)
+    y, mask = ops.dropout(x, p, 1234)
+    ry, rmask = ref.dropout(x, p, 1234)
+    assert mask.dtype == np.float32 and y.dtype == np.float32 and mask.shape == shape
+    np.testing.assert_array_equal(mask, rmask)
+    np.testing.assert_array_equal(y, ry)
+    g = rng.standard_normal(shape).astype(np.float32)
+    np.testing.assert_array_equal(ops.dropout_backward(g, mask, p), ref.dropout_backward(g, rmask, p))
+
+
+def test_same_mask_for_any_thread_count_and_isa(rng):
+    x = rng.standard_normal((513, 257)).astype(np.float32)
+    before_t = lamina.get_num_threads()
+    before_isa = lamina.backend_info()["isa"]
+    masks = []
+    try:
+        for isa in lamina.backend_info()["isas_available"]:
+            lamina._native._select_isa(isa)
+            for nt in (1, 2, 3):
+                lamina.set_num_threads(nt)
+                masks.append(ops.dropout(x, 0.37, 2**63 + 5)[1])
+    finally:
+        lamina.set_num_threads(before_t)
+        lamina._native._select_isa(before_isa)
+    for m in masks[1:]:
+        np.testing.assert_array_equal(m, masks[0])
+
+
+def test_inverted_scaling_and_values(rng):
+    x = rng.standard_normal(10_000).astype(np.float32)
+    p = 0.25
+    y, mask = ops.dropout(x, p, 7)
+    assert set(np.unique(mask)) <= {0.0, 1.0}
+    scale = np.float32(1 / (1 - p))
+    np.testing.assert_array_equal(y[mask == 1], x[mask == 1] * scale)
+    assert np.all(y[mask == 0] == 0)
+
+
+def test_p_zero_is_identity(rng):
+    x = rng.standard_normal((5, 9)).astype(np.float32)
+    x[0, 0] = np.nan
+    y, mask = ops.dropout(x, 0.0, 99)
+    np.testing.assert_array_equal(y, x)
+    assert np.all(mask == 1)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.5, 0.8])
+def test_keep_fraction_and_seed_independence(p):
+    x = np.ones(200_000, np.float32)
+    n = x.size
+    m1 = ops.dropout(x, p, 1)[1]
+    m2 = ops.dropout(x, p, 2)[1]
+    sigma = np.sqrt(p * (1 - p) / n)
+    assert abs(m1.mean() - (1 - p)) < 5 * sigma
+    assert abs(m2.mean() - (1 - p)) < 5 * sigma
+    # masks of neighbouring seeds agree only as often as independent ones would
+    agree = np.mean(m1 == m2)
+    expect = p * p + (1 - p) * (1 - p)
+    assert abs(agree - expect) < 5 * np.sqrt(expect * (1 - expect) / n)
+    # and neighbouring elements are not correlated
+    c = np.corrcoef(m1[:-1], m1[1:])[0, 1]
+    assert abs(c) < 5 / np.sqrt(n)
+
+
+def test_seed_types(rng):
+    x = rng.standard_normal(100).astype(np.float32)
+    want = ops.dropout(x, 0.5, 42)[1]
+    np.testing.assert_array_equal(ops.dropout(x, 0.5, np.int64(42))[1], want)
+    np.testing.assert_array_equal(ops.dropout(x, 0.5, np.uint8(42))[1], want)
+    np.testing.assert_array_equal(ops.dropout(x, np.float32(0.5), 42)[1], want)
+    ops.dropout(x, 0.5, 2**64 - 1)
+    ops.dropout(x, 0.5, 0)
+
+
+def test_reference_backward_by_finite_differences(rng):
+    x = rng.standard_normal((4, 6))
+    w = rng.standard_normal((4, 6))
+    p, seed = 0.4, 11
+    _, mask = ref.dropout(x, p, seed)
+    analytic = ref.dropout_backward(w, mask, p)
+    numeric = numeric_grad(lambda z: float(np.sum(w * ref.dropout(z, p, seed)[0])), x)
+    assert_grad_close(analytic, numeric)
+
+
+def test_bad_inputs():
+    x = np.zeros((3, 4), np.float32)
+    for bad in (1.0, -0.1, float("nan"), 1.5):
+        with pytest.raises(ValueError, match="p"):
+            ops.dropout(x, bad, 0)
+        with pytest.raises(ValueError, match="p"):
+            ops.dropout_backward(x, x, bad)
+        with pytest.raises(ValueError, match="p"):
+            ref.dropout(x, bad, 0)
+    with pytest.raises(TypeError, match="p"):
+        ops.dropout(x, "0.5", 0)
+    for bad in (-1, 2**64):
+        with pytest.raises(ValueError, match="seed"):
+            ops.dropout(x, 0.5, bad)
+    for bad in (1.5, True, None, "3"):
+        with pytest.raises(TypeError, match="seed"):
+            ops.dropout(x, 0.5, bad)
+    with pytest.raises(TypeError, match="x"):
+        ops.dropout(x.astype(np.float64), 0.5, 0)
+    with pytest.raises(ValueError, match="x"):
+        ops.dropout(np.zeros((3, 8), np.float32)[:, ::2], 0.5, 0)
+    with pytest.raises(ValueError, match="mask"):
+        ops.dropout_backward(x, np.zeros((4, 3), np.float32), 0.5)
+    with pytest.raises(TypeError, match="mask"):
+        ops.dropout_backward(x, np.zeros((3, 4), bool), 0.5)
+    with pytest.raises(TypeError, match="grad_y"):
+        ops.dropout_backward(x.astype(np.float64), x, 0.5)

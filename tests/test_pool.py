@@ -1,0 +1,214 @@
+"""max_pool2d / avg_pool2d and their backward passes: native vs reference on every CPU path
+(odd sizes, kernel = input, stride > kernel, padding, rectangular windows, ties, NaN, -inf),
+the reference backward passes by finite differences, bad inputs."""
+import numpy as np
+import pytest
+
+from lamina import ops, reference as ref
+from gradcheck import assert_grad_close, numeric_grad
+
+CASES = [  # (x shape, kernel_size, stride, padding)
+    ((1, 1, 1, 1), 1, None, 0),
+    ((2, 3, 5, 7), 2, None, 0),
+    ((2, 3, 5, 7), 3, 1, 1),
+    ((1, 2, 6, 6), (2, 3), (1, 2), (1, 1)),
+    ((2, 1, 7, 5), 3, 2, 1),
+    ((1, 1, 4, 4), 4, None, 0),
+    ((1, 1, 4, 4), 4, None, 2),
+    ((2, 2, 9, 9), 2, 3, 0),
+    ((1, 3, 33, 35), 5, 2, 2),
+    ((3, 4, 24, 24), 2, None, 0),
+    ((2, 1, 1, 40), (1, 3), (1, 2), (0, 1)),
+    ((1, 2, 3, 70), 3, 1, 1),
+    ((2, 64, 6, 6), 2, 2, 1),
+    ((1, 1, 19, 37), (4, 2), (3, 1), (2, 1)),
+    ((0, 3, 4, 4), 2, None, 0),
+    ((4, 8, 28, 28), 2, None, 0),
+]
+
+
+def _args(case):
+    shape, k, s, p = case
+    return dict(kernel_size=k, stride=s, padding=p)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_max_pool_matches_reference(isa, threads, rng, case):
+    x = rng.standard_normal(case[0]).astype(np.float32)
+    kw = _args(case)
+    y, idx = ops.max_pool2d(x, **kw)
+    ry, ridx = ref.max_pool2d(x, **kw)
+    assert y.dtype == np.float32 and idx.dtype == np.int64 and y.shape == ry.shape == idx.shape
+    np.testing.assert_array_equal(y, ry)
+    np.testing.assert_array_equal(idx, ridx)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_allclose(ops.max_pool2d_backward(g, idx, x.shape),
+                               ref.max_pool2d_backward(g, ridx, x.shape), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_avg_pool_matches_reference(isa, threads, rng, case):
+    x = rng.standard_normal(case[0]).astype(np.float32)
+    kw = _args(case)
+    y = ops.avg_pool2d(x, **kw)
+    ry = ref.avg_pool2d(x.astype(np.float64), **kw)
+    assert y.dtype == np.float32 and y.shape == ry.shape
+    np.testing.assert_allclose(y, ry, rtol=1e-5, atol=1e-6)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_allclose(ops.avg_pool2d_backward(g, x.shape, **kw),
+                               ref.avg_pool2d_backward(g.astype(np.float64), x.shape, **kw),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES[:14], ids=str)
+def test_max_pool_ties_go_to_the_first_maximum(isa, rng, case):
+    x = rng.integers(0, 3, size=case[0]).astype(np.float32)  # many ties
+    y, idx = ops.max_pool2d(x, **_args(case))
+    ry, ridx = ref.max_pool2d(x, **_args(case))
+    np.testing.assert_array_equal(y, ry)
+    np.testing.assert_array_equal(idx, ridx)
+
+
+def test_max_pool_tie_prefers_earlier_row_over_earlier_column(isa):
+    x = np.float32([[1, 5], [5, 0]]).reshape(1, 1, 2, 2)
+    y, idx = ops.max_pool2d(x, 2)
+    assert y.item() == 5 and idx.item() == 1  # (0, 1) comes before (1, 0) in row-major order
+
+
+@pytest.mark.parametrize("case", CASES[:14], ids=str)
+def test_max_pool_nan_and_neg_inf(isa, rng, case):
+    x = rng.standard_normal(case[0]).astype(np.float32)
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, size=max(1, flat.size // 7), replace=False)] = np.nan
+    flat[rng.choice(flat.size, size=max(1, flat.size // 5), replace=False)] = -np.inf
+    y, idx = ops.max_pool2d(x, **_args(case))
+    ry, ridx = ref.max_pool2d(x, **_args(case))
+    np.testing.assert_array_equal(y, ry)  # NaN == NaN here
+    np.testing.assert_array_equal(idx, ridx)
+
+
+def test_all_neg_inf_window_indexes_an_input_cell(isa):
+    x = np.full((1, 1, 3, 3), -np.inf, np.float32)
+    y, idx = ops.max_pool2d(x, 3, stride=1, padding=1)
+    assert np.all(y == -np.inf)
+    np.testing.assert_array_equal(idx.reshape(3, 3), [[0, 0, 1], [0, 0, 1], [3, 3, 4]])
+    np.testing.assert_array_equal(ref.max_pool2d(x, 3, stride=1, padding=1)[1], idx)
+
+
+def test_backward_accumulates_overlapping_windows(isa):
+    x = np.zeros((1, 1, 3, 3), np.float32)
+    x[0, 0, 1, 1] = 1  # the max of all four 2x2 stride-1 windows
+    y, idx = ops.max_pool2d(x, 2, stride=1)
+    gx = ops.max_pool2d_backward(np.ones_like(y), idx, x.shape)
+    assert gx[0, 0, 1, 1] == 4 and gx.sum() == 4
+
+
+# ---- the reference backward passes by finite differences (float64) ----------------------------
+
+@pytest.mark.parametrize("case", [CASES[2], CASES[3], CASES[4], CASES[6], CASES[13]], ids=str)
+def test_reference_backward_by_finite_differences(rng, case):
+    shape = (1, 2) + case[0][2:]
+    x = rng.standard_normal(shape)
+    kw = _args(case)
+    y, idx = ref.max_pool2d(x, **kw)
+    w = rng.standard_normal(y.shape)
+    assert_grad_close(ref.max_pool2d_backward(w, idx, shape),
+                      numeric_grad(lambda z: float(np.sum(w * ref.max_pool2d(z, **kw)[0])), x))
+    assert_grad_close(ref.avg_pool2d_backward(w, shape, **kw),
+                      numeric_grad(lambda z: float(np.sum(w * ref.avg_pool2d(z, **kw))), x))
+
+
+# ---- bad inputs --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("f", [ops.max_pool2d, ops.avg_pool2d, ref.max_pool2d, ref.avg_pool2d])
+def test_bad_geometry(f):
+    x = np.zeros((2, 3, 6, 6), np.float32)
+    with pytest.raises(ValueError, match="kernel_size"):
+        f(x, 0)
+    with pytest.raises(ValueError, match="stride"):
+        f(x, 2, stride=0)
+    with pytest.raises(ValueError, match="stride"):
+        f(x, 2, stride=(1, 0))
+    with pytest.raises(ValueError, match="padding"):
+        f(x, 2, padding=-1)
+    with pytest.raises(ValueError, match="padding"):
+        f(x, 3, padding=2)
+    with pytest.raises(ValueError, match="padding"):
+        f(x, (4, 2), padding=(2, 2))
+    with pytest.raises(ValueError, match="kernel_size"):
+        f(x, 7)
+    with pytest.raises(ValueError, match="kernel_size"):
+        f(x, (2, 9), padding=(0, 1))
+    with pytest.raises(ValueError, match="kernel_size"):
+        f(x, (2, 2, 2))
+    with pytest.raises(TypeError, match="kernel_size"):
+        f(x, 2.0)
+    with pytest.raises(TypeError, match="kernel_size"):
+        f(x, True)
+    with pytest.raises(TypeError, match="stride"):
+        f(x, 2, stride="1")
+    with pytest.raises(ValueError, match="height and width"):
+        f(np.zeros((1, 1, 0, 4), np.float32), 1)
+
+
+@pytest.mark.parametrize("f", [ops.max_pool2d, ops.avg_pool2d])
+def test_bad_x(f):
+    with pytest.raises(ValueError, match="x"):
+        f(np.zeros((3, 6, 6), np.float32), 2)
+    with pytest.raises(TypeError, match="x"):
+        f(np.zeros((1, 3, 6, 6), np.float64), 2)
+    with pytest.raises(ValueError, match="x"):
+        f(np.zeros((1, 3, 6, 12), np.float32)[..., ::2], 2)
+
+
+def test_pair_arguments_accept_numpy_ints_and_lists(rng):
+    x = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)
+    want = ops.max_pool2d(x, (2, 3), (1, 2), (1, 1))
+    got = ops.max_pool2d(x, [np.int64(2), 3], stride=[1, np.int32(2)], padding=(1, 1))
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_max_pool_backward_bad_inputs(rng):
+    x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    y, idx = ops.max_pool2d(x, 2)
+    g = np.ones_like(y)
+    bad = idx.copy()
+    bad[1, 2, 0, 1] = 16
+    with pytest.raises(ValueError, match=r"indices\[1, 2, 0, 1\] = 16"):
+        ops.max_pool2d_backward(g, bad, x.shape)
+    with pytest.raises(ValueError, match=r"indices\[1, 2, 0, 1\] = 16"):
+        ref.max_pool2d_backward(g, bad, x.shape)
+    bad[0, 0, 1, 0] = -1
+    with pytest.raises(ValueError, match=r"indices\[0, 0, 1, 0\] = -1"):
+        ops.max_pool2d_backward(g, bad, x.shape)
+    with pytest.raises(ValueError, match="indices"):
+        ops.max_pool2d_backward(g, idx[:, :, :1], x.shape)
+    with pytest.raises(TypeError, match="indices"):
+        ops.max_pool2d_backward(g, idx.astype(np.float32), x.shape)
+    with pytest.raises(ValueError, match="input_shape"):
+        ops.max_pool2d_backward(g, idx, (2, 4, 4, 4))
+    with pytest.raises(ValueError, match="input_shape"):
+        ops.max_pool2d_backward(g, idx, (2, 3, 4))
+    with pytest.raises(TypeError, match="input_shape"):
+        ops.max_pool2d_backward(g, idx, 5)
+    with pytest.raises(ValueError, match="grad_y"):
+        ops.max_pool2d_backward(g[0], idx[0], x.shape)
+    # indices from a smaller plane are fine; into a larger plane they are out of range
+    np.testing.assert_array_equal(ops.max_pool2d_backward(g, idx, (2, 3, 4, 5)).shape, (2, 3, 4, 5))
+    with pytest.raises(ValueError, match="indices"):
+        ops.max_pool2d_backward(g, idx, (2, 3, 2, 2))
+
+
+def test_avg_pool_backward_bad_inputs():
+    g = np.ones((2, 3, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="grad_y"):
+        ops.avg_pool2d_backward(g, (2, 3, 6, 6), 2)
+    with pytest.raises(ValueError, match="grad_y"):
+        ref.avg_pool2d_backward(g, (2, 3, 6, 6), 2)
+    with pytest.raises(ValueError, match="kernel_size"):
+        ops.avg_pool2d_backward(g, (2, 3, 4, 4), 5)
+    with pytest.raises(ValueError, match="input_shape"):
+        ops.avg_pool2d_backward(g, (2, 3, 4), 2)
+    ops.avg_pool2d_backward(g, (2, 3, 4, 4), 2)
+    ops.avg_pool2d_backward(g, (2, 3, 5, 5), 2)  # the last row / column is in no window

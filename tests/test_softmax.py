@@ -1,0 +1,207 @@
+"""softmax / log_softmax (every axis) and softmax_cross_entropy: native vs reference on every
+CPU path, numerical stability, the reference gradient by finite differences, bad inputs."""
+import numpy as np
+import pytest
+
+from lamina import ops, reference as ref
+from gradcheck import assert_grad_close, numeric_grad
+
+CASES = [  # (shape, axis)
+    ((1,), -1), ((17,), 0), ((1, 1), -1), ((3, 1), -1), ((1, 17), -1), ((5, 16), 1), ((7, 33), -1),
+    ((7, 33), 0), ((2, 3, 5), 0), ((2, 3, 5), 1), ((2, 3, 5), 2), ((4, 1, 9), 1), ((2, 3, 4, 5), -2),
+    ((0, 5), -1), ((3, 0), -1), ((3, 0), 0), ((2, 0, 3), 1),
+    ((64, 1000), -1), ((64, 1000), 0), ((3, 200, 50), 1), ((1, 20, 3000), 1), ((2, 2000), 0),
+]
+
+
+def _logits(rng, shape, scale=5.0):
+    return np.asarray(rng.standard_normal(shape) * scale, dtype=np.float32)
+
+
+ULP = 2.0**-23
+
+
+def _assert_softmax_close(y, x, axis, log):
+    # float32 cannot hold x - max exactly: exp's argument carries ~|x - max| 2^-24 of absolute
+    # error, so the relative error of softmax (absolute, of log_softmax) grows with |x - max|.
+    x64 = x.astype(np.float64)
+    want = (ref.log_softmax if log else ref.softmax)(x64, axis=axis)
+    spread = np.abs(x64 - np.max(x64, axis=axis, keepdims=True)) if x.size else x64
+    bound = (8 + spread) * ULP * (1 if log else np.abs(want)) + (np.abs(want) * 4 * ULP if log else 1e-37)
+    err = np.abs(y.astype(np.float64) - want)
+    assert np.all(err <= bound), float(np.max(err / bound))
+
+
+@pytest.mark.parametrize("shape,axis", CASES, ids=str)
+def test_softmax_matches_reference(isa, threads, rng, shape, axis):
+    x = _logits(rng, shape)
+    y = ops.softmax(x, axis=axis)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    _assert_softmax_close(y, x, axis, log=False)
+    _assert_softmax_close(ops.log_softmax(x, axis=axis), x, axis, log=True)
+    if x.size:
+        np.testing.assert_allclose(y.sum(axis=axis, dtype=np.float64), 1.0, rtol=2e-6)
+
+
+def test_axis_is_not_silently_the_last_one(rng):
+    x = _logits(rng, (4, 6))
+    np.testing.assert_allclose(ops.softmax(x, axis=0), ops.softmax(np.ascontiguousarray(x.T)).T, rtol=1e-6)
+    np.testing.assert_allclose(ops.softmax(x, axis=-2), ops.softmax(x, axis=0), rtol=0)
+
+
+def test_stability_huge_logits(isa):
+    x = np.float32([[1e30, -1e30, 1e30, 0.0], [1e30, 1e30, 1e30, 1e30], [-1e30] * 4, [3e38, -3e38, 0, 1]])
+    y = ops.softmax(x)
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(y, [[0.5, 0, 0.5, 0], [0.25] * 4, [0.25] * 4, [1, 0, 0, 0]], rtol=1e-6)
+    ly = ops.log_softmax(x)
+    assert np.all(np.isfinite(ly[:3]))  # (-3e38 - 3e38 is -inf in float32: row 3 is exact as is)
+    np.testing.assert_array_equal(ly[3], np.float32([0, -np.inf, -3e38, -3e38]))
+    np.testing.assert_allclose(ly[1], -np.log(4), rtol=1e-6)
+    np.testing.assert_allclose(ly[0, [0, 2]], -np.log(2), rtol=1e-6)
+    np.testing.assert_allclose(ly[0, 1], -2e30, rtol=1e-6)
+    xt = np.ascontiguousarray(x[:3].T)  # the column kernel too
+    np.testing.assert_allclose(ops.softmax(xt, axis=0), y[:3].T, rtol=1e-6)
+    np.testing.assert_allclose(ops.log_softmax(xt, axis=0), ly[:3].T, rtol=1e-6)
+    loss, grad = ops.softmax_cross_entropy(x, np.array([1, 0, 3, 0]))
+    assert np.isfinite(loss) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(loss, (2e30 + np.log(2) + np.log(4) + np.log(4) + 0) / 4, rtol=1e-6)
+
+
+def test_neg_inf_and_nan(isa):
+    x = np.float32([[0.0, -np.inf, 1.0], [np.nan, 0.0, 1.0], [1.0, 2.0, 3.0]])
+    with np.errstate(invalid="ignore"):
+        y = ops.softmax(x)
+        ly = ops.log_softmax(x)
+        yc = ops.softmax(np.ascontiguousarray(x.T), axis=0).T
+    assert y[0, 1] == 0 and ly[0, 1] == -np.inf
+    assert np.all(np.isnan(y[1])) and np.all(np.isnan(ly[1])) and np.all(np.isnan(yc[1]))
+    np.testing.assert_allclose(y[2], ref.softmax(x[2].astype(np.float64)), rtol=1e-6)
+
+
+def test_out_and_in_place(rng):
+    x = _logits(rng, (5, 70))
+    want = ops.softmax(x, axis=0)
+    out = np.empty_like(x)
+    assert ops.softmax(x, axis=0, out=out) is out
+    np.testing.assert_array_equal(out, want)
+    for axis in (0, 1):
+        y = x.copy()
+        ops.log_softmax(y, axis=axis, out=y)
+        np.testing.assert_array_equal(y, ops.log_softmax(x, axis=axis))
+        y = x.copy()
+        ops.softmax(y, axis=axis, out=y)
+        np.testing.assert_array_equal(y, ops.softmax(x, axis=axis))
+    buf = np.zeros(400, np.float32)
+    buf[:350] = x.reshape(-1)
+    ops.softmax(buf[:350].reshape(5, 70), out=buf[50:].reshape(5, 70))  # partial overlap
+    np.testing.assert_array_equal(buf[50:].reshape(5, 70), ops.softmax(x))
+
+
+# ---- cross-entropy -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n,k", [(1, 1), (1, 10), (3, 17), (8, 16), (5, 1000), (256, 130)])
+def test_cross_entropy_matches_reference(isa, threads, rng, n, k):
+    logits = _logits(rng, (n, k))
+    labels = rng.integers(0, k, size=n)
+    loss, grad = ops.softmax_cross_entropy(logits, labels)
+    rloss, rgrad = ref.softmax_cross_entropy(logits.astype(np.float64), labels)
+    assert isinstance(loss, float) and grad.dtype == np.float32 and grad.shape == (n, k)
+    np.testing.assert_allclose(loss, rloss, rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(grad, rgrad, rtol=2e-6, atol=2e-7 / n)
+
+
+def test_cross_entropy_label_dtypes_and_empty(rng):
+    logits = _logits(rng, (4, 5))
+    want = ops.softmax_cross_entropy(logits, np.array([0, 4, 2, 1]))
+    for dt in (np.int32, np.uint8, np.int16, np.uint64):
+        got = ops.softmax_cross_entropy(logits, np.array([0, 4, 2, 1], dtype=dt))
+        assert got[0] == want[0]
+        np.testing.assert_array_equal(got[1], want[1])
+    loss, grad = ops.softmax_cross_entropy(np.zeros((0, 5), np.float32), np.zeros(0, np.int64))
+    assert np.isnan(loss) and grad.shape == (0, 5)
+
+
+def test_cross_entropy_same_loss_for_any_thread_count(rng):
+    import lamina
+
+    logits = _logits(rng, (300, 700))
+    labels = rng.integers(0, 700, size=300)
+    before = lamina.get_num_threads()
+    try:
+        lamina.set_num_threads(1)
+        a = ops.softmax_cross_entropy(logits, labels)
+        lamina.set_num_threads(2)
+        b = ops.softmax_cross_entropy(logits, labels)
+    finally:
+        lamina.set_num_threads(before)
+    assert a[0] == b[0]
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_reference_cross_entropy_gradient_by_finite_differences(rng):
+    logits = rng.standard_normal((4, 6)) * 2
+    labels = np.array([0, 5, 2, 2])
+    _, grad = ref.softmax_cross_entropy(logits, labels)
+    numeric = numeric_grad(lambda z: ref.softmax_cross_entropy(z, labels)[0], logits)
+    assert_grad_close(grad, numeric)
+
+
+def test_reference_softmax_and_log_softmax_by_finite_differences(rng):
+    # The forward twins are checked against their Jacobians: for C = sum(w * y),
+    # dC/dx = y * (w - sum(w * y)) for softmax and w - softmax * sum(w) for log_softmax.
+    x = rng.standard_normal((3, 5))
+    w = rng.standard_normal((3, 5))
+    for axis in (0, 1):
+        y = ref.softmax(x, axis=axis)
+        analytic = y * (w - np.sum(w * y, axis=axis, keepdims=True))
+        assert_grad_close(analytic, numeric_grad(lambda z: float(np.sum(w * ref.softmax(z, axis=axis))), x))
+        analytic = w - y * np.sum(w, axis=axis, keepdims=True)
+        assert_grad_close(analytic, numeric_grad(lambda z: float(np.sum(w * ref.log_softmax(z, axis=axis))), x))
+
+
+# ---- bad inputs --------------------------------------------------------------------------------
+
+def test_softmax_bad_inputs():
+    x = np.zeros((3, 4), np.float32)
+    for f in (ops.softmax, ops.log_softmax):
+        with pytest.raises(ValueError, match="axis"):
+            f(x, axis=2)
+        with pytest.raises(ValueError, match="axis"):
+            f(x, axis=-3)
+        with pytest.raises(TypeError, match="axis"):
+            f(x, axis=1.0)
+        with pytest.raises(TypeError, match="axis"):
+            f(x, axis=True)
+        with pytest.raises(ValueError, match="x"):
+            f(np.zeros((), np.float32))
+        with pytest.raises(TypeError, match="x"):
+            f(x.astype(np.float64))
+        with pytest.raises(ValueError, match="x"):
+            f(np.zeros((3, 8), np.float32)[:, ::2])
+        with pytest.raises(ValueError, match="out"):
+            f(x, out=np.zeros((4, 3), np.float32))
+
+
+def test_cross_entropy_bad_inputs():
+    logits = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"labels\[2\] = 4"):
+        ops.softmax_cross_entropy(logits, np.array([0, 1, 4]))
+    with pytest.raises(ValueError, match=r"labels\[1\] = -1"):
+        ops.softmax_cross_entropy(logits, np.array([0, -1, 4]))
+    with pytest.raises(ValueError, match=r"labels\[2\] = 4"):
+        ref.softmax_cross_entropy(logits, np.array([0, 1, 4]))
+    with pytest.raises(ValueError, match="labels"):
+        ops.softmax_cross_entropy(logits, np.array([0, 1]))
+    with pytest.raises(ValueError, match="labels"):
+        ops.softmax_cross_entropy(logits, np.zeros((3, 1), np.int64))
+    with pytest.raises(TypeError, match="labels"):
+        ops.softmax_cross_entropy(logits, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="logits"):
+        ops.softmax_cross_entropy(np.zeros(4, np.float32), np.zeros(4, np.int64))
+    with pytest.raises(TypeError, match="logits"):
+        ops.softmax_cross_entropy(logits.astype(np.float64), np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="logits"):
+        ops.softmax_cross_entropy(np.zeros((3, 8), np.float32)[:, ::2], np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match=r"labels\[0\] = 0"):
+        ops.softmax_cross_entropy(np.zeros((2, 0), np.float32), np.zeros(2, np.int64))
