@@ -1,0 +1,139 @@
+"""conv2d forward and forward + backward: lamina vs the NumPy reference (im2col by sliding
+windows + matmul) and, where installed, PyTorch's CPU convolution, at the issue's shapes.
+
+    python benchmarks/bench_conv.py                        # the comparison table (2 threads)
+    python benchmarks/bench_conv.py --threads 1,2
+    pytest benchmarks/bench_conv.py [--benchmark-disable]  # pytest-benchmark, one group per shape
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lamina  # noqa: E402
+from lamina import ops, reference as ref  # noqa: E402
+from lamina.bench import threads as thread_count  # noqa: E402
+from timing import compare, print_rows, ratio_row  # noqa: E402
+
+# (N, C, H=W, O, k, padding): LeNet-5's two convolutions and two small-VGG layers.
+CASES = [
+    (64, 1, 28, 6, 5, 2),
+    (64, 6, 14, 16, 5, 0),
+    (64, 3, 32, 32, 3, 1),
+    (64, 32, 16, 64, 3, 1),
+]
+
+
+def _label(case):
+    n, c, h, o, k, p = case
+    return f"N{n} C{c} {h}x{h} -> O{o} k{k} pad{p}"
+
+
+def _data(case):
+    n, c, h, o, k, p = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+    w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32)
+    gy = rng.standard_normal(ops.conv2d(x, w, b, padding=p).shape).astype(np.float32)
+    return x, w, b, gy, p
+
+
+def _flops(case):
+    n, c, h, o, k, p = case
+    oh = h + 2 * p - k + 1
+    return 2.0 * n * o * oh * oh * c * k * k  # one of the three products
+
+
+def fwd(mod, x, w, b, gy, p):
+    return mod.conv2d(x, w, b, padding=p)
+
+
+def fwd_bwd(mod, x, w, b, gy, p):
+    mod.conv2d(x, w, b, padding=p)
+    return mod.conv2d_backward(x, w, gy, padding=p)
+
+
+def _torch_fns(torch, x, w, b, gy, p):
+    F = torch.nn.functional
+    tx, tw, tb = (torch.from_numpy(a).requires_grad_(True) for a in (x, w, b))
+    tgy = torch.from_numpy(gy)
+
+    def t_fwd():
+        with torch.no_grad():
+            return F.conv2d(tx, tw, tb, padding=p)
+
+    def t_fwd_bwd():  # grad_x, grad_w and grad_b, as lamina and the reference compute
+        y = F.conv2d(tx, tw, tb, padding=p)
+        return torch.autograd.grad(y, (tx, tw, tb), tgy)
+
+    return t_fwd, t_fwd_bwd
+
+
+def rows(thread_counts=(2,), repeats=9, cases=CASES):
+    """Rows for the ratio table: per shape and thread count, forward and forward + backward,
+    lamina vs numpy and vs torch (when importable), all timed in one interleaved run."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    out = []
+    for nt in thread_counts:
+        with thread_count(nt, torch):
+            for case in cases:
+                data = _data(case)
+                for kind, fn in (("conv2d fwd", fwd), ("conv2d fwd+bwd", fwd_bwd)):
+                    fns = {"lamina": lambda: fn(ops, *data), "numpy": lambda: fn(ref, *data)}
+                    if torch is not None:
+                        fns["torch"] = _torch_fns(torch, *data)[0 if kind == "conv2d fwd" else 1]
+                    t = compare(fns, repeats=repeats)
+                    gflop = _flops(case) * (1 if kind == "conv2d fwd" else 3) / 1e9
+                    for base in [k for k in fns if k != "lamina"]:
+                        out.append(ratio_row(kind, _label(case), t["lamina"], t[base], baseline=base,
+                                             threads=nt, lamina_gflops=gflop / t["lamina"],
+                                             base_gflops=gflop / t[base]))
+    return out
+
+
+def markdown(rs):
+    lines = ["| kernel | shape | threads | lamina ms | baseline | baseline ms | ratio |",
+             "|---|---|---:|---:|---|---:|---:|"]
+    for r in rs:
+        lines.append(f"| {r['kernel']} | {r['shape']} | {r['threads']} | {r['lamina_ms']:.3f} | "
+                     f"{r['baseline']} | {r['baseline_ms']:.3f} | {r['ratio']:.2f} |")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("impl", ["lamina", "numpy"])
+@pytest.mark.parametrize("case", CASES, ids=_label)
+def test_conv2d_fwd(benchmark, case, impl):
+    data = _data(case)
+    benchmark.group = "conv2d fwd " + _label(case)
+    benchmark.extra_info["gflop"] = _flops(case) / 1e9
+    y = benchmark(fwd, ops if impl == "lamina" else ref, *data)
+    assert y.shape == data[3].shape
+
+
+@pytest.mark.parametrize("impl", ["lamina", "numpy"])
+@pytest.mark.parametrize("case", CASES, ids=_label)
+def test_conv2d_fwd_bwd(benchmark, case, impl):
+    data = _data(case)
+    benchmark.group = "conv2d fwd+bwd " + _label(case)
+    benchmark.extra_info["gflop"] = 3 * _flops(case) / 1e9
+    gx, gw, gb = benchmark(fwd_bwd, ops if impl == "lamina" else ref, *data)
+    assert gx.shape == data[0].shape and gw.shape == data[1].shape
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", default="2", help="thread counts, e.g. 1,2")
+    ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--markdown", action="store_true", help="print a markdown table")
+    args = ap.parse_args()
+    print(lamina.backend_info())
+    rs = rows(tuple(int(t) for t in args.threads.split(",")), repeats=args.repeats)
+    print(markdown(rs) if args.markdown else "")
+    print_rows(rs)
