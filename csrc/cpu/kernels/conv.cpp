@@ -28,6 +28,7 @@
 // with per-thread grad_w partials reduced at the end, or, with fewer images than threads,
 // threads inside the GEMMs. Small problems stay on one thread.
 #include <array>
+#include <cstdint>
 #include <cstdlib>
 #include <utility>
 #include <vector>
@@ -127,16 +128,38 @@ bool is_pointwise(const Conv2dShape& s) {
   return s.kH == 1 && s.kW == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0;
 }
 
+// p + off elements, where the result may lie outside p's array: it is only used as the base
+// of a masked load whose active lanes are inside the array. Integer arithmetic keeps the
+// address computation itself well defined.
+inline const float* offset_ptr(const float* p, index_t off) {
+  return reinterpret_cast<const float*>(reinterpret_cast<std::uintptr_t>(p) +
+                                        static_cast<std::uintptr_t>(off * index_t(sizeof(float))));
+}
+
+// Lanes [a, b) of a vector, 0 <= a <= b <= W.
+inline mask_t lane_range(int a, int b) {
+#if LAMINA_ISA_ID == 2
+  return mask_t(tail_mask(b) & ~tail_mask(a));
+#elif LAMINA_ISA_ID == 1
+  return _mm256_andnot_si256(tail_mask(a), tail_mask(b));
+#else
+  return a <= 0 && b > 0;
+#endif
+}
+
 // Unrolls output rows [oh0, oh1) of image xn (C x H x W) into col (K rows, row stride ld,
-// column (oh - oh0)*OW + ow). Each (row of col, output row) is a zero prefix, a run read from
-// one input row (vector copies when sw == 1) and a zero suffix; the bounds and the tail mask
-// are worked out once per kernel column, so the per-row work is the copy itself.
+// column (oh - oh0)*OW + ow). For sw == 1 an output row of one col row is x's input row
+// shifted by the kernel column, with zeros where that falls in the padding: each vector of
+// it is one masked load (inactive lanes read as 0) and one store, with the masks worked out
+// once per (kernel column, vector) and reused down the output rows. Other strides gather.
 void im2col(const Conv2dShape& sh_, const float* xn, index_t oh0, index_t oh1, float* col,
             index_t ld) {
   // Locals, not loads through the reference: the vector stores may alias anything.
   const index_t C = sh_.C, H = sh_.H, Wd = sh_.W, kH = sh_.kH, kW = sh_.kW, OH = sh_.OH,
                 OW = sh_.OW, sh = sh_.sh, sw = sh_.sw, ph = sh_.ph, pw = sh_.pw, dh = sh_.dh,
                 dw = sh_.dw;
+  const index_t nv = ceil_div(OW, index_t(W));  // vectors per output row
+  const mask_t last = tail_mask(int(OW - (nv - 1) * W));
   float* dst = col;
   for (index_t c = 0; c < C; ++c) {
     const float* xc = xn + c * H * Wd;
@@ -147,30 +170,34 @@ void im2col(const Conv2dShape& sh_, const float* xn, index_t oh0, index_t oh1, f
       for (index_t kj = 0; kj < kW; ++kj, dst += ld) {
         const index_t joff = kj * dw - pw;
         const Span cols = valid_span(OW, sw, joff, Wd);
-        const index_t lo = cols.lo, run = cols.hi - cols.lo;
-        // Rows whose input row is padding, and the padding columns of the others.
+        const index_t lo = cols.lo, hi = cols.hi;
+        // Output rows whose input row is padding.
         for (index_t oh = oh0; oh < r0; ++oh) fill_zero(dst + (oh - oh0) * OW, OW);
         for (index_t oh = r1; oh < oh1; ++oh) fill_zero(dst + (oh - oh0) * OW, OW);
         if (r0 == r1) continue;
-        if (run == 0) {
-          for (index_t oh = r0; oh < r1; ++oh) fill_zero(dst + (oh - oh0) * OW, OW);
-          continue;
-        }
-        if (lo > 0 || run < OW)
-          for (index_t oh = r0; oh < r1; ++oh) {
-            float* d = dst + (oh - oh0) * OW;
-            fill_zero(d, lo);
-            fill_zero(d + lo + run, OW - lo - run);
-          }
-        float* d = dst + (r0 - oh0) * OW + lo;
-        const float* src = xc + (r0 * sh + ioff) * Wd + lo * sw + joff;
+        const float* xrow0 = xc + (r0 * sh + ioff) * Wd;  // input row of output row r0
         const index_t src_step = sh * Wd;
+        float* d0 = dst + (r0 - oh0) * OW;
         if (sw == 1) {
-          const Run r(run);
-          for (index_t oh = r0; oh < r1; ++oh, d += OW, src += src_step) copy_run(d, src, r);
+          for (index_t v = 0; v < nv; ++v) {
+            const index_t a = max_of<index_t>(lo - v * W, 0), b = min_of<index_t>(hi - v * W, W);
+            const bool any = a < b;
+            const mask_t m = lane_range(int(any ? a : 0), int(any ? b : 0));
+            const mask_t ms = v + 1 < nv ? tail_mask(W) : last;
+            const float* src = xrow0;
+            float* d = d0 + v * W;
+            for (index_t oh = r0; oh < r1; ++oh, d += OW, src += src_step)
+              store_mask(d, ms, any ? load_mask(offset_ptr(src, joff + v * W), m) : zero());
+          }
         } else {
-          for (index_t oh = r0; oh < r1; ++oh, d += OW, src += src_step)
-            for (index_t t = 0; t < run; ++t) d[t] = src[t * sw];
+          const index_t run = hi - lo;
+          float* d = d0;
+          const float* src = xrow0 + lo * sw + joff;
+          for (index_t oh = r0; oh < r1; ++oh, d += OW, src += src_step) {
+            fill_zero(d, lo);
+            for (index_t t = 0; t < run; ++t) d[lo + t] = src[t * sw];
+            fill_zero(d + hi, OW - hi);
+          }
         }
       }
     }
@@ -213,17 +240,6 @@ void col2im(const Conv2dShape& sh_, const float* col, index_t ld, index_t oh0, i
   }
 }
 
-// Lanes [a, b) of a vector, 0 <= a <= b <= W.
-inline mask_t lane_range(int a, int b) {
-#if LAMINA_ISA_ID == 2
-  return mask_t(tail_mask(b) & ~tail_mask(a));
-#elif LAMINA_ISA_ID == 1
-  return _mm256_andnot_si256(tail_mask(a), tail_mask(b));
-#else
-  return a <= 0 && b > 0;
-#endif
-}
-
 // col2im for sw == 1, output-stationary: each vector of a grad_x row is the sum of the col
 // runs im2col copied from it (one per kernel offset whose row lands there), loaded shifted
 // by the kernel column under a lane mask, and is stored once. The read-modify-write of the
@@ -233,64 +249,81 @@ inline mask_t lane_range(int a, int b) {
 // Loads start up to W-1 floats before a col row's first valid value and end up to W-1 after
 // its last, always under a mask that excludes them: the col buffer has W floats of slack at
 // each end so that every such address lies inside it.
+// One kernel column's contribution to a block of NV vectors of a grad_x row: the col row
+// is read from `off` (relative to the col row's output-row start) under these lane masks.
+struct Tap {
+  index_t off;
+  mask_t m[4];
+  bool any[4];
+};
+
 template <int NV>
-void col2im_rows_block(const Conv2dShape& sh_, const float* colc, index_t ld, index_t oh0,
-                       index_t oh1, index_t ih, index_t iw0, float* grow, bool accumulate) {
-  const index_t Wd = sh_.W, kH = sh_.kH, kW = sh_.kW, OW = sh_.OW, sh = sh_.sh, ph = sh_.ph,
-                pw = sh_.pw, dh = sh_.dh, dw = sh_.dw;
-  // Two accumulator sets (even / odd kernel column) halve the chain of dependent adds.
-  vf acc0[NV], acc1[NV];
+void col2im_rows_block(const Conv2dShape& sh_, const float* col, index_t ld, index_t oh0,
+                       index_t oh1, index_t iw0, const Tap* taps, float* gxn, bool accumulate) {
+  const index_t C = sh_.C, H = sh_.H, Wd = sh_.W, kH = sh_.kH, kW = sh_.kW, OW = sh_.OW,
+                sh = sh_.sh, ph = sh_.ph, dh = sh_.dh;
+  mask_t mstore[NV];
 #pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) acc0[v] = acc1[v] = zero();
-  auto gather = [&](vf* acc, const float* crow, index_t kj) {
-    const index_t joff = kj * dw - pw;  // iw = ow + joff
-    const index_t a = max_of<index_t>(0, joff), b = min_of(Wd, OW + joff);
+  for (int v = 0; v < NV; ++v) mstore[v] = tail_mask(int(min_of<index_t>(W, Wd - iw0 - v * W)));
+  for (index_t c = 0; c < C; ++c) {
+    const float* colc = col + c * kH * kW * ld;
+    for (index_t ih = 0; ih < H; ++ih) {
+      // Two accumulator sets (even / odd kernel column) halve the chain of dependent adds.
+      vf acc0[NV], acc1[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      const index_t v0 = iw0 + v * W;
-      const index_t va = max_of(a, v0), vb = min_of(b, v0 + W);
-      if (va < vb)
-        acc[v] = add(acc[v], load_mask(crow + (v0 - joff), lane_range(int(va - v0), int(vb - v0))));
+      for (int v = 0; v < NV; ++v) acc0[v] = acc1[v] = zero();
+      auto gather = [&](vf* acc, const float* crow, const Tap& t) {
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v)
+          if (t.any[v]) acc[v] = add(acc[v], load_mask(offset_ptr(crow, t.off + v * W), t.m[v]));
+      };
+      for (index_t ki = 0; ki < kH; ++ki) {
+        const index_t t = ih + ph - ki * dh;  // = oh * sh for the output row reading row ih
+        if (t < 0 || (sh != 1 && t % sh != 0)) continue;
+        const index_t oh = sh == 1 ? t : t / sh;
+        if (oh < oh0 || oh >= oh1) continue;
+        const float* crow = colc + ki * kW * ld + (oh - oh0) * OW;
+        index_t kj = 0;
+        for (; kj + 2 <= kW; kj += 2) {
+          gather(acc0, crow + kj * ld, taps[kj]);
+          gather(acc1, crow + (kj + 1) * ld, taps[kj + 1]);
+        }
+        if (kj < kW) gather(acc0, crow + kj * ld, taps[kj]);
+      }
+      float* grow = gxn + (c * H + ih) * Wd + iw0;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        vf r = add(acc0[v], acc1[v]);
+        if (accumulate) r = add(r, load_mask(grow + v * W, mstore[v]));
+        store_mask(grow + v * W, mstore[v], r);
+      }
     }
-  };
-  for (index_t ki = 0; ki < kH; ++ki) {
-    const index_t t = ih + ph - ki * dh;  // = oh * sh for the output row reading row ih
-    if (t < 0 || t % sh != 0) continue;
-    const index_t oh = t / sh;
-    if (oh < oh0 || oh >= oh1) continue;
-    const float* crow = colc + ki * kW * ld + (oh - oh0) * OW;
-    index_t kj = 0;
-    for (; kj + 2 <= kW; kj += 2) {
-      gather(acc0, crow + kj * ld, kj);
-      gather(acc1, crow + (kj + 1) * ld, kj + 1);
-    }
-    if (kj < kW) gather(acc0, crow + kj * ld, kj);
-  }
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) {
-    const index_t v0 = iw0 + v * W;
-    const mask_t m = tail_mask(int(min_of<index_t>(W, Wd - v0)));
-    vf r = add(acc0[v], acc1[v]);
-    if (accumulate) r = add(r, load_mask(grow + v0, m));
-    store_mask(grow + v0, m, r);
   }
 }
 
 void col2im_rows(const Conv2dShape& s, const float* col, index_t ld, index_t oh0, index_t oh1,
                  float* gxn, bool accumulate) {
   constexpr index_t kBlock = 4;  // vectors of a grad_x row summed together
-  for (index_t c = 0; c < s.C; ++c) {
-    const float* colc = col + c * s.kH * s.kW * ld;
-    for (index_t ih = 0; ih < s.H; ++ih) {
-      float* grow = gxn + (c * s.H + ih) * s.W;
-      for (index_t iw0 = 0; iw0 < s.W; iw0 += kBlock * W) {
-        switch (min_of<index_t>(kBlock, ceil_div(s.W - iw0, index_t(W)))) {
-          case 1: col2im_rows_block<1>(s, colc, ld, oh0, oh1, ih, iw0, grow, accumulate); break;
-          case 2: col2im_rows_block<2>(s, colc, ld, oh0, oh1, ih, iw0, grow, accumulate); break;
-          case 3: col2im_rows_block<3>(s, colc, ld, oh0, oh1, ih, iw0, grow, accumulate); break;
-          default: col2im_rows_block<4>(s, colc, ld, oh0, oh1, ih, iw0, grow, accumulate); break;
-        }
+  std::vector<Tap> taps(static_cast<std::size_t>(s.kW));
+  for (index_t iw0 = 0; iw0 < s.W; iw0 += kBlock * W) {
+    const index_t nv = min_of<index_t>(kBlock, ceil_div(s.W - iw0, index_t(W)));
+    for (index_t kj = 0; kj < s.kW; ++kj) {
+      Tap& t = taps[static_cast<std::size_t>(kj)];
+      const index_t joff = kj * s.dw - s.pw;  // iw = ow + joff
+      const index_t a = max_of<index_t>(0, joff), b = min_of(s.W, s.OW + joff);
+      t.off = iw0 - joff;
+      for (int v = 0; v < kBlock; ++v) {
+        const index_t v0 = iw0 + v * W;
+        const index_t va = max_of(a, v0), vb = min_of(b, v0 + W);
+        t.any[v] = v < nv && va < vb;
+        t.m[v] = t.any[v] ? lane_range(int(va - v0), int(vb - v0)) : tail_mask(0);
       }
+    }
+    switch (nv) {
+      case 1: col2im_rows_block<1>(s, col, ld, oh0, oh1, iw0, taps.data(), gxn, accumulate); break;
+      case 2: col2im_rows_block<2>(s, col, ld, oh0, oh1, iw0, taps.data(), gxn, accumulate); break;
+      case 3: col2im_rows_block<3>(s, col, ld, oh0, oh1, iw0, taps.data(), gxn, accumulate); break;
+      default: col2im_rows_block<4>(s, col, ld, oh0, oh1, iw0, taps.data(), gxn, accumulate); break;
     }
   }
 }
