@@ -92,18 +92,20 @@ def rows(thread_counts=(2,), repeats=9, cases=CASES):
                     t = compare(fns, repeats=repeats)
                     gflop = _flops(case) * (1 if kind == "conv2d fwd" else 3) / 1e9
                     for base in [k for k in fns if k != "lamina"]:
-                        out.append(ratio_row(kind, _label(case), t["lamina"], t[base], baseline=base,
-                                             threads=nt, lamina_gflops=gflop / t["lamina"],
+                        n, c, h, o, k, p = case
+                        out.append(ratio_row(kind, (n, c, h, h), t["lamina"], t[base], baseline=base,
+                                             threads=nt, conv=f"O={o} k={k} pad={p}",
+                                             lamina_gflops=gflop / t["lamina"],
                                              base_gflops=gflop / t[base]))
     return out
 
 
 def markdown(rs):
-    lines = ["| kernel | shape | threads | lamina ms | baseline | baseline ms | ratio |",
-             "|---|---|---:|---:|---|---:|---:|"]
+    lines = ["| kernel | x shape | conv | threads | lamina ms | baseline | baseline ms | ratio |",
+             "|---|---|---|---:|---:|---|---:|---:|"]
     for r in rs:
-        lines.append(f"| {r['kernel']} | {r['shape']} | {r['threads']} | {r['lamina_ms']:.3f} | "
-                     f"{r['baseline']} | {r['baseline_ms']:.3f} | {r['ratio']:.2f} |")
+        lines.append(f"| {r['kernel']} | {r['shape']} | {r['conv']} | {r['threads']} | "
+                     f"{r['lamina_ms']:.3f} | {r['baseline']} | {r['baseline_ms']:.3f} | {r['ratio']:.2f} |")
     return "\n".join(lines)
 
 
