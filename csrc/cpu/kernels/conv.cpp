@@ -245,10 +245,10 @@ void col2im(const Conv2dShape& sh_, const float* col, index_t ld, index_t oh0, i
 // by the kernel column under a lane mask, and is stored once. The read-modify-write of the
 // scatter form stalls on small images (a masked load overlapping a just-stored neighbouring
 // row waits for that store); here grad_x is written once per tile, or read once when
-// `accumulate` (tiles of part of an image).
-// Loads start up to W-1 floats before a col row's first valid value and end up to W-1 after
-// its last, always under a mask that excludes them: the col buffer has W floats of slack at
-// each end so that every such address lies inside it.
+// `accumulate` (tiles of part of an image). A load may start up to W-1 floats before a col
+// row's first valid value or end up to W-1 after its last, always under a mask that excludes
+// those lanes (offset_ptr).
+
 // One kernel column's contribution to a block of NV vectors of a grad_x row: the col row
 // is read from `off` (relative to the col row's output-row start) under these lane masks.
 struct Tap {
@@ -527,13 +527,13 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
     return;
   }
 
-  // One buffer per thread: the tile's columns (reused for grad_col), with W floats of slack
-  // before and after for col2im_rows's masked loads, then grad_y staged for multi-image tiles.
+  // One buffer per thread: the tile's columns (reused for grad_col), then grad_y staged for
+  // multi-image tiles.
   const index_t nb = min_of(pl.tl.nb, n1 - n0);
   const index_t max_cols = nb > 1 ? nb * P : min_of(P, pl.tl.rc * OW);
   const index_t tile_floats = K * max_cols, stage_floats = nb > 1 ? O * max_cols : 0;
-  float* tile = thread_buffer(kSlotTile, static_cast<std::size_t>(W + tile_floats + W + stage_floats)) + W;
-  float* gyt = tile + tile_floats + W;
+  float* tile = thread_buffer(kSlotTile, static_cast<std::size_t>(tile_floats + stage_floats));
+  float* gyt = tile + tile_floats;
   // grad_x of one image from its grad_col (rows oh0..oh1, row stride ld); `whole`: the tile
   // covers the image, which is then written without being zeroed first.
   auto grad_x_from_col = [&](const float* gcol, index_t ld, index_t oh0, index_t oh1, float* gxn,
