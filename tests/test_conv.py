@@ -94,6 +94,31 @@ def test_backward_every_grad_w_method(rng, isa, threads, grad_w_method, shape):
     _close(gb, expected[2])
 
 
+def test_random_shapes(isa):
+    """A seeded sweep of small geometries (every valid combination is fair game)."""
+    rng = np.random.default_rng(7)
+    done = 0
+    while done < 30:
+        N, C, O = rng.integers(1, 4), rng.integers(1, 6), rng.integers(1, 9)
+        H, W = rng.integers(1, 13, size=2)
+        kH, kW = rng.integers(1, 6, size=2)
+        geo = dict(stride=tuple(int(v) for v in rng.integers(1, 4, size=2)),
+                   padding=tuple(int(v) for v in rng.integers(0, 3, size=2)),
+                   dilation=tuple(int(v) for v in rng.integers(1, 3, size=2)))
+        if any(d * (k - 1) + 1 > n + 2 * p for d, k, n, p in
+               zip(geo["dilation"], (kH, kW), (H, W), geo["padding"])):
+            continue
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        w = rng.standard_normal((O, C, kH, kW)).astype(np.float32)
+        b = rng.standard_normal(O).astype(np.float32)
+        y = ops.conv2d(x, w, b, **geo)
+        _close(y, R.conv2d(*_f64(x, w, b), **geo))
+        gy = rng.standard_normal(y.shape).astype(np.float32)
+        for g, e in zip(ops.conv2d_backward(x, w, gy, **geo), R.conv2d_backward(*_f64(x, w, gy), **geo)):
+            _close(g, e)
+        done += 1
+
+
 def test_backward_without_grad_x(rng):
     x, w, _, geo = _case(rng, SHAPES[1])
     gy = rng.standard_normal(R.conv2d(x, w, **geo).shape).astype(np.float32)
