@@ -86,32 +86,6 @@ inline float sum_n(const float* s, index_t n) {
   return hsum(add(a0, a1));
 }
 
-// A run of n floats as full vectors plus one masked tail, worked out once per kernel column
-// and reused for every output row.
-struct Run {
-  index_t full;  // number of full vectors
-  mask_t tail;
-  bool has_tail;
-  explicit Run(index_t n)
-      : full(n / W), tail(tail_mask(int(n % W))), has_tail(n % W != 0) {}
-};
-
-inline void copy_run(float* d, const float* s, const Run& r) {
-  for (index_t v = 0; v < r.full; ++v) store(d + v * W, load(s + v * W));
-  if (r.has_tail) {
-    const index_t o = r.full * W;
-    store_mask(d + o, r.tail, load_mask(s + o, r.tail));
-  }
-}
-
-inline void add_run(float* d, const float* s, const Run& r) {
-  for (index_t v = 0; v < r.full; ++v) store(d + v * W, add(load(d + v * W), load(s + v * W)));
-  if (r.has_tail) {
-    const index_t o = r.full * W;
-    store_mask(d + o, r.tail, add(load_mask(d + o, r.tail), load_mask(s + o, r.tail)));
-  }
-}
-
 // Output positions [lo, hi) of `out` whose input index o*stride + off lies in [0, size).
 struct Span {
   index_t lo, hi;
@@ -204,40 +178,30 @@ void im2col(const Conv2dShape& sh_, const float* xn, index_t oh0, index_t oh1, f
   }
 }
 
-// The adjoint of im2col for output rows [oh0, oh1): adds col (K rows, row stride ld) onto
-// the image gxn (C x H x W) at the pixels im2col read (padding entries are dropped).
-// Loop order (ki, kj) outermost: the runs of neighbouring kernel columns overlap in gxn, and
-// a load that overlaps a still-buffered masked store at another offset stalls until that
-// store retires; this order puts C * OH other runs between two such accesses.
-void col2im(const Conv2dShape& sh_, const float* col, index_t ld, index_t oh0, index_t oh1,
-            float* gxn) {
+// The adjoint of im2col for output rows [oh0, oh1) when sw > 1 (col2im_rows handles sw == 1):
+// adds col (K rows, row stride ld) onto the image gxn (C x H x W) at the pixels im2col read
+// (padding entries are dropped), a strided scatter per (col row, output row).
+void col2im_strided(const Conv2dShape& sh_, const float* col, index_t ld, index_t oh0,
+                    index_t oh1, float* gxn) {
   const index_t C = sh_.C, H = sh_.H, Wd = sh_.W, kH = sh_.kH, kW = sh_.kW, OH = sh_.OH,
                 OW = sh_.OW, sh = sh_.sh, sw = sh_.sw, ph = sh_.ph, pw = sh_.pw, dh = sh_.dh,
                 dw = sh_.dw;
-  for (index_t ki = 0; ki < kH; ++ki) {
-    const index_t ioff = ki * dh - ph;
-    const Span rows = valid_span(OH, sh, ioff, H);
-    const index_t r0 = max_of(oh0, rows.lo), r1 = max_of(r0, min_of(oh1, rows.hi));
-    if (r0 == r1) continue;
-    for (index_t kj = 0; kj < kW; ++kj) {
-      const index_t joff = kj * dw - pw;
-      const Span cols = valid_span(OW, sw, joff, Wd);
-      const index_t lo = cols.lo, run = cols.hi - cols.lo;
-      if (run == 0) continue;
-      const Run r(run);
-      const index_t d_step = sh * Wd;
-      for (index_t c = 0; c < C; ++c) {
-        const float* g = col + ((c * kH + ki) * kW + kj) * ld + (r0 - oh0) * OW + lo;
-        float* d = gxn + c * H * Wd + (r0 * sh + ioff) * Wd + lo * sw + joff;
-        if (sw == 1) {
-          for (index_t oh = r0; oh < r1; ++oh, g += OW, d += d_step) add_run(d, g, r);
-        } else {
-          for (index_t oh = r0; oh < r1; ++oh, g += OW, d += d_step)
-            for (index_t t = 0; t < run; ++t) d[t * sw] += g[t];
-        }
+  for (index_t c = 0; c < C; ++c)
+    for (index_t ki = 0; ki < kH; ++ki) {
+      const index_t ioff = ki * dh - ph;
+      const Span rows = valid_span(OH, sh, ioff, H);
+      const index_t r0 = max_of(oh0, rows.lo), r1 = max_of(r0, min_of(oh1, rows.hi));
+      for (index_t kj = 0; kj < kW; ++kj) {
+        const index_t joff = kj * dw - pw;
+        const Span cols = valid_span(OW, sw, joff, Wd);
+        const index_t run = cols.hi - cols.lo;
+        if (run == 0 || r0 == r1) continue;
+        const float* g = col + ((c * kH + ki) * kW + kj) * ld + (r0 - oh0) * OW + cols.lo;
+        float* d = gxn + c * H * Wd + (r0 * sh + ioff) * Wd + cols.lo * sw + joff;
+        for (index_t oh = r0; oh < r1; ++oh, g += OW, d += sh * Wd)
+          for (index_t t = 0; t < run; ++t) d[t * sw] += g[t];
       }
     }
-  }
 }
 
 // col2im for sw == 1, output-stationary: each vector of a grad_x row is the sum of the col
@@ -556,7 +520,7 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
       col2im_rows(s, gcol, ld, oh0, oh1, gxn, !whole);
     } else {
       if (whole) fill_zero(gxn, xsz);
-      col2im(s, gcol, ld, oh0, oh1, gxn);
+      col2im_strided(s, gcol, ld, oh0, oh1, gxn);
     }
   };
 
