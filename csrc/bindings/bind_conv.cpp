@@ -1,5 +1,6 @@
 // bind_conv.cpp: conv2d and conv2d_backward. Validates every argument (naming it), computes
 // the output size, allocates the results and releases the GIL around the kernel.
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -67,18 +68,26 @@ Conv2dShape conv_shape(const View& xv, const View& wv, py::handle stride, py::ha
   if (s.sh <= 0 || s.sw <= 0) value_error("stride must be positive, got " + pair_str(s.sh, s.sw));
   if (s.dh <= 0 || s.dw <= 0) value_error("dilation must be positive, got " + pair_str(s.dh, s.dw));
   if (s.ph < 0 || s.pw < 0) value_error("padding must be non-negative, got " + pair_str(s.ph, s.pw));
-  // Dilated kernel extent against the padded input (overflow-safe for any sane array sizes:
-  // every factor is bounded by an array dimension or a user int checked here).
+  // Dilated kernel extent dh*(kH-1)+1 against the padded input, compared without forming
+  // the product (it could overflow for absurd dilations).
   const index_t lim = index_t(1) << 40;
   if (s.sh > lim || s.sw > lim || s.dh > lim || s.dw > lim || s.ph > lim || s.pw > lim)
     value_error("stride, padding and dilation must be below 2**40");
-  const index_t eh = s.dh * (s.kH - 1) + 1, ew = s.dw * (s.kW - 1) + 1;
   const index_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
-  if (eh > hp || ew > wp)
-    value_error("conv2d: kernel larger than padded input: kernel extent " + pair_str(eh, ew) +
-                " (w shape " + wv.shape_str() + ", dilation " + pair_str(s.dh, s.dw) +
-                ") vs padded input " + pair_str(hp, wp) + " (x shape " + xv.shape_str() +
-                ", padding " + pair_str(s.ph, s.pw) + ")");
+  auto too_big = [](index_t d, index_t k, index_t padded) {
+    return padded < 1 || (k > 1 && d > (padded - 1) / (k - 1));
+  };
+  if (too_big(s.dh, s.kH, hp) || too_big(s.dw, s.kW, wp)) {
+    auto ext = [](index_t d, index_t k) {  // for the message only
+      return k > 1 && d > (index_t(1) << 40) / (k - 1) ? std::string("> 2**40")
+                                                       : std::to_string(d * (k - 1) + 1);
+    };
+    value_error("conv2d: kernel larger than padded input: kernel extent (" + ext(s.dh, s.kH) +
+                ", " + ext(s.dw, s.kW) + ") (w shape " + wv.shape_str() +
+                ", dilation " + pair_str(s.dh, s.dw) + ") vs padded input " + pair_str(hp, wp) +
+                " (x shape " + xv.shape_str() + ", padding " + pair_str(s.ph, s.pw) + ")");
+  }
+  const index_t eh = s.dh * (s.kH - 1) + 1, ew = s.dw * (s.kW - 1) + 1;
   s.OH = (hp - eh) / s.sh + 1;
   s.OW = (wp - ew) / s.sw + 1;
   return s;
