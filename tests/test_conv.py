@@ -230,6 +230,8 @@ def test_geometry_errors(rng, impl):
         impl.conv2d(x[:, :, :2].copy(), w)
     with pytest.raises(ValueError, match="larger than"):
         impl.conv2d(x, w, dilation=5)
+    with pytest.raises(ValueError, match="larger than|below"):
+        impl.conv2d(x, w, dilation=2**62)
     with pytest.raises(ValueError, match="stride"):
         impl.conv2d(x, w, stride=0)
     with pytest.raises(ValueError, match="stride"):
