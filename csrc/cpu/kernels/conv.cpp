@@ -456,12 +456,14 @@ struct BackwardPlan {
 // grad_y then stay in L1 while col streams past, and the tiles are long enough (L >= 8 W)
 // for the horizontal sums not to matter; otherwise the packed GEMM, whose register tile
 // reuses each loaded value more (measured on the LeNet / VGG-like layers of the benchmarks).
-BackwardPlan plan_backward(const Conv2dShape& s, index_t per_thread) {
+// gemm_threaded: images are processed one after another with threads inside the GEMMs
+// (batch smaller than the thread count), where only the GEMM runs in parallel.
+BackwardPlan plan_backward(const Conv2dShape& s, index_t per_thread, bool gemm_threaded) {
   BackwardPlan pl;
   pl.tl = make_tiling(s, per_thread);
   const index_t P = s.OH * s.OW;
   const index_t L = pl.tl.nb > 1 ? pl.tl.nb * P : min_of(P, pl.tl.rc * s.OW);
-  pl.method = (s.O <= 32 && L >= 8 * W) ? GradW::dot : GradW::gemm;
+  pl.method = (s.O <= 32 && L >= 8 * W && !gemm_threaded) ? GradW::dot : GradW::gemm;
   const int forced = conv_testing_grad_w_method().load(std::memory_order_relaxed);
   if (forced == int(GradW::gemm) || forced == int(GradW::dot)) pl.method = GradW(forced);
   return pl;
@@ -606,13 +608,13 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
   // Over the batch when it divides evenly or is large (imbalance under 1/4), else inside the
   // GEMMs.
   if (nt <= 1 || !(s.N % nt == 0 || s.N >= 4 * nt)) {
-    backward_range(s, plan_backward(s, s.N), 0, s.N, x, w, grad_y, grad_x, grad_w, grad_b,
-                   nt > 1 ? 0 : 1);
+    backward_range(s, plan_backward(s, s.N, nt > 1), 0, s.N, x, w, grad_y, grad_x, grad_w,
+                   grad_b, nt > 1 ? 0 : 1);
     return;
   }
 
   // Each thread: whole images, its own grad_w / grad_b partial sums, reduced at the end.
-  const BackwardPlan pl = plan_backward(s, ceil_div(s.N, index_t(nt)));
+  const BackwardPlan pl = plan_backward(s, ceil_div(s.N, index_t(nt)), false);
   const index_t acc_len = O * K + O;
   std::vector<float*> partial(static_cast<std::size_t>(nt), nullptr);
   parallel_team(nt, [&](int tid, int team) {
