@@ -23,7 +23,8 @@ SHAPES = [
     (8, 6, 14, 14, 16, 5, 5, 1, 0, 1),            # LeNet conv2: several images per GEMM tile
     (4, 8, 12, 12, 16, 3, 3, 1, 1, 1),            # large enough for 2 threads over the batch
     (3, 8, 16, 16, 16, 3, 3, 1, 1, 1),            # 3 images on 2 threads (rows / GEMM threads)
-    (1, 16, 20, 20, 16, 3, 3, 1, 1, 1),           # batch 1 split by rows over threads
+    (1, 16, 20, 20, 16, 3, 3, 1, 1, 1),           # batch 1: rows (fwd) / channels (bwd) per thread
+    (1, 3, 40, 40, 16, 5, 5, 1, 2, 1),            # batch 1, 3 channels: threads inside the GEMMs
     (1, 64, 16, 16, 8, 3, 3, 1, 1, 1),            # column matrix chunked by output rows
     (2, 1, 40, 3, 2, 5, 1, 1, (2, 0), (1, 1)),    # tall and thin
     (1, 2, 20, 37, 3, 3, 3, (1, 3), 1, 1),        # stride 3 along W only

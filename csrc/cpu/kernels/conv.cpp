@@ -469,40 +469,49 @@ BackwardPlan plan_backward(const Conv2dShape& s, index_t per_thread, bool gemm_t
   return pl;
 }
 
-// Backward over whole images [n0, n1): grad_w_acc (O x K) and grad_b_acc (O) are overwritten
-// by the first contribution, then accumulated; grad_x (may be null) is written.
-// gemm_threads as for sgemm.
+// Backward over whole images [n0, n1) and input channels [c0, c1) (rows r0 = c0*kH*kW ..
+// of col, columns r0.. of grad_w): grad_w_acc (O x K, row stride K) and grad_b_acc (O, when
+// not null) are overwritten by the first contribution, then accumulated; grad_x (may be null)
+// is written for those channels. gemm_threads as for sgemm.
 void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, index_t n1,
-                    const float* x, const float* w, const float* gy, float* gx,
-                    float* grad_w_acc, float* grad_b_acc, int gemm_threads) {
+                    index_t c0, index_t c1, const float* x, const float* w, const float* gy,
+                    float* gx, float* grad_w_acc, float* grad_b_acc, int gemm_threads) {
   const index_t K = s.C * s.kH * s.kW, P = s.OH * s.OW, OW = s.OW, OH = s.OH, O = s.O;
-  const index_t xsz = s.C * s.H * s.W, ysz = O * P;
-  const MatRef wT{w, 1, K};  // w^T (K x O)
+  const index_t xsz = s.C * s.H * s.W, ysz = O * P, HW = s.H * s.W;
+  // This call's channels as a convolution of its own: col has Kc rows.
+  Conv2dShape sc = s;
+  sc.C = c1 - c0;
+  const index_t Kc = sc.C * s.kH * s.kW, r0 = c0 * s.kH * s.kW;
+  x += c0 * HW;
+  if (gx) gx += c0 * HW;
+  grad_w_acc += r0;
+  const MatRef wT{w + r0, 1, K};  // w^T rows r0.. (Kc x O)
   const GemmEpilogue overwrite;
   GemmEpilogue acc;  // grad_w: overwritten by the first GEMM, then accumulated
   acc.beta = 0.0f;
   bool first = true;
-  // grad_w_acc (=|+=) gyt (O x L, row stride ldg) * col (K x L, row stride ldc)^T.
+  // grad_w_acc (=|+=) gyt (O x L, row stride ldg) * col (Kc x L, row stride ldc)^T.
   auto grad_w_tile = [&](const float* gyt, index_t ldg, const float* col, index_t ldc, index_t L) {
     if (pl.method == GradW::dot) {
-      gemm_nt_dot(O, K, L, gyt, ldg, col, ldc, grad_w_acc, K, !first);
+      gemm_nt_dot(O, Kc, L, gyt, ldg, col, ldc, grad_w_acc, K, !first);
     } else {
-      sgemm(O, K, L, MatRef{gyt, ldg, 1}, MatRef{col, 1, ldc}, grad_w_acc, K, acc, gemm_threads);
+      sgemm(O, Kc, L, MatRef{gyt, ldg, 1}, MatRef{col, 1, ldc}, grad_w_acc, K, acc, gemm_threads);
     }
     acc.beta = 1.0f;
     first = false;
   };
 
-  for (index_t n = n0; n < n1; ++n)
-    for (index_t o = 0; o < O; ++o) {
-      const float t = sum_n(gy + n * ysz + o * P, P);
-      grad_b_acc[o] = n == n0 ? t : grad_b_acc[o] + t;
-    }
+  if (grad_b_acc)
+    for (index_t n = n0; n < n1; ++n)
+      for (index_t o = 0; o < O; ++o) {
+        const float t = sum_n(gy + n * ysz + o * P, P);
+        grad_b_acc[o] = n == n0 ? t : grad_b_acc[o] + t;
+      }
 
   if (is_pointwise(s)) {  // col[n] is x[n] itself (C x P)
     for (index_t n = n0; n < n1; ++n) {
       grad_w_tile(gy + n * ysz, P, x + n * xsz, P, P);
-      if (gx) sgemm(K, P, O, wT, MatRef{gy + n * ysz, P, 1}, gx + n * xsz, P, overwrite, gemm_threads);
+      if (gx) sgemm(Kc, P, O, wT, MatRef{gy + n * ysz, P, 1}, gx + n * xsz, P, overwrite, gemm_threads);
     }
     return;
   }
@@ -511,7 +520,7 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
   // multi-image tiles.
   const index_t nb = min_of(pl.tl.nb, n1 - n0);
   const index_t max_cols = nb > 1 ? nb * P : min_of(P, pl.tl.rc * OW);
-  const index_t tile_floats = K * max_cols, stage_floats = nb > 1 ? O * max_cols : 0;
+  const index_t tile_floats = Kc * max_cols, stage_floats = nb > 1 ? O * max_cols : 0;
   float* tile = thread_buffer(kSlotTile, static_cast<std::size_t>(tile_floats + stage_floats));
   float* gyt = tile + tile_floats;
   // grad_x of one image from its grad_col (rows oh0..oh1, row stride ld); `whole`: the tile
@@ -519,10 +528,10 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
   auto grad_x_from_col = [&](const float* gcol, index_t ld, index_t oh0, index_t oh1, float* gxn,
                              bool whole) {
     if (s.sw == 1) {
-      col2im_rows(s, gcol, ld, oh0, oh1, gxn, !whole);
+      col2im_rows(sc, gcol, ld, oh0, oh1, gxn, !whole);
     } else {
-      if (whole) fill_zero(gxn, xsz);
-      col2im_strided(s, gcol, ld, oh0, oh1, gxn);
+      if (whole) fill_zero(gxn, sc.C * HW);
+      col2im_strided(sc, gcol, ld, oh0, oh1, gxn);
     }
   };
 
@@ -533,12 +542,12 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
       // Several whole images side by side: L = cnt*P columns, grad_y staged as (O x L).
       const index_t L = cnt * P;
       for (index_t b = 0; b < cnt; ++b) {
-        im2col(s, x + (n + b) * xsz, 0, OH, tile + b * P, L);
+        im2col(sc, x + (n + b) * xsz, 0, OH, tile + b * P, L);
         for (index_t o = 0; o < O; ++o) copy_n(gyt + o * L + b * P, gy + ((n + b) * O + o) * P, P);
       }
       grad_w_tile(gyt, L, tile, L, L);
       if (gx) {
-        sgemm(K, L, O, wT, MatRef{gyt, L, 1}, tile, L, overwrite, gemm_threads);  // grad_col
+        sgemm(Kc, L, O, wT, MatRef{gyt, L, 1}, tile, L, overwrite, gemm_threads);  // grad_col
         for (index_t b = 0; b < cnt; ++b) grad_x_from_col(tile + b * P, L, 0, OH, gx + (n + b) * xsz, true);
       }
       n += cnt;
@@ -548,14 +557,14 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
     const float* xn = x + n * xsz;
     float* gxn = gx ? gx + n * xsz : nullptr;
     const bool whole = pl.tl.rc >= OH;  // one tile covers the image
-    if (gxn && !whole) fill_zero(gxn, xsz);
+    if (gxn && !whole) fill_zero(gxn, sc.C * HW);
     for (index_t oh0 = 0; oh0 < OH; oh0 += pl.tl.rc) {
       const index_t oh1 = min_of(oh0 + pl.tl.rc, OH), L = (oh1 - oh0) * OW;
-      im2col(s, xn, oh0, oh1, tile, L);
+      im2col(sc, xn, oh0, oh1, tile, L);
       const float* gyc = gy + n * ysz + oh0 * OW;  // (O x L), row stride P
       grad_w_tile(gyc, P, tile, L, L);
       if (gxn) {
-        sgemm(K, L, O, wT, MatRef{gyc, P, 1}, tile, L, overwrite, gemm_threads);  // grad_col
+        sgemm(Kc, L, O, wT, MatRef{gyc, P, 1}, tile, L, overwrite, gemm_threads);  // grad_col
         grad_x_from_col(tile, L, oh0, oh1, gxn, whole);
       }
     }
@@ -605,11 +614,24 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
     return;
   }
   const int nt = threads_for(6.0 * double(s.N) * O * P * max_of<index_t>(K, 1), kMinFlopsPerThread);
-  // Over the batch when it divides evenly or is large (imbalance under 1/4), else inside the
-  // GEMMs.
-  if (nt <= 1 || !(s.N % nt == 0 || s.N >= 4 * nt)) {
-    backward_range(s, plan_backward(s, s.N, nt > 1), 0, s.N, x, w, grad_y, grad_x, grad_w,
-                   grad_b, nt > 1 ? 0 : 1);
+  const bool by_images = s.N % nt == 0 || s.N >= 4 * nt;  // imbalance under 1/4
+  const bool by_channels = !by_images && (s.C % nt == 0 || s.C >= 2 * nt);
+  if (nt <= 1 || (!by_images && !by_channels)) {
+    // One thread, or too few images and channels to share: threads inside the GEMMs.
+    backward_range(s, plan_backward(s, s.N, nt > 1), 0, s.N, 0, s.C, x, w, grad_y, grad_x,
+                   grad_w, grad_b, nt > 1 ? 0 : 1);
+    return;
+  }
+  if (by_channels) {
+    // Each thread: every image, its own input channels, so its own columns of grad_w and
+    // channels of grad_x; nothing to reduce. grad_b on thread 0.
+    const BackwardPlan pl = plan_backward(s, s.N, false);
+    parallel_team(nt, [&](int tid, int team) {
+      const index_t c0 = s.C * tid / team, c1 = s.C * (tid + 1) / team;
+      if (c1 > c0 || tid == 0)
+        backward_range(s, pl, 0, s.N, c0, c1, x, w, grad_y, grad_x, grad_w,
+                       tid == 0 ? grad_b : nullptr, 1);
+    });
     return;
   }
 
@@ -622,7 +644,7 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
     partial[static_cast<std::size_t>(tid)] = acc;
     const index_t n0 = s.N * tid / team, n1 = s.N * (tid + 1) / team;
     if (n0 == n1) fill_zero(acc, acc_len);
-    else backward_range(s, pl, n0, n1, x, w, grad_y, grad_x, acc, acc + O * K, 1);
+    else backward_range(s, pl, n0, n1, 0, s.C, x, w, grad_y, grad_x, acc, acc + O * K, 1);
 #pragma omp barrier
     // Reduce: thread tid sums its slice of every partial into grad_w, then grad_b.
     auto [i0, i1] = split_range(acc_len, team, tid, W);
