@@ -124,7 +124,9 @@ def compare_quiet(fns, repeats=9, min_block_s=0.05, pause_s=0.25, max_other=0.05
 
 def rows(thread_counts=(2,), repeats=9, cases=CASES):
     """Rows for the ratio table: per shape and thread count, forward and forward + backward,
-    lamina vs numpy and vs torch (when importable), all timed in one interleaved run."""
+    lamina vs numpy and lamina vs torch (when importable). Each pair is timed in its own
+    interleaved comparison (so the reference's large temporaries do not disturb torch's
+    allocator), all in one run."""
     try:
         import torch
     except ImportError:
@@ -134,14 +136,15 @@ def rows(thread_counts=(2,), repeats=9, cases=CASES):
         with thread_count(nt, torch):
             for case in cases:
                 data = _data(case)
+                n, c, h, o, k, p = case
                 for kind, fn in (("conv2d fwd", fwd), ("conv2d fwd+bwd", fwd_bwd)):
-                    fns = {"lamina": lambda: fn(ops, *data), "numpy": lambda: fn(ref, *data)}
+                    baselines = {"numpy": lambda: fn(ref, *data)}
                     if torch is not None:
-                        fns["torch"] = _torch_fns(torch, *data)[0 if kind == "conv2d fwd" else 1]
-                    t, dropped = compare_quiet(fns, repeats=repeats)
+                        baselines["torch"] = _torch_fns(torch, *data)[0 if kind == "conv2d fwd" else 1]
                     gflop = _flops(case) * (1 if kind == "conv2d fwd" else 3) / 1e9
-                    for base in [k for k in fns if k != "lamina"]:
-                        n, c, h, o, k, p = case
+                    for base, g in baselines.items():
+                        t, dropped = compare_quiet({"lamina": lambda: fn(ops, *data), base: g},
+                                                   repeats=repeats)
                         out.append(ratio_row(kind, (n, c, h, h), t["lamina"], t[base], baseline=base,
                                              threads=nt, conv=f"O={o} k={k} pad={p}",
                                              lamina_gflops=gflop / t["lamina"],
