@@ -13,20 +13,26 @@
 // Tiles: the GEMMs run on a "tile" of columns: a chunk of whole output rows of one image, or,
 // when images are small (P columns each), several whole images side by side (col is then
 // K x nb*P, and y / grad_y pass through a small O x nb*P staging copy), so that small layers
-// still make GEMMs of a few hundred columns.
+// still make GEMMs of a few hundred columns. grad_w is a packed GEMM, or, with few output
+// channels, dot products of rows (gemm_nt_dot); grad_x from grad_col is output-stationary
+// for stride 1 (col2im_rows), a scatter otherwise.
 //
 // Memory: the column matrix is never built for the whole batch, nor for a whole image when
 // that is large. Each thread owns one reusable buffer (workspace slot 2) holding its tile's
 // columns (K x ncols) and staging (O x ncols), with K * ncols <= kColCapFloats (512 KiB) unless
-// a single output row is bigger (then ncols = OW); the backward pass reuses the columns for
-// grad_col and adds per-thread grad_w / grad_b partial sums (slot 3, O*K + O floats). Extra
-// memory of one call <= threads * 4 bytes * ((K + O) * max(kColCapFloats / K, OW) + O*K + O);
-// e.g. 2 * (512 KiB + 128 KiB + 72 KiB) for the (64, 32, 16, 16) -> 64, 3x3 layer.
+// one output row is bigger (then ncols = OW); the backward pass reuses the columns for
+// grad_col, and over the batch adds per-thread grad_w / grad_b partial sums (slot 3, O*K + O
+// floats). Extra memory of one call, beyond its inputs, outputs and the GEMM's own packing:
+//   <= threads * 4 bytes * ((K + O) * max(kColCapFloats / K, OW) + O*K + O)
+// In practice, per thread: 77 KiB for LeNet's conv1 (64, 1, 28, 28) -> 6, 5x5 pad 2; 390 KiB
+// for conv2 (64, 6, 14, 14) -> 16, 5x5 (6 images per tile); 360 KiB for (64, 32, 16, 16) -> 64,
+// 3x3 pad 1 (one image per tile, 288 KiB, + 72 KiB of grad_w partial sums).
 //
-// Threads: each thread takes a contiguous share of the (image, output row) pairs, so a batch
-// splits by images and a single image by rows (forward); the backward splits whole images
-// with per-thread grad_w partials reduced at the end, or, with fewer images than threads,
-// threads inside the GEMMs. Small problems stay on one thread.
+// Threads: forward, each thread takes a contiguous share of the (image, output row) pairs,
+// so a batch splits by images and a single image by rows. Backward, a batch splits by whole
+// images (per-thread grad_w partials, reduced at the end); fewer images than threads split
+// the input channels (each thread its own columns of grad_w and channels of grad_x); with
+// neither, threads work inside the GEMMs. Small problems stay on one thread.
 #include <array>
 #include <cstdint>
 #include <cstdlib>
