@@ -24,7 +24,7 @@
 // grad_col, and over the batch adds per-thread grad_w / grad_b partial sums (slot 3, O*K + O
 // floats). Extra memory of one call, beyond its inputs, outputs and the GEMM's own packing:
 //   <= threads * 4 bytes * ((K + O) * max(kColCapFloats / K, OW) + O*K + O)
-// In practice, per thread: 77 KiB for LeNet's conv1 (64, 1, 28, 28) -> 6, 5x5 pad 2; 390 KiB
+// In practice, per thread: 77 KiB for LeNet's conv1 (64, 1, 28, 28) -> 6, 5x5 pad 2; 400 KiB
 // for conv2 (64, 6, 14, 14) -> 16, 5x5 (6 images per tile); 360 KiB for (64, 32, 16, 16) -> 64,
 // 3x3 pad 1 (one image per tile, 288 KiB, + 72 KiB of grad_w partial sums).
 //
