@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lamina  # noqa: E402
 from lamina import ops, reference as ref  # noqa: E402
-from timing import compare, machine_bandwidth, print_rows, ratio_row  # noqa: E402
+from timing import compare, lamina_threads, machine_bandwidth, print_rows, ratio_row  # noqa: E402
 
 SHAPE = (256, 4096)
 KINDS = ["relu", "leaky_relu", "sigmoid", "tanh"]
@@ -35,19 +35,22 @@ def _data(shape=SHAPE):
     return (rng.standard_normal(shape).astype(np.float32), rng.standard_normal(shape).astype(np.float32))
 
 
-def rows():
+def rows(thread_counts=(1, 2)):
+    """relu against NumPy and the bandwidth at each thread count; the others at the last."""
     x, g = _data()
     bytes_moved = 5 * x.nbytes  # x, y (fwd) + grad_y, x, grad_x (bwd)
     bw, bw_at_size, bw_large = machine_bandwidth(x.nbytes)
     out = []
-    for kind in KINDS:
-        t = compare({"lamina": lambda: fwd_bwd(ops, kind, x, g), "numpy": lambda: fwd_bwd(ref, kind, x, g)})
-        extra = {}
-        if kind == "relu":
-            extra = dict(GBps=bytes_moved / t["lamina"] / 1e9, copy_GBps=bw / 1e9,
-                         copy_GBps_at_size=bw_at_size / 1e9, copy_GBps_256MiB=bw_large / 1e9,
-                         bandwidth_time_ratio=t["lamina"] / (bytes_moved / bw))
-        out.append(ratio_row(f"{kind} fwd+bwd", SHAPE, t["lamina"], t["numpy"], **extra))
+    for nt in thread_counts:
+        with lamina_threads(nt):
+            for kind in KINDS if nt == thread_counts[-1] else ["relu"]:
+                t = compare({"lamina": lambda: fwd_bwd(ops, kind, x, g), "numpy": lambda: fwd_bwd(ref, kind, x, g)})
+                extra = {}
+                if kind == "relu":
+                    extra = dict(GBps=bytes_moved / t["lamina"] / 1e9, copy_GBps=bw / 1e9,
+                                 copy_GBps_at_size=bw_at_size / 1e9, copy_GBps_256MiB=bw_large / 1e9,
+                                 bandwidth_time_ratio=t["lamina"] / (bytes_moved / bw))
+                out.append(ratio_row(f"{kind} fwd+bwd", SHAPE, t["lamina"], t["numpy"], threads=nt, **extra))
     return out
 
 

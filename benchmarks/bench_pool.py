@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lamina  # noqa: E402
 from lamina import ops, reference as ref  # noqa: E402
-from timing import compare, print_rows, ratio_row  # noqa: E402
+from timing import compare, lamina_threads, print_rows, ratio_row  # noqa: E402
 
 CASES = [  # (x shape, kernel_size, stride, padding)
     ((64, 16, 24, 24), 2, None, 0),  # the target shape (LeNet-like, after a 5x5 conv of 28x28)
@@ -45,15 +45,19 @@ def _label(case):
     return f"{shape} k={k} s={s or k} p={p}"
 
 
-def rows():
+def rows(thread_counts=(1, 2)):
+    """max pooling at the target shape at each thread count; every case at the last."""
     out = []
-    for case in CASES:
-        x, g = _data(case)
-        args = case[1:]
-        for name, fn in (("max_pool2d fwd+bwd", max_fwd_bwd), ("avg_pool2d fwd+bwd", avg_fwd_bwd)):
-            t = compare({"lamina": lambda: fn(ops, x, g, *args), "numpy": lambda: fn(ref, x, g, *args)})
-            row = ratio_row(name, case[0], t["lamina"], t["numpy"], window=f"k={args[0]} s={args[1] or args[0]} p={args[2]}")
-            out.append(row)
+    for nt in thread_counts:
+        with lamina_threads(nt):
+            for i, case in enumerate(CASES if nt == thread_counts[-1] else CASES[:1]):
+                x, g = _data(case)
+                args = case[1:]
+                fns = (("max_pool2d fwd+bwd", max_fwd_bwd), ("avg_pool2d fwd+bwd", avg_fwd_bwd))
+                for name, fn in fns if nt == thread_counts[-1] else fns[:1]:
+                    t = compare({"lamina": lambda: fn(ops, x, g, *args), "numpy": lambda: fn(ref, x, g, *args)})
+                    out.append(ratio_row(name, case[0], t["lamina"], t["numpy"], threads=nt,
+                                         window=f"k={args[0]} s={args[1] or args[0]} p={args[2]}"))
     return out
 
 

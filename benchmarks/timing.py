@@ -53,6 +53,25 @@ def machine_bandwidth(working_set_bytes):
     return max(at_size, large), at_size, large
 
 
+class lamina_threads:
+    """Context manager: lamina's kernels on n threads (the NumPy twins are single-threaded)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        import lamina
+
+        self.prev = lamina.get_num_threads()
+        lamina.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        import lamina
+
+        lamina.set_num_threads(self.prev)
+
+
 def ratio_row(kernel, shape, t_lamina, t_base, baseline="numpy", threads=None, **extra):
     import lamina
 

@@ -111,6 +111,17 @@ def test_exp_accuracy(isa):
     assert _denormal_err(got, want) <= 1.0
 
 
+def test_exp_nonpos_accuracy(isa):
+    x = np.concatenate([np.linspace(-104, 0, 600_001), -np.geomspace(1e-30, 1, 10_001)]).astype(np.float32)
+    want = np.exp(x.astype(np.float64))
+    got = _native._vexp_nonpos(x)
+    assert _rel_ulps(got, want) < 1.0
+    assert _denormal_err(got, want) <= 1.0
+    sp = _native._vexp_nonpos(np.float32([-np.inf, -1e30, -105, 0.0, -0.0, np.nan]))
+    np.testing.assert_array_equal(sp[:5], np.float32([0, 0, 0, 1, 1]))
+    assert np.isnan(sp[5])
+
+
 def test_log_accuracy(isa):
     x = np.exp(np.linspace(-87, 88, 400_001)).astype(np.float32)
     denormals = np.arange(1, 2**23, 4099, dtype=np.uint32).view(np.float32)

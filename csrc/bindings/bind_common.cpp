@@ -32,6 +32,7 @@ index_t View::size() const {
 }
 
 bool View::c_contiguous() const {
+  if (size() == 0) return true;  // NumPy gives empty arrays arbitrary (often zero) strides
   index_t expect = 1;
   for (int d = ndim - 1; d >= 0; --d) {
     if (shape[d] != 1 && strides[d] != expect) return false;

@@ -3,8 +3,19 @@
 The CPU path (generic, avx2 or avx512) is chosen once at import; set ``LAMINA_CPU`` to force a
 lower one. ``lamina.ops`` holds the native kernels, ``lamina.reference`` their NumPy twins.
 """
-from . import _native
-from ._native import get_num_threads, set_num_threads
+import os as _os
+
+# OpenMP wait policy, chosen deliberately: idle lamina threads spin for GOMP_SPINCOUNT
+# iterations (tens of microseconds) and then sleep. libgomp's default spins ~15x longer,
+# which keeps back-to-back kernels no faster here but steals the cores from any other
+# thread pool (NumPy's OpenBLAS, a data loader) that runs between lamina's kernels; a
+# passive policy makes every kernel pay a thread wake-up. A user's own OMP_WAIT_POLICY or
+# GOMP_SPINCOUNT wins. (Read by libgomp when _native loads it, so it is set before.)
+if "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ.setdefault("GOMP_SPINCOUNT", "20000")
+
+from . import _native  # noqa: E402
+from ._native import get_num_threads, set_num_threads  # noqa: E402
 
 __version__ = _native.__version__
 
@@ -16,4 +27,65 @@ def backend_info() -> dict:
 
 from . import ops, reference  # noqa: E402  (after the native module is loaded)
 
-__all__ = ["__version__", "backend_info", "get_num_threads", "set_num_threads", "ops", "reference"]
+# The model layer (issue 4). Submodules load on first use so `import lamina` stays light.
+_LAZY_SUBMODULES = ("backend", "nn", "losses", "init", "optim", "io", "datasets", "models", "cli", "bench",
+                    "pretrain", "transfer", "distill", "diagnostics", "plot", "experiments")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'lamina' has no attribute {name!r}")
+
+
+def save(model, path, **kwargs):
+    """Saves a model (and, with optimizer=..., a resumable checkpoint) as a safetensors file."""
+    from .io import save as _save
+    return _save(model, path, **kwargs)
+
+
+def load(path):
+    """Loads a model saved by lamina.save (ValueError for any bad file)."""
+    from .io import load as _load
+    return _load(path)
+
+
+def load_checkpoint(path):
+    """Loads model, optimizer, scheduler and epoch saved by lamina.save(..., optimizer=...)."""
+    from .io import load_checkpoint as _load_checkpoint
+    return _load_checkpoint(path)
+
+
+def load_weights(model, path, strict=True):
+    """Copies saved parameters into an existing model (validated first; nothing changes on error)."""
+    from .io import load_weights as _load_weights
+    return _load_weights(model, path, strict)
+
+
+def set_backend(name):
+    """Makes "native" or "numpy" the default backend of layers, losses and optimisers."""
+    from .backend import set_backend as _set
+    return _set(name)
+
+
+def get_backend(name=None):
+    from .backend import get_backend as _get
+    return _get(name)
+
+
+def use_backend(name):
+    """Context manager: ``with lamina.use_backend("numpy"): ...``."""
+    from .backend import use_backend as _use
+    return _use(name)
+
+
+def seed(value=None):
+    """Seeds lamina's generator for weight initialisation and default dropout seeds."""
+    from .init import seed as _seed
+    _seed(value)
+
+
+__all__ = ["__version__", "backend_info", "get_num_threads", "set_num_threads", "ops", "reference",
+           "save", "load", "load_checkpoint", "load_weights", "set_backend", "get_backend", "use_backend", "seed",
+           *_LAZY_SUBMODULES]

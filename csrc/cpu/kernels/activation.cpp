@@ -81,10 +81,17 @@ void activation_backward(Activation act, const float* grad_y, const float* saved
 }
 
 void vmath_apply(VMathFn fn, const float* x, float* y, index_t n) {
-  if (fn == VMathFn::exp)
-    run1(x, y, n, kTranscendentalPerThread, [](vf v) { return vmath::exp(v); });
-  else
-    run1(x, y, n, kTranscendentalPerThread, [](vf v) { return vmath::log(v); });
+  switch (fn) {
+    case VMathFn::exp:
+      run1(x, y, n, kTranscendentalPerThread, [](vf v) { return vmath::exp(v); });
+      break;
+    case VMathFn::log:
+      run1(x, y, n, kTranscendentalPerThread, [](vf v) { return vmath::log(v); });
+      break;
+    case VMathFn::exp_nonpos:
+      run1(x, y, n, kTranscendentalPerThread, [](vf v) { return vmath::exp_nonpos(v); });
+      break;
+  }
 }
 
 }  // namespace lamina::cpu::LAMINA_ISA_NS

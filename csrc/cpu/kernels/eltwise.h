@@ -1,46 +1,35 @@
-// eltwise.h: loops shared by the element-wise kernels (activations, dropout, losses, SGD):
-// split a flat range over threads, and apply a lane function to contiguous float arrays with
-// a masked tail (nothing is read or written past element n-1).
+// eltwise.h: loops shared by the element-wise, row and pooling kernels (activations, dropout,
+// losses, SGD, softmax, pooling): split a range over threads (on lamina/parallel.h), apply a
+// lane function to contiguous float arrays with a masked tail (nothing is read or written
+// past element n-1), and sum in a fixed order whatever the thread count.
 #pragma once
 #include <vector>
 
 #include "lamina/common.h"
 #include "lamina/cpu/simd.h"
+#include "lamina/parallel.h"
 #include "vmath.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace lamina::cpu::LAMINA_ISA_NS {
 
-// Bounds of part i of `parts` over [0, n), cut at multiples of `align` elements (so each
-// thread starts on its own cache lines).
-inline void split_range(index_t n, int parts, int i, index_t align, index_t& lo, index_t& hi) {
-  const index_t units = ceil_div(n, align);
-  lo = min_of(units * i / parts * align, n);
-  hi = min_of(units * (i + 1) / parts * align, n);
-}
-
 // body(lo, hi) over [0, n): one call when nt <= 1 (no thread start-up), else one contiguous
-// part per thread of the team actually granted.
+// part per thread of the team actually granted, cut at multiples of `align` elements (so each
+// thread starts on its own cache lines).
 template <class Body>
 inline void parallel_range(index_t n, int nt, Body&& body, index_t align = 64) {
   if (n <= 0) return;
-  if (nt <= 1) {
-    body(index_t(0), n);
-    return;
-  }
-#pragma omp parallel num_threads(nt)
-  {
-#ifdef _OPENMP
-    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-    const int tid = 0, team = 1;
-#endif
-    index_t lo, hi;
-    split_range(n, team, tid, align, lo, hi);
+  parallel_team(nt, [&](int tid, int team) {
+    auto [lo, hi] = split_range(n, team, tid, align);
     if (hi > lo) body(lo, hi);
-  }
+  });
+}
+
+// body(i) for every i in [0, n), contiguous blocks of i per thread (a static schedule).
+template <class Body>
+inline void parallel_for(index_t n, int nt, Body&& body) {
+  parallel_range(n, nt, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) body(i);
+  }, 1);
 }
 
 // y[i] = f(x[i]) for i in [0, n), f mapping a vector of lanes to a vector.
@@ -90,9 +79,9 @@ inline double chunked_sum(index_t n, double per_thread, Chunk&& chunk) {
   const index_t nch = ceil_div(n, kReduceChunk);
   std::vector<double> part(static_cast<std::size_t>(nch));
   const int nt = static_cast<int>(min_of<index_t>(threads_for(double(n), per_thread), nch));
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (index_t c = 0; c < nch; ++c)
+  parallel_for(nch, nt, [&](index_t c) {
     part[static_cast<std::size_t>(c)] = chunk(c * kReduceChunk, min_of(n, (c + 1) * kReduceChunk));
+  });
   double total = 0.0;
   for (double v : part) total += v;
   return total;

@@ -15,16 +15,18 @@
 //      contiguous vector loads down the rows;
 //   2. horizontal: for every start column q of the (-inf padded) row, the best of the kw
 //      column results at q .. q + kw - 1, from shifted unaligned loads (no shuffles);
-//   3. pick the start columns q = ow * sw.
+//   3. pick the start columns q = ow * sw (a strided copy the compiler vectorises).
 // "Best" is a total order that reproduces PyTorch's row-major scan: any NaN beats a number
 // and a later NaN beats an earlier one; otherwise larger wins and equal values go to the
 // earlier cell (smaller row, then smaller column). Padding cells carry a row past every real
-// row so they never win a tie against an input cell. Rows are held in float lanes (exact below
-// 2^24); taller planes, and the generic (one-lane) build, take the direct scalar loop.
+// row so they never win a tie against an input cell. Rows and flat indices are held in float
+// lanes (exact below 2^24); planes of 2^24 cells or more, and the generic (one-lane) build,
+// take the direct scalar loop.
 #include "lamina/pool.h"
 
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "eltwise.h"
 #include "vmath.h"
@@ -57,7 +59,7 @@ void max_plane(const float* x, float* y, std::int64_t* idx, const Pool2d& g) {
       index_t bi = r.lo * W + c.lo;
       auto visit = [&](index_t i) {
         const float v = x[i];
-        const bool take = (v > best) | (v != v);  // bitwise: no branch to mispredict
+        const bool take = v > best || v != v;
         best = take ? v : best;
         bi = take ? i : bi;
       };
@@ -76,7 +78,7 @@ void max_plane(const float* x, float* y, std::int64_t* idx, const Pool2d& g) {
 
 using namespace simd;
 constexpr float kPadRow = 33554432.0f;  // 2^25: after every real row (rows < 2^24)
-constexpr index_t kMaxFloatRow = index_t(1) << 24;
+constexpr index_t kMaxFloatIndex = index_t(1) << 24;
 
 // Lanes 0, 1, ..., W-1 as floats.
 inline vf lane_iota() {
@@ -84,61 +86,92 @@ inline vf lane_iota() {
   return load(iota);
 }
 
-// Vectorised max_plane (see the header comment). scratch: 5 * (W + 2 pw) floats.
+// Step 3: y[ow] = hv[ow * SW], idx[ow] = hi[ow * SW] (SW = 0: the runtime stride). A
+// compile-time stride lets the compiler vectorise the strided picks and the conversions.
+template <int SW>
+void pick_outputs(const float* hv, const float* hi, float* y, std::int64_t* idx, index_t OW, index_t sw) {
+  const index_t s = SW ? SW : sw;
+  for (index_t ow = 0; ow < OW; ++ow) {
+    y[ow] = hv[ow * s];
+    idx[ow] = static_cast<std::int64_t>(hi[ow * s]);
+  }
+}
+
+// Vectorised max_plane (see the header comment); needs H * W < 2^24 (flat indices exact in
+// float lanes). Output rows go in bands of kBand, each step over the whole band before the
+// next, so the shifted / strided loads of a step do not wait on the previous step's stores of
+// the same row (a failed store-to-load forward costs more than the compares).
+// scratch: 4 kBand (W + 2 pw) floats.
+constexpr index_t kBand = 8;
 void max_plane_simd(const float* x, float* y, std::int64_t* idx, const Pool2d& g, float* scratch) {
   const index_t Wd = g.W, Wp = g.W + 2 * g.pw, Q = Wp - g.kw + 1;  // Q start columns
-  float* cv = scratch;       // column best value, padded: [0, pw) and [pw + W, Wp) are padding
-  float* cr = cv + Wp;       // its row (kPadRow in padding)
-  float* hv = cr + Wp;       // best over the kw columns starting at q: value
-  float* hr = hv + Wp;       //   its row
-  float* hj = hr + Wp;       //   its column offset j in [0, kw)
+  float* cv = scratch;             // per band row: column best value, padded: [0, pw) and
+  float* cr = cv + kBand * Wp;     //   [pw + W, Wp) are padding; its row (kPadRow in padding)
+  float* hv = cr + kBand * Wp;     // per band row: best over the kw columns starting at q,
+  float* hi = hv + kBand * Wp;     //   its flat index ih * W + iw in the plane
   const float inf = std::numeric_limits<float>::infinity();
-  for (index_t q = 0; q < g.pw; ++q) {
-    cv[q] = cv[g.pw + Wd + q] = -inf;
-    cr[q] = cr[g.pw + Wd + q] = kPadRow;
-  }
-  for (index_t oh = 0; oh < g.OH; ++oh) {
-    const Span r = span(oh, g.sh, g.ph, g.kh, g.H);
-    // 1. vertical
-    for (index_t c = 0; c < Wd; c += W) {
-      const index_t n = Wd - c;
-      vf b = load_n(x + r.lo * Wd + c, n, 0.0f), br = set1(float(r.lo));
-      for (index_t ih = r.lo + 1; ih < r.hi; ++ih) {
-        const vf v = load_n(x + ih * Wd + c, n, 0.0f);
-        const auto take = vmath::mor(vmath::gt(v, b), vmath::isnan(v));
-        b = vmath::select(take, v, b);
-        br = vmath::select(take, set1(float(ih)), br);
-      }
-      store_n(cv + g.pw + c, n, b);
-      store_n(cr + g.pw + c, n, br);
+  for (index_t b = 0; b < kBand; ++b)
+    for (index_t q = 0; q < g.pw; ++q) {
+      cv[b * Wp + q] = cv[b * Wp + g.pw + Wd + q] = -inf;
+      cr[b * Wp + q] = cr[b * Wp + g.pw + Wd + q] = kPadRow;
     }
-    // 2. horizontal
-    for (index_t q = 0; q < Q; q += W) {
-      const index_t n = Q - q;
-      vf b = load_n(cv + q, n, -inf), br = load_n(cr + q, n, kPadRow), bj = zero();
-      for (index_t j = 1; j < g.kw; ++j) {
-        const vf v = load_n(cv + q + j, n, -inf), vr = load_n(cr + q + j, n, kPadRow);
-        const auto vnan = vmath::isnan(v);
-        // numbers: larger, or equal and on an earlier row (same row: keep the earlier column)
-        const auto take_num = vmath::mor(vmath::gt(v, b), vmath::mand(vmath::eq(v, b), vmath::lt(vr, br)));
-        // a NaN candidate (later column): beats a number, or a NaN on the same or an earlier row
-        const auto take_nan = vmath::mor(vmath::mnot(vmath::isnan(b)), vmath::ge(vr, br));
-        const auto take = vmath::mor(vmath::mand(vnan, take_nan), take_num);
-        b = vmath::select(take, v, b);
-        br = vmath::select(take, vr, br);
-        bj = vmath::select(take, set1(float(j)), bj);
+  const vf iota = lane_iota(), wf = set1(float(Wd));
+  for (index_t oh0 = 0; oh0 < g.OH; oh0 += kBand) {
+    const index_t oh1 = min_of(g.OH, oh0 + kBand);
+    // 1. vertical, every row of the band
+    for (index_t oh = oh0; oh < oh1; ++oh) {
+      const Span r = span(oh, g.sh, g.ph, g.kh, g.H);
+      float* bv = cv + (oh - oh0) * Wp + g.pw;
+      float* brow = cr + (oh - oh0) * Wp + g.pw;
+      for (index_t c = 0; c < Wd; c += W) {
+        const index_t n = Wd - c;
+        vf b = load_n(x + r.lo * Wd + c, n, 0.0f), br = set1(float(r.lo));
+        for (index_t ih = r.lo + 1; ih < r.hi; ++ih) {
+          const vf v = load_n(x + ih * Wd + c, n, 0.0f);
+          const auto take = vmath::mor(vmath::gt(v, b), vmath::isnan(v));
+          b = vmath::select(take, v, b);
+          br = vmath::select(take, set1(float(ih)), br);
+        }
+        store_n(bv + c, n, b);
+        store_n(brow + c, n, br);
       }
-      store_n(hv + q, n, b);
-      store_n(hr + q, n, br);
-      store_n(hj + q, n, bj);
+    }
+    for (index_t oh = oh0; oh < oh1; ++oh) {
+      const float* bv = cv + (oh - oh0) * Wp;
+      const float* brow = cr + (oh - oh0) * Wp;
+      float* hvr = hv + (oh - oh0) * Wp;
+      float* hir = hi + (oh - oh0) * Wp;
+      // 2. horizontal
+      for (index_t q = 0; q < Q; q += W) {
+        const index_t n = Q - q;
+        vf b = load_n(bv + q, n, -inf), br = load_n(brow + q, n, kPadRow), bj = zero();
+        for (index_t j = 1; j < g.kw; ++j) {
+          const vf v = load_n(bv + q + j, n, -inf), vr = load_n(brow + q + j, n, kPadRow);
+          const auto vnan = vmath::isnan(v);
+          // numbers: larger, or equal and on an earlier row (same row: keep the earlier column)
+          const auto take_num = vmath::mor(vmath::gt(v, b), vmath::mand(vmath::eq(v, b), vmath::lt(vr, br)));
+          // a NaN candidate (later column): beats a number, or a NaN on the same or an earlier row
+          const auto take_nan = vmath::mor(vmath::mnot(vmath::isnan(b)), vmath::ge(vr, br));
+          const auto take = vmath::mor(vmath::mand(vnan, take_nan), take_num);
+          b = vmath::select(take, v, b);
+          br = vmath::select(take, vr, br);
+          bj = vmath::select(take, set1(float(j)), bj);
+        }
+        // flat index = row * W + column, column = q + lane + j - pw (exact: below 2^24)
+        const vf col = add(add(set1(float(q - g.pw)), iota), bj);
+        store_n(hvr + q, n, b);
+        store_n(hir + q, n, fma(br, wf, col));
+      }
     }
     // 3. pick
-    float* yr = y + oh * g.OW;
-    std::int64_t* ir = idx + oh * g.OW;
-    for (index_t ow = 0; ow < g.OW; ++ow) {
-      const index_t q = ow * g.sw;
-      yr[ow] = hv[q];
-      ir[ow] = static_cast<std::int64_t>(hr[q]) * Wd + q + static_cast<std::int64_t>(hj[q]) - g.pw;
+    for (index_t oh = oh0; oh < oh1; ++oh) {
+      const float* hvr = hv + (oh - oh0) * Wp;
+      const float* hir = hi + (oh - oh0) * Wp;
+      float* yr = y + oh * g.OW;
+      std::int64_t* ir = idx + oh * g.OW;
+      if (g.sw == 1) pick_outputs<1>(hvr, hir, yr, ir, g.OW, 1);
+      else if (g.sw == 2) pick_outputs<2>(hvr, hir, yr, ir, g.OW, 2);
+      else pick_outputs<0>(hvr, hir, yr, ir, g.OW, g.sw);
     }
   }
 }
@@ -190,8 +223,7 @@ template <class Plane>
 void for_planes(const Pool2d& g, double cells_per_plane, Plane&& plane) {
   const int nt = static_cast<int>(
       min_of<index_t>(threads_for(double(g.planes) * cells_per_plane, kPerThread), g.planes));
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (index_t p = 0; p < g.planes; ++p) plane(p);
+  parallel_for(g.planes, nt, plane);
 }
 
 // The plane kernel for this window size: 2x2 and 3x3 unrolled, anything else generic.
@@ -210,14 +242,14 @@ template <int KH, int KW> struct AvgBwdSel { static constexpr auto fn = &avg_pla
 void max_pool2d_forward(const float* x, float* y, std::int64_t* idx, const Pool2d& g) {
   const index_t in = g.H * g.W, out = g.OH * g.OW;
   // The scalar build keeps the direct loop (one lane gains nothing from the two-step form);
-  // very tall planes too (rows would not be exact in float lanes).
-  if (LAMINA_ISA_ID == 0 || g.H >= kMaxFloatRow) {
+  // very large planes too (flat indices would not be exact in float lanes).
+  if (LAMINA_ISA_ID == 0 || in >= kMaxFloatIndex) {
     const auto plane_fn = pick<MaxSel>(g);
     for_planes(g, double(out * g.kh * g.kw),
                [&](index_t p) { plane_fn(x + p * in, y + p * out, idx + p * out, g); });
     return;
   }
-  const std::size_t scratch = static_cast<std::size_t>(5 * (g.W + 2 * g.pw));
+  const std::size_t scratch = static_cast<std::size_t>(4 * kBand * (g.W + 2 * g.pw));
   for_planes(g, double(out * g.kh * g.kw), [&](index_t p) {
     max_plane_simd(x + p * in, y + p * out, idx + p * out, g, thread_buffer(2, scratch));
   });
@@ -226,12 +258,12 @@ void max_pool2d_forward(const float* x, float* y, std::int64_t* idx, const Pool2
 index_t max_pool2d_backward(const float* grad_y, const std::int64_t* idx, float* grad_x, const Pool2d& g) {
   const index_t in = g.H * g.W, out = g.OH * g.OW;
   const int nt = static_cast<int>(min_of<index_t>(threads_for(double(g.planes) * (in + out), 4 * kPerThread), g.planes));
-  index_t bad = -1;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    index_t my_bad = -1;
-#pragma omp for schedule(static)
-    for (index_t p = 0; p < g.planes; ++p) {
+  // The first bad position of each thread's (contiguous) planes; the smallest is the first.
+  std::vector<index_t> bad_of(static_cast<std::size_t>(max_of(nt, 1)), -1);
+  parallel_team(nt, [&](int tid, int team) {
+    auto [p0, p1] = split_range(g.planes, team, tid);
+    index_t& my_bad = bad_of[static_cast<std::size_t>(tid)];
+    for (index_t p = p0; p < p1; ++p) {
       float* gx = grad_x + p * in;
       const float* gy = grad_y + p * out;
       const std::int64_t* ix = idx + p * out;
@@ -246,11 +278,10 @@ index_t max_pool2d_backward(const float* grad_y, const std::int64_t* idx, float*
         gx[i] += gy[o];
       }
     }
-    if (my_bad >= 0) {
-#pragma omp critical(lamina_max_pool_bad)
-      if (bad < 0 || my_bad < bad) bad = my_bad;
-    }
-  }
+  });
+  index_t bad = -1;
+  for (index_t b : bad_of)
+    if (b >= 0 && (bad < 0 || b < bad)) bad = b;
   return bad;
 }
 

@@ -48,8 +48,10 @@ float row_max(const float* x, index_t K) {
 // kSumBlock elements, block totals are added in double: the sum's rounding error stays
 // that of a 256-term float sum for any K.
 constexpr index_t kSumBlock = 256;  // a multiple of 2W on every ISA
+// `next` (or null): the row to be processed after this one, prefetched a cache line per
+// vector while this row is computed from L1, so its load overlaps the exp work.
 template <bool Store>
-float exp_sum(const float* x, float* e, index_t K, float m) {
+float exp_sum(const float* x, float* e, index_t K, float m, const float* next) {
   const vf vm = set1(m);
   double total = 0.0;
   for (index_t k0 = 0; k0 < K; k0 += kSumBlock) {
@@ -57,8 +59,12 @@ float exp_sum(const float* x, float* e, index_t K, float m) {
     vf s0 = zero(), s1 = zero();
     index_t k = k0;
     for (; k + 2 * W <= k1; k += 2 * W) {
-      vf e0 = vmath::exp(sub(load(x + k), vm));
-      vf e1 = vmath::exp(sub(load(x + k + W), vm));
+      if (next) {
+        prefetch(next + k);
+        prefetch(next + k + W);
+      }
+      vf e0 = vmath::exp_nonpos(sub(load(x + k), vm));
+      vf e1 = vmath::exp_nonpos(sub(load(x + k + W), vm));
       if (Store) {
         store(e + k, e0);
         store(e + k + W, e1);
@@ -67,13 +73,13 @@ float exp_sum(const float* x, float* e, index_t K, float m) {
       s1 = add(s1, e1);
     }
     for (; k + W <= k1; k += W) {
-      vf e0 = vmath::exp(sub(load(x + k), vm));
+      vf e0 = vmath::exp_nonpos(sub(load(x + k), vm));
       if (Store) store(e + k, e0);
       s0 = add(s0, e0);
     }
     if (k < k1) {
       const mask_t tm = tail_mask(static_cast<int>(k1 - k));
-      vf e0 = vmath::exp(sub(vmath::load_or(x + k, tm, set1(-kInf)), vm));
+      vf e0 = vmath::exp_nonpos(sub(vmath::load_or(x + k, tm, set1(-kInf)), vm));
       if (Store) store_mask(e + k, tm, e0);
       s0 = add(s0, e0);
     }
@@ -92,13 +98,13 @@ void shift_row(const float* x, float* y, index_t K, float m, float c) {
   map1(x, y, K, [vm = set1(m), vc = set1(c)](vf a) { return sub(sub(a, vm), vc); });
 }
 
-void softmax_row(const float* x, float* y, index_t K, bool log) {
+void softmax_row(const float* x, float* y, index_t K, bool log, const float* next) {
   const float m = row_max(x, K);
   if (log) {
-    const float s = exp_sum<false>(x, nullptr, K, m);
+    const float s = exp_sum<false>(x, nullptr, K, m, next);
     shift_row(x, y, K, m, std::log(s));
   } else {
-    const float s = exp_sum<true>(x, y, K, m);
+    const float s = exp_sum<true>(x, y, K, m, next);
     scale_row(y, K, 1.0f / s);
   }
 }
@@ -127,7 +133,7 @@ void softmax_columns(const float* x, float* y, index_t K, index_t inner, index_t
     float* yr = y + k * inner + j0;
     for (index_t j = 0; j < w; j += W) {
       const index_t n = w - j;
-      vf e = vmath::exp(sub(load_n(xr + j, n, -kInf), load_n(mx + j, n, 0.0f)));
+      vf e = vmath::exp_nonpos(sub(load_n(xr + j, n, -kInf), load_n(mx + j, n, 0.0f)));
       if (!log) store_n(yr + j, n, e);
       store_n(sm + j, n, add(load_n(sm + j, n, 0.0f), e));
     }
@@ -159,8 +165,9 @@ void softmax_forward(const float* x, float* y, index_t outer, index_t K, index_t
   if (outer <= 0 || K <= 0 || inner <= 0) return;
   const int nt = threads_for(double(outer) * K * inner, kPerThread);
   if (inner == 1) {
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (index_t r = 0; r < outer; ++r) softmax_row(x + r * K, y + r * K, K, log);
+    parallel_for(outer, nt, [&](index_t r) {
+      softmax_row(x + r * K, y + r * K, K, log, r + 1 < outer ? x + (r + 1) * K : nullptr);
+    });
     return;
   }
   // Column chunks of at most 1024 (a multiple of W), more of them when outer alone cannot
@@ -168,13 +175,12 @@ void softmax_forward(const float* x, float* y, index_t outer, index_t K, index_t
   index_t cw = min_of<index_t>(inner, 1024);
   if (outer * ceil_div(inner, cw) < nt) cw = min_of(inner, round_up(ceil_div(inner, nt), W));
   const index_t chunks = ceil_div(inner, cw);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (index_t item = 0; item < outer * chunks; ++item) {
+  parallel_for(outer * chunks, nt, [&](index_t item) {
     const index_t o = item / chunks, j0 = (item % chunks) * cw, j1 = min_of(inner, j0 + cw);
     float* scratch = thread_buffer(2, static_cast<std::size_t>(round_up(2 * cw, 2) + 2 * cw));
     const index_t off = o * K * inner;
     softmax_columns(x + off, y + off, K, inner, j0, j1, log, scratch);
-  }
+  });
 }
 
 double softmax_cross_entropy(const float* logits, const std::int64_t* labels, float* grad,
@@ -183,17 +189,16 @@ double softmax_cross_entropy(const float* logits, const std::int64_t* labels, fl
   std::vector<double> row_loss(static_cast<std::size_t>(N));
   const float inv_n = static_cast<float>(1.0 / double(N));
   const int nt = threads_for(double(N) * K, kPerThread);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (index_t r = 0; r < N; ++r) {
+  parallel_for(N, nt, [&](index_t r) {
     const float* x = logits + r * K;
     float* g = grad + r * K;
     const index_t lab = labels[r];
     const float m = row_max(x, K);
-    const float s = exp_sum<true>(x, g, K, m);  // g = exp(x - m) for now
+    const float s = exp_sum<true>(x, g, K, m, r + 1 < N ? x + K : nullptr);  // g = exp(x - m) for now
     scale_row(g, K, static_cast<float>(1.0 / (double(s) * double(N))));
     g[lab] -= inv_n;
     row_loss[static_cast<std::size_t>(r)] = std::log(double(s)) - (double(x[lab]) - double(m));
-  }
+  });
   double total = 0.0;  // summed in row order: the same loss for any thread count
   for (double l : row_loss) total += l;
   return total / double(N);

@@ -5,14 +5,15 @@
 //   backward: grad_x = grad_y * f'(.)        evaluated from x (relu, leaky_relu) or from the
 //                                            forward output y (sigmoid: y(1-y), tanh: 1-y^2)
 // In-place use (y == x, grad_x == grad_y or == saved) is allowed: each element is read before
-// it is written. Also vexp / vlog (testing aids for the vectorised math of vmath.h).
+// it is written. Also vmath_apply: exp / log / exp_nonpos element-wise (testing aids for the
+// vectorised math of vmath.h).
 #pragma once
 #include "lamina/common.h"
 #include "lamina/cpu/isa.h"
 
 namespace lamina {
 enum class Activation : int { relu = 0, sigmoid = 1, tanh = 2, leaky_relu = 3 };
-enum class VMathFn : int { exp = 0, log = 1 };
+enum class VMathFn : int { exp = 0, log = 1, exp_nonpos = 2 };
 }  // namespace lamina
 
 LAMINA_DECLARE_ISA_KERNEL(void, activation_forward,

@@ -1,0 +1,258 @@
+"""Training throughput, peak memory and import time: lamina vs PyTorch (CPU), same run.
+
+    python benchmarks/bench_training.py                   # the table (2 threads by default)
+    python benchmarks/bench_training.py --threads 1,2 --steps 20
+    pytest benchmarks/bench_training.py [--benchmark-disable]
+
+Throughput: LeNet-5 (conv 6@5x5 pad 2, ReLU, maxpool 2, conv 16@5x5, ReLU, maxpool 2, dense
+400-120-84-10) at batch 64 and the MLP 784-100-10 at batch 32, both SGD momentum 0.9 with
+cross-entropy, on the bundled MNIST images. lamina runs ``model.fit`` (shuffled batches
+gathered into a reused buffer, accuracy bookkeeping included); PyTorch runs the canonical loop
+(index a shuffled batch, forward, cross_entropy, zero_grad, backward, step). One timed call is
+``--steps`` training steps; calls of the two alternate in blocks with a pause between them
+(timing.compare), the median is kept, and ratio = lamina images/s / PyTorch images/s.
+
+Peak RSS: each library trains LeNet-5 for one epoch on 8,000 images in a fresh subprocess
+(data loaded by the same NumPy code for both) and reports its ru_maxrss; ratio = PyTorch's
+/ lamina's (> 1: lamina uses less). Import time: ``python -c "import lamina"`` in subprocesses
+(median of 7), held to the 0.3 s target.
+
+PyTorch is imported only here, for comparison; lamina never depends on it.
+"""
+import argparse
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lamina  # noqa: E402
+from timing import compare  # noqa: E402
+
+HERE = os.path.abspath(__file__)
+LR, MOMENTUM = 0.05, 0.9
+MODELS = {"lenet5": 64, "mlp": 32}  # model -> batch size of the issue's target
+
+
+def mnist_numpy(n=10000):
+    """The bundled MNIST sample as float32 (N, 1, 28, 28) / int64 labels, read with NumPy only
+    (so the PyTorch subprocess does not import lamina)."""
+    folder = os.path.join(os.path.dirname(HERE), "..", "python", "lamina", "datasets", "data", "mnist")
+    try:
+        import lamina.datasets
+        folder = str(lamina.datasets.MNIST_DIR)
+    except ImportError:
+        pass
+    with gzip.open(os.path.join(folder, "t10k-images-idx3-ubyte.gz")) as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)[:n]
+    with gzip.open(os.path.join(folder, "t10k-labels-idx1-ubyte.gz")) as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)[:n]
+    return (images / np.float32(255)).astype(np.float32), labels.astype(np.int64)
+
+
+# -- the two implementations ---------------------------------------------------------------------
+def lamina_trainer(model_name, batch, steps, X, y):
+    from lamina import models, optim
+    lamina.seed(0)
+    model = models.MODELS[model_name]()
+    opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    n = batch * steps
+    state = {"epoch": 0}
+
+    def run():  # `steps` training steps through the public fit loop
+        lo = (state["epoch"] * n) % (len(X) - n + 1)
+        model.fit(X[lo:lo + n], y[lo:lo + n], epochs=1, batch_size=batch, optimizer=opt, seed=state["epoch"],
+                  verbose=0)
+        state["epoch"] += 1
+    return run
+
+
+def torch_model(torch, model_name):
+    nn = torch.nn
+    if model_name == "lenet5":
+        return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
+                             nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
+                             nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
+def torch_trainer(torch, model_name, batch, steps, X, y):
+    torch.manual_seed(0)
+    model = torch_model(torch, model_name)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    n = batch * steps
+    state = {"epoch": 0}
+    F = torch.nn.functional
+
+    def run():
+        lo = (state["epoch"] * n) % (len(X) - n + 1)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(state["epoch"])) + lo
+        for b in range(steps):
+            idx = perm[b * batch:(b + 1) * batch]
+            xb, yb = Xt[idx], yt[idx]
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        state["epoch"] += 1
+    return run
+
+
+def _torch():
+    try:
+        import torch
+        return torch
+    except ImportError:
+        return None
+
+
+# -- rows ---------------------------------------------------------------------------------------------
+def throughput_rows(thread_counts=(2,), steps=20, repeats=7):
+    torch = _torch()
+    X, y = mnist_numpy(8000)
+    out = []
+    for nt in thread_counts:
+        before = lamina.get_num_threads()
+        lamina.set_num_threads(nt)
+        if torch is not None:
+            torch.set_num_threads(nt)
+        try:
+            for model_name, batch in MODELS.items():
+                fns = {"lamina": lamina_trainer(model_name, batch, steps, X, y)}
+                if torch is not None:
+                    fns["torch"] = torch_trainer(torch, model_name, batch, steps, X, y)
+                t = compare(fns, repeats=repeats, min_block_s=0.1, pause_s=0.15)
+                images = batch * steps
+                row = {"benchmark": f"{model_name} training (SGD momentum)", "shape": f"batch {batch}",
+                       "threads": nt, "unit": "images/s", "lamina": images / t["lamina"]}
+                if "torch" in t:
+                    row.update(baseline="torch", baseline_value=images / t["torch"], ratio=t["torch"] / t["lamina"])
+                out.append(row)
+        finally:
+            lamina.set_num_threads(before)
+    return out
+
+
+def _peak_rss_kib():
+    """This process's peak resident set (VmHWM: per address space, so unlike ru_maxrss it does
+    not inherit the high-water mark of the parent that forked us)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _rss_child(lib, threads, n=8000, epochs=1):
+    """Runs in a subprocess: trains LeNet-5 for `epochs` on n images, prints peak RSS (KiB)."""
+    X, y = mnist_numpy(n)
+    if lib == "lamina":
+        from lamina import models, optim
+        lamina.set_num_threads(threads)
+        model = models.lenet5()
+        model.fit(X, y, epochs=epochs, batch_size=64, optimizer=optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM),
+                  seed=0, verbose=0)
+    else:
+        import torch
+        torch.set_num_threads(threads)
+        run = torch_trainer(torch, "lenet5", 64, n // 64, X, y)
+        for _ in range(epochs):
+            run()
+    print(json.dumps({"maxrss_kib": _peak_rss_kib()}))
+
+
+def _child(args):
+    env = dict(os.environ)
+    if args[0] == "lamina-import":
+        cmd = [sys.executable, "-c", "import lamina"]
+    else:
+        cmd = [sys.executable, HERE, "--rss-child", *args]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"{cmd} failed:\n{r.stderr}")
+    return dt, r.stdout
+
+
+def memory_rows(threads=2):
+    libs = ["lamina"] + (["torch"] if _torch() is not None else [])
+    rss = {}
+    for lib in libs:
+        _, out = _child([lib, str(threads)])
+        rss[lib] = json.loads(out.strip().splitlines()[-1])["maxrss_kib"] / 1024
+    row = {"benchmark": "peak RSS, LeNet-5 training run", "shape": "8000 images, 1 epoch", "threads": threads,
+           "unit": "MiB", "lamina": rss["lamina"]}
+    if "torch" in rss:
+        row.update(baseline="torch", baseline_value=rss["torch"], ratio=rss["torch"] / rss["lamina"])
+    return [row]
+
+
+def import_rows(repeats=7):
+    times = [_child(["lamina-import"])[0] for _ in range(repeats)]
+    t = statistics.median(times)
+    return [{"benchmark": "import lamina (fresh interpreter)", "shape": f"median of {repeats}", "threads": "-",
+             "unit": "s", "lamina": t, "baseline": "target", "baseline_value": 0.3, "ratio": 0.3 / t}]
+
+
+def rows(thread_counts=(2,), steps=20, repeats=7):
+    """Every comparison row of this file (throughput, peak memory, import time)."""
+    return throughput_rows(thread_counts, steps, repeats) + memory_rows(max(thread_counts)) + import_rows()
+
+
+def print_table(rs):
+    print("| benchmark | shape | threads | lamina | baseline | baseline value | unit | ratio |")
+    print("|---|---|---:|---:|---|---:|---|---:|")
+    for r in rs:
+        fmt = "{:,.3f}" if r["unit"] == "s" else "{:,.0f}"
+        base = fmt.format(r["baseline_value"]) if "baseline_value" in r else "-"
+        ratio = f"{r['ratio']:.2f}" if "ratio" in r else "-"
+        print(f"| {r['benchmark']} | {r['shape']} | {r['threads']} | {fmt.format(r['lamina'])} | "
+              f"{r.get('baseline', '-')} | {base} | {r['unit']} | {ratio} |")
+
+
+# -- pytest-benchmark ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mnist():
+    return mnist_numpy(2048)
+
+
+@pytest.mark.parametrize("impl", ["lamina", "torch"])
+@pytest.mark.parametrize("model_name", list(MODELS))
+def test_training_steps(benchmark, mnist, model_name, impl):
+    X, y = mnist
+    batch, steps = MODELS[model_name], 5
+    if impl == "torch":
+        torch = pytest.importorskip("torch")
+        run = torch_trainer(torch, model_name, batch, steps, X, y)
+    else:
+        run = lamina_trainer(model_name, batch, steps, X, y)
+    benchmark.group = f"{model_name} train, batch {batch}, {steps} steps"
+    benchmark(run)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", default="2", help="comma-separated thread counts (default 2)")
+    p.add_argument("--steps", type=int, default=20, help="training steps per timed call")
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--rss-child", nargs=2, metavar=("LIB", "THREADS"), help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.rss_child:
+        _rss_child(a.rss_child[0], int(a.rss_child[1]))
+        sys.exit(0)
+    nts = tuple(int(t) for t in a.threads.split(","))
+    info = lamina.backend_info()
+    torch = _torch()
+    print(f"lamina {lamina.__version__}  isa={info['isa']}  cpu_count={os.cpu_count()}  "
+          f"torch {torch.__version__ if torch else 'absent'}  native kernels from the reference: "
+          f"{len(lamina.backend.get_backend('native').fallbacks)}")
+    print_table(rows(nts, a.steps, a.repeats))

@@ -1,0 +1,183 @@
+"""The ``lamina`` command (also ``python -m lamina``).
+
+    lamina train [--model lenet5|mlp] [--epochs N] [--batch-size N] [--lr X] [--momentum M]
+                 [--schedule cosine|none] [--data DIR] [--out model.safetensors] [--seed S] [--threads T]
+    lamina evaluate model.safetensors [--data DIR]
+    lamina info
+    lamina bench [...]        (the kernel table vs NumPy: lamina.bench)
+
+By default ``train`` uses the MNIST sample bundled with lamina: the first 8,000 images to train,
+the last 2,000 to test. With --data DIR it reads the IDX files of MNIST / Fashion-MNIST / KMNIST
+in DIR (the train split to train, the test split to test).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+_BUNDLED_TRAIN = 8000
+
+
+def _load_data(data_dir):
+    """(X_train, y_train, X_test, y_test)."""
+    from .datasets import load_mnist
+
+    if data_dir is None:
+        X, y = load_mnist()
+        return X[:_BUNDLED_TRAIN], y[:_BUNDLED_TRAIN], X[_BUNDLED_TRAIN:], y[_BUNDLED_TRAIN:]
+    Xtr, ytr = load_mnist(data_dir, split="train")
+    Xte, yte = load_mnist(data_dir, split="test")
+    return Xtr, ytr, Xte, yte
+
+
+def _load_test(data_dir):
+    from .datasets import load_mnist
+
+    if data_dir is None:
+        X, y = load_mnist()
+        return X[_BUNDLED_TRAIN:], y[_BUNDLED_TRAIN:]
+    return load_mnist(data_dir, split="test")
+
+
+def cmd_train(args):
+    import lamina
+
+    from . import io, models, optim
+
+    if args.threads:
+        lamina.set_num_threads(args.threads)
+    if args.seed is not None:
+        lamina.seed(args.seed)
+    Xtr, ytr, Xte, yte = _load_data(args.data)
+    if args.limit:
+        Xtr, ytr = Xtr[: args.limit], ytr[: args.limit]
+        Xte, yte = Xte[: args.limit], yte[: args.limit]
+    model = models.MODELS[args.model]()
+    opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    callbacks = [optim.CosineLR(opt, T_max=args.epochs)] if args.schedule == "cosine" and args.epochs > 0 else []
+    verbose = 0 if args.quiet else 1
+    if verbose:
+        print(f"lamina {lamina.__version__}: training {args.model} on {len(Xtr)} images "
+              f"({lamina.backend_info()['isa']}, {lamina.get_num_threads()} threads), testing on {len(Xte)}",
+              flush=True)
+    t0 = time.perf_counter()
+    history = model.fit(Xtr, ytr, epochs=args.epochs, batch_size=args.batch_size, optimizer=opt,
+                        shuffle=True, seed=args.seed, verbose=verbose, callbacks=callbacks)
+    train_time = time.perf_counter() - t0
+    loss, acc = model.evaluate(Xte, yte)
+    epochs_run = len(history.get("time", []))
+    ips = len(Xtr) * epochs_run / sum(history["time"]) if epochs_run else 0.0
+    print(f"test accuracy {acc * 100:.2f}% (loss {loss:.4f}) after {epochs_run} epoch(s); "
+          f"training {ips:,.0f} images/s ({train_time:.1f} s)")
+    if args.out:
+        io.save(model, args.out)
+        print(f"saved {args.out}")
+    return 0
+
+
+def cmd_evaluate(args):
+    from . import io
+
+    if args.threads:
+        import lamina
+        lamina.set_num_threads(args.threads)
+    try:
+        model = io.load(args.model)
+    except (ValueError, OSError) as e:
+        print(f"lamina evaluate: {e}", file=sys.stderr)
+        return 1
+    X, y = _load_test(args.data)
+    if args.limit:
+        X, y = X[: args.limit], y[: args.limit]
+    t0 = time.perf_counter()
+    loss, acc = model.evaluate(X, y)
+    dt = time.perf_counter() - t0
+    print(f"{args.model}: test accuracy {acc * 100:.2f}% (loss {loss:.4f}) on {len(X)} images, "
+          f"{len(X) / dt:,.0f} images/s")
+    return 0
+
+
+def cmd_info(args):
+    import lamina
+
+    info = dict(lamina.backend_info())
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(map(len, info))
+        for k, v in info.items():
+            if isinstance(v, (list, tuple)):
+                v = ", ".join(map(str, v)) or "-"
+            print(f"{k.ljust(width)}  {v}")
+    return 0
+
+
+def cmd_bench(argv):
+    try:
+        from . import bench
+    except ImportError as e:
+        print(f"lamina bench is not available in this build ({e})", file=sys.stderr)
+        return 1
+    return bench.main(argv)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="lamina", description="lamina: train and evaluate models, inspect the build.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train LeNet-5 or an MLP on MNIST (bundled sample by default)")
+    t.add_argument("--model", choices=("lenet5", "mlp"), default="lenet5")
+    t.add_argument("--epochs", type=int, default=5)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=0.05)
+    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--schedule", choices=("cosine", "none"), default="cosine",
+                   help="learning-rate schedule over the epochs (default: cosine)")
+    t.add_argument("--data", metavar="DIR", default=None, help="folder with MNIST-format IDX files")
+    t.add_argument("--out", metavar="PATH", default="model.safetensors",
+                   help="where to save the trained model ('' to skip)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)  # tests: use N images
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="test accuracy of a saved model")
+    e.add_argument("model", metavar="MODEL.safetensors")
+    e.add_argument("--data", metavar="DIR", default=None)
+    e.add_argument("--threads", type=int, default=0)
+    e.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)
+    e.set_defaults(func=cmd_evaluate)
+
+    sub.add_parser("experiment", add_help=False,
+                   help="run one of the talk's experiments: lamina experiment NAME [--out DIR] [--fast]")
+    i = sub.add_parser("info", help="CPU path, threads, OpenMP/CUDA, compiler (backend_info)")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+
+    sub.add_parser("bench", help="the kernel benchmark table vs NumPy (options: lamina bench -h)", add_help=False)
+    return p
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        return cmd_bench(argv[1:])
+    if argv and argv[0] == "experiment":
+        from .experiments import main as experiment_main
+        return experiment_main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "epochs", 1) < 0 or getattr(args, "batch_size", 1) < 1:
+        parser.error("--epochs must be >= 0 and --batch-size >= 1")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"lamina {args.command}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

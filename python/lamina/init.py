@@ -1,0 +1,164 @@
+"""Weight initialisers.
+
+Every initialiser is ``fn(shape, rng=None, dtype=float32, ...) -> array`` for a weight of
+shape (out, in) (Dense, PyTorch's layout) or (O, C, kH, kW) (Conv2D): fan_in = in or C*kH*kW,
+fan_out = out or O*kH*kW. A layer takes ``init=`` as one of these names or any callable
+``(shape, rng) -> array``. ``rng`` defaults to lamina's global generator (``lamina.init.seed``).
+
+- ``normal``: N(mean, std^2); the talk's "typical" start is N(0, 1) weights and biases.
+- ``xavier``: Glorot & Bengio, Var = 2 / (fan_in + fan_out) (normal or uniform).
+- ``he``: He et al., N(0, 2 / fan_in): unit variance of the pre-activations through ReLU.
+- ``lecun``: N(0, 1 / fan_in).
+- ``orthogonal``: Saxe et al., a (semi-)orthogonal matrix (rows or columns orthonormal) times gain.
+- ``random_walk``: Sussillo & Abbott, N(0, omega^2 / fan_in) with omega chosen so the log of the
+  back-propagated norm does an unbiased random walk: omega_ReLU = sqrt(2) exp(1.2 / (max(N, 6) - 2.4)),
+  omega_linear = omega_tanh = exp(1 / (2N)), N = fan_in.
+- ``lsuv(model, X_batch)``: Mishkin & Matas, orthogonal start then each layer rescaled until
+  its output variance on real data is 1.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_rng = np.random.default_rng()
+
+
+def seed(value=None):
+    """Reseeds lamina's global generator (initialisers and default dropout seeds)."""
+    global _rng
+    _rng = np.random.default_rng(value)
+
+
+def get_rng() -> np.random.Generator:
+    return _rng
+
+
+def _gen(rng):
+    if rng is None:
+        return _rng
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def fans(shape):
+    """(fan_in, fan_out) of a weight of shape (out, in, *kernel)."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < 2:
+        raise ValueError(f"fan_in/fan_out need a weight of 2 or more dimensions, got shape {shape}")
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def normal(shape, rng=None, dtype=np.float32, std=1.0, mean=0.0):
+    return (_gen(rng).standard_normal(shape) * std + mean).astype(dtype)
+
+
+def uniform(shape, rng=None, dtype=np.float32, low=-1.0, high=1.0):
+    return _gen(rng).uniform(low, high, size=shape).astype(dtype)
+
+
+def zeros(shape, rng=None, dtype=np.float32):
+    return np.zeros(shape, dtype=dtype)
+
+
+def ones(shape, rng=None, dtype=np.float32):
+    return np.ones(shape, dtype=dtype)
+
+
+def xavier(shape, rng=None, dtype=np.float32, gain=1.0, distribution="normal"):
+    fan_in, fan_out = fans(shape)
+    std = gain * math.sqrt(2.0 / (fan_in + fan_out))
+    if distribution == "uniform":
+        a = std * math.sqrt(3.0)
+        return uniform(shape, rng, dtype, -a, a)
+    if distribution != "normal":
+        raise ValueError(f"distribution must be 'normal' or 'uniform', got {distribution!r}")
+    return normal(shape, rng, dtype, std)
+
+
+def he(shape, rng=None, dtype=np.float32, gain=math.sqrt(2.0)):
+    fan_in, _ = fans(shape)
+    return normal(shape, rng, dtype, gain / math.sqrt(fan_in))
+
+
+def lecun(shape, rng=None, dtype=np.float32):
+    return he(shape, rng, dtype, gain=1.0)
+
+
+def orthogonal(shape, rng=None, dtype=np.float32, gain=1.0):
+    """A weight whose (out, fan_in) matrix W has orthonormal rows (out <= fan_in: W W^T = I)
+    or orthonormal columns (out > fan_in: W^T W = I), times gain. QR of a Gaussian matrix with
+    the signs of R's diagonal folded in, so the result is uniformly (Haar) distributed."""
+    shape = tuple(int(s) for s in shape)
+    rows = shape[0]
+    cols = math.prod(shape[1:])
+    a = _gen(rng).standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))  # (max, min) with orthonormal columns
+    if rows < cols:
+        q = q.T
+    return (gain * q).reshape(shape).astype(dtype)
+
+
+def random_walk_gain(n: int, nonlinearity: str = "relu") -> float:
+    """Sussillo & Abbott's omega for a layer of fan-in n."""
+    if nonlinearity == "relu":
+        return math.sqrt(2.0) * math.exp(1.2 / (max(n, 6) - 2.4))
+    if nonlinearity in ("linear", "tanh"):
+        return math.exp(1.0 / (2.0 * n))
+    raise ValueError(f"nonlinearity must be 'relu', 'tanh' or 'linear', got {nonlinearity!r}")
+
+
+def random_walk(shape, rng=None, dtype=np.float32, nonlinearity="relu"):
+    fan_in, _ = fans(shape)
+    return normal(shape, rng, dtype, random_walk_gain(fan_in, nonlinearity) / math.sqrt(fan_in))
+
+
+INITIALIZERS = {
+    "normal": normal, "uniform": uniform, "zeros": zeros, "ones": ones, "xavier": xavier,
+    "glorot": xavier, "he": he, "kaiming": he, "lecun": lecun, "orthogonal": orthogonal,
+    "random_walk": random_walk,
+}
+
+
+def get(init):
+    """An initialiser from a name or a callable (returned as is)."""
+    if callable(init):
+        return init
+    try:
+        return INITIALIZERS[init]
+    except KeyError:
+        raise ValueError(f"unknown initialiser {init!r}; expected one of {sorted(INITIALIZERS)} or a callable") from None
+
+
+def lsuv(model, X_batch, tol=0.1, max_iter=10, rng=None, verbose=False):
+    """Layer-sequential unit-variance initialisation (Mishkin & Matas, 2015).
+
+    Every Dense and Conv2D weight gets an orthogonal start and a zero bias; then, layer by layer
+    from the input, the weight is divided by the standard deviation of that layer's output on
+    ``X_batch`` until the variance is within ``tol`` of 1 (at most ``max_iter`` rescalings).
+    ``model`` is a Sequential; returns it. The batch runs through ``model[:i+1]`` (shared layers),
+    so layers after i do not affect layer i's statistics.
+    """
+    from .nn.layers import Conv2D, Dense
+
+    X_batch = np.asarray(X_batch)
+    for i, layer in enumerate(model.layers):
+        if not isinstance(layer, (Dense, Conv2D)):
+            continue
+        w = layer.weight
+        w.data[...] = orthogonal(w.shape, rng, w.dtype)
+        if layer.bias is not None:
+            layer.bias.data.fill(0)
+        head = model[: i + 1]
+        for it in range(max_iter):
+            var = float(np.var(head.forward(X_batch)))
+            if verbose:
+                print(f"lsuv: layer {i} ({type(layer).__name__}) iteration {it}: output variance {var:.4f}")
+            if abs(var - 1.0) < tol or var == 0.0 or not math.isfinite(var):
+                break
+            w.data /= np.asarray(math.sqrt(var), dtype=w.dtype)
+    return model

@@ -1,0 +1,290 @@
+"""Saving and loading models as safetensors files (never pickle).
+
+File layout (any safetensors tool opens it):
+- tensors: each parameter under its model path ("0.weight", "3.bias", ...); in a checkpoint
+  also the optimiser state arrays as "optimizer.<parameter index>.<name>" (e.g. velocity).
+- ``__metadata__`` (strings): "format" = "lamina", "format_version", "lamina_version",
+  "architecture" (JSON: layer types, configs, per-parameter trainable/lr_scale, layer state
+  such as dropout counters), "checksums" (JSON: CRC-32 of every tensor's bytes, verified on
+  load when present), and in a
+  checkpoint "optimizer" (JSON: type, param groups, scalar state), "scheduler", "epoch", "extra".
+
+Saving writes a temporary file in the target's folder, fsyncs it and renames it over the
+target (os.replace), so an interrupted save never leaves a broken file in place. Loading
+validates everything (header, data, checksums, architecture, every tensor's presence, shape
+and dtype) before building or changing anything, and reports any problem as a ValueError.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FORMAT = "lamina"
+FORMAT_VERSION = 1
+_OPT_PREFIX = "optimizer."
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+# -- saving ---------------------------------------------------------------------------------
+def save(model, path, *, optimizer=None, scheduler=None, epoch=None, extra=None):
+    """Writes ``model`` to ``path`` (atomically). With ``optimizer`` (and optionally a
+    ``scheduler``, the number of completed ``epoch``s and a JSON-able ``extra`` dict) the file is
+    a checkpoint from which ``load_checkpoint`` resumes training exactly."""
+    from safetensors.numpy import save as st_save
+
+    from . import __version__
+    from .nn.sequential import _layer_entry
+
+    named = model.named_parameters()
+    tensors = {name: np.ascontiguousarray(p.data) for name, p in named}
+    meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "lamina_version": __version__,
+            "architecture": json.dumps(_layer_entry(model))}
+    if optimizer is not None:
+        sd = optimizer.state_dict(params=[p for _, p in named])
+        scalars = {}
+        for idx, st in sd["state"].items():
+            for k, v in st.items():
+                if isinstance(v, np.ndarray):
+                    tensors[f"{_OPT_PREFIX}{idx}.{k}"] = np.ascontiguousarray(v)
+                else:
+                    scalars.setdefault(str(idx), {})[k] = v
+        meta["optimizer"] = json.dumps({"type": sd["type"], "param_groups": sd["param_groups"], "scalars": scalars})
+    elif scheduler is not None:
+        raise ValueError("saving a scheduler needs its optimizer (optimizer=...)")
+    if scheduler is not None:
+        meta["scheduler"] = json.dumps(scheduler.state_dict())
+    if epoch is not None:
+        meta["epoch"] = str(int(epoch))
+    if extra is not None:
+        meta["extra"] = json.dumps(extra)
+    meta["checksums"] = json.dumps({k: _crc(v) for k, v in tensors.items()})
+    _atomic_write(path, st_save(tensors, metadata=meta))
+
+
+def _crc(a):
+    return format(zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B")), "08x")
+
+
+def _atomic_write(path, data: bytes):
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# -- reading and validating ---------------------------------------------------------------------
+def _read(path):
+    """(metadata dict, tensors dict) of a lamina safetensors file, or ValueError."""
+    from safetensors.numpy import load as st_load
+
+    with open(path, "rb") as f:
+        data = f.read()
+    where = os.fspath(path)
+    if len(data) < 8:
+        raise ValueError(f"{where}: not a safetensors file ({len(data)} bytes)")
+    n = int.from_bytes(data[:8], "little")
+    if n < 2 or n > _MAX_HEADER:
+        raise ValueError(f"{where}: not a safetensors file (header length {n})")
+    if n > len(data) - 8:
+        raise ValueError(f"{where}: truncated file (header of {n} bytes, file of {len(data)})")
+    try:
+        header = json.loads(data[8:8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"{where}: not a safetensors file or corrupted header (not JSON)") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{where}: corrupted safetensors header")
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "architecture" not in meta:
+        raise ValueError(f"{where}: a safetensors file, but not a lamina model (no lamina architecture in its metadata)")
+    try:
+        version = int(meta.get("format_version", "0"))
+    except ValueError:
+        version = -1
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{where}: lamina file format version {meta.get('format_version')!r} is not supported")
+    try:
+        tensors = st_load(data)
+    except Exception as e:  # safetensors raises its own error type for bad offsets / truncation
+        raise ValueError(f"{where}: corrupted or truncated safetensors data ({e})") from None
+    if "checksums" in meta:  # written by lamina.save; a converter may leave them out
+        try:
+            sums = json.loads(meta["checksums"])
+        except json.JSONDecodeError:
+            raise ValueError(f"{where}: corrupted checksums in the metadata") from None
+        if not isinstance(sums, dict) or set(sums) != set(tensors):
+            raise ValueError(f"{where}: the checksum list does not match the tensors (corrupted file)")
+        for k, t in tensors.items():
+            if sums[k] != _crc(t):
+                raise ValueError(f"{where}: tensor {k!r} is corrupted (checksum mismatch)")
+    return meta, tensors
+
+
+def _json_field(meta, key, where):
+    try:
+        return json.loads(meta[key])
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise ValueError(f"{where}: corrupted {key!r} entry in the metadata") from None
+
+
+def _check_tensor(name, t, shape):
+    if t.dtype not in (np.float32, np.float64):
+        raise ValueError(f"tensor {name!r} has dtype {t.dtype}; lamina parameters are float32 or float64")
+    if t.shape != tuple(shape):
+        raise ValueError(f"tensor {name!r} has shape {t.shape}, the model expects {tuple(shape)}")
+
+
+def _build(meta, tensors, where):
+    """A new model from the architecture, with the file's weights (validated first)."""
+    from .nn import layers as _layers
+    from .nn.sequential import _layer_from_entry
+
+    arch = _json_field(meta, "architecture", where)
+    _layers._SKIP_INIT[0] = True  # the weights come from the file: no random draws
+    try:
+        model = _layer_from_entry(arch)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    except (MemoryError, OverflowError) as e:
+        raise ValueError(f"{where}: the architecture asks for impossible sizes ({e})") from None
+    finally:
+        _layers._SKIP_INIT[0] = False
+    named = model.named_parameters()
+    model_names = {n for n, _ in named}
+    file_names = {k for k in tensors if not k.startswith(_OPT_PREFIX)}
+    missing, unexpected = sorted(model_names - file_names), sorted(file_names - model_names)
+    if missing:
+        raise ValueError(f"{where}: missing tensor(s) {missing} for the architecture")
+    if unexpected:
+        raise ValueError(f"{where}: unexpected tensor(s) {unexpected} not in the architecture")
+    dtypes = set()
+    for name, p in named:
+        try:
+            _check_tensor(name, tensors[name], p.shape)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        dtypes.add(tensors[name].dtype)
+    if len(dtypes) > 1:
+        raise ValueError(f"{where}: parameters of mixed dtypes {sorted(map(str, dtypes))}")
+    for name, p in named:
+        p.data = np.array(tensors[name], order="C", copy=True)
+        p._grad = np.zeros_like(p.data)
+        p._zeroed = False
+    return model, named
+
+
+def load(path):
+    """The model saved at ``path``. ValueError for a file that is not safetensors, truncated or
+    corrupted, an unknown layer type, or a missing, extra or mis-shaped tensor."""
+    where = os.fspath(path)
+    meta, tensors = _read(path)
+    model, _ = _build(meta, tensors, where)
+    return model
+
+
+@dataclass
+class Checkpoint:
+    model: object
+    optimizer: object = None
+    scheduler: object = None
+    epoch: int | None = None
+    extra: dict | None = field(default=None)
+
+    def __iter__(self):  # model, optimizer, scheduler, epoch = lamina.load_checkpoint(path)
+        return iter((self.model, self.optimizer, self.scheduler, self.epoch))
+
+
+def load_checkpoint(path):
+    """A Checkpoint (model, optimizer, scheduler, epoch, extra) from ``lamina.save(model, path,
+    optimizer=..., scheduler=..., epoch=...)``: the optimiser is rebuilt on the loaded model's
+    parameters with its state (momentum buffers, Adam moments and step counts), so
+    ``model.fit(..., optimizer=ckpt.optimizer, initial_epoch=ckpt.epoch)`` continues exactly."""
+    from . import optim as _optim
+
+    where = os.fspath(path)
+    meta, tensors = _read(path)
+    model, named = _build(meta, tensors, where)
+    params = [p for _, p in named]
+    optimizer = scheduler = None
+    if "optimizer" in meta:
+        od = _json_field(meta, "optimizer", where)
+        try:
+            cls = _optim.OPTIMIZERS[od["type"]]
+            groups = []
+            for g in od["param_groups"]:
+                idx = g["params"]
+                if not all(isinstance(i, int) and 0 <= i < len(params) for i in idx):
+                    raise ValueError(f"optimizer param group names parameters {idx} out of {len(params)}")
+                hyper = {k: (tuple(v) if isinstance(cls.defaults.get(k), tuple) else v)
+                         for k, v in g.items() if k != "params"}
+                groups.append({**hyper, "params": [params[i] for i in idx]})
+            optimizer = cls(groups)
+            state = {}
+            for idx, sc in od.get("scalars", {}).items():
+                state.setdefault(int(idx), {}).update(sc)
+            for k, t in tensors.items():
+                if k.startswith(_OPT_PREFIX):
+                    idx, key = k[len(_OPT_PREFIX):].split(".", 1)
+                    state.setdefault(int(idx), {})[key] = t
+            sd = {"type": od["type"], "param_groups": [{k: v for k, v in g.items()} for g in od["param_groups"]],
+                  "state": state}
+            optimizer.load_state_dict(sd, params=params)
+            if "scheduler" in meta:
+                sd = _json_field(meta, "scheduler", where)
+                scls = _optim.SCHEDULERS[sd["type"]]
+                scheduler = scls(optimizer, **sd.get("config", {}), last_epoch=int(sd["last_epoch"]) - 1)
+        except ValueError as e:
+            raise ValueError(f"{where}: bad optimizer state: {e}") from None
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{where}: corrupted optimizer state in the metadata ({type(e).__name__}: {e})") from None
+    epoch = None
+    if "epoch" in meta:
+        try:
+            epoch = int(meta["epoch"])
+        except ValueError:
+            raise ValueError(f"{where}: corrupted 'epoch' entry in the metadata") from None
+    extra = _json_field(meta, "extra", where) if "extra" in meta else None
+    return Checkpoint(model, optimizer, scheduler, epoch, extra)
+
+
+def load_weights(model, path, strict=True):
+    """Copies the parameters saved at ``path`` into an existing ``model`` (matched by name, e.g.
+    "0.weight"), after validating all of them; nothing changes when anything is wrong. With
+    strict=False, names missing on either side are skipped (shapes must still match).
+    Returns the list of names loaded."""
+    where = os.fspath(path)
+    _, tensors = _read(path)
+    named = model.named_parameters()
+    model_names = {n for n, _ in named}
+    file_names = {k for k in tensors if not k.startswith(_OPT_PREFIX)}
+    if strict:
+        missing, unexpected = sorted(model_names - file_names), sorted(file_names - model_names)
+        if missing or unexpected:
+            raise ValueError(f"{where}: tensors do not match the model (missing {missing}, unexpected {unexpected})")
+    todo = [(n, p) for n, p in named if n in file_names]
+    for n, p in todo:
+        try:
+            _check_tensor(n, tensors[n], p.shape)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+    for n, p in todo:
+        np.copyto(p.data, tensors[n], casting="same_kind")
+    return [n for n, _ in todo]

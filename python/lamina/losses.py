@@ -1,0 +1,88 @@
+"""Losses: ``loss_fn(output, target) -> (loss, dC/d(output))``, one fused kernel each.
+
+- ``CrossEntropy``: softmax + negative log-likelihood on logits (N, K) with integer labels (N,),
+  averaged over the batch; the gradient (softmax - onehot) / N comes from the same pass.
+- ``MSE``: the talk's C = 1/(2n) sum_x ||y(x) - a(x)||^2, n = batch size.
+- ``BinaryCrossEntropy``: on probabilities (e.g. after Sigmoid), averaged over all elements,
+  clamped so probabilities of exactly 0 or 1 stay finite.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend as _backend
+
+
+class Loss:
+    kernel = ""
+
+    def __init__(self, backend=None):
+        self.backend = None if backend is None else _backend.get_backend(backend)
+
+    def __call__(self, output, target):
+        be = self.backend if self.backend is not None else _backend.current()
+        loss, grad = getattr(be, self.kernel)(output, target)
+        return float(loss), grad
+
+    def prepare_target(self, y, dtype):
+        """The target array as the kernel wants it (converted once per fit, not per batch)."""
+        return np.ascontiguousarray(y, dtype=dtype)
+
+    def count_correct(self, output, target):
+        """(number correct, number judged) for the accuracy metric, or None when meaningless."""
+        return None
+
+    def get_config(self):
+        return {}
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class CrossEntropy(Loss):
+    kernel = "softmax_cross_entropy"
+
+    def prepare_target(self, y, dtype):
+        y = np.asarray(y)
+        if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or y.size == 0
+                               or np.array_equal(y, np.round(y))):
+            raise ValueError(f"CrossEntropy needs integer class labels of shape (N,), got {y.dtype} {y.shape}")
+        return np.ascontiguousarray(y, dtype=np.int64)
+
+    def count_correct(self, output, target):
+        return int(np.count_nonzero(output.argmax(axis=1) == target)), len(target)
+
+
+class MSE(Loss):
+    kernel = "mse"
+
+    def count_correct(self, output, target):
+        # One-hot targets: accuracy is meaningful as argmax agreement.
+        if output.ndim == 2 and output.shape == target.shape and output.shape[1] > 1:
+            return int(np.count_nonzero(output.argmax(axis=1) == target.argmax(axis=1))), len(target)
+        return None
+
+
+class BinaryCrossEntropy(Loss):
+    kernel = "binary_cross_entropy"
+
+    def count_correct(self, output, target):
+        return int(np.count_nonzero((output > 0.5) == (target > 0.5))), target.size
+
+
+LOSSES = {"cross_entropy": CrossEntropy, "crossentropy": CrossEntropy, "ce": CrossEntropy,
+          "mse": MSE, "binary_cross_entropy": BinaryCrossEntropy, "bce": BinaryCrossEntropy}
+
+
+def get(loss):
+    """A loss from an instance, a class or a name ("cross_entropy", "mse", "bce")."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        return loss()
+    if callable(loss):
+        return loss
+    try:
+        return LOSSES[str(loss).lower()]()
+    except KeyError:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)} or a Loss") from None

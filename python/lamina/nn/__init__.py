@@ -1,0 +1,18 @@
+"""lamina.nn: Parameter, layers with explicit forward/backward, and Sequential with fit.
+
+Every layer calls its kernels through the active backend (``lamina.backend``); a model can be
+pinned to one with ``model.to("numpy")`` and converted with ``model.astype(np.float64)``.
+"""
+from .layers import (  # noqa: F401
+    LAYER_TYPES, AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPool2D, ReLU,
+    Sigmoid, Softmax, Tanh, register_layer,
+)
+from .parameter import Parameter  # noqa: F401
+from .recurrent import RNN  # noqa: F401
+from .sequential import History, NonFiniteLossError, Sequential  # noqa: F401
+
+__all__ = [
+    "Parameter", "Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "ReLU", "LeakyReLU",
+    "Sigmoid", "Tanh", "Softmax", "Dropout", "RNN", "Sequential", "History", "NonFiniteLossError",
+    "register_layer", "LAYER_TYPES",
+]

@@ -1,0 +1,529 @@
+"""Layers: forward, backward and the cache between them, layer by layer (no autograd tape).
+
+Each layer's ``forward(x, training=False)`` stores what its backward needs; ``backward(grad)``
+takes dC/d(output), accumulates dC/d(parameter) into each trainable Parameter's ``grad`` and
+returns dC/d(input) for the most recent forward. All arithmetic goes through the active
+backend's kernels (``lamina.backend``); NumPy is used here only for views and reshapes.
+
+Workspace: a layer reuses its output and gradient buffers from one call to the next (kernels
+that accept ``out=`` write into them), so a training step allocates little. The array a
+layer's forward returns is therefore valid until that layer's next forward: copy it to keep it
+(``Sequential.forward`` and ``predict`` return fresh arrays).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import backend as _backend
+from .. import init as _init
+from .parameter import Parameter
+
+LAYER_TYPES: dict[str, type] = {}
+
+
+def register_layer(cls):
+    """Makes a Layer subclass loadable by ``lamina.load`` (by its class name)."""
+    LAYER_TYPES[cls.__name__] = cls
+    return cls
+
+
+def _pair(v, name):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+        v = (int(v[0]), int(v[1]))
+    else:
+        v = (int(v), int(v))
+    return v
+
+
+def _scalar_or_pair(v):
+    return v[0] if v[0] == v[1] else list(v)
+
+
+class Layer:
+    """Base class. Subclasses set ``_param_names`` (attribute names of their Parameters) and
+    implement ``forward``, ``_backward(grad, need_input_grad)``, ``get_config`` and
+    ``output_shape``."""
+
+    _param_names: tuple = ()
+
+    def __init__(self):
+        self.backend = None  # None: follow lamina.backend.current()
+        self._ws = {}
+
+    # -- the backend and the workspace ------------------------------------------------------
+    def _be(self):
+        return self.backend if self.backend is not None else _backend.current()
+
+    def _out(self, be, kernel, name, shape, dtype):
+        """``{"out": buffer}`` when the backend's ``kernel`` can write into a reused buffer."""
+        return {"out": self._buffer(name, shape, dtype)} if kernel in be.accepts_out else {}
+
+    def _buffer(self, name, shape, dtype):
+        key = (name, shape, dtype)
+        buf = self._ws.get(key)
+        if buf is None:
+            if len(self._ws) > 32:  # many batch sizes seen: start over rather than grow
+                self._ws.clear()
+            buf = self._ws[key] = np.empty(shape, dtype=dtype)
+        return buf
+
+    # -- the layer contract -----------------------------------------------------------------
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def __call__(self, x, training=False):
+        return self.forward(x, training)
+
+    def backward(self, grad):
+        """dC/d(output) -> dC/d(input); accumulates parameter gradients."""
+        return self._backward(grad, True)
+
+    def _backward(self, grad, need_input_grad):
+        raise NotImplementedError
+
+    def named_parameters(self):
+        out = []
+        for n in self._param_names:
+            p = getattr(self, n)
+            if p is not None:
+                out.append((n, p))
+        return out
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.zero_grad()
+
+    @property
+    def trainable(self) -> bool:
+        ps = self.parameters()
+        return any(p.trainable for p in ps) if ps else False
+
+    @trainable.setter
+    def trainable(self, value):
+        for p in self.parameters():
+            p.trainable = bool(value)
+
+    def freeze(self):
+        self.trainable = False
+        return self
+
+    def unfreeze(self):
+        self.trainable = True
+        return self
+
+    def output_shape(self, input_shape):
+        """Output shape for an input of ``input_shape`` (without the batch dimension)."""
+        return tuple(input_shape)
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # Non-parameter state that must survive save/load for exact resumption (JSON-able).
+    def get_state(self) -> dict:
+        return {}
+
+    def set_state(self, state):
+        pass
+
+    def to(self, backend):
+        """Pins this layer to a backend (a name or Backend; None follows the default)."""
+        self.backend = None if backend is None else _backend.get_backend(backend)
+        self._ws.clear()
+        return self
+
+    def astype(self, dtype):
+        for p in self.parameters():
+            p.astype(dtype)
+        self._ws.clear()
+        return self
+
+    @property
+    def dtype(self):
+        ps = self.parameters()
+        return ps[0].dtype if ps else None
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+# Set by lamina.io while it builds a model whose weights come from a file: no random draws.
+_SKIP_INIT = [False]
+
+
+def _init_weight(init, shape, dtype=np.float32):
+    if _SKIP_INIT[0]:
+        return np.zeros(shape, dtype=dtype)
+    fn = _init.get(init)
+    w = np.asarray(fn(shape, _init.get_rng()), dtype=dtype)
+    if w.shape != tuple(shape):
+        raise ValueError(f"initialiser returned shape {w.shape}, expected {tuple(shape)}")
+    return w
+
+
+def _grad_matmul(be, p, a, b, trans_a=False, trans_b=False, shape=None):
+    """p.grad (+)= op(a) op(b): written straight into the gradient buffer after zero_grad."""
+    if p._zeroed:
+        out = p._grad if shape is None else p._grad.reshape(shape)
+        be.matmul(a, b, trans_a=trans_a, trans_b=trans_b, out=out)
+        p._zeroed = False
+    else:
+        g = be.matmul(a, b, trans_a=trans_a, trans_b=trans_b)
+        p.grad += g if shape is None else g.reshape(p.shape)
+
+
+@register_layer
+class Dense(Layer):
+    """y = x W^T + b; W (out_features, in_features), b (out_features,). x (N, in) or (..., in).
+
+    ``init`` / ``bias_init``: an initialiser name of lamina.init or a callable (shape, rng);
+    He normal weights and zero biases by default; the talk's "typical" start is
+    ``init="normal", bias_init="normal"`` (every weight and bias N(0, 1))."""
+
+    _param_names = ("weight", "bias")
+
+    def __init__(self, in_features, out_features, bias=True, init="he", bias_init="zeros"):
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        if self.in_features < 1 or self.out_features < 1:
+            raise ValueError(f"Dense sizes must be >= 1, got ({in_features}, {out_features})")
+        self.init = init if isinstance(init, str) else None
+        self.weight = Parameter(_init_weight(init, (self.out_features, self.in_features)), "weight")
+        self.bias = Parameter(_init_weight(bias_init, (self.out_features,)), "bias") if bias else None
+        self._x = None
+
+    def forward(self, x, training=False):
+        return self._forward(x, training, None)
+
+    def _forward(self, x, training, activation):
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"Dense expects {self.in_features} input features, got input of shape {x.shape}")
+        x2 = x if x.ndim == 2 else x.reshape(-1, self.in_features)
+        self._x, self._xshape = x2, x.shape
+        w = self.weight.data
+        y = self._buffer("y", (x2.shape[0], self.out_features), w.dtype)
+        b = None if self.bias is None else self.bias.data
+        y = self._be().linear(x2, w, b, activation=activation, out=y)
+        return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.out_features,))
+
+    def _backward(self, grad, need_input_grad):
+        be = self._be()
+        x = self._x
+        g = grad if grad.ndim == 2 else grad.reshape(-1, self.out_features)
+        w = self.weight
+        if w.trainable:  # dC/dW (out, in) = g^T (out, N) x (N, in)
+            _grad_matmul(be, w, g, x, trans_a=True)
+        if self.bias is not None and self.bias.trainable:  # dC/db = 1^T g: column sums as a GEMM
+            n = g.shape[0]
+            ones = self._ws.get(("ones", n, g.dtype))
+            if ones is None:
+                ones = self._ws[("ones", n, g.dtype)] = np.ones((1, n), dtype=g.dtype)
+            _grad_matmul(be, self.bias, ones, g, shape=(1, self.out_features))
+        if not need_input_grad:
+            return None
+        dx = self._buffer("dx", x.shape, w.dtype)  # dC/dx (N, in) = g (N, out) W (out, in)
+        be.matmul(g, w.data, out=dx)
+        return dx if len(self._xshape) == 2 else dx.reshape(self._xshape)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.out_features,)
+
+    def get_config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None}
+
+
+@register_layer
+class Conv2D(Layer):
+    """Cross-correlation, NCHW: x (N, C, H, W), weight (O, C, kH, kW), bias (O,); ``init`` and
+    ``bias_init`` as for Dense."""
+
+    _param_names = ("weight", "bias")
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 bias=True, init="he", bias_init="zeros"):
+        super().__init__()
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.dilation = _pair(dilation, "dilation")
+        if min(self.in_channels, self.out_channels, *self.kernel_size, *self.stride, *self.dilation) < 1 \
+                or min(self.padding) < 0:
+            raise ValueError("Conv2D: channels, kernel_size, stride and dilation must be >= 1 and padding >= 0")
+        self.init = init if isinstance(init, str) else None
+        self.weight = Parameter(_init_weight(init, (self.out_channels, self.in_channels) + self.kernel_size), "weight")
+        self.bias = Parameter(_init_weight(bias_init, (self.out_channels,)), "bias") if bias else None
+        self._x = None
+
+    def forward(self, x, training=False):
+        return self._forward(x, training, None)
+
+    def _forward(self, x, training, activation):
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"Conv2D expects input (N, {self.in_channels}, H, W), got shape {x.shape}")
+        self._x = x
+        b = None if self.bias is None else self.bias.data
+        be = self._be()
+        kw = self._out(be, "conv2d", "y", (x.shape[0],) + self.output_shape(x.shape[1:]), x.dtype)
+        if activation is not None:
+            kw["activation"] = activation
+        return be.conv2d(x, self.weight.data, b, stride=self.stride, padding=self.padding,
+                         dilation=self.dilation, **kw)
+
+    def _backward(self, grad, need_input_grad):
+        be = self._be()
+        # The first layer of a model needs no dC/dx: skip it where the kernel allows.
+        kw = {} if need_input_grad or not be.accepts("conv2d_backward", "compute_grad_x") \
+            else {"compute_grad_x": False}
+        gx, gw, gb = be.conv2d_backward(self._x, self.weight.data, grad, stride=self.stride,
+                                        padding=self.padding, dilation=self.dilation, **kw)
+        if self.weight.trainable:
+            self.weight.accumulate_grad(gw)
+        if self.bias is not None and self.bias.trainable:
+            self.bias.accumulate_grad(gb)
+        return gx
+
+    def output_shape(self, input_shape):
+        C, H, W = input_shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+        return (self.out_channels, (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
+                (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
+
+    def get_config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": _scalar_or_pair(self.kernel_size), "stride": _scalar_or_pair(self.stride),
+                "padding": _scalar_or_pair(self.padding), "dilation": _scalar_or_pair(self.dilation),
+                "bias": self.bias is not None}
+
+
+class _Pool2D(Layer):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        if min(*self.kernel_size, *self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError(f"{type(self).__name__}: kernel_size and stride must be >= 1 and padding >= 0")
+
+    def output_shape(self, input_shape):
+        C, H, W = input_shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (C, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1)
+
+    def get_config(self):
+        return {"kernel_size": _scalar_or_pair(self.kernel_size), "stride": _scalar_or_pair(self.stride),
+                "padding": _scalar_or_pair(self.padding)}
+
+
+@register_layer
+class MaxPool2D(_Pool2D):
+    """Max over kH x kW windows (stride defaults to the kernel size); padding counts as -inf."""
+
+    def forward(self, x, training=False):
+        y, self._idx = self._be().max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        self._xshape, self._y = x.shape, y
+        return y
+
+    def _backward(self, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        return self._be().max_pool2d_backward(grad, self._idx, self._xshape)
+
+    def _backward_relu_first(self, grad, relu):
+        """Backward through ``relu`` (the ReLU feeding this pool) and this pool: y = max over the
+        window of relu(x) = relu(x at the argmax), so the ReLU mask of the unpooled gradient is
+        [y > 0] at the pooled resolution. ``relu``'s own backward is skipped."""
+        be = self._be()
+        g = be.relu_backward(grad, self._y, **self._out(be, "relu_backward", "dy", grad.shape, grad.dtype))
+        return be.max_pool2d_backward(g, self._idx, self._xshape)
+
+
+@register_layer
+class AvgPool2D(_Pool2D):
+    """Mean over kH x kW windows; padding counts as zeros in the divisor (PyTorch's default)."""
+
+    def forward(self, x, training=False):
+        self._xshape = x.shape
+        return self._be().avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def _backward(self, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        return self._be().avg_pool2d_backward(grad, self._xshape, self.kernel_size, self.stride, self.padding)
+
+
+@register_layer
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1*d2*...): a view when the input is contiguous."""
+
+    def forward(self, x, training=False):
+        self._xshape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def _backward(self, grad, need_input_grad):
+        return grad.reshape(self._xshape) if need_input_grad else None
+
+    def output_shape(self, input_shape):
+        return (math.prod(input_shape),)
+
+
+@register_layer
+class ReLU(Layer):
+    """max(x, 0). After a Dense or Conv2D inside a Sequential the ReLU is fused into that
+    layer's kernel; this layer then only keeps y for its backward (relu'(z) = [y > 0])."""
+
+    def forward(self, x, training=False):
+        self._x = x
+        be = self._be()
+        return be.relu(x, **self._out(be, "relu", "y", x.shape, x.dtype))
+
+    def _forward_fused(self, y):
+        self._x = y
+        return y
+
+    def _backward(self, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        be = self._be()
+        return be.relu_backward(grad, self._x, **self._out(be, "relu_backward", "dx", grad.shape, grad.dtype))
+
+
+@register_layer
+class LeakyReLU(Layer):
+    """x for x > 0, slope * x otherwise."""
+
+    def __init__(self, slope=0.01):
+        super().__init__()
+        self.slope = float(slope)
+
+    def forward(self, x, training=False):
+        self._x = x
+        be = self._be()
+        return be.leaky_relu(x, self.slope, **self._out(be, "leaky_relu", "y", x.shape, x.dtype))
+
+    def _backward(self, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        be = self._be()
+        return be.leaky_relu_backward(grad, self._x, self.slope,
+                                      **self._out(be, "leaky_relu_backward", "dx", grad.shape, grad.dtype))
+
+    def get_config(self):
+        return {"slope": self.slope}
+
+
+@register_layer
+class Sigmoid(Layer):
+    def forward(self, x, training=False):
+        be = self._be()
+        self._y = be.sigmoid(x, **self._out(be, "sigmoid", "y", x.shape, x.dtype))
+        return self._y
+
+    def _backward(self, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        be = self._be()
+        return be.sigmoid_backward(grad, self._y, **self._out(be, "sigmoid_backward", "dx", grad.shape, grad.dtype))
+
+
+@register_layer
+class Tanh(Layer):
+    def forward(self, x, training=False):
+        be = self._be()
+        self._y = be.tanh(x, **self._out(be, "tanh", "y", x.shape, x.dtype))
+        return self._y
+
+    def _backward(self, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        be = self._be()
+        return be.tanh_backward(grad, self._y, **self._out(be, "tanh_backward", "dx", grad.shape, grad.dtype))
+
+
+@register_layer
+class Softmax(Layer):
+    """softmax along ``axis``. For classification feed logits to losses.CrossEntropy instead
+    (fused and stable); this layer is for models that need probabilities."""
+
+    def __init__(self, axis=-1):
+        super().__init__()
+        self.axis = int(axis)
+
+    def forward(self, x, training=False):
+        be = self._be()
+        self._y = be.softmax(x, axis=self.axis, **self._out(be, "softmax", "y", x.shape, x.dtype))
+        return self._y
+
+    def _backward(self, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        be = self._be()
+        fn = getattr(be, "softmax_backward", None) if "softmax_backward" in be.kernels else None
+        if fn is not None:
+            return fn(grad, self._y, axis=self.axis)
+        # No softmax_backward kernel in the contract: dx = y * (g - sum(g * y)) (off the hot path).
+        y = self._y
+        return y * (grad - (grad * y).sum(axis=self.axis, keepdims=True))
+
+    def get_config(self):
+        return {"axis": self.axis}
+
+
+def _splitmix64(z):
+    z = (z + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (z ^ (z >> 31)) & 0x7FFFFFFFFFFFFFFF
+
+
+@register_layer
+class Dropout(Layer):
+    """Inverted dropout: in training each unit is zeroed with probability p and the kept ones
+    are scaled by 1/(1-p); identity at inference. Each training forward draws a new mask from
+    the counter-based kernel with seed = mix(seed, call count), so runs are reproducible."""
+
+    def __init__(self, p=0.5, seed=None):
+        super().__init__()
+        self.p = float(p)
+        if not 0.0 <= self.p < 1.0:
+            raise ValueError(f"Dropout p must be in [0, 1), got {p!r}")
+        self.seed = int(_init.get_rng().integers(0, 2**62)) if seed is None else int(seed)
+        self.calls = 0
+        self._mask = None
+
+    def forward(self, x, training=False):
+        if not training or self.p == 0.0:
+            self._mask = None
+            return x
+        s = _splitmix64(self.seed + self.calls)
+        self.calls += 1
+        y, self._mask = self._be().dropout(x, self.p, s)
+        return y
+
+    def _backward(self, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        if self._mask is None:
+            return grad
+        return self._be().dropout_backward(grad, self._mask, self.p)
+
+    def get_config(self):
+        return {"p": self.p, "seed": self.seed}
+
+    def get_state(self):
+        return {"calls": self.calls}
+
+    def set_state(self, state):
+        self.calls = int(state.get("calls", 0))

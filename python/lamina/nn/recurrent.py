@@ -1,0 +1,132 @@
+"""Elman RNN with full backpropagation through time.
+
+    h_t = f(x_t W_ih^T + h_{t-1} W_hh^T + b),  h_0 = 0,  f = tanh or relu
+    x (N, T, F) -> h_T (N, H), or every h_t as (N, T, H) with return_sequences=True.
+
+Each step is one fused GEMM: u_t = [x_t, h_{t-1}] (N, F+H) against W = [W_ih | W_hh]
+(H, F+H), with the bias (and ReLU) in the GEMM's write-back. The u_t are kept time-major in
+one buffer U (T, N, F+H), so the backward gets dC/dW for both matrices from a single GEMM
+dZ^T U over all steps, and dC/dx from one GEMM dZ W_ih.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import Layer, _grad_matmul, _init_weight, register_layer
+from .parameter import Parameter
+
+
+@register_layer
+class RNN(Layer):
+    _param_names = ("weight_ih", "weight_hh", "bias")
+
+    def __init__(self, input_size, hidden_size, nonlinearity="tanh", return_sequences=False, bias=True,
+                 init="xavier", recurrent_init="orthogonal"):
+        super().__init__()
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        if self.input_size < 1 or self.hidden_size < 1:
+            raise ValueError(f"RNN sizes must be >= 1, got ({input_size}, {hidden_size})")
+        self.nonlinearity = nonlinearity
+        self.return_sequences = bool(return_sequences)
+        H, F = self.hidden_size, self.input_size
+        self.weight_ih = Parameter(_init_weight(init, (H, F)), "weight_ih")
+        self.weight_hh = Parameter(_init_weight(recurrent_init, (H, H)), "weight_hh")
+        self.bias = Parameter(np.zeros(H, np.float32), "bias") if bias else None
+
+    @property
+    def weight(self):
+        """The input-to-hidden weight (H, F); the recurrent one is ``weight_hh``."""
+        return self.weight_ih
+
+    def forward(self, x, training=False):
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            raise ValueError(f"RNN expects input (N, T, {self.input_size}), got shape {x.shape}")
+        N, T, F = x.shape
+        H = self.hidden_size
+        if T < 1:
+            raise ValueError("RNN needs at least one time step")
+        be = self._be()
+        dt = self.weight_ih.dtype
+        W = self._buffer("W", (H, F + H), dt)  # [W_ih | W_hh]
+        W[:, :F] = self.weight_ih.data
+        W[:, F:] = self.weight_hh.data
+        U = self._buffer("U", (T, N, F + H), dt)  # u_t = [x_t, h_{t-1}]
+        U[:, :, :F] = x.transpose(1, 0, 2)
+        U[0, :, F:] = 0
+        Hs = self._buffer("H", (T, N, H), dt)  # h_t, time-major
+        b = None if self.bias is None else self.bias.data
+        relu = self.nonlinearity == "relu"
+        for t in range(T):
+            if relu:
+                h = be.linear(U[t], W, b, activation="relu", out=Hs[t])
+            else:
+                z = be.linear(U[t], W, b, out=self._buffer("z", (N, H), dt))
+                if "tanh" in be.accepts_out:
+                    h = be.tanh(z, out=Hs[t])
+                else:
+                    h = Hs[t]
+                    h[...] = be.tanh(z)
+            if t + 1 < T:
+                U[t + 1, :, F:] = h
+        self._cache = (x.shape, U, Hs)
+        if self.return_sequences:
+            return np.ascontiguousarray(Hs.transpose(1, 0, 2))
+        return Hs[T - 1]
+
+    def _backward(self, grad, need_input_grad):
+        (N, T, F), U, Hs = self._cache
+        H = self.hidden_size
+        be = self._be()
+        dt = U.dtype
+        act_name = "relu_backward" if self.nonlinearity == "relu" else "tanh_backward"
+        act_backward = getattr(be, act_name)
+        if self.return_sequences:
+            if grad.shape != (N, T, H):
+                raise ValueError(f"grad has shape {grad.shape}, expected {(N, T, H)}")
+            gT = np.ascontiguousarray(grad.transpose(1, 0, 2))  # (T, N, H)
+        elif grad.shape != (N, H):
+            raise ValueError(f"grad has shape {grad.shape}, expected {(N, H)}")
+        else:
+            grad = np.ascontiguousarray(grad)
+        dZ = self._buffer("dZ", (T, N, H), dt)
+        dh = self._buffer("dh", (N, H), dt)  # dC/dh_{t-1} from step t
+        acc = self._buffer("acc", (N, H), dt)
+        w_hh = self.weight_hh.data
+        for t in range(T - 1, -1, -1):
+            if self.return_sequences:
+                total = gT[t] if t == T - 1 else np.add(gT[t], dh, out=acc)  # no add kernel in the contract
+            else:
+                total = grad if t == T - 1 else dh
+            if act_name in be.accepts_out:
+                act_backward(total, Hs[t], out=dZ[t])
+            else:
+                dZ[t] = act_backward(total, Hs[t])
+            if t > 0:
+                be.matmul(dZ[t], w_hh, out=dh)  # (N, H) @ (H, H)
+        dZ2 = dZ.reshape(T * N, H)
+        if self.weight_ih.trainable or self.weight_hh.trainable:
+            dW = be.matmul(dZ2, U.reshape(T * N, F + H), trans_a=True)  # (H, F+H)
+            if self.weight_ih.trainable:
+                self.weight_ih.accumulate_grad(np.ascontiguousarray(dW[:, :F]))
+            if self.weight_hh.trainable:
+                self.weight_hh.accumulate_grad(np.ascontiguousarray(dW[:, F:]))
+        if self.bias is not None and self.bias.trainable:
+            ones = self._ws.get(("ones", T * N, dt))
+            if ones is None:
+                ones = self._ws[("ones", T * N, dt)] = np.ones((1, T * N), dtype=dt)
+            _grad_matmul(be, self.bias, ones, dZ2, shape=(1, H))
+        if not need_input_grad:
+            return None
+        dX = be.matmul(dZ2, self.weight_ih.data)  # (T*N, F)
+        return np.ascontiguousarray(dX.reshape(T, N, F).transpose(1, 0, 2))
+
+    def output_shape(self, input_shape):
+        T = input_shape[0]
+        return (T, self.hidden_size) if self.return_sequences else (self.hidden_size,)
+
+    def get_config(self):
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size,
+                "nonlinearity": self.nonlinearity, "return_sequences": self.return_sequences,
+                "bias": self.bias is not None}

@@ -1,0 +1,492 @@
+"""Sequential: a stack of layers with the training loop.
+
+Forward runs the layers in order; backward runs them in reverse, each taking dC/d(output) and
+returning dC/d(input). A Dense or Conv2D followed by a ReLU is fused into one kernel call
+(ReLU in the GEMM's write-back): the ReLU then only keeps y = relu(z), from which its backward
+reads the mask (z > 0 exactly where y > 0), so results are identical to the unfused chain.
+A ReLU followed by a MaxPool2D is differentiated in the other order: the ReLU mask is applied
+to the pooled gradient (the pooled value is the ReLU output at the window's argmax, so the
+mask is the same) before unpooling, on a k*k times smaller array, with identical results.
+These rewrites are decided per Sequential, so ``model[:k]`` (which shares the layers) never
+applies them across its end.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from .. import backend as _backend
+from .layers import LAYER_TYPES, Conv2D, Dense, Layer, MaxPool2D, ReLU, register_layer
+
+_PLAIN, _FUSE_RELU, _FUSED_RELU, _NESTED = 0, 1, 2, 3
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training hit a NaN or infinite loss; ``epoch`` and ``batch`` are 1-based."""
+
+    def __init__(self, message, epoch, batch, loss):
+        super().__init__(message)
+        self.epoch, self.batch, self.loss = epoch, batch, loss
+
+
+class History(dict):
+    """Per-epoch metrics of ``fit``: lists under "loss", "accuracy", "time", "images_per_s",
+    "lr" and, with validation data, "val_loss", "val_accuracy"; ``epochs`` holds their numbers."""
+
+    @property
+    def history(self):  # Keras spelling
+        return self
+
+    def _append(self, logs):
+        for k, v in logs.items():
+            self.setdefault(k, []).append(v)
+
+
+def _isatty(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@register_layer
+class Sequential(Layer):
+    def __init__(self, *layers):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential: item {i} is {type(layer).__name__}, not a lamina.nn layer")
+        self.layers = list(layers)
+        self._plan, self._plan_key = None, None
+        self._input_shape = None
+        self.stop_training = False
+        self.loss = None
+        self.optimizer = None
+
+    # -- container protocol -----------------------------------------------------------------
+    def add(self, layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: {type(layer).__name__} is not a lamina.nn layer")
+        self.layers.append(layer)
+        return self
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            sub = Sequential(*self.layers[index])  # the same layer objects, shared
+            sub.backend = self.backend
+            return sub
+        return self.layers[index]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"
+
+    def named_parameters(self):
+        out, seen = [], set()
+        for i, layer in enumerate(self.layers):
+            for name, p in layer.named_parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append((f"{i}.{name}", p))
+        return out
+
+    def to(self, backend):
+        super().to(backend)
+        for layer in self.layers:
+            layer.to(backend)
+        return self
+
+    def astype(self, dtype):
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    def get_config(self):
+        return {"layers": [_layer_entry(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(*[_layer_from_entry(e) for e in config["layers"]])
+
+    def get_state(self):
+        return {}
+
+    # -- forward / backward -----------------------------------------------------------------
+    def _get_plan(self):
+        key = tuple(map(id, self.layers))
+        if key != self._plan_key:
+            plan, n = [], len(self.layers)
+            for i, layer in enumerate(self.layers):
+                if isinstance(layer, Sequential):
+                    mode = _NESTED
+                elif type(layer) in (Dense, Conv2D) and i + 1 < n and type(self.layers[i + 1]) is ReLU:
+                    mode = _FUSE_RELU
+                elif type(layer) is ReLU and i > 0 and plan[i - 1][1] == _FUSE_RELU:
+                    mode = _FUSED_RELU
+                else:
+                    mode = _PLAIN
+                plan.append((layer, mode))
+            # ReLU at i feeding a MaxPool2D at i + 1: backward as (relu mask, unpool) at i + 1.
+            self._relu_pool = frozenset(i + 1 for i in range(n - 1)
+                                        if type(self.layers[i]) is ReLU and type(self.layers[i + 1]) is MaxPool2D)
+            self._plan, self._plan_key = plan, key
+        return self._plan
+
+    def _forward(self, x, training=False):
+        """The forward pass without the final copy (the result is the last layer's workspace)."""
+        self._input_shape = x.shape[1:]
+        for layer, mode in self._get_plan():
+            if mode == _PLAIN:
+                x = layer.forward(x, training)
+            elif mode == _FUSE_RELU:
+                x = layer._forward(x, training, "relu")
+            elif mode == _FUSED_RELU:
+                x = layer._forward_fused(x)
+            else:
+                x = layer._forward(x, training)
+        return x
+
+    def forward(self, x, training=False):
+        """Runs every layer; returns a new array (the caller may keep it)."""
+        return np.array(self._forward(x, training), copy=True)
+
+    def _first_trainable(self):
+        return next((i for i, layer in enumerate(self.layers) if layer.trainable), len(self.layers))
+
+    def _backward(self, grad, need_input_grad, first=None):
+        layers = self.layers
+        # Layers before the first one with a trainable parameter need no backward at all when
+        # the input gradient is not wanted (frozen feature extractors cost nothing).
+        if need_input_grad:
+            first = 0
+        elif first is None:
+            first = self._first_trainable()
+        self._get_plan()
+        relu_pool = self._relu_pool
+        i = len(layers) - 1
+        while i >= first:
+            if i in relu_pool and i - 1 >= first:
+                grad = layers[i]._backward_relu_first(grad, layers[i - 1])
+                i -= 2
+            else:
+                grad = layers[i]._backward(grad, need_input_grad or i > first)
+                i -= 1
+        return grad if need_input_grad else None
+
+    def backward(self, grad):
+        """dC/d(output) -> dC/d(input), accumulating every trainable parameter's gradient."""
+        return self._backward(grad, True)
+
+    # -- training -----------------------------------------------------------------------------
+    def fit(self, X, y, epochs=1, batch_size=32, optimizer=None, loss=None, validation_data=None,
+            shuffle=True, seed=None, callbacks=(), verbose=1, initial_epoch=0):
+        """Mini-batch training. Returns a History of per-epoch loss/accuracy/time.
+
+        optimizer: an Optimizer or a name ("sgd", "adam"); default SGD(lr=0.01).
+        loss: a Loss or a name ("cross_entropy", "mse", "bce"); default CrossEntropy.
+        shuffle/seed: each epoch visits the samples in the order of a generator seeded with
+            (seed, epoch), so a run resumed at ``initial_epoch`` sees the same batches.
+        callbacks: objects with any of on_train_begin(logs), on_epoch_begin(epoch, logs),
+            on_batch_end(batch, logs), on_epoch_end(epoch, logs), on_train_end(logs) (schedulers
+            qualify), or plain callables f(epoch, logs) called after each epoch. Setting
+            ``model.stop_training = True`` ends training after the current epoch.
+        verbose: 0 silent; 1 a progress bar (when stderr is a terminal) or one line per epoch;
+            2 one line per epoch.
+        initial_epoch: the number of epochs already done (resuming a checkpoint: training runs
+            epochs initial_epoch .. epochs - 1).
+        A NaN or infinite loss stops training with NonFiniteLossError naming the epoch and batch;
+        the model keeps the last good weights (from before the update that led to it).
+        """
+        from .. import losses as _losses
+        from .. import optim as _optim
+
+        loss_fn = _losses.get("cross_entropy" if loss is None else loss)
+        params = self.parameters()
+        if optimizer is None:
+            optimizer = _optim.SGD(params, lr=0.01)
+        elif not isinstance(optimizer, _optim.Optimizer):
+            optimizer = _optim.get(optimizer, params)
+        self.loss, self.optimizer = loss_fn, optimizer
+        be = self._be()
+        dtype = self.dtype or np.dtype(np.float32)
+        if not be.supports(dtype):
+            raise ValueError(f"the model's parameters are {dtype}, which backend {be.name!r} does not support")
+        X = np.ascontiguousarray(X, dtype=dtype)
+        Y = loss_fn.prepare_target(y, dtype) if hasattr(loss_fn, "prepare_target") else np.asarray(y)
+        n = len(X)
+        if len(Y) != n:
+            raise ValueError(f"X has {n} samples but y has {len(Y)}")
+        if n == 0:
+            raise ValueError("fit needs at least one sample")
+        batch_size = int(batch_size)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        epochs, initial_epoch = int(epochs), int(initial_epoch)
+        steps = -(-n // batch_size)
+        count_correct = getattr(loss_fn, "count_correct", lambda out, t: None)
+        # The last good weights: a copy of the trainable parameters taken before every update.
+        trainable, backup, have_backup = [], [], False
+        base_seed = np.random.SeedSequence().entropy if seed is None else int(seed)
+        if shuffle:
+            xbuf = np.empty((min(batch_size, n),) + X.shape[1:], dtype=X.dtype)
+            ybuf = np.empty((min(batch_size, n),) + Y.shape[1:], dtype=Y.dtype)
+
+        cbs = list(callbacks)
+        for cb in cbs:
+            if hasattr(cb, "set_model"):
+                cb.set_model(self)
+        batch_cbs = [cb for cb in cbs if hasattr(cb, "on_batch_end")]
+        use_bar = verbose == 1 and _isatty(sys.stderr)
+        lines = verbose == 2 or (verbose == 1 and not use_bar)
+        history = History()
+        history.epochs = []
+        self.stop_training = False
+        opt_be = optimizer.backend if optimizer.backend is not None else be
+        pinned = _backend.use_backend(be)  # losses follow the model's backend
+        with pinned:
+            self._call(cbs, "on_train_begin", {})
+            for epoch in range(initial_epoch, epochs):
+                self._call(cbs, "on_epoch_begin", epoch, {})
+                order = np.random.default_rng([base_seed, epoch]).permutation(n) if shuffle else None
+                # (callbacks may freeze or unfreeze parameters between epochs)
+                first = self._first_trainable()
+                now_trainable = [p for p in params if p.trainable]
+                if list(map(id, now_trainable)) != list(map(id, trainable)):
+                    trainable = now_trainable
+                    backup = [p.data.copy() for p in trainable]
+                    have_backup = True
+                bar = None
+                if use_bar:
+                    from tqdm import tqdm
+                    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                               leave=True, file=sys.stderr, dynamic_ncols=True)
+                t0 = last_post = time.perf_counter()
+                loss_sum, correct, judged = 0.0, 0, 0
+                try:
+                    for b in range(steps):
+                        lo, hi = b * batch_size, min((b + 1) * batch_size, n)
+                        if shuffle:
+                            idx = order[lo:hi]
+                            xb = np.take(X, idx, axis=0, out=xbuf[: hi - lo], mode="clip")
+                            yb = np.take(Y, idx, axis=0, out=ybuf[: hi - lo], mode="clip")
+                        else:
+                            xb, yb = X[lo:hi], Y[lo:hi]
+                        out = self._forward(xb, True)
+                        lval, grad = loss_fn(out, yb)
+                        if not math.isfinite(lval):
+                            if have_backup:
+                                for bk, p in zip(backup, trainable):
+                                    np.copyto(p.data, bk)
+                            raise NonFiniteLossError(
+                                f"non-finite loss ({lval}) at epoch {epoch + 1}, batch {b + 1} of {steps}: "
+                                "training stopped; the model keeps the last good weights (those before the "
+                                "update that led to this loss). Try a lower learning rate.",
+                                epoch + 1, b + 1, lval)
+                        cc = count_correct(out, yb)
+                        if cc is not None:
+                            correct += cc[0]
+                            judged += cc[1]
+                        for p in params:  # zero_grad: the first backward write overwrites
+                            p._zeroed = True
+                        self._backward(grad, False, first)
+                        for bk, p in zip(backup, trainable):
+                            np.copyto(bk, p.data)
+                        have_backup = True
+                        optimizer._step(opt_be)
+                        loss_sum += lval * (hi - lo)
+                        if batch_cbs:
+                            for cb in batch_cbs:
+                                cb.on_batch_end(b, {"loss": lval, "size": hi - lo})
+                        if bar is not None:
+                            bar.update(1)
+                            now = time.perf_counter()
+                            if now - last_post > 0.25:
+                                last_post = now
+                                bar.set_postfix(loss=f"{loss_sum / hi:.4f}", img_s=f"{hi / (now - t0):.0f}",
+                                                refresh=False)
+                except BaseException:
+                    if bar is not None:
+                        bar.close()
+                    raise
+                dt = time.perf_counter() - t0
+                logs = {"loss": loss_sum / n, "accuracy": correct / judged if judged else None,
+                        "time": dt, "images_per_s": n / dt if dt > 0 else float("inf"),
+                        "lr": optimizer.lr}
+                if validation_data is not None:
+                    vl, va = self.evaluate(*validation_data, loss=loss_fn, batch_size=max(batch_size, 256))
+                    logs["val_loss"], logs["val_accuracy"] = vl, va
+                history._append(logs)
+                history.epochs.append(epoch + 1)
+                if bar is not None:
+                    bar.set_postfix(_postfix(logs), refresh=True)
+                    bar.close()
+                elif lines:
+                    print(f"epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k} {v}" for k, v in _postfix(logs).items()),
+                          flush=True)
+                self._call(cbs, "on_epoch_end", epoch, logs)
+                if self.stop_training:
+                    break
+            self._call(cbs, "on_train_end", {})
+        return history
+
+    @staticmethod
+    def _call(cbs, hook, *args):
+        for cb in cbs:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(*args)
+            elif hook == "on_epoch_end" and callable(cb) and not hasattr(cb, "on_epoch_begin"):
+                cb(*args)
+
+    def evaluate(self, X, y, batch_size=256, loss=None):
+        """(mean loss, accuracy) over X; accuracy is None when the loss has no such notion."""
+        from .. import losses as _losses
+
+        loss_fn = _losses.get(loss if loss is not None else (self.loss or "cross_entropy"))
+        dtype = self.dtype or np.dtype(np.float32)
+        Y = loss_fn.prepare_target(y, dtype) if hasattr(loss_fn, "prepare_target") else np.asarray(y)
+        n = len(X)
+        if len(Y) != n:
+            raise ValueError(f"X has {n} samples but y has {len(Y)}")
+        count_correct = getattr(loss_fn, "count_correct", lambda out, t: None)
+        loss_sum, correct, judged = 0.0, 0, 0
+        with _backend.use_backend(self._be()):
+            for lo in range(0, n, int(batch_size)):
+                hi = min(lo + int(batch_size), n)
+                xb = np.ascontiguousarray(X[lo:hi], dtype=dtype)
+                out = self._forward(xb, False)
+                lval, _ = loss_fn(out, Y[lo:hi])
+                loss_sum += lval * (hi - lo)
+                cc = count_correct(out, Y[lo:hi])
+                if cc is not None:
+                    correct += cc[0]
+                    judged += cc[1]
+        return (loss_sum / n if n else float("nan")), (correct / judged if judged else None)
+
+    def predict(self, X, batch_size=256):
+        """The model's outputs for X (inference mode), as one new array."""
+        dtype = self.dtype or np.dtype(np.float32)
+        n = len(X)
+        result = None
+        for lo in range(0, n, int(batch_size)):
+            hi = min(lo + int(batch_size), n)
+            out = self._forward(np.ascontiguousarray(X[lo:hi], dtype=dtype), False)
+            if result is None:
+                result = np.empty((n,) + out.shape[1:], dtype=out.dtype)
+            result[lo:hi] = out
+        if result is None:
+            raise ValueError("predict needs at least one sample")
+        return result
+
+    # -- summary --------------------------------------------------------------------------------
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    def summary(self, input_shape=None, print_fn=print):
+        """Per-layer output shape, activation count and parameter count, with totals (like the
+        talk's VGG table). ``input_shape`` excludes the batch dimension; by default the shape of
+        the last forward's input, or the first layer's when it determines it."""
+        shape = input_shape if input_shape is not None else self._input_shape
+        if shape is None and self.layers:
+            first = self.layers[0]
+            if isinstance(first, Dense):
+                shape = (first.in_features,)
+        rows = [("", "input", _fmt_shape(shape) if shape is not None else "?",
+                 f"{math.prod(shape):,}" if shape is not None else "?", "0")]
+        for i, layer in enumerate(self.layers):
+            if shape is not None:
+                try:
+                    shape = tuple(layer.output_shape(tuple(shape)))
+                except Exception:  # a layer that cannot tell without data
+                    shape = None
+            n_params = sum(p.size for p in layer.parameters())
+            rows.append((str(i), type(layer).__name__, _fmt_shape(shape) if shape is not None else "?",
+                         f"{math.prod(shape):,}" if shape is not None else "?", f"{n_params:,}"))
+        ps = self.parameters()
+        total = sum(p.size for p in ps)
+        train = sum(p.size for p in ps if p.trainable)
+        head = ("#", "Layer (type)", "Output shape", "Activations", "Param #")
+        widths = [max(len(r[c]) for r in rows + [head]) for c in range(5)]
+
+        def fmt(r):
+            return "  ".join([r[0].rjust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]),
+                              r[3].rjust(widths[3]), r[4].rjust(widths[4])])
+
+        rule = "-" * len(fmt(head))
+        lines = [fmt(head), rule] + [fmt(r) for r in rows] + [
+            rule, f"Total params: {total:,}", f"Trainable params: {train:,}",
+            f"Non-trainable params: {total - train:,}"]
+        if ps:
+            lines.append(f"Parameter memory: {sum(p.data.nbytes for p in ps) / 1024:,.1f} KiB ({ps[0].dtype})")
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+
+def _postfix(logs):
+    out = {}
+    for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        if logs.get(k) is not None:
+            out[k] = f"{logs[k]:.4f}"
+    out["img/s"] = f"{logs['images_per_s']:.0f}"
+    out["time"] = f"{logs['time']:.1f}s"
+    return out
+
+
+def _fmt_shape(shape):
+    return str(tuple(int(s) for s in shape))
+
+
+def _layer_entry(layer):
+    if type(layer).__name__ not in LAYER_TYPES or LAYER_TYPES[type(layer).__name__] is not type(layer):
+        raise ValueError(f"layer type {type(layer).__name__} is not registered (lamina.nn.register_layer)")
+    entry = {"type": type(layer).__name__, "config": layer.get_config()}
+    params = {n: {"trainable": p.trainable, "lr_scale": p.lr_scale} for n, p in layer.named_parameters()
+              if not isinstance(layer, Sequential)}
+    if params:
+        entry["params"] = params
+    state = layer.get_state()
+    if state:
+        entry["state"] = state
+    return entry
+
+
+def _layer_from_entry(entry):
+    if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+        raise ValueError(f"bad layer entry in the architecture: {entry!r}")
+    cls = LAYER_TYPES.get(entry["type"])
+    if cls is None:
+        raise ValueError(f"unknown layer type {entry['type']!r} in the architecture")
+    config = entry.get("config", {})
+    if not isinstance(config, dict):
+        raise ValueError(f"bad config for layer {entry['type']}: {config!r}")
+    try:
+        layer = cls.from_config(config)
+    except ValueError:
+        raise
+    except (TypeError, KeyError) as e:
+        raise ValueError(f"bad config for layer {entry['type']}: {config!r} ({e})") from None
+    named = dict(layer.named_parameters())
+    for name, attrs in (entry.get("params") or {}).items():
+        if name not in named or not isinstance(attrs, dict):
+            raise ValueError(f"layer {entry['type']} has no parameter {name!r}")
+        named[name].trainable = bool(attrs.get("trainable", True))
+        named[name].lr_scale = float(attrs.get("lr_scale", 1.0))
+    if entry.get("state"):
+        layer.set_state(entry["state"])
+    return layer

@@ -1,0 +1,314 @@
+"""Optimisers and learning-rate schedules.
+
+``SGD`` steps every parameter with the backend's fused ``sgd_step`` kernel (PyTorch's SGD
+semantics, one pass over memory); ``Adam``/``AdamW`` follow PyTorch's formulas. Parameters may
+be given as a list or as PyTorch-style param groups (dicts with "params" and overrides).
+The effective learning rate of a parameter is ``group["lr"] * param.lr_scale``. Frozen
+parameters (``trainable=False``) are skipped.
+
+Schedules (``StepLR``, ``CosineLR``) set ``group["lr"]`` from ``group["initial_lr"]`` and the
+epoch count; call ``step()`` once per epoch, or pass them to ``fit(callbacks=[...])``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import backend as _backend
+
+
+class Optimizer:
+    defaults: dict = {}
+
+    def __init__(self, params, backend=None, **hyper):
+        self.defaults = {**type(self).defaults, **hyper}
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.param_groups = []
+        seen = set()
+        for g in groups:
+            g = dict(g)
+            ps = list(g.pop("params"))
+            for p in ps:
+                if id(p) in seen:
+                    raise ValueError(f"parameter {p!r} appears in more than one group")
+                seen.add(id(p))
+            unknown = set(g) - set(self.defaults) - {"initial_lr", "name"}
+            if unknown:
+                raise ValueError(f"unknown option(s) {sorted(unknown)} for {type(self).__name__}")
+            group = {**self.defaults, **g, "params": ps}
+            self._check(group)
+            self.param_groups.append(group)
+        self.state = {}  # Parameter -> dict of arrays / scalars
+        self.backend = None if backend is None else _backend.get_backend(backend)
+
+    def _check(self, group):
+        if group["lr"] < 0:
+            raise ValueError(f"lr must be >= 0, got {group['lr']}")
+
+    def params(self):
+        return [p for g in self.param_groups for p in g["params"]]
+
+    def zero_grad(self):
+        for p in self.params():
+            p.zero_grad()
+
+    def step(self):
+        self._step(self.backend if self.backend is not None else _backend.current())
+
+    def _step(self, be):
+        raise NotImplementedError
+
+    @property
+    def lr(self):
+        return self.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value):
+        for g in self.param_groups:
+            g["lr"] = value
+
+    # -- state, for checkpoints -------------------------------------------------------------
+    def state_dict(self, params=None):
+        """{"type", "param_groups": [hyperparameters + "params": indices], "state": {index: {...}}}.
+        Indices are positions in ``params`` (default: the optimiser's own parameter order)."""
+        params = self.params() if params is None else list(params)
+        index = {id(p): i for i, p in enumerate(params)}
+        groups = []
+        for g in self.param_groups:
+            try:
+                idx = [index[id(p)] for p in g["params"]]
+            except KeyError:
+                raise ValueError("the optimiser holds parameters that are not in the model") from None
+            groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": idx})
+        state = {}
+        for p, st in self.state.items():
+            if id(p) in index:
+                state[index[id(p)]] = dict(st)
+        return {"type": type(self).__name__, "param_groups": groups, "state": state}
+
+    def load_state_dict(self, sd, params=None):
+        params = self.params() if params is None else list(params)
+        if sd.get("type", type(self).__name__) != type(self).__name__:
+            raise ValueError(f"state is for {sd.get('type')}, not {type(self).__name__}")
+        if len(sd["param_groups"]) != len(self.param_groups):
+            raise ValueError("optimizer state has a different number of param groups")
+        new_state = {}
+        for i, st in sd["state"].items():
+            i = int(i)
+            if not 0 <= i < len(params):
+                raise ValueError(f"optimizer state names parameter {i}, but there are {len(params)}")
+            p = params[i]
+            st = dict(st)
+            for k, v in st.items():
+                if isinstance(v, np.ndarray):
+                    if v.shape != p.shape:
+                        raise ValueError(f"optimizer state {k!r} of parameter {i} has shape {v.shape}, expected {p.shape}")
+                    st[k] = np.array(v, dtype=p.dtype, order="C")  # own, writable copy
+            new_state[p] = st
+        for g, sg in zip(self.param_groups, sd["param_groups"]):
+            for k, v in sg.items():
+                if k != "params":
+                    g[k] = tuple(v) if isinstance(self.defaults.get(k), tuple) else v
+        self.state = new_state
+
+
+class SGD(Optimizer):
+    """PyTorch's SGD: g = grad + wd*p; v = momentum*v + g; p -= lr*(g + momentum*v if nesterov else v)."""
+
+    defaults = {"lr": 0.01, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
+
+    def __init__(self, params, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, backend=None):
+        super().__init__(params, backend, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+
+    def _check(self, group):
+        super()._check(group)
+        if group["momentum"] < 0 or group["weight_decay"] < 0:
+            raise ValueError("momentum and weight_decay must be >= 0")
+        if group["nesterov"] and group["momentum"] <= 0:
+            raise ValueError("nesterov momentum needs momentum > 0")
+
+    def _step(self, be):
+        sgd_step = be.sgd_step
+        state = self.state
+        for g in self.param_groups:
+            lr, m, wd, nest = g["lr"], g["momentum"], g["weight_decay"], g["nesterov"]
+            for p in g["params"]:
+                if not p.trainable:
+                    continue
+                plr = lr * p.lr_scale
+                if m:
+                    st = state.get(p)
+                    if st is None:
+                        st = state[p] = {"velocity": np.zeros_like(p.data)}
+                    # (with lr 0 the velocity still integrates the gradient, as in PyTorch)
+                    sgd_step(p.data, p.grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd,
+                             nesterov=nest)
+                elif plr != 0.0:
+                    sgd_step(p.data, p.grad, plr, weight_decay=wd)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with PyTorch's formulas; weight_decay adds wd*p to the gradient (L2).
+    There is no Adam kernel in the contract: the update runs as in-place NumPy ufuncs into two
+    scratch buffers per parameter (no temporaries)."""
+
+    defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, backend=None):
+        super().__init__(params, backend, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+
+    def _check(self, group):
+        super()._check(group)
+        b1, b2 = group["betas"]
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"betas must be in [0, 1), got {group['betas']}")
+        if group["eps"] < 0 or group["weight_decay"] < 0:
+            raise ValueError("eps and weight_decay must be >= 0")
+
+    def _step(self, be):
+        for g in self.param_groups:
+            lr, (b1, b2), eps, wd = g["lr"], g["betas"], g["eps"], g["weight_decay"]
+            for p in g["params"]:
+                if not p.trainable:
+                    continue
+                st = self.state.get(p)
+                if st is None:
+                    st = self.state[p] = {"step": 0, "m": np.zeros_like(p.data), "v": np.zeros_like(p.data)}
+                s1, s2 = self._scratch(p)
+                m, v, x, grad = st["m"], st["v"], p.data, p.grad
+                st["step"] += 1
+                t = st["step"]
+                plr = lr * p.lr_scale
+                if wd and self.decoupled:
+                    x *= 1 - plr * wd
+                elif wd:  # L2: g = grad + wd * p
+                    np.multiply(x, wd, out=s1)
+                    s1 += grad
+                    grad = s1
+                m *= b1  # m = b1 m + (1 - b1) g
+                np.multiply(grad, 1 - b1, out=s2)
+                m += s2
+                v *= b2  # v = b2 v + (1 - b2) g^2
+                np.multiply(grad, grad, out=s2)
+                s2 *= 1 - b2
+                v += s2
+                bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+                np.sqrt(v, out=s2)  # p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
+                s2 *= 1 / math.sqrt(bc2)
+                s2 += eps
+                np.divide(m, s2, out=s2)
+                s2 *= -plr / bc1
+                x += s2
+
+    def _scratch(self, p):
+        sc = getattr(self, "_scratch_bufs", None)
+        if sc is None:
+            sc = self._scratch_bufs = {}
+        bufs = sc.get(p)
+        if bufs is None or bufs[0].shape != p.shape or bufs[0].dtype != p.dtype:
+            bufs = sc[p] = (np.empty_like(p.data), np.empty_like(p.data))
+        return bufs
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr*wd before the step."""
+
+    defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, backend=None):
+        super().__init__(params, lr, betas, eps, weight_decay, backend)
+
+
+OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}
+
+
+# -- schedules ------------------------------------------------------------------------------
+class LRScheduler:
+    """Sets each group's lr to f(initial_lr, epoch). ``last_epoch`` is the number of completed
+    epochs (-1 before the first ``step``, which the constructor takes, as in PyTorch)."""
+
+    def __init__(self, optimizer, last_epoch=-1):
+        self.optimizer = optimizer
+        for g in optimizer.param_groups:
+            g.setdefault("initial_lr", g["lr"])
+        self.last_epoch = last_epoch
+        self.step()
+
+    def lr_at(self, initial_lr, epoch):
+        raise NotImplementedError
+
+    def step(self):
+        self.last_epoch += 1
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.lr_at(g["initial_lr"], self.last_epoch)
+
+    def get_last_lr(self):
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+    # fit(callbacks=[scheduler]) steps it after every epoch.
+    def on_epoch_end(self, epoch, logs=None):
+        self.step()
+
+    def get_config(self):
+        return {}
+
+    def state_dict(self):
+        return {"type": type(self).__name__, "config": self.get_config(), "last_epoch": self.last_epoch}
+
+    def load_state_dict(self, sd):
+        self.last_epoch = int(sd["last_epoch"]) - 1
+        self.step()
+
+
+class StepLR(LRScheduler):
+    """lr = initial_lr * gamma ** (epoch // step_size)."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        if int(step_size) < 1:
+            raise ValueError(f"step_size must be >= 1, got {step_size}")
+        self.step_size, self.gamma = int(step_size), float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, initial_lr, epoch):
+        return initial_lr * self.gamma ** (epoch // self.step_size)
+
+    def get_config(self):
+        return {"step_size": self.step_size, "gamma": self.gamma}
+
+
+class CosineLR(LRScheduler):
+    """lr = eta_min + (initial_lr - eta_min) (1 + cos(pi * min(epoch, T_max) / T_max)) / 2."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        if int(T_max) < 1:
+            raise ValueError(f"T_max must be >= 1, got {T_max}")
+        self.T_max, self.eta_min = int(T_max), float(eta_min)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, initial_lr, epoch):
+        e = min(epoch, self.T_max)
+        return self.eta_min + (initial_lr - self.eta_min) * (1 + math.cos(math.pi * e / self.T_max)) / 2
+
+    def get_config(self):
+        return {"T_max": self.T_max, "eta_min": self.eta_min}
+
+
+SCHEDULERS = {"StepLR": StepLR, "CosineLR": CosineLR}
+
+
+def get(optimizer, params, **kwargs):
+    """An optimiser from an instance (returned as is) or a name ("sgd", "adam", "adamw")."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    names = {k.lower(): v for k, v in OPTIMIZERS.items()}
+    try:
+        cls = names[str(optimizer).lower()]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(names)}") from None
+    return cls(params, **kwargs)
