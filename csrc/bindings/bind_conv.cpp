@@ -37,15 +37,6 @@ std::pair<index_t, index_t> int_pair(py::handle obj, const char* name) {
              std::string(py::repr(obj)));
 }
 
-// f32_contig_arg, except that an empty array is accepted whatever its strides (NumPy gives
-// some empty arrays all-zero strides, which View::c_contiguous rejects).
-View contig_arg(py::handle obj, const char* name, int ndim, bool writeable = false) {
-  View v = f32_arg(obj, name, ndim, writeable);
-  if (v.size() != 0 && !v.c_contiguous())
-    value_error(std::string(name) + " must be C-contiguous; pass np.ascontiguousarray(" + name + ")");
-  return v;
-}
-
 std::string pair_str(index_t a, index_t b) {
   return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
 }
@@ -95,12 +86,12 @@ Conv2dShape conv_shape(const View& xv, const View& wv, py::handle stride, py::ha
 
 py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle stride,
                  py::handle padding, py::handle dilation, py::handle act, py::handle out_obj) {
-  View xv = contig_arg(x_obj, "x", 4), wv = contig_arg(w_obj, "w", 4);
+  View xv = f32_contig_arg(x_obj, "x", 4), wv = f32_contig_arg(w_obj, "w", 4);
   const Conv2dShape s = conv_shape(xv, wv, stride, padding, dilation);
   View bv;
   const float* bias = nullptr;
   if (!b_obj.is_none()) {
-    bv = contig_arg(b_obj, "b", 1);
+    bv = f32_contig_arg(b_obj, "b", 1);
     if (bv.shape[0] != s.O)
       value_error("conv2d: b has shape " + bv.shape_str() + ", expected (" + std::to_string(s.O) +
                   ",) for w of shape " + wv.shape_str());
@@ -118,7 +109,7 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handl
   bool copy_back = false;
   View out;
   if (!out_obj.is_none()) {
-    out = contig_arg(out_obj, "out", 4, true);
+    out = f32_contig_arg(out_obj, "out", 4, true);
     if (out.shape != yshape)
       value_error("out has shape " + out.shape_str() + ", expected " + shape_str(yshape));
     copy_back = overlaps(out, xv) || overlaps(out, wv) || (bias && overlaps(out, bv));
@@ -141,9 +132,9 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handl
 py::tuple conv2d_backward(py::handle x_obj, py::handle w_obj, py::handle gy_obj,
                           py::handle stride, py::handle padding, py::handle dilation,
                           bool compute_grad_x) {
-  View xv = contig_arg(x_obj, "x", 4), wv = contig_arg(w_obj, "w", 4);
+  View xv = f32_contig_arg(x_obj, "x", 4), wv = f32_contig_arg(w_obj, "w", 4);
   const Conv2dShape s = conv_shape(xv, wv, stride, padding, dilation);
-  View gv = contig_arg(gy_obj, "grad_y", 4);
+  View gv = f32_contig_arg(gy_obj, "grad_y", 4);
   const std::vector<index_t> yshape{s.N, s.O, s.OH, s.OW};
   if (gv.shape != yshape)
     value_error("conv2d_backward: grad_y has shape " + gv.shape_str() + ", expected " +
