@@ -23,7 +23,8 @@ SHAPES = [
     (8, 6, 14, 14, 16, 5, 5, 1, 0, 1),            # LeNet conv2: several images per GEMM tile
     (4, 8, 12, 12, 16, 3, 3, 1, 1, 1),            # large enough for 2 threads over the batch
     (3, 8, 16, 16, 16, 3, 3, 1, 1, 1),            # 3 images on 2 threads (rows / GEMM threads)
-    (1, 16, 20, 20, 16, 3, 3, 1, 1, 1),           # batch 1 split by rows over threads
+    (1, 16, 20, 20, 16, 3, 3, 1, 1, 1),           # batch 1: rows (fwd) / channels (bwd) per thread
+    (1, 3, 40, 40, 16, 5, 5, 1, 2, 1),            # batch 1, 3 channels: threads inside the GEMMs
     (1, 64, 16, 16, 8, 3, 3, 1, 1, 1),            # column matrix chunked by output rows
     (2, 1, 40, 3, 2, 5, 1, 1, (2, 0), (1, 1)),    # tall and thin
     (1, 2, 20, 37, 3, 3, 3, (1, 3), 1, 1),        # stride 3 along W only
@@ -53,7 +54,7 @@ def _close(actual, expected, rtol=2e-5):
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale * 4)
 
 
-@pytest.fixture(params=["auto", "gemm", "dot", "rows"])
+@pytest.fixture(params=["auto", "gemm", "dot"])
 def grad_w_method(request):
     lamina._native._conv_grad_w_method(request.param)
     try:
@@ -92,6 +93,31 @@ def test_backward_every_grad_w_method(rng, isa, threads, grad_w_method, shape):
     _close(gx, expected[0])
     _close(gw, expected[1])
     _close(gb, expected[2])
+
+
+def test_random_shapes(isa):
+    """A seeded sweep of small geometries (every valid combination is fair game)."""
+    rng = np.random.default_rng(7)
+    done = 0
+    while done < 30:
+        N, C, O = rng.integers(1, 4), rng.integers(1, 6), rng.integers(1, 9)
+        H, W = rng.integers(1, 13, size=2)
+        kH, kW = rng.integers(1, 6, size=2)
+        geo = dict(stride=tuple(int(v) for v in rng.integers(1, 4, size=2)),
+                   padding=tuple(int(v) for v in rng.integers(0, 3, size=2)),
+                   dilation=tuple(int(v) for v in rng.integers(1, 3, size=2)))
+        if any(d * (k - 1) + 1 > n + 2 * p for d, k, n, p in
+               zip(geo["dilation"], (kH, kW), (H, W), geo["padding"])):
+            continue
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        w = rng.standard_normal((O, C, kH, kW)).astype(np.float32)
+        b = rng.standard_normal(O).astype(np.float32)
+        y = ops.conv2d(x, w, b, **geo)
+        _close(y, R.conv2d(*_f64(x, w, b), **geo))
+        gy = rng.standard_normal(y.shape).astype(np.float32)
+        for g, e in zip(ops.conv2d_backward(x, w, gy, **geo), R.conv2d_backward(*_f64(x, w, gy), **geo)):
+            _close(g, e)
+        done += 1
 
 
 def test_backward_without_grad_x(rng):
@@ -205,6 +231,8 @@ def test_geometry_errors(rng, impl):
         impl.conv2d(x[:, :, :2].copy(), w)
     with pytest.raises(ValueError, match="larger than"):
         impl.conv2d(x, w, dilation=5)
+    with pytest.raises(ValueError, match="larger than|below"):
+        impl.conv2d(x, w, dilation=2**62)
     with pytest.raises(ValueError, match="stride"):
         impl.conv2d(x, w, stride=0)
     with pytest.raises(ValueError, match="stride"):

@@ -1,5 +1,6 @@
 // bind_conv.cpp: conv2d and conv2d_backward. Validates every argument (naming it), computes
 // the output size, allocates the results and releases the GIL around the kernel.
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -36,15 +37,6 @@ std::pair<index_t, index_t> int_pair(py::handle obj, const char* name) {
              std::string(py::repr(obj)));
 }
 
-// f32_contig_arg, except that an empty array is accepted whatever its strides (NumPy gives
-// some empty arrays all-zero strides, which View::c_contiguous rejects).
-View contig_arg(py::handle obj, const char* name, int ndim, bool writeable = false) {
-  View v = f32_arg(obj, name, ndim, writeable);
-  if (v.size() != 0 && !v.c_contiguous())
-    value_error(std::string(name) + " must be C-contiguous; pass np.ascontiguousarray(" + name + ")");
-  return v;
-}
-
 std::string pair_str(index_t a, index_t b) {
   return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
 }
@@ -67,18 +59,26 @@ Conv2dShape conv_shape(const View& xv, const View& wv, py::handle stride, py::ha
   if (s.sh <= 0 || s.sw <= 0) value_error("stride must be positive, got " + pair_str(s.sh, s.sw));
   if (s.dh <= 0 || s.dw <= 0) value_error("dilation must be positive, got " + pair_str(s.dh, s.dw));
   if (s.ph < 0 || s.pw < 0) value_error("padding must be non-negative, got " + pair_str(s.ph, s.pw));
-  // Dilated kernel extent against the padded input (overflow-safe for any sane array sizes:
-  // every factor is bounded by an array dimension or a user int checked here).
+  // Dilated kernel extent dh*(kH-1)+1 against the padded input, compared without forming
+  // the product (it could overflow for absurd dilations).
   const index_t lim = index_t(1) << 40;
   if (s.sh > lim || s.sw > lim || s.dh > lim || s.dw > lim || s.ph > lim || s.pw > lim)
     value_error("stride, padding and dilation must be below 2**40");
-  const index_t eh = s.dh * (s.kH - 1) + 1, ew = s.dw * (s.kW - 1) + 1;
   const index_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
-  if (eh > hp || ew > wp)
-    value_error("conv2d: kernel larger than padded input: kernel extent " + pair_str(eh, ew) +
-                " (w shape " + wv.shape_str() + ", dilation " + pair_str(s.dh, s.dw) +
-                ") vs padded input " + pair_str(hp, wp) + " (x shape " + xv.shape_str() +
-                ", padding " + pair_str(s.ph, s.pw) + ")");
+  auto too_big = [](index_t d, index_t k, index_t padded) {
+    return padded < 1 || (k > 1 && d > (padded - 1) / (k - 1));
+  };
+  if (too_big(s.dh, s.kH, hp) || too_big(s.dw, s.kW, wp)) {
+    auto ext = [](index_t d, index_t k) {  // for the message only
+      return k > 1 && d > (index_t(1) << 40) / (k - 1) ? std::string("> 2**40")
+                                                       : std::to_string(d * (k - 1) + 1);
+    };
+    value_error("conv2d: kernel larger than padded input: kernel extent (" + ext(s.dh, s.kH) +
+                ", " + ext(s.dw, s.kW) + ") (w shape " + wv.shape_str() +
+                ", dilation " + pair_str(s.dh, s.dw) + ") vs padded input " + pair_str(hp, wp) +
+                " (x shape " + xv.shape_str() + ", padding " + pair_str(s.ph, s.pw) + ")");
+  }
+  const index_t eh = s.dh * (s.kH - 1) + 1, ew = s.dw * (s.kW - 1) + 1;
   s.OH = (hp - eh) / s.sh + 1;
   s.OW = (wp - ew) / s.sw + 1;
   return s;
@@ -86,12 +86,12 @@ Conv2dShape conv_shape(const View& xv, const View& wv, py::handle stride, py::ha
 
 py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle stride,
                  py::handle padding, py::handle dilation, py::handle act, py::handle out_obj) {
-  View xv = contig_arg(x_obj, "x", 4), wv = contig_arg(w_obj, "w", 4);
+  View xv = f32_contig_arg(x_obj, "x", 4), wv = f32_contig_arg(w_obj, "w", 4);
   const Conv2dShape s = conv_shape(xv, wv, stride, padding, dilation);
   View bv;
   const float* bias = nullptr;
   if (!b_obj.is_none()) {
-    bv = contig_arg(b_obj, "b", 1);
+    bv = f32_contig_arg(b_obj, "b", 1);
     if (bv.shape[0] != s.O)
       value_error("conv2d: b has shape " + bv.shape_str() + ", expected (" + std::to_string(s.O) +
                   ",) for w of shape " + wv.shape_str());
@@ -109,7 +109,7 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handl
   bool copy_back = false;
   View out;
   if (!out_obj.is_none()) {
-    out = contig_arg(out_obj, "out", 4, true);
+    out = f32_contig_arg(out_obj, "out", 4, true);
     if (out.shape != yshape)
       value_error("out has shape " + out.shape_str() + ", expected " + shape_str(yshape));
     copy_back = overlaps(out, xv) || overlaps(out, wv) || (bias && overlaps(out, bv));
@@ -132,9 +132,9 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handl
 py::tuple conv2d_backward(py::handle x_obj, py::handle w_obj, py::handle gy_obj,
                           py::handle stride, py::handle padding, py::handle dilation,
                           bool compute_grad_x) {
-  View xv = contig_arg(x_obj, "x", 4), wv = contig_arg(w_obj, "w", 4);
+  View xv = f32_contig_arg(x_obj, "x", 4), wv = f32_contig_arg(w_obj, "w", 4);
   const Conv2dShape s = conv_shape(xv, wv, stride, padding, dilation);
-  View gv = contig_arg(gy_obj, "grad_y", 4);
+  View gv = f32_contig_arg(gy_obj, "grad_y", 4);
   const std::vector<index_t> yshape{s.N, s.O, s.OH, s.OW};
   if (gv.shape != yshape)
     value_error("conv2d_backward: grad_y has shape " + gv.shape_str() + ", expected " +
@@ -172,17 +172,17 @@ LAMINA_BINDINGS(bind_conv) {
   m.def(
       "_conv_grad_w_method",
       [](const std::string& name) {
-        static const char* names[] = {"auto", "gemm", "dot", "rows"};
-        for (int i = 0; i < 4; ++i)
+        static const char* names[] = {"auto", "gemm", "dot"};
+        for (int i = 0; i < 3; ++i)
           if (name == names[i]) {
             conv_testing_grad_w_method().store(i);
             return;
           }
-        value_error("method must be 'auto', 'gemm', 'dot' or 'rows', got '" + name + "'");
+        value_error("method must be 'auto', 'gemm' or 'dot', got '" + name + "'");
       },
       py::arg("method"),
-      "Testing aid: force how conv2d_backward computes grad_w ('rows' applies only where "
-      "dilation_w == 1). Not thread-safe while kernels run.");
+      "Testing aid: force how conv2d_backward computes grad_w. Not thread-safe while kernels "
+      "run.");
 }
 
 }  // namespace lamina::bind

@@ -13,21 +13,28 @@
 // Tiles: the GEMMs run on a "tile" of columns: a chunk of whole output rows of one image, or,
 // when images are small (P columns each), several whole images side by side (col is then
 // K x nb*P, and y / grad_y pass through a small O x nb*P staging copy), so that small layers
-// still make GEMMs of a few hundred columns.
+// still make GEMMs of a few hundred columns. grad_w is a packed GEMM, or, with few output
+// channels, dot products of rows (gemm_nt_dot); grad_x from grad_col is output-stationary
+// for stride 1 (col2im_rows), a scatter otherwise.
 //
 // Memory: the column matrix is never built for the whole batch, nor for a whole image when
 // that is large. Each thread owns one reusable buffer (workspace slot 2) holding its tile's
 // columns (K x ncols) and staging (O x ncols), with K * ncols <= kColCapFloats (512 KiB) unless
-// a single output row is bigger (then ncols = OW); the backward pass reuses the columns for
-// grad_col and adds per-thread grad_w / grad_b partial sums (slot 3, O*K + O floats). Extra
-// memory of one call <= threads * 4 bytes * ((K + O) * max(kColCapFloats / K, OW) + O*K + O);
-// e.g. 2 * (512 KiB + 128 KiB + 72 KiB) for the (64, 32, 16, 16) -> 64, 3x3 layer.
+// one output row is bigger (then ncols = OW); the backward pass reuses the columns for
+// grad_col, and over the batch adds per-thread grad_w / grad_b partial sums (slot 3, O*K + O
+// floats). Extra memory of one call, beyond its inputs, outputs and the GEMM's own packing:
+//   <= threads * 4 bytes * ((K + O) * max(kColCapFloats / K, OW) + O*K + O)
+// In practice, per thread: 77 KiB for LeNet's conv1 (64, 1, 28, 28) -> 6, 5x5 pad 2; 400 KiB
+// for conv2 (64, 6, 14, 14) -> 16, 5x5 (6 images per tile); 360 KiB for (64, 32, 16, 16) -> 64,
+// 3x3 pad 1 (one image per tile, 288 KiB, + 72 KiB of grad_w partial sums).
 //
-// Threads: each thread takes a contiguous share of the (image, output row) pairs, so a batch
-// splits by images and a single image by rows (forward); the backward splits whole images
-// with per-thread grad_w partials reduced at the end, or, with fewer images than threads,
-// threads inside the GEMMs. Small problems stay on one thread.
+// Threads: forward, each thread takes a contiguous share of the (image, output row) pairs,
+// so a batch splits by images and a single image by rows. Backward, a batch splits by whole
+// images (per-thread grad_w partials, reduced at the end); fewer images than threads split
+// the input channels (each thread its own columns of grad_w and channels of grad_x); with
+// neither, threads work inside the GEMMs. Small problems stay on one thread.
 #include <array>
+#include <cstdint>
 #include <cstdlib>
 #include <utility>
 #include <vector>
@@ -36,10 +43,8 @@
 #include "lamina/cpu/gemm_config.h"
 #include "lamina/cpu/simd.h"
 #include "lamina/gemm.h"
+#include "lamina/parallel.h"
 #include "workspace.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace lamina::cpu::LAMINA_ISA_NS {
 namespace {
@@ -87,32 +92,6 @@ inline float sum_n(const float* s, index_t n) {
   return hsum(add(a0, a1));
 }
 
-// A run of n floats as full vectors plus one masked tail, worked out once per kernel column
-// and reused for every output row.
-struct Run {
-  index_t full;  // number of full vectors
-  mask_t tail;
-  bool has_tail;
-  explicit Run(index_t n)
-      : full(n / W), tail(tail_mask(int(n % W))), has_tail(n % W != 0) {}
-};
-
-inline void copy_run(float* d, const float* s, const Run& r) {
-  for (index_t v = 0; v < r.full; ++v) store(d + v * W, load(s + v * W));
-  if (r.has_tail) {
-    const index_t o = r.full * W;
-    store_mask(d + o, r.tail, load_mask(s + o, r.tail));
-  }
-}
-
-inline void add_run(float* d, const float* s, const Run& r) {
-  for (index_t v = 0; v < r.full; ++v) store(d + v * W, add(load(d + v * W), load(s + v * W)));
-  if (r.has_tail) {
-    const index_t o = r.full * W;
-    store_mask(d + o, r.tail, add(load_mask(d + o, r.tail), load_mask(s + o, r.tail)));
-  }
-}
-
 // Output positions [lo, hi) of `out` whose input index o*stride + off lies in [0, size).
 struct Span {
   index_t lo, hi;
@@ -129,90 +108,12 @@ bool is_pointwise(const Conv2dShape& s) {
   return s.kH == 1 && s.kW == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0;
 }
 
-// Unrolls output rows [oh0, oh1) of image xn (C x H x W) into col (K rows, row stride ld,
-// column (oh - oh0)*OW + ow). Each (row of col, output row) is a zero prefix, a run read from
-// one input row (vector copies when sw == 1) and a zero suffix; the bounds and the tail mask
-// are worked out once per kernel column, so the per-row work is the copy itself.
-void im2col(const Conv2dShape& sh_, const float* xn, index_t oh0, index_t oh1, float* col,
-            index_t ld) {
-  // Locals, not loads through the reference: the vector stores may alias anything.
-  const index_t C = sh_.C, H = sh_.H, Wd = sh_.W, kH = sh_.kH, kW = sh_.kW, OH = sh_.OH,
-                OW = sh_.OW, sh = sh_.sh, sw = sh_.sw, ph = sh_.ph, pw = sh_.pw, dh = sh_.dh,
-                dw = sh_.dw;
-  float* dst = col;
-  for (index_t c = 0; c < C; ++c) {
-    const float* xc = xn + c * H * Wd;
-    for (index_t ki = 0; ki < kH; ++ki) {
-      const index_t ioff = ki * dh - ph;
-      const Span rows = valid_span(OH, sh, ioff, H);
-      const index_t r0 = max_of(oh0, rows.lo), r1 = max_of(r0, min_of(oh1, rows.hi));
-      for (index_t kj = 0; kj < kW; ++kj, dst += ld) {
-        const index_t joff = kj * dw - pw;
-        const Span cols = valid_span(OW, sw, joff, Wd);
-        const index_t lo = cols.lo, run = cols.hi - cols.lo;
-        // Rows whose input row is padding, and the padding columns of the others.
-        for (index_t oh = oh0; oh < r0; ++oh) fill_zero(dst + (oh - oh0) * OW, OW);
-        for (index_t oh = r1; oh < oh1; ++oh) fill_zero(dst + (oh - oh0) * OW, OW);
-        if (r0 == r1) continue;
-        if (run == 0) {
-          for (index_t oh = r0; oh < r1; ++oh) fill_zero(dst + (oh - oh0) * OW, OW);
-          continue;
-        }
-        if (lo > 0 || run < OW)
-          for (index_t oh = r0; oh < r1; ++oh) {
-            float* d = dst + (oh - oh0) * OW;
-            fill_zero(d, lo);
-            fill_zero(d + lo + run, OW - lo - run);
-          }
-        float* d = dst + (r0 - oh0) * OW + lo;
-        const float* src = xc + (r0 * sh + ioff) * Wd + lo * sw + joff;
-        const index_t src_step = sh * Wd;
-        if (sw == 1) {
-          const Run r(run);
-          for (index_t oh = r0; oh < r1; ++oh, d += OW, src += src_step) copy_run(d, src, r);
-        } else {
-          for (index_t oh = r0; oh < r1; ++oh, d += OW, src += src_step)
-            for (index_t t = 0; t < run; ++t) d[t] = src[t * sw];
-        }
-      }
-    }
-  }
-}
-
-// The adjoint of im2col for output rows [oh0, oh1): adds col (K rows, row stride ld) onto
-// the image gxn (C x H x W) at the pixels im2col read (padding entries are dropped).
-// Loop order (ki, kj) outermost: the runs of neighbouring kernel columns overlap in gxn, and
-// a load that overlaps a still-buffered masked store at another offset stalls until that
-// store retires; this order puts C * OH other runs between two such accesses.
-void col2im(const Conv2dShape& sh_, const float* col, index_t ld, index_t oh0, index_t oh1,
-            float* gxn) {
-  const index_t C = sh_.C, H = sh_.H, Wd = sh_.W, kH = sh_.kH, kW = sh_.kW, OH = sh_.OH,
-                OW = sh_.OW, sh = sh_.sh, sw = sh_.sw, ph = sh_.ph, pw = sh_.pw, dh = sh_.dh,
-                dw = sh_.dw;
-  for (index_t ki = 0; ki < kH; ++ki) {
-    const index_t ioff = ki * dh - ph;
-    const Span rows = valid_span(OH, sh, ioff, H);
-    const index_t r0 = max_of(oh0, rows.lo), r1 = max_of(r0, min_of(oh1, rows.hi));
-    if (r0 == r1) continue;
-    for (index_t kj = 0; kj < kW; ++kj) {
-      const index_t joff = kj * dw - pw;
-      const Span cols = valid_span(OW, sw, joff, Wd);
-      const index_t lo = cols.lo, run = cols.hi - cols.lo;
-      if (run == 0) continue;
-      const Run r(run);
-      const index_t d_step = sh * Wd;
-      for (index_t c = 0; c < C; ++c) {
-        const float* g = col + ((c * kH + ki) * kW + kj) * ld + (r0 - oh0) * OW + lo;
-        float* d = gxn + c * H * Wd + (r0 * sh + ioff) * Wd + lo * sw + joff;
-        if (sw == 1) {
-          for (index_t oh = r0; oh < r1; ++oh, g += OW, d += d_step) add_run(d, g, r);
-        } else {
-          for (index_t oh = r0; oh < r1; ++oh, g += OW, d += d_step)
-            for (index_t t = 0; t < run; ++t) d[t * sw] += g[t];
-        }
-      }
-    }
-  }
+// p + off elements, where the result may lie outside p's array: it is only used as the base
+// of a masked load whose active lanes are inside the array. Integer arithmetic keeps the
+// address computation itself well defined.
+inline const float* offset_ptr(const float* p, index_t off) {
+  return reinterpret_cast<const float*>(reinterpret_cast<std::uintptr_t>(p) +
+                                        static_cast<std::uintptr_t>(off * index_t(sizeof(float))));
 }
 
 // Lanes [a, b) of a vector, 0 <= a <= b <= W.
@@ -226,73 +127,173 @@ inline mask_t lane_range(int a, int b) {
 #endif
 }
 
+// Unrolls output rows [oh0, oh1) of image xn (C x H x W) into col (K rows, row stride ld,
+// column (oh - oh0)*OW + ow). For sw == 1 an output row of one col row is x's input row
+// shifted by the kernel column, with zeros where that falls in the padding: each vector of
+// it is one masked load (inactive lanes read as 0) and one store, with the masks worked out
+// once per (kernel column, vector) and reused down the output rows. Other strides gather.
+void im2col(const Conv2dShape& sh_, const float* xn, index_t oh0, index_t oh1, float* col,
+            index_t ld) {
+  // Locals, not loads through the reference: the vector stores may alias anything.
+  const index_t C = sh_.C, H = sh_.H, Wd = sh_.W, kH = sh_.kH, kW = sh_.kW, OH = sh_.OH,
+                OW = sh_.OW, sh = sh_.sh, sw = sh_.sw, ph = sh_.ph, pw = sh_.pw, dh = sh_.dh,
+                dw = sh_.dw;
+  const index_t nv = ceil_div(OW, index_t(W));  // vectors per output row
+  const mask_t last = tail_mask(int(OW - (nv - 1) * W));
+  float* dst = col;
+  for (index_t c = 0; c < C; ++c) {
+    const float* xc = xn + c * H * Wd;
+    for (index_t ki = 0; ki < kH; ++ki) {
+      const index_t ioff = ki * dh - ph;
+      const Span rows = valid_span(OH, sh, ioff, H);
+      const index_t r0 = max_of(oh0, rows.lo), r1 = max_of(r0, min_of(oh1, rows.hi));
+      for (index_t kj = 0; kj < kW; ++kj, dst += ld) {
+        const index_t joff = kj * dw - pw;
+        const Span cols = valid_span(OW, sw, joff, Wd);
+        const index_t lo = cols.lo, hi = cols.hi;
+        // Output rows whose input row is padding.
+        for (index_t oh = oh0; oh < r0; ++oh) fill_zero(dst + (oh - oh0) * OW, OW);
+        for (index_t oh = r1; oh < oh1; ++oh) fill_zero(dst + (oh - oh0) * OW, OW);
+        if (r0 == r1) continue;
+        const float* xrow0 = xc + (r0 * sh + ioff) * Wd;  // input row of output row r0
+        const index_t src_step = sh * Wd;
+        float* d0 = dst + (r0 - oh0) * OW;
+        if (sw == 1) {
+          for (index_t v = 0; v < nv; ++v) {
+            const index_t a = max_of<index_t>(lo - v * W, 0), b = min_of<index_t>(hi - v * W, W);
+            const bool any = a < b;
+            const mask_t m = lane_range(int(any ? a : 0), int(any ? b : 0));
+            const mask_t ms = v + 1 < nv ? tail_mask(W) : last;
+            const float* src = xrow0;
+            float* d = d0 + v * W;
+            for (index_t oh = r0; oh < r1; ++oh, d += OW, src += src_step)
+              store_mask(d, ms, any ? load_mask(offset_ptr(src, joff + v * W), m) : zero());
+          }
+        } else {
+          const index_t run = hi - lo;
+          float* d = d0;
+          const float* src = xrow0 + lo * sw + joff;
+          for (index_t oh = r0; oh < r1; ++oh, d += OW, src += src_step) {
+            fill_zero(d, lo);
+            for (index_t t = 0; t < run; ++t) d[lo + t] = src[t * sw];
+            fill_zero(d + hi, OW - hi);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The adjoint of im2col for output rows [oh0, oh1) when sw > 1 (col2im_rows handles sw == 1):
+// adds col (K rows, row stride ld) onto the image gxn (C x H x W) at the pixels im2col read
+// (padding entries are dropped), a strided scatter per (col row, output row).
+void col2im_strided(const Conv2dShape& sh_, const float* col, index_t ld, index_t oh0,
+                    index_t oh1, float* gxn) {
+  const index_t C = sh_.C, H = sh_.H, Wd = sh_.W, kH = sh_.kH, kW = sh_.kW, OH = sh_.OH,
+                OW = sh_.OW, sh = sh_.sh, sw = sh_.sw, ph = sh_.ph, pw = sh_.pw, dh = sh_.dh,
+                dw = sh_.dw;
+  for (index_t c = 0; c < C; ++c)
+    for (index_t ki = 0; ki < kH; ++ki) {
+      const index_t ioff = ki * dh - ph;
+      const Span rows = valid_span(OH, sh, ioff, H);
+      const index_t r0 = max_of(oh0, rows.lo), r1 = max_of(r0, min_of(oh1, rows.hi));
+      for (index_t kj = 0; kj < kW; ++kj) {
+        const index_t joff = kj * dw - pw;
+        const Span cols = valid_span(OW, sw, joff, Wd);
+        const index_t run = cols.hi - cols.lo;
+        if (run == 0 || r0 == r1) continue;
+        const float* g = col + ((c * kH + ki) * kW + kj) * ld + (r0 - oh0) * OW + cols.lo;
+        float* d = gxn + c * H * Wd + (r0 * sh + ioff) * Wd + cols.lo * sw + joff;
+        for (index_t oh = r0; oh < r1; ++oh, g += OW, d += sh * Wd)
+          for (index_t t = 0; t < run; ++t) d[t * sw] += g[t];
+      }
+    }
+}
+
 // col2im for sw == 1, output-stationary: each vector of a grad_x row is the sum of the col
 // runs im2col copied from it (one per kernel offset whose row lands there), loaded shifted
 // by the kernel column under a lane mask, and is stored once. The read-modify-write of the
 // scatter form stalls on small images (a masked load overlapping a just-stored neighbouring
 // row waits for that store); here grad_x is written once per tile, or read once when
-// `accumulate` (tiles of part of an image).
-// Loads start up to W-1 floats before a col row's first valid value and end up to W-1 after
-// its last, always under a mask that excludes them: the col buffer has W floats of slack at
-// each end so that every such address lies inside it.
+// `accumulate` (tiles of part of an image). A load may start up to W-1 floats before a col
+// row's first valid value or end up to W-1 after its last, always under a mask that excludes
+// those lanes (offset_ptr).
+
+// One kernel column's contribution to a block of NV vectors of a grad_x row: the col row
+// is read from `off` (relative to the col row's output-row start) under these lane masks.
+struct Tap {
+  index_t off;
+  mask_t m[4];
+  bool any[4];
+};
+
 template <int NV>
-void col2im_rows_block(const Conv2dShape& sh_, const float* colc, index_t ld, index_t oh0,
-                       index_t oh1, index_t ih, index_t iw0, float* grow, bool accumulate) {
-  const index_t Wd = sh_.W, kH = sh_.kH, kW = sh_.kW, OW = sh_.OW, sh = sh_.sh, ph = sh_.ph,
-                pw = sh_.pw, dh = sh_.dh, dw = sh_.dw;
-  // Two accumulator sets (even / odd kernel column) halve the chain of dependent adds.
-  vf acc0[NV], acc1[NV];
+void col2im_rows_block(const Conv2dShape& sh_, const float* col, index_t ld, index_t oh0,
+                       index_t oh1, index_t iw0, const Tap* taps, float* gxn, bool accumulate) {
+  const index_t C = sh_.C, H = sh_.H, Wd = sh_.W, kH = sh_.kH, kW = sh_.kW, OW = sh_.OW,
+                sh = sh_.sh, ph = sh_.ph, dh = sh_.dh;
+  mask_t mstore[NV];
 #pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) acc0[v] = acc1[v] = zero();
-  auto gather = [&](vf* acc, const float* crow, index_t kj) {
-    const index_t joff = kj * dw - pw;  // iw = ow + joff
-    const index_t a = max_of<index_t>(0, joff), b = min_of(Wd, OW + joff);
+  for (int v = 0; v < NV; ++v) mstore[v] = tail_mask(int(min_of<index_t>(W, Wd - iw0 - v * W)));
+  for (index_t c = 0; c < C; ++c) {
+    const float* colc = col + c * kH * kW * ld;
+    for (index_t ih = 0; ih < H; ++ih) {
+      // Two accumulator sets (even / odd kernel column) halve the chain of dependent adds.
+      vf acc0[NV], acc1[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      const index_t v0 = iw0 + v * W;
-      const index_t va = max_of(a, v0), vb = min_of(b, v0 + W);
-      if (va < vb)
-        acc[v] = add(acc[v], load_mask(crow + (v0 - joff), lane_range(int(va - v0), int(vb - v0))));
+      for (int v = 0; v < NV; ++v) acc0[v] = acc1[v] = zero();
+      auto gather = [&](vf* acc, const float* crow, const Tap& t) {
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v)
+          if (t.any[v]) acc[v] = add(acc[v], load_mask(offset_ptr(crow, t.off + v * W), t.m[v]));
+      };
+      for (index_t ki = 0; ki < kH; ++ki) {
+        const index_t t = ih + ph - ki * dh;  // = oh * sh for the output row reading row ih
+        if (t < 0 || (sh != 1 && t % sh != 0)) continue;
+        const index_t oh = sh == 1 ? t : t / sh;
+        if (oh < oh0 || oh >= oh1) continue;
+        const float* crow = colc + ki * kW * ld + (oh - oh0) * OW;
+        index_t kj = 0;
+        for (; kj + 2 <= kW; kj += 2) {
+          gather(acc0, crow + kj * ld, taps[kj]);
+          gather(acc1, crow + (kj + 1) * ld, taps[kj + 1]);
+        }
+        if (kj < kW) gather(acc0, crow + kj * ld, taps[kj]);
+      }
+      float* grow = gxn + (c * H + ih) * Wd + iw0;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        vf r = add(acc0[v], acc1[v]);
+        if (accumulate) r = add(r, load_mask(grow + v * W, mstore[v]));
+        store_mask(grow + v * W, mstore[v], r);
+      }
     }
-  };
-  for (index_t ki = 0; ki < kH; ++ki) {
-    const index_t t = ih + ph - ki * dh;  // = oh * sh for the output row reading row ih
-    if (t < 0 || t % sh != 0) continue;
-    const index_t oh = t / sh;
-    if (oh < oh0 || oh >= oh1) continue;
-    const float* crow = colc + ki * kW * ld + (oh - oh0) * OW;
-    index_t kj = 0;
-    for (; kj + 2 <= kW; kj += 2) {
-      gather(acc0, crow + kj * ld, kj);
-      gather(acc1, crow + (kj + 1) * ld, kj + 1);
-    }
-    if (kj < kW) gather(acc0, crow + kj * ld, kj);
-  }
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) {
-    const index_t v0 = iw0 + v * W;
-    const mask_t m = tail_mask(int(min_of<index_t>(W, Wd - v0)));
-    vf r = add(acc0[v], acc1[v]);
-    if (accumulate) r = add(r, load_mask(grow + v0, m));
-    store_mask(grow + v0, m, r);
   }
 }
 
 void col2im_rows(const Conv2dShape& s, const float* col, index_t ld, index_t oh0, index_t oh1,
                  float* gxn, bool accumulate) {
   constexpr index_t kBlock = 4;  // vectors of a grad_x row summed together
-  for (index_t c = 0; c < s.C; ++c) {
-    const float* colc = col + c * s.kH * s.kW * ld;
-    for (index_t ih = 0; ih < s.H; ++ih) {
-      float* grow = gxn + (c * s.H + ih) * s.W;
-      for (index_t iw0 = 0; iw0 < s.W; iw0 += kBlock * W) {
-        switch (min_of<index_t>(kBlock, ceil_div(s.W - iw0, index_t(W)))) {
-          case 1: col2im_rows_block<1>(s, colc, ld, oh0, oh1, ih, iw0, grow, accumulate); break;
-          case 2: col2im_rows_block<2>(s, colc, ld, oh0, oh1, ih, iw0, grow, accumulate); break;
-          case 3: col2im_rows_block<3>(s, colc, ld, oh0, oh1, ih, iw0, grow, accumulate); break;
-          default: col2im_rows_block<4>(s, colc, ld, oh0, oh1, ih, iw0, grow, accumulate); break;
-        }
+  std::vector<Tap> taps(static_cast<std::size_t>(s.kW));
+  for (index_t iw0 = 0; iw0 < s.W; iw0 += kBlock * W) {
+    const index_t nv = min_of<index_t>(kBlock, ceil_div(s.W - iw0, index_t(W)));
+    for (index_t kj = 0; kj < s.kW; ++kj) {
+      Tap& t = taps[static_cast<std::size_t>(kj)];
+      const index_t joff = kj * s.dw - s.pw;  // iw = ow + joff
+      const index_t a = max_of<index_t>(0, joff), b = min_of(s.W, s.OW + joff);
+      t.off = iw0 - joff;
+      for (int v = 0; v < kBlock; ++v) {
+        const index_t v0 = iw0 + v * W;
+        const index_t va = max_of(a, v0), vb = min_of(b, v0 + W);
+        t.any[v] = v < nv && va < vb;
+        t.m[v] = t.any[v] ? lane_range(int(va - v0), int(vb - v0)) : tail_mask(0);
       }
+    }
+    switch (nv) {
+      case 1: col2im_rows_block<1>(s, col, ld, oh0, oh1, iw0, taps.data(), gxn, accumulate); break;
+      case 2: col2im_rows_block<2>(s, col, ld, oh0, oh1, iw0, taps.data(), gxn, accumulate); break;
+      case 3: col2im_rows_block<3>(s, col, ld, oh0, oh1, iw0, taps.data(), gxn, accumulate); break;
+      default: col2im_rows_block<4>(s, col, ld, oh0, oh1, iw0, taps.data(), gxn, accumulate); break;
     }
   }
 }
@@ -375,45 +376,6 @@ void gemm_nt_dot(index_t M, index_t N, index_t L, const float* a, index_t lda, c
   }
 }
 
-// ---- im2row: the column matrix transposed ---------------------------------------------
-// colT (rows oh0*OW .. oh1*OW, row stride ldk >= K): colT[(oh,ow), (c,ki,kj)] = col[..][..].
-// Read from a zero-padded copy xpad (C x Hp x Wp) of the image, each (c, ki) piece is kW
-// consecutive values (dilation dw must be 1) copied with one masked vector move, no bounds
-// tests. Columns K .. ldk-1 are zeroed. As the B operand of grad_w = grad_y * colT it is
-// read by the GEMM in place, with no packing.
-void pad_image(const Conv2dShape& s, const float* xn, float* xpad) {
-  const index_t Hp = s.H + 2 * s.ph, Wp = s.W + 2 * s.pw;
-  for (index_t c = 0; c < s.C; ++c) {
-    float* pc = xpad + c * Hp * Wp;
-    const float* xc = xn + c * s.H * s.W;
-    fill_zero(pc, s.ph * Wp);
-    for (index_t h = 0; h < s.H; ++h) {
-      float* row = pc + (s.ph + h) * Wp;
-      fill_zero(row, s.pw);
-      copy_n(row + s.pw, xc + h * s.W, s.W);
-      fill_zero(row + s.pw + s.W, s.pw);
-    }
-    fill_zero(pc + (s.ph + s.H) * Wp, s.ph * Wp);
-  }
-}
-
-void im2row(const Conv2dShape& sh_, const float* xpad, index_t oh0, index_t oh1, float* colT,
-            index_t ldk) {
-  const index_t C = sh_.C, kH = sh_.kH, kW = sh_.kW, OW = sh_.OW, sh = sh_.sh, sw = sh_.sw,
-                dh = sh_.dh, K = C * kH * kW;
-  const index_t Hp = sh_.H + 2 * sh_.ph, Wp = sh_.W + 2 * sh_.pw;
-  const Run r(kW);
-  float* d = colT;
-  for (index_t oh = oh0; oh < oh1; ++oh)
-    for (index_t ow = 0; ow < OW; ++ow, d += ldk) {
-      const float* src = xpad + oh * sh * Wp + ow * sw;
-      float* dd = d;
-      for (index_t c = 0; c < C; ++c, src += Hp * Wp)
-        for (index_t ki = 0; ki < kH; ++ki, dd += kW) copy_run(dd, src + ki * dh * Wp, r);
-      fill_zero(d + K, ldk - K);
-    }
-}
-
 // How a thread cuts its work into GEMM tiles.
 struct Tiling {
   index_t rc;  // output rows per tile when a tile is (part of) one image
@@ -437,13 +399,27 @@ Tiling make_tiling(const Conv2dShape& s, index_t per_thread) {
   return t;
 }
 
+// y (O x ncols, row stride ldy) = w (O x K) * bm + epilogue, in blocks of at most 2 MR output
+// channels: the GEMM reads a row-major B in place, unpacked, when M is at most two register
+// tiles (gemm.cpp), and a column tile feeds this one product only, so packing it would be
+// pure overhead (measured: 5-13% of the forward of 32- to 128-channel 3x3 layers).
+void forward_gemm(index_t O, index_t ncols, index_t K, const float* w, MatRef bm, float* y,
+                  index_t ldy, const GemmEpilogue& ep, int gemm_threads) {
+  constexpr index_t kRowBlock = 2 * gemm_config::MR;
+  for (index_t o0 = 0; o0 < O; o0 += kRowBlock) {
+    GemmEpilogue e = ep;
+    if (e.bias_mode == Bias::per_row) e.bias = ep.bias + o0;
+    sgemm(min_of(kRowBlock, O - o0), ncols, K, MatRef{w + o0 * K, K, 1}, bm, y + o0 * ldy, ldy,
+          e, gemm_threads);
+  }
+}
+
 // Forward over the (image, output row) pairs [u0, u1) (pair u = n*OH + oh).
 void forward_range(const Conv2dShape& s, const Tiling& tl, index_t u0, index_t u1,
                    const float* x, const float* w, const GemmEpilogue& ep, float* y,
                    int gemm_threads) {
   const index_t K = s.C * s.kH * s.kW, P = s.OH * s.OW, OW = s.OW, OH = s.OH, O = s.O;
   const index_t xsz = s.C * s.H * s.W;
-  const MatRef wm{w, K, 1};  // (O x K)
   const bool direct = is_pointwise(s);
   index_t u = u0;
   while (u < u1) {
@@ -454,7 +430,7 @@ void forward_range(const Conv2dShape& s, const Tiling& tl, index_t u0, index_t u
       float* col = thread_buffer(kSlotTile, static_cast<std::size_t>((K + O) * ncols));
       float* out = col + K * ncols;
       for (index_t b = 0; b < cnt; ++b) im2col(s, x + (n + b) * xsz, 0, OH, col + b * P, ncols);
-      sgemm(O, ncols, K, wm, MatRef{col, ncols, 1}, out, ncols, ep, gemm_threads);
+      forward_gemm(O, ncols, K, w, MatRef{col, ncols, 1}, out, ncols, ep, gemm_threads);
       for (index_t b = 0; b < cnt; ++b)
         for (index_t o = 0; o < O; ++o) copy_n(y + ((n + b) * O + o) * P, out + o * ncols + b * P, P);
       u += cnt * OH;
@@ -469,108 +445,99 @@ void forward_range(const Conv2dShape& s, const Tiling& tl, index_t u0, index_t u
       im2col(s, xn, oh0, oh1, col, ncols);
       bm = MatRef{col, ncols, 1};
     }
-    sgemm(O, ncols, K, wm, bm, y + n * O * P + oh0 * OW, P, ep, gemm_threads);
+    forward_gemm(O, ncols, K, w, bm, y + n * O * P + oh0 * OW, P, ep, gemm_threads);
     u += oh1 - oh0;
   }
 }
 
 // How grad_w = sum_n grad_y[n] * col[n]^T is computed (see plan_backward).
-enum class GradW : int { gemm = 1, dot = 2, rows = 3 };
+enum class GradW : int { gemm = 1, dot = 2 };
 
 struct BackwardPlan {
   Tiling tl;
   GradW method;
-  index_t ldk;  // row stride of the grad_w accumulators: K, or K rounded up to NR for rows
 };
 
-// Picks the grad_w method by a rough cycle count per image (W-lane FMAs at two a cycle):
-//   gemm: the packed GEMM on col, which transposes col (K*P values) while packing B;
-//   dot:  dot products on col, one horizontal sum per entry per tile of L columns;
-//   rows: im2row + the GEMM reading colT in place (only grad_y is packed); needs dw == 1.
-BackwardPlan plan_backward(const Conv2dShape& s, index_t per_thread) {
-  using gemm_config::NR;
+// grad_w by dot products (gemm_nt_dot) when there are few output channels, whose rows of
+// grad_y then stay in L1 while col streams past, and the tiles are long enough (L >= 8 W)
+// for the horizontal sums not to matter; otherwise the packed GEMM, whose register tile
+// reuses each loaded value more (measured on the LeNet / VGG-like layers of the benchmarks).
+// gemm_threaded: images are processed one after another with threads inside the GEMMs
+// (batch smaller than the thread count), where only the GEMM runs in parallel.
+BackwardPlan plan_backward(const Conv2dShape& s, index_t per_thread, bool gemm_threaded) {
   BackwardPlan pl;
   pl.tl = make_tiling(s, per_thread);
-  const index_t K = s.C * s.kH * s.kW, P = s.OH * s.OW, O = s.O;
-  const double L = double(pl.tl.nb > 1 ? pl.tl.nb * P : min_of(P, pl.tl.rc * s.OW));
-  const double fma = double(O) * K * P / (2.0 * W);
-  const double c_gemm = fma / 0.85 * double(round_up(K, NR)) / double(K) + double(O + K) * P;
-  const double c_dot = fma / 0.85 + double(O) * K * (P / L) * 5.0;
-  const double c_rows = fma / 0.9 * double(round_up(K, NR)) / double(K) +
-                        double(K) * P / double(s.kW) * 1.5 + double(O) * P;
-  const bool rows_ok = s.dw == 1 && !is_pointwise(s);
-  pl.method = c_dot <= c_gemm ? GradW::dot : GradW::gemm;
-  if (rows_ok && c_rows < (pl.method == GradW::dot ? c_dot : c_gemm)) pl.method = GradW::rows;
+  const index_t P = s.OH * s.OW;
+  const index_t L = pl.tl.nb > 1 ? pl.tl.nb * P : min_of(P, pl.tl.rc * s.OW);
+  pl.method = (s.O <= 32 && L >= 8 * W && !gemm_threaded) ? GradW::dot : GradW::gemm;
   const int forced = conv_testing_grad_w_method().load(std::memory_order_relaxed);
-  if (forced == int(GradW::gemm) || forced == int(GradW::dot) ||
-      (forced == int(GradW::rows) && rows_ok))
-    pl.method = GradW(forced);
-  pl.ldk = pl.method == GradW::rows ? round_up(K, NR) : K;
+  if (forced == int(GradW::gemm) || forced == int(GradW::dot)) pl.method = GradW(forced);
   return pl;
 }
 
-// Backward over whole images [n0, n1): grad_w_acc (O x K, row stride pl.ldk) and grad_b_acc
-// (O) are overwritten by the first contribution, then accumulated; grad_x (may be null) is
-// written. gemm_threads as for sgemm.
+// Backward over whole images [n0, n1) and input channels [c0, c1) (rows r0 = c0*kH*kW ..
+// of col, columns r0.. of grad_w): grad_w_acc (O x K, row stride K) and grad_b_acc (O, when
+// not null) are overwritten by the first contribution, then accumulated; grad_x (may be null)
+// is written for those channels. gemm_threads as for sgemm.
 void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, index_t n1,
-                    const float* x, const float* w, const float* gy, float* gx,
-                    float* grad_w_acc, float* grad_b_acc, int gemm_threads) {
+                    index_t c0, index_t c1, const float* x, const float* w, const float* gy,
+                    float* gx, float* grad_w_acc, float* grad_b_acc, int gemm_threads) {
   const index_t K = s.C * s.kH * s.kW, P = s.OH * s.OW, OW = s.OW, OH = s.OH, O = s.O;
-  const index_t xsz = s.C * s.H * s.W, ysz = O * P, ldk = pl.ldk;
-  const MatRef wT{w, 1, K};  // w^T (K x O)
+  const index_t xsz = s.C * s.H * s.W, ysz = O * P, HW = s.H * s.W;
+  // This call's channels as a convolution of its own: col has Kc rows.
+  Conv2dShape sc = s;
+  sc.C = c1 - c0;
+  const index_t Kc = sc.C * s.kH * s.kW, r0 = c0 * s.kH * s.kW;
+  x += c0 * HW;
+  if (gx) gx += c0 * HW;
+  grad_w_acc += r0;
+  const MatRef wT{w + r0, 1, K};  // w^T rows r0.. (Kc x O)
   const GemmEpilogue overwrite;
   GemmEpilogue acc;  // grad_w: overwritten by the first GEMM, then accumulated
   acc.beta = 0.0f;
   bool first = true;
-  // grad_w_acc (=|+=) gyt (O x L, row stride ldg) * (the tile's col or colT)^T.
-  auto grad_w_tile = [&](const float* gyt, index_t ldg, index_t L, const float* tile) {
-    if (pl.method == GradW::rows) {
-      sgemm(O, ldk, L, MatRef{gyt, ldg, 1}, MatRef{tile, ldk, 1}, grad_w_acc, ldk, acc,
-            gemm_threads);
-    } else if (pl.method == GradW::dot) {
-      gemm_nt_dot(O, K, L, gyt, ldg, tile, L, grad_w_acc, ldk, !first);
+  // grad_w_acc (=|+=) gyt (O x L, row stride ldg) * col (Kc x L, row stride ldc)^T.
+  auto grad_w_tile = [&](const float* gyt, index_t ldg, const float* col, index_t ldc, index_t L) {
+    if (pl.method == GradW::dot) {
+      gemm_nt_dot(O, Kc, L, gyt, ldg, col, ldc, grad_w_acc, K, !first);
     } else {
-      sgemm(O, K, L, MatRef{gyt, ldg, 1}, MatRef{tile, 1, L}, grad_w_acc, ldk, acc, gemm_threads);
+      sgemm(O, Kc, L, MatRef{gyt, ldg, 1}, MatRef{col, 1, ldc}, grad_w_acc, K, acc, gemm_threads);
     }
     acc.beta = 1.0f;
     first = false;
   };
 
-  for (index_t n = n0; n < n1; ++n)
-    for (index_t o = 0; o < O; ++o) {
-      const float t = sum_n(gy + n * ysz + o * P, P);
-      grad_b_acc[o] = n == n0 ? t : grad_b_acc[o] + t;
-    }
+  if (grad_b_acc)
+    for (index_t n = n0; n < n1; ++n)
+      for (index_t o = 0; o < O; ++o) {
+        const float t = sum_n(gy + n * ysz + o * P, P);
+        grad_b_acc[o] = n == n0 ? t : grad_b_acc[o] + t;
+      }
 
   if (is_pointwise(s)) {  // col[n] is x[n] itself (C x P)
     for (index_t n = n0; n < n1; ++n) {
-      grad_w_tile(gy + n * ysz, P, P, x + n * xsz);
-      if (gx) sgemm(K, P, O, wT, MatRef{gy + n * ysz, P, 1}, gx + n * xsz, P, overwrite, gemm_threads);
+      grad_w_tile(gy + n * ysz, P, x + n * xsz, P, P);
+      if (gx) sgemm(Kc, P, O, wT, MatRef{gy + n * ysz, P, 1}, gx + n * xsz, P, overwrite, gemm_threads);
     }
     return;
   }
 
-  // One buffer per thread: the tile's col / colT, staged grad_y, padded image (rows).
+  // One buffer per thread: the tile's columns (reused for grad_col), then grad_y staged for
+  // multi-image tiles.
   const index_t nb = min_of(pl.tl.nb, n1 - n0);
   const index_t max_cols = nb > 1 ? nb * P : min_of(P, pl.tl.rc * OW);
-  const index_t tile_floats = max_of(K, ldk) * max_cols;
-  const index_t stage_floats = nb > 1 ? O * max_cols : 0;
-  const index_t pad_floats =
-      pl.method == GradW::rows ? s.C * (s.H + 2 * s.ph) * (s.W + 2 * s.pw) : 0;
-  // W floats of slack before and after the tile for col2im_rows's masked loads.
-  float* tile = thread_buffer(kSlotTile, static_cast<std::size_t>(W + tile_floats + W +
-                                                                   stage_floats + pad_floats)) + W;
-  float* gyt = tile + tile_floats + W;
-  float* xpad = gyt + stage_floats;
+  const index_t tile_floats = Kc * max_cols, stage_floats = nb > 1 ? O * max_cols : 0;
+  float* tile = thread_buffer(kSlotTile, static_cast<std::size_t>(tile_floats + stage_floats));
+  float* gyt = tile + tile_floats;
   // grad_x of one image from its grad_col (rows oh0..oh1, row stride ld); `whole`: the tile
   // covers the image, which is then written without being zeroed first.
   auto grad_x_from_col = [&](const float* gcol, index_t ld, index_t oh0, index_t oh1, float* gxn,
                              bool whole) {
     if (s.sw == 1) {
-      col2im_rows(s, gcol, ld, oh0, oh1, gxn, !whole);
+      col2im_rows(sc, gcol, ld, oh0, oh1, gxn, !whole);
     } else {
-      if (whole) fill_zero(gxn, xsz);
-      col2im(s, gcol, ld, oh0, oh1, gxn);
+      if (whole) fill_zero(gxn, sc.C * HW);
+      col2im_strided(sc, gcol, ld, oh0, oh1, gxn);
     }
   };
 
@@ -581,18 +548,12 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
       // Several whole images side by side: L = cnt*P columns, grad_y staged as (O x L).
       const index_t L = cnt * P;
       for (index_t b = 0; b < cnt; ++b) {
-        const float* xb = x + (n + b) * xsz;
-        if (pl.method == GradW::rows) {
-          pad_image(s, xb, xpad);
-          im2row(s, xpad, 0, OH, tile + b * P * ldk, ldk);
-        } else {
-          im2col(s, xb, 0, OH, tile + b * P, L);
-        }
+        im2col(sc, x + (n + b) * xsz, 0, OH, tile + b * P, L);
         for (index_t o = 0; o < O; ++o) copy_n(gyt + o * L + b * P, gy + ((n + b) * O + o) * P, P);
       }
-      grad_w_tile(gyt, L, L, tile);
+      grad_w_tile(gyt, L, tile, L, L);
       if (gx) {
-        sgemm(K, L, O, wT, MatRef{gyt, L, 1}, tile, L, overwrite, gemm_threads);  // grad_col
+        sgemm(Kc, L, O, wT, MatRef{gyt, L, 1}, tile, L, overwrite, gemm_threads);  // grad_col
         for (index_t b = 0; b < cnt; ++b) grad_x_from_col(tile + b * P, L, 0, OH, gx + (n + b) * xsz, true);
       }
       n += cnt;
@@ -602,16 +563,14 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
     const float* xn = x + n * xsz;
     float* gxn = gx ? gx + n * xsz : nullptr;
     const bool whole = pl.tl.rc >= OH;  // one tile covers the image
-    if (gxn && !whole) fill_zero(gxn, xsz);
-    if (pl.method == GradW::rows) pad_image(s, xn, xpad);
+    if (gxn && !whole) fill_zero(gxn, sc.C * HW);
     for (index_t oh0 = 0; oh0 < OH; oh0 += pl.tl.rc) {
       const index_t oh1 = min_of(oh0 + pl.tl.rc, OH), L = (oh1 - oh0) * OW;
-      if (pl.method == GradW::rows) im2row(s, xpad, oh0, oh1, tile, ldk);
-      else im2col(s, xn, oh0, oh1, tile, L);
+      im2col(sc, xn, oh0, oh1, tile, L);
       const float* gyc = gy + n * ysz + oh0 * OW;  // (O x L), row stride P
-      grad_w_tile(gyc, P, L, tile);
+      grad_w_tile(gyc, P, tile, L, L);
       if (gxn) {
-        sgemm(K, L, O, wT, MatRef{gyc, P, 1}, tile, L, overwrite, gemm_threads);  // grad_col
+        sgemm(Kc, L, O, wT, MatRef{gyc, P, 1}, tile, L, overwrite, gemm_threads);  // grad_col
         grad_x_from_col(tile, L, oh0, oh1, gxn, whole);
       }
     }
@@ -639,17 +598,11 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
     return;
   }
   const Tiling tl = make_tiling(s, ceil_div(s.N, index_t(nt)));
-#pragma omp parallel num_threads(nt)
-  {
-#ifdef _OPENMP
-    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-    const int tid = 0, team = 1;
-#endif
+  parallel_team(nt, [&](int tid, int team) {
     // Cut at image boundaries when the batch splits evenly, else at a row.
     const index_t u0 = units * tid / team, u1 = units * (tid + 1) / team;
     forward_range(s, tl, u0, u1, x, w, ep, y, 1);
-  }
+  });
 }
 
 void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const float* grad_y,
@@ -667,46 +620,47 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
     return;
   }
   const int nt = threads_for(6.0 * double(s.N) * O * P * max_of<index_t>(K, 1), kMinFlopsPerThread);
-  // Over the batch when it divides evenly or is large (imbalance under 1/4), else inside the
-  // GEMMs.
-  if (nt <= 1 || !(s.N % nt == 0 || s.N >= 4 * nt)) {
-    const BackwardPlan pl = plan_backward(s, s.N);
-    float* acc = pl.ldk == K ? grad_w : thread_buffer(kSlotPartial, static_cast<std::size_t>(O * pl.ldk));
-    backward_range(s, pl, 0, s.N, x, w, grad_y, grad_x, acc, grad_b, nt > 1 ? 0 : 1);
-    if (acc != grad_w)
-      for (index_t o = 0; o < O; ++o) copy_n(grad_w + o * K, acc + o * pl.ldk, K);
+  const bool by_images = s.N % nt == 0 || s.N >= 4 * nt;  // imbalance under 1/4
+  const bool by_channels = !by_images && (s.C % nt == 0 || s.C >= 2 * nt);
+  if (nt <= 1 || (!by_images && !by_channels)) {
+    // One thread, or too few images and channels to share: threads inside the GEMMs.
+    backward_range(s, plan_backward(s, s.N, nt > 1), 0, s.N, 0, s.C, x, w, grad_y, grad_x,
+                   grad_w, grad_b, nt > 1 ? 0 : 1);
+    return;
+  }
+  if (by_channels) {
+    // Each thread: every image, its own input channels, so its own columns of grad_w and
+    // channels of grad_x; nothing to reduce. grad_b on thread 0.
+    const BackwardPlan pl = plan_backward(s, s.N, false);
+    parallel_team(nt, [&](int tid, int team) {
+      const index_t c0 = s.C * tid / team, c1 = s.C * (tid + 1) / team;
+      if (c1 > c0 || tid == 0)
+        backward_range(s, pl, 0, s.N, c0, c1, x, w, grad_y, grad_x, grad_w,
+                       tid == 0 ? grad_b : nullptr, 1);
+    });
     return;
   }
 
   // Each thread: whole images, its own grad_w / grad_b partial sums, reduced at the end.
-  const BackwardPlan pl = plan_backward(s, ceil_div(s.N, index_t(nt)));
-  const index_t ldk = pl.ldk, acc_len = O * ldk + O;
+  const BackwardPlan pl = plan_backward(s, ceil_div(s.N, index_t(nt)), false);
+  const index_t acc_len = O * K + O;
   std::vector<float*> partial(static_cast<std::size_t>(nt), nullptr);
-#pragma omp parallel num_threads(nt)
-  {
-#ifdef _OPENMP
-    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-    const int tid = 0, team = 1;
-#endif
+  parallel_team(nt, [&](int tid, int team) {
     float* acc = thread_buffer(kSlotPartial, static_cast<std::size_t>(acc_len));
     partial[static_cast<std::size_t>(tid)] = acc;
     const index_t n0 = s.N * tid / team, n1 = s.N * (tid + 1) / team;
     if (n0 == n1) fill_zero(acc, acc_len);
-    else backward_range(s, pl, n0, n1, x, w, grad_y, grad_x, acc, acc + O * ldk, 1);
+    else backward_range(s, pl, n0, n1, 0, s.C, x, w, grad_y, grad_x, acc, acc + O * K, 1);
 #pragma omp barrier
-    // Reduce: thread tid sums its share of the rows (O of grad_w, then one for grad_b).
-    const index_t r0 = (O + 1) * tid / team, r1 = (O + 1) * (tid + 1) / team;
-    for (index_t r = r0; r < r1; ++r) {
-      const index_t len = r < O ? K : O;
-      float* dst = r < O ? grad_w + r * K : grad_b;
-      for (index_t i = 0; i < len; ++i) {
-        float t = 0.0f;
-        for (int p = 0; p < team; ++p) t += partial[static_cast<std::size_t>(p)][r * ldk + i];
-        dst[i] = t;
-      }
+    // Reduce: thread tid sums its slice of every partial into grad_w, then grad_b.
+    auto [i0, i1] = split_range(acc_len, team, tid, W);
+    for (index_t i = i0; i < i1; ++i) {
+      float t = 0.0f;
+      for (int p = 0; p < team; ++p) t += partial[static_cast<std::size_t>(p)][i];
+      if (i < O * K) grad_w[i] = t;
+      else grad_b[i - O * K] = t;
     }
-  }
+  });
 }
 
 }  // namespace lamina::cpu::LAMINA_ISA_NS

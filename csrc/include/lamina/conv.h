@@ -24,8 +24,8 @@ struct Conv2dShape {
 };
 
 // Testing aid: forces how conv2d_backward computes grad_w (0 = chosen by shape, 1 = packed
-// GEMM on col, 2 = dot products on col, 3 = GEMM on im2row, used only where dilation_w == 1),
-// so the tests reach every path whatever the heuristics pick. One value for the process.
+// GEMM, 2 = dot products), so the tests reach every path whatever the heuristic picks.
+// One value for the process.
 inline std::atomic<int>& conv_testing_grad_w_method() {
   static std::atomic<int> method{0};
   return method;
