@@ -127,12 +127,12 @@ void pack_b(index_t kc, index_t nc, const float* b, index_t rs, index_t cs, floa
   }
 }
 
-// A block (mc x kc at a, strides rs/cs) -> MR-row slivers, element (i, p) of sliver s at
-// dst[s*MR*kc + p*MR + i]; rows past mc are zero.
-void pack_a(index_t mc, index_t kc, const float* a, index_t rs, index_t cs, float* dst) {
-  for (index_t ir = 0; ir < mc; ir += MR) {
-    const index_t m = min_of<index_t>(MR, mc - ir);
-    float* d = dst + ir * kc;
+// A block (mc x kc at a, strides rs/cs) -> slivers of `mr` <= MR rows, element (i, p) of
+// sliver s at dst[s*MR*kc + p*MR + i]; the other rows of a sliver are zero.
+void pack_a(index_t mc, index_t kc, const float* a, index_t rs, index_t cs, float* dst, index_t mr) {
+  for (index_t ir = 0; ir < mc; ir += mr) {
+    const index_t m = min_of<index_t>(mr, mc - ir);
+    float* d = dst + ir / mr * MR * kc;
     const float* s = a + ir * rs;
     if (m < MR) std::memset(d, 0, sizeof(float) * MR * kc);
     if (rs == 1) {
@@ -166,7 +166,11 @@ void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, 
   const index_t kc_max = min_of<index_t>(K, KC);
   const index_t mc_max = min_of<index_t>(round_up(M, MR), MC);
   const index_t nc_max = min_of<index_t>(round_up(N, NR), nc_blk);
-  float* abuf = thread_buffer(0, static_cast<std::size_t>(mc_max * kc_max));
+  // Row tiles: MR rows, except with one A block, where the M rows are shared evenly over
+  // the fewest tiles (16 rows: 8 + 8 rather than 14 + 2, which would leave the 2-row kernel
+  // bound by its loads of B).
+  const index_t mr = one_a_block ? ceil_div(M, ceil_div(M, index_t(MR))) : index_t(MR);
+  float* abuf = thread_buffer(0, static_cast<std::size_t>(ceil_div(mc_max, mr) * MR * kc_max));
   // With at most two row tiles, each element of B is used once or twice: packing it would
   // cost as much as the product, so full-width slivers of a row-major B are read in place.
   const bool b_in_place = B.cs == 1 && M <= 2 * MR;
@@ -194,10 +198,10 @@ void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, 
         }
       }
       const auto& kernels = nr <= NV_HALF * W ? kUkernelHalf : kUkernel;
-      for (index_t ir = 0; ir < mc; ir += MR) {
-        const int m = static_cast<int>(min_of<index_t>(MR, mc - ir));
+      for (index_t ir = 0; ir < mc; ir += mr) {
+        const int m = static_cast<int>(min_of<index_t>(mr, mc - ir));
         te.bias_row = (last && ep.bias_mode == Bias::per_row) ? ep.bias + ic + ir : nullptr;
-        kernels[m - 1](kc, abuf + ir * kc, bp, ldb, C + (ic + ir) * ldc + jc + jr, ldc,
+        kernels[m - 1](kc, abuf + ir / mr * MR * kc, bp, ldb, C + (ic + ir) * ldc + jc + jr, ldc,
                         static_cast<int>(nr), te);
       }
     }
@@ -209,7 +213,7 @@ void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, 
   if (one_a_block) {
     for (index_t pc = 0; pc < K; pc += KC) {
       const index_t kc = min_of<index_t>(KC, K - pc);
-      pack_a(M, kc, A.p + pc * A.cs, A.rs, A.cs, abuf);
+      pack_a(M, kc, A.p + pc * A.cs, A.rs, A.cs, abuf, mr);
       for (index_t jc = 0; jc < N; jc += nc_blk) {
         const index_t nc = min_of<index_t>(nc_blk, N - jc);
         pack_b_panel(jc, nc, pc, kc);
@@ -225,7 +229,7 @@ void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, 
       pack_b_panel(jc, nc, pc, kc);
       for (index_t ic = 0; ic < M; ic += MC) {
         const index_t mc = min_of<index_t>(MC, M - ic);
-        pack_a(mc, kc, A.p + ic * A.rs + pc * A.cs, A.rs, A.cs, abuf);
+        pack_a(mc, kc, A.p + ic * A.rs + pc * A.cs, A.rs, A.cs, abuf, mr);
         macro_kernel(ic, mc, jc, nc, pc, kc);
       }
     }
