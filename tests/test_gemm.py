@@ -175,6 +175,7 @@ def f32(*shape):
     (np.ones((2, 2)), f32(2, 2), TypeError, r"\ba\b.*float32.*float64"),
     (f32(2, 2), np.ones((2, 2), np.int32), TypeError, r"\bb\b.*float32.*int32"),
     ([[1.0]], f32(1, 1), TypeError, r"\ba\b.*numpy.ndarray"),
+    (np.ones((2, 2), np.dtype(">f4")), f32(2, 2), TypeError, r"\ba\b.*float32.*>f4"),
     (f32(2), f32(2, 2), ValueError, r"\ba\b must be 2-D"),
     (f32(2, 2), f32(2, 2, 2), ValueError, r"\bb\b must be 2-D"),
     (f32(2, 3), f32(2, 3), ValueError, r"inner dimensions"),

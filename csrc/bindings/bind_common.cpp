@@ -76,7 +76,10 @@ static py::array require_ndarray(py::handle obj, const char* name, const char* e
 
 View f32_arg(py::handle obj, const char* name, int ndim, bool writeable) {
   py::array arr = require_ndarray(obj, name, "float32");
-  if (!arr.dtype().is(py::dtype::of<float>()) && !arr.dtype().equal(py::dtype::of<float>()))
+  // Fast path (no dtype objects built): native-endian float32 is NPY_FLOAT (11).
+  const auto* descr = py::detail::array_descriptor_proxy(py::detail::array_proxy(arr.ptr())->descr);
+  const bool native_f32 = descr->type_num == 11 && descr->byteorder != '>';
+  if (!native_f32 && !arr.dtype().equal(py::dtype::of<float>()))
     type_error(std::string(name) + " must have dtype float32, got " +
                std::string(py::str(arr.dtype())));
   return make_view(std::move(arr), name, ndim, writeable);

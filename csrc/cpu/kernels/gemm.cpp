@@ -288,7 +288,19 @@ void sgemm_small_n(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C
   const float* bt = B.p;
   if (B.rs != 1) {  // op(B)(k, n) at k*rs + n*cs; we need Bt(n, k) contiguous along k
     float* d = thread_buffer(1, static_cast<std::size_t>(N * K));
-    for (index_t k = 0; k < K; ++k)
+    index_t k0 = 0;
+#if LAMINA_ISA_ID == 2
+    // Row-major B (the usual non-transposed case): gather 16 depth steps of a column at once.
+    if (B.cs == 1 && B.rs > 0 && B.rs < (index_t(1) << 26)) {
+      const __m512i idx = _mm512_mullo_epi32(
+          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+          _mm512_set1_epi32(static_cast<int>(B.rs)));
+      for (; k0 + 16 <= K; k0 += 16)
+        for (index_t n = 0; n < N; ++n)
+          _mm512_storeu_ps(d + n * K + k0, _mm512_i32gather_ps(idx, B.p + k0 * B.rs + n, 4));
+    }
+#endif
+    for (index_t k = k0; k < K; ++k)
       for (index_t n = 0; n < N; ++n) d[n * K + k] = B.p[k * B.rs + n * B.cs];
     bt = d;
   } else if (B.cs != K) {
