@@ -8,18 +8,24 @@ dC/dy = w is the grad_y fed to the backward, and dC/dx must match numeric_grad.
 import numpy as np
 
 
-def numeric_grad(f, x, eps=1e-6):
-    """x: float64 array (any shape); f(x) -> float. Returns dC/dx, same shape as x."""
+def numeric_grad(f, x, eps=1e-6, in_place=False):
+    """x: float64 array (any shape); f(x) -> float. Returns dC/dx, same shape as x.
+
+    in_place=True perturbs x itself (restoring each element) and calls f() with no argument:
+    for closures that read x, such as a model's parameters.
+    """
     assert x.dtype == np.float64, "finite differences need float64"
-    x = x.copy()
+    target = x if in_place else x.copy()
+    call = f if in_place else (lambda: f(target))
     g = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), g.reshape(-1)
+    flat, gflat = target.reshape(-1), g.reshape(-1)
+    assert np.shares_memory(flat, target), "x must be contiguous to be perturbed in place"
     for i in range(flat.size):
         old = flat[i]
         flat[i] = old + eps
-        fp = f(x)
+        fp = call()
         flat[i] = old - eps
-        fm = f(x)
+        fm = call()
         flat[i] = old
         gflat[i] = (fp - fm) / (2 * eps)
     return g

@@ -2,6 +2,7 @@
 the reference's backward against central finite differences (float64), PyTorch parity where
 torch is installed, and bad inputs."""
 import numpy as np
+from gradcheck import numeric_grad
 import pytest
 
 import lamina
@@ -162,21 +163,6 @@ def test_relu_propagates_nan(rng):
 
 # ---- the reference's backward against finite differences --------------------------------
 
-def _numerical_grad(f, a, eps=1e-6):
-    """Central differences of the scalar f() with respect to every element of a (in place)."""
-    g = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        v = flat[i]
-        flat[i] = v + eps
-        fp = f()
-        flat[i] = v - eps
-        fm = f()
-        flat[i] = v
-        gflat[i] = (fp - fm) / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize("shape", [
     (2, 2, 5, 6, 3, 3, 3, 1, 1, 1),
     (1, 3, 7, 6, 2, 3, 2, (2, 1), (1, 0), (1, 2)),
@@ -191,9 +177,9 @@ def test_reference_backward_finite_differences(rng, shape):
         return float(np.sum(R.conv2d(x, w, b, **geo) * gy))
 
     gx, gw, gb = R.conv2d_backward(x, w, gy, **geo)
-    np.testing.assert_allclose(gx, _numerical_grad(loss, x), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(gw, _numerical_grad(loss, w), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(gb, _numerical_grad(loss, b), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gx, numeric_grad(loss, x, in_place=True), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gw, numeric_grad(loss, w, in_place=True), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gb, numeric_grad(loss, b, in_place=True), rtol=1e-6, atol=1e-8)
 
 
 # ---- PyTorch parity ----------------------------------------------------------------------
