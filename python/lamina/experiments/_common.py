@@ -120,6 +120,23 @@ def jsonable(x):
 _DATA = {}
 
 
+def dense_stack(sizes, act, init=None, flatten=True, each=None):
+    """Sequential([Flatten], Dense(sizes[0], sizes[1]), act(), ..., Dense(sizes[-2], sizes[-1])):
+    the MLPs of the experiments. ``init`` goes to every Dense; ``each(dense)`` runs after each
+    Dense is built (e.g. to set its bias), in layer order."""
+    from ..nn import Dense, Flatten, Sequential
+
+    layers = [Flatten()] if flatten else []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        d = Dense(a, b) if init is None else Dense(a, b, init=init)
+        if each is not None:
+            each(d)
+        layers.append(d)
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return Sequential(*layers)
+
+
 def mnist():
     """The bundled MNIST sample split as everywhere in lamina: (X_train, y_train, X_test, y_test),
     X float32 (N, 1, 28, 28) in [0, 1]: 8,000 / 2,000."""

@@ -20,20 +20,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import Column, Result, Timer, begin, finish, flat, make_callable, mnist
+from ._common import Column, Result, Timer, begin, dense_stack, finish, flat, make_callable, mnist
 
 METHODS = ("student alone", "distillation (KD)", "FitNets (hints + KD)")
 
 
 def _mlp(sizes):
-    from ..nn import Dense, ReLU, Sequential
+    from ..nn import ReLU
 
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(Dense(a, b))
-        if i < len(sizes) - 2:
-            layers.append(ReLU())
-    return Sequential(*layers)
+    return dense_stack(sizes, ReLU, flatten=False)
 
 
 def run(fast=False, out=None, seed=0, verbose=True):

@@ -15,25 +15,18 @@ import math
 
 import numpy as np
 
-from ._common import Column, Result, begin, finish, make_callable, mnist
+from ._common import Column, Result, begin, dense_stack, finish, make_callable, mnist
 
 INITS = ("normal(0,1), b=1", "xavier", "he", "orthogonal", "random_walk", "lsuv")
 
 
 def _mlp(width, depth, init):
-    from ..nn import Dense, Flatten, ReLU, Sequential
+    from ..nn import ReLU
 
     sizes = [784] + [width] * (depth - 1) + [10]
     name = {"normal(0,1), b=1": "normal", "lsuv": "orthogonal"}.get(init, init)
-    layers = [Flatten()]
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        d = Dense(a, b, init=name)
-        if init == "normal(0,1), b=1":
-            d.bias.data.fill(1.0)
-        layers.append(d)
-        if i < len(sizes) - 2:
-            layers.append(ReLU())
-    return Sequential(*layers)
+    bias_one = (lambda d: d.bias.data.fill(1.0)) if init == "normal(0,1), b=1" else None
+    return dense_stack(sizes, ReLU, init=name, each=bias_one)
 
 
 def run(fast=False, out=None, seed=0, verbose=True):

@@ -9,23 +9,16 @@ of every layer over the epochs for both networks.
 """
 from __future__ import annotations
 
-from ._common import Column, Result, begin, finish, make_callable, mnist
+from ._common import Column, Result, begin, dense_stack, finish, make_callable, mnist
 
 
 def _mlp(sizes, activation, init, bias_std):
     from .. import init as _init
-    from ..nn import Dense, Flatten, ReLU, Sequential, Sigmoid
+    from ..nn import ReLU, Sigmoid
 
     act = {"sigmoid": Sigmoid, "relu": ReLU}[activation]
-    layers = [Flatten()]
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        d = Dense(a, b, init=init)
-        if bias_std:
-            d.bias.assign(_init.normal((b,), std=bias_std))
-        layers.append(d)
-        if i < len(sizes) - 2:
-            layers.append(act())
-    return Sequential(*layers)
+    noisy_bias = (lambda d: d.bias.assign(_init.normal((d.bias.data.shape[0],), std=bias_std))) if bias_std else None
+    return dense_stack(sizes, act, init=init, each=noisy_bias)
 
 
 def run(fast=False, out=None, seed=0, verbose=True):
