@@ -129,4 +129,39 @@ bool overlaps(const View& a, const View& b) {
   return alo < bhi && blo < ahi && ahi > alo && bhi > blo;
 }
 
+Output::Output(py::handle out_obj, const std::vector<index_t>& shape,
+               const std::vector<const View*>& inputs)
+    : out_obj_(out_obj) {
+  size_ = 1;
+  for (index_t d : shape) size_ *= d;
+  if (!out_obj.is_none()) {
+    out_ = f32_contig_arg(out_obj, "out", static_cast<int>(shape.size()), true);
+    if (out_.shape != shape)
+      value_error("out has shape " + out_.shape_str() + ", expected " + shape_str(shape));
+    for (const View* in : inputs) copy_back_ |= overlaps(out_, *in);
+  }
+  if (out_obj.is_none() || copy_back_) {
+    fresh_ = new_f32(shape);
+    data_ = fresh_.mutable_data();
+  } else {
+    data_ = out_.f();
+  }
+}
+
+void Output::finish() const {
+  if (copy_back_) std::copy(data_, data_ + size_, out_.f());
+}
+
+py::array Output::result() {
+  if (!out_obj_.is_none()) return py::reinterpret_borrow<py::array>(out_obj_);
+  return std::move(fresh_);
+}
+
+bool relu_activation(py::handle act) {
+  if (act.is_none()) return false;
+  if (!py::isinstance<py::str>(act) || act.cast<std::string>() != "relu")
+    value_error("activation must be None or 'relu', got " + std::string(py::repr(act)));
+  return true;
+}
+
 }  // namespace lamina::bind

@@ -55,6 +55,27 @@ View view_of(py::array_t<float>& a);
 // True when the memory spans of two views intersect (then results go through a temporary).
 bool overlaps(const View& a, const View& b);
 
+// Where a kernel's result goes: `out` when given (float32, C-contiguous, writeable, of `shape`:
+// ValueError/TypeError naming "out" otherwise), else a new array. When `out` overlaps one of
+// `inputs` the kernel writes a temporary and finish() copies it over.
+class Output {
+ public:
+  Output(py::handle out_obj, const std::vector<index_t>& shape, const std::vector<const View*>& inputs);
+  float* data() const { return data_; }
+  void finish() const;  // after the kernel; safe without the GIL
+  py::array result();   // `out` itself, or the new array
+ private:
+  py::handle out_obj_;
+  View out_;
+  py::array_t<float> fresh_;
+  float* data_ = nullptr;
+  index_t size_ = 0;
+  bool copy_back_ = false;
+};
+
+// activation=None -> false, "relu" -> true; anything else is a ValueError.
+bool relu_activation(py::handle act);
+
 [[noreturn]] void value_error(const std::string& msg);
 [[noreturn]] void type_error(const std::string& msg);
 

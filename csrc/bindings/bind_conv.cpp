@@ -97,36 +97,16 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handl
                   ",) for w of shape " + wv.shape_str());
     bias = bv.f();
   }
-  bool relu = false;
-  if (!act.is_none()) {
-    if (!py::isinstance<py::str>(act) || act.cast<std::string>() != "relu")
-      value_error("activation must be None or 'relu', got " + std::string(py::repr(act)));
-    relu = true;
-  }
-  const std::vector<index_t> yshape{s.N, s.O, s.OH, s.OW};
-  py::array_t<float> result;
-  float* y = nullptr;
-  bool copy_back = false;
-  View out;
-  if (!out_obj.is_none()) {
-    out = f32_contig_arg(out_obj, "out", 4, true);
-    if (out.shape != yshape)
-      value_error("out has shape " + out.shape_str() + ", expected " + shape_str(yshape));
-    copy_back = overlaps(out, xv) || overlaps(out, wv) || (bias && overlaps(out, bv));
-  }
-  if (out_obj.is_none() || copy_back) {
-    result = new_f32(yshape);
-    y = result.mutable_data();
-  } else {
-    y = out.f();
-  }
+  const bool relu = relu_activation(act);
+  std::vector<const View*> inputs{&xv, &wv};
+  if (bias) inputs.push_back(&bv);
+  Output out(out_obj, {s.N, s.O, s.OH, s.OW}, inputs);
   {
     py::gil_scoped_release nogil;
-    cpu::conv2d_forward(s, xv.f(), wv.f(), bias, relu, y);
-    if (copy_back) std::copy(y, y + out.size(), out.f());
+    cpu::conv2d_forward(s, xv.f(), wv.f(), bias, relu, out.data());
+    out.finish();
   }
-  if (!out_obj.is_none()) return py::reinterpret_borrow<py::array>(out_obj);
-  return std::move(result);
+  return out.result();
 }
 
 py::tuple conv2d_backward(py::handle x_obj, py::handle w_obj, py::handle gy_obj,

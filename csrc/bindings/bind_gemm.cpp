@@ -21,34 +21,17 @@ Mat as_mat(const View& v, bool trans) {
   return m;
 }
 
-// Runs C = op(A) op(B) (+ epilogue) into `out` (or a new array); through a temporary when
-// `out` overlaps an input.
+// Runs C = op(A) op(B) (+ epilogue) into `out` or a new array (bind_common.h: Output).
 py::array run_gemm(const Mat& a, const Mat& b, py::handle out_obj, GemmEpilogue ep,
                    const std::vector<const View*>& inputs) {
   const index_t M = a.rows, N = b.cols, K = a.cols;
-  py::array_t<float> result;
-  float* c = nullptr;
-  bool copy_back = false;
-  View out;
-  if (!out_obj.is_none()) {
-    out = f32_contig_arg(out_obj, "out", 2, true);
-    if (out.shape[0] != M || out.shape[1] != N)
-      value_error("out has shape " + out.shape_str() + ", expected " + shape_str({M, N}));
-    for (const View* in : inputs) copy_back |= overlaps(out, *in);
-  }
-  if (out_obj.is_none() || copy_back) {
-    result = new_f32({M, N});
-    c = result.mutable_data();
-  } else {
-    c = out.f();
-  }
+  Output out(out_obj, {M, N}, inputs);
   {
     py::gil_scoped_release nogil;
-    cpu::sgemm(M, N, K, a.ref, b.ref, c, N, ep);
-    if (copy_back) std::copy(c, c + M * N, out.f());
+    cpu::sgemm(M, N, K, a.ref, b.ref, out.data(), N, ep);
+    out.finish();
   }
-  if (!out_obj.is_none()) return py::reinterpret_borrow<py::array>(out_obj);
-  return std::move(result);
+  return out.result();
 }
 
 py::array matmul(py::handle a_obj, py::handle b_obj, bool trans_a, bool trans_b, py::handle out_obj) {
@@ -77,11 +60,7 @@ py::array linear(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handl
     ep.bias_mode = Bias::per_col;
     inputs.push_back(&bv);
   }
-  if (!act.is_none()) {
-    if (!py::isinstance<py::str>(act) || act.cast<std::string>() != "relu")
-      value_error("activation must be None or 'relu', got " + std::string(py::repr(act)));
-    ep.relu = true;
-  }
+  ep.relu = relu_activation(act);
   return run_gemm(as_mat(xv, false), as_mat(wv, true), out_obj, ep, inputs);
 }
 
