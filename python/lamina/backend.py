@@ -1,124 +1,231 @@
-"""Backends: a backend is a namespace of kernels with one contract (issue 3's names).
+"""Backends: the one contract every implementation of lamina's kernels fulfils.
 
-``get_backend("native")`` holds the C++ kernels of ``lamina.ops``; ``get_backend("numpy")``
-holds their NumPy twins from ``lamina.reference`` (any float dtype, used for float64
-gradient checks). Layers, losses and optimisers call kernels only through a backend:
+A backend is any object with
 
-    be = lamina.backend.current()
-    y = be.conv2d(x, w, b, stride=1, padding=2)
+- ``name`` (e.g. "native"), ``device`` (e.g. "cpu", later "cuda:0"), ``dtypes`` (the float
+  dtypes its kernels take, e.g. ``(numpy.float32,)``);
+- every kernel named in ``KERNELS``, with the signature of ``lamina.reference.<name>`` (the
+  same parameter names and defaults; ``out=`` wherever the native kernel has it);
+- four array functions: ``empty(shape, dtype)``, ``zeros(shape, dtype)``, ``asarray(x,
+  dtype=None)`` (a host NumPy array, or an array of this backend, to an array of this backend,
+  without a copy where none is needed) and ``to_numpy(a)`` (to a host NumPy array).
 
-The default is "native"; change it with ``lamina.set_backend(name)`` or temporarily with
-``with lamina.use_backend("numpy"): ...``. A layer or model can also be pinned to one with
-``model.to("numpy")``.
+The model layer, the losses, the optimisers, ``fit`` and the workflows do all their arithmetic
+on activations, gradients and parameters through these kernels: of a backend array they use
+only ``.shape``, ``.dtype``, ``.ndim``, ``.size``, ``.reshape(...)`` (a view), basic slicing
+(views) and ``len()``. Host data enters with ``asarray`` (once per minibatch) and leaves with
+``to_numpy`` (metrics, ``predict``, ``save``).
+
+lamina's own backends: "native" (the C++ kernels of ``lamina.ops``, float32) and "numpy" (their
+NumPy twins in ``lamina.reference``, float32 and float64, used for float64 gradient checks).
+``register_backend(obj)`` adds one defined anywhere (duck-typed: subclassing ``Backend`` is
+optional); ``get_backend(name)`` returns it and ``model.to(name)`` moves a model onto it.
+
+Layers that were never pinned with ``.to()`` follow a process-wide default ("native"; change it
+with ``set_backend`` or, for a block, ``use_backend``). Losses and optimisers follow the arrays
+and parameters they are given; ``fit`` and ``evaluate`` never touch the default, so two models
+on two backends can train at the same time in two threads.
 """
 from __future__ import annotations
 
 import contextlib
-import inspect
-import re
+import threading
 
-# Every kernel a backend provides (issue 3's contract plus the foundation's GEMM).
+import numpy as np
+
+# Every kernel a backend provides. The first block is the layers' kernels, then the losses and
+# optimisers, then the small array operations of the model layer and the training loop.
 KERNELS = (
     "matmul", "linear",
     "conv2d", "conv2d_backward",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "upsample_nearest2d", "upsample_nearest2d_backward",
     "relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
     "leaky_relu", "leaky_relu_backward",
-    "softmax", "log_softmax",
+    "softmax", "log_softmax", "softmax_backward",
     "softmax_cross_entropy", "mse", "binary_cross_entropy",
     "dropout", "dropout_backward",
-    "sgd_step",
+    "sgd_step", "adam_step",
+    "fill", "copy", "transpose", "add", "scale", "gather_rows", "argmax", "all_finite", "dot",
 )
 
-
-def _param_names(fn) -> frozenset:
-    """The keyword names a kernel takes (pybind functions state them in their __doc__)."""
-    try:
-        return frozenset(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        head = (getattr(fn, "__doc__", None) or "").split("\n", 1)[0]
-        inside = head[head.find("(") + 1: head.rfind(")")] if "(" in head else ""
-        return frozenset(re.findall(r"(\w+)\s*:", inside))
+# The attributes and array functions every backend has besides its kernels.
+ATTRIBUTES = ("name", "device", "dtypes")
+ARRAY_FUNCTIONS = ("empty", "zeros", "asarray", "to_numpy")
 
 
 class Backend:
-    """A namespace of kernels. Attributes are the kernel functions themselves (one attribute
-    lookup per call on the hot path); ``dtypes`` lists the float dtypes its kernels accept;
-    ``accepts_out`` names the kernels that can write into a caller's buffer (layers then reuse
-    their buffers); ``accepts(kernel, keyword)`` tells about any other optional keyword."""
+    """A convenience base for backends whose kernels come from a module or a dict.
 
-    def __init__(self, name, kernels, dtypes):
-        self.name = name
-        self.dtypes = tuple(dtypes)
-        self.kernels = dict(kernels)
-        self.params = {k: _param_names(f) for k, f in self.kernels.items()}
-        self.accepts_out = frozenset(k for k, ps in self.params.items() if "out" in ps)
-        for k, f in self.kernels.items():
-            setattr(self, k, f)
+    ``kernels`` maps every name of ``KERNELS`` to its function (set as attributes, so a kernel
+    call is one attribute lookup). The array functions default to host NumPy arrays; a backend
+    with arrays of its own overrides the four of them."""
 
-    def accepts(self, kernel: str, keyword: str) -> bool:
-        return keyword in self.params.get(kernel, ())
+    def __init__(self, name, device, dtypes, kernels):
+        self.name = str(name)
+        self.device = str(device)
+        self.dtypes = tuple(np.dtype(d) for d in dtypes)
+        missing = [k for k in KERNELS if k not in kernels]
+        if missing:
+            raise ValueError(f"backend {name!r} lacks the kernel(s) {missing}")
+        for k in KERNELS:
+            setattr(self, k, kernels[k])
 
-    def __getattr__(self, name):  # only reached for kernels this backend lacks
+    # Host NumPy arrays (the "native" and "numpy" backends).
+    @staticmethod
+    def empty(shape, dtype):
+        return np.empty(shape, dtype=dtype)
+
+    @staticmethod
+    def zeros(shape, dtype):
+        return np.zeros(shape, dtype=dtype)
+
+    @staticmethod
+    def asarray(x, dtype=None):
+        return np.ascontiguousarray(x, dtype=dtype)
+
+    @staticmethod
+    def to_numpy(a):
+        return np.asarray(a)
+
+    def __getattr__(self, name):  # only reached for names this backend lacks
         if name.startswith("__"):
             raise AttributeError(name)
         raise AttributeError(f"backend {self.__dict__.get('name', '?')!r} has no kernel {name!r}")
 
-    def supports(self, dtype) -> bool:
-        import numpy as np
-        return np.dtype(dtype) in self.dtypes
-
     def __repr__(self):
-        return f"<lamina backend {self.name!r}>"
+        return f"<lamina backend {self.name!r} on {self.device}>"
 
 
-_cache: dict[str, Backend] = {}
+def supports(be, dtype) -> bool:
+    """Whether backend ``be`` computes in ``dtype``."""
+    return np.dtype(dtype) in tuple(np.dtype(d) for d in be.dtypes)
 
 
-def _build(name: str) -> Backend:
-    import numpy as np
+def check_backend(obj) -> None:
+    """TypeError naming what ``obj`` lacks of the contract (attributes, array functions, kernels)."""
+    missing = [a for a in ATTRIBUTES if not hasattr(obj, a)]
+    missing += [f for f in ARRAY_FUNCTIONS + KERNELS if not callable(getattr(obj, f, None))]
+    if missing:
+        raise TypeError(f"{obj!r} is not a lamina backend: it lacks {', '.join(missing)}")
+    if not isinstance(obj.name, str) or not obj.name:
+        raise TypeError(f"a backend's name must be a non-empty string, got {obj.name!r}")
+    if not tuple(obj.dtypes):
+        raise TypeError(f"backend {obj.name!r} declares no dtypes")
 
+
+_lock = threading.Lock()
+_registry: dict = {}          # name -> backend
+_array_types: dict = {}       # type of a backend's arrays -> backend (the first registered)
+_BUILTIN = ("native", "numpy")
+
+
+def _build(name: str):
     from . import ops, reference
 
     if name == "numpy":
-        table = {k: getattr(reference, k) for k in KERNELS if hasattr(reference, k)}
-        return Backend("numpy", table, (np.float32, np.float64))
+        return Backend("numpy", "cpu", (np.float32, np.float64), {k: getattr(reference, k) for k in KERNELS})
     if name == "native":
-        table = {k: getattr(ops, k) for k in KERNELS if hasattr(ops, k)}
-        return Backend("native", table, (np.float32,))
-    raise ValueError(f"unknown backend {name!r}; expected 'native' or 'numpy'")
+        return Backend("native", "cpu", (np.float32,), {k: getattr(ops, k) for k in KERNELS})
+    raise AssertionError(name)
 
 
-def get_backend(name: str | Backend | None = None) -> Backend:
-    """The backend called ``name`` ("native" or "numpy"), or the current default for None."""
+def _array_type(be):
+    return type(be.empty((0,), np.dtype(tuple(be.dtypes)[0])))
+
+
+def register_backend(obj, replace: bool = False):
+    """Registers a backend (any object fulfilling the contract; see the module docstring) under
+    ``obj.name``, so that ``get_backend(name)`` and ``model.to(name)`` find it. Registering
+    another object under a taken name is a ValueError unless ``replace``. Returns ``obj``."""
+    check_backend(obj)
+    with _lock:
+        old = _registry.get(obj.name)
+        if old is not None and old is not obj and not replace:
+            raise ValueError(f"a backend named {obj.name!r} is already registered (replace=True replaces it)")
+        if old is not None and old is not obj:
+            for t, be in list(_array_types.items()):
+                if be is old:
+                    del _array_types[t]
+        _registry[obj.name] = obj
+        if obj.name not in _BUILTIN:
+            _array_types.setdefault(_array_type(obj), obj)
+    return obj
+
+
+def unregister_backend(name: str) -> None:
+    """Removes a backend registered with ``register_backend`` (lamina's own stay)."""
+    if name in _BUILTIN:
+        raise ValueError(f"backend {name!r} is lamina's own and cannot be removed")
+    with _lock:
+        be = _registry.pop(name, None)
+        for t, b in list(_array_types.items()):
+            if b is be:
+                del _array_types[t]
+
+
+def available() -> tuple:
+    """The names of the backends ``get_backend`` knows: lamina's own, then the registered ones."""
+    return _BUILTIN + tuple(n for n in _registry if n not in _BUILTIN)
+
+
+def get_backend(name=None):
+    """The backend called ``name``; a backend object is returned as it is; None is the default."""
     if name is None:
         return current()
-    if isinstance(name, Backend):
+    if not isinstance(name, str):
+        check_backend(name)
         return name
-    be = _cache.get(name)
+    be = _registry.get(name)
     if be is None:
-        be = _cache[name] = _build(name)
+        if name not in _BUILTIN:
+            raise ValueError(f"unknown backend {name!r}; available: {', '.join(repr(n) for n in available())}")
+        with _lock:
+            be = _registry.get(name)
+            if be is None:
+                be = _registry[name] = _build(name)
     return be
 
 
-_default: Backend | None = None
+def backend_of(a):
+    """The backend whose arrays ``a`` is one of. A host NumPy array belongs to "native" when
+    native computes in its dtype, else to "numpy"."""
+    if isinstance(a, np.ndarray):
+        return get_backend("native" if a.dtype == np.float32 else "numpy")
+    be = _array_types.get(type(a))
+    if be is None:
+        raise TypeError(f"{type(a).__name__} is not an array of any registered lamina backend")
+    return be
 
 
-def current() -> Backend:
-    """The default backend (native unless changed by set_backend / use_backend)."""
+def move(a, be):
+    """``a`` (an array of any backend, or host data) as an array of backend ``be``: no copy
+    when it already is one."""
+    if not isinstance(a, np.ndarray) and _array_types.get(type(a)) not in (None, be):
+        a = backend_of(a).to_numpy(a)
+    return be.asarray(a)
+
+
+# -- the process-wide default for layers that are not pinned --------------------------------
+_default = None
+
+
+def current():
+    """The default backend of layers not pinned by ``.to()`` (native unless changed)."""
     return _default if _default is not None else set_backend("native")
 
 
-def set_backend(name: str | Backend) -> Backend:
-    """Make ``name`` the default backend; returns it."""
+def set_backend(name):
+    """Makes ``name`` the default backend of layers not pinned by ``.to()``; returns it."""
     global _default
     _default = get_backend(name)
     return _default
 
 
 @contextlib.contextmanager
-def use_backend(name: str | Backend):
-    """``with use_backend("numpy"): ...`` runs the block with another default backend."""
+def use_backend(name):
+    """``with use_backend("numpy"): ...`` runs the block with another default backend. It is
+    process-wide: prefer ``model.to(name)``, which concerns one model only."""
     global _default
     before = _default
     be = set_backend(name)
