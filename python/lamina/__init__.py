@@ -45,16 +45,16 @@ def save(model, path, **kwargs):
     return _save(model, path, **kwargs)
 
 
-def load(path):
-    """Loads a model saved by lamina.save (ValueError for any bad file)."""
+def load(path, backend=None):
+    """Loads a model saved by lamina.save, onto ``backend`` when given (ValueError for any bad file)."""
     from .io import load as _load
-    return _load(path)
+    return _load(path, backend)
 
 
-def load_checkpoint(path):
+def load_checkpoint(path, backend=None):
     """Loads model, optimizer, scheduler and epoch saved by lamina.save(..., optimizer=...)."""
     from .io import load_checkpoint as _load_checkpoint
-    return _load_checkpoint(path)
+    return _load_checkpoint(path, backend)
 
 
 def load_weights(model, path, strict=True):
@@ -64,7 +64,8 @@ def load_weights(model, path, strict=True):
 
 
 def set_backend(name):
-    """Makes "native" or "numpy" the default backend of layers, losses and optimisers."""
+    """Makes ``name`` ("native", "numpy" or a registered one) the default backend of layers that
+    are not pinned with ``.to()``."""
     from .backend import set_backend as _set
     return _set(name)
 

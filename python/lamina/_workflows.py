@@ -34,7 +34,7 @@ def as_sequential(model_or_layers):
     return Sequential(*layers_of(model_or_layers))
 
 
-def backend_of(model):
+def model_backend(model):
     """The backend a model runs on (its pinned one, else the current default)."""
     be = getattr(model, "backend", None)
     return be if be is not None else _backend.current()

@@ -198,12 +198,16 @@ def backend_of(a):
     return be
 
 
-def move(a, be):
-    """``a`` (an array of any backend, or host data) as an array of backend ``be``: no copy
-    when it already is one."""
-    if not isinstance(a, np.ndarray) and _array_types.get(type(a)) not in (None, be):
-        a = backend_of(a).to_numpy(a)
-    return be.asarray(a)
+def move(a, be, dtype=None):
+    """``a`` (an array of any backend, or host data) as an array of backend ``be`` (of ``dtype``
+    when given): no copy when it already is one."""
+    if not isinstance(a, np.ndarray):
+        owner = _array_types.get(type(a))
+        if owner is None:
+            a = np.asarray(a)  # host data: lists, scalars
+        elif owner is not be:
+            a = owner.to_numpy(a)
+    return be.asarray(a, dtype=dtype)
 
 
 # -- the process-wide default for layers that are not pinned --------------------------------

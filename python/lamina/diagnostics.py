@@ -21,7 +21,9 @@ import numpy as np
 
 from . import backend as _backend
 from . import losses as _losses
-from ._workflows import as_sequential, backend_of, clone_layer, model_dtype
+from ._workflows import as_sequential, clone_layer, model_backend, model_dtype
+from .nn.batches import Batches
+from .nn.sequential import _apply_loss, _prepare_target
 
 
 # -- gradients -------------------------------------------------------------------------------
@@ -43,25 +45,21 @@ def _accumulate_gradient(model, X, y, loss_fn, batch_size, training=False):
     """Zeroes every gradient, then accumulates the mean-over-X gradient of the loss; returns the
     mean loss. Batches are weighted by their size, so the result does not depend on batch_size."""
     dtype = model_dtype(model)
-    X = np.asarray(X)
-    Y = loss_fn.prepare_target(y, dtype) if hasattr(loss_fn, "prepare_target") else np.asarray(y)
-    n = len(X)
-    if n == 0 or len(Y) != n:
-        raise ValueError(f"need matching non-empty X and y, got {len(X)} and {len(Y)} samples")
-    bs = n if batch_size is None else int(batch_size)
+    be = model_backend(model)
+    n, m = len(X), len(y)
+    if n == 0 or m != n:
+        raise ValueError(f"need matching non-empty X and y, got {n} and {m} samples")
+    data = Batches(X, _prepare_target(loss_fn, y, dtype), n if batch_size is None else batch_size, be, dtype)
     model.zero_grad()
     total = 0.0
-    with _backend.use_backend(backend_of(model)):
-        for lo in range(0, n, bs):
-            hi = min(lo + bs, n)
-            xb = np.ascontiguousarray(X[lo:hi], dtype=dtype)
-            out = model.forward(xb, training=training)
-            lval, g = loss_fn(out, Y[lo:hi])
-            w = (hi - lo) / n
-            total += lval * w
-            if w != 1.0:
-                g = g * g.dtype.type(w)
-            model.backward(g)
+    for xb, yb in data:
+        out = model._forward(xb, training)
+        lval, g = _apply_loss(loss_fn, out, yb, be)
+        w = len(xb) / n
+        total += lval * w
+        if w != 1.0:
+            be.scale(g, w, out=g)
+        model.backward(g)
     return total
 
 
@@ -90,9 +88,9 @@ def gradient_norms(model, X, y, loss="cross_entropy", batch_size=1000, training=
             ws = [p for n, p in named if n != "bias"]
             b = next((p for n, p in named if n == "bias"), None)
             live = [p for p in ws if p.trainable]
-            gw = float(np.sqrt(sum(float(np.sum(np.square(p.grad, dtype=np.float64))) for p in live))) if live else None
-            gb = float(np.linalg.norm(b.grad)) if b is not None and b.trainable else None
-            wn = float(np.sqrt(sum(float(np.sum(np.square(p.data, dtype=np.float64))) for p in live))) if live else 0.0
+            gw = _norm([p.grad for p in live]) if live else None
+            gb = _norm([b.grad]) if b is not None and b.trainable else None
+            wn = _norm([p.data for p in live]) if live else 0.0
             size = sum(p.size for p in live)
             rows.append({"layer": label, "type": type(layer).__name__, "weight": gw, "bias": gb,
                          "weight_rms": None if gw is None else gw / math.sqrt(size),
@@ -101,6 +99,15 @@ def gradient_norms(model, X, y, loss="cross_entropy", batch_size=1000, training=
         for p in frozen:
             p.trainable = False
     return rows
+
+
+def _norm(arrays):
+    """The L2 norm of several arrays together (sums of squares on their backend, in float64)."""
+    total = 0.0
+    for a in arrays:
+        be = _backend.backend_of(a)
+        total += float(be.dot(a, a))
+    return math.sqrt(total)
 
 
 class GradientNormRecorder:
@@ -164,20 +171,22 @@ def _trainable(model):
     return [p for p in model.parameters() if p.trainable]
 
 
+# The Lanczos vectors live on the host in float64: parameters and gradients cross with explicit
+# to_numpy / assign (one copy per Hessian-vector product).
 def _get_vector(params):
-    return np.concatenate([p.data.ravel().astype(np.float64) for p in params]) if params else np.zeros(0)
+    return np.concatenate([p.numpy().ravel().astype(np.float64) for p in params]) if params else np.zeros(0)
 
 
 def _set_vector(params, v):
     i = 0
     for p in params:
         n = p.size
-        p.data[...] = v[i: i + n].reshape(p.shape)
+        p.assign(v[i: i + n].reshape(p.shape))
         i += n
 
 
 def _grad_vector(params):
-    return np.concatenate([p.grad.ravel().astype(np.float64) for p in params])
+    return np.concatenate([p.be.to_numpy(p.grad).ravel().astype(np.float64) for p in params])
 
 
 class _HessianOperator:
@@ -190,8 +199,8 @@ class _HessianOperator:
         work.astype(dtype)
         if backend is not None:
             work.to(backend)
-        if not backend_of(work).supports(dtype):
-            raise ValueError(f"backend {backend_of(work).name!r} does not support {dtype}; use backend='numpy'")
+        if not _backend.supports(model_backend(work), dtype):
+            raise ValueError(f"backend {model_backend(work).name!r} does not support {dtype}; use backend='numpy'")
         X = np.ascontiguousarray(X, dtype=dtype)
         # Layers before the first trainable one (pooling, flattening, frozen features) do not
         # depend on the parameters: run them once and keep their output.
@@ -408,29 +417,30 @@ def mc_dropout_predict(model, X, samples=30, batch_size=256, probabilities="auto
     n = len(X)
     if n == 0:
         raise ValueError("mc_dropout_predict needs at least one sample")
+    be = model_backend(model)
     sm = Softmax(axis=-1)
-    sm.backend = model.backend
+    sm.backend = be
     mean = m2 = None
-    with _backend.use_backend(backend_of(model)):
-        for lo in range(0, n, int(batch_size)):
-            hi = min(lo + int(batch_size), n)
-            xb = np.ascontiguousarray(X[lo:hi], dtype=dtype)
-            mu = s2 = None
-            for s in range(samples):  # Welford: exact zeros when every pass is identical
-                out = model.forward(xb, training=True)
-                if probabilities:
-                    out = np.array(sm.forward(out), copy=True)
-                out = out.astype(np.float64)
-                if mu is None:
-                    mu, s2 = out, np.zeros_like(out)
-                else:
-                    d = out - mu
-                    mu = mu + d / (s + 1)
-                    s2 += d * (out - mu)
-            if mean is None:
-                mean = np.empty((n,) + mu.shape[1:])
-                m2 = np.empty((n,) + mu.shape[1:])
-            mean[lo:hi], m2[lo:hi] = mu, s2
+    lo = 0
+    for xb, _ in Batches(X, None, batch_size, be, dtype):
+        mu = s2 = None
+        for s in range(samples):  # Welford: exact zeros when every pass is identical
+            out = model._forward(xb, True)
+            if probabilities:
+                out = sm.forward(out)
+            out = be.to_numpy(out).astype(np.float64)  # each pass's predictions leave for the host
+            if mu is None:
+                mu, s2 = out, np.zeros_like(out)
+            else:
+                d = out - mu
+                mu = mu + d / (s + 1)
+                s2 += d * (out - mu)
+        if mean is None:
+            mean = np.empty((n,) + mu.shape[1:])
+            m2 = np.empty((n,) + mu.shape[1:])
+        hi = lo + len(mu)
+        mean[lo:hi], m2[lo:hi] = mu, s2
+        lo = hi
     std = np.sqrt(m2 / samples)
     return mean.astype(dtype), std.astype(dtype)
 

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import backend as _backend
 from . import losses as _losses
 from ._workflows import as_sequential, layers_of, make_optimizer, model_dtype, predict
 
@@ -54,27 +55,34 @@ class DistillationLoss(_losses.Loss):
     def prepare_target(self, target, dtype):
         return np.ascontiguousarray(target, dtype=dtype)
 
-    def __call__(self, output, target):
+    def __call__(self, output, target, backend=None):
         K = output.shape[1]
-        if target.shape != (output.shape[0], K + 1):
-            raise ValueError(f"DistillationLoss: target must be ({output.shape[0]}, {K + 1}) (packed teacher "
-                             f"log-probabilities + label), got {target.shape}")
         n = output.shape[0]
+        if tuple(target.shape) != (n, K + 1):
+            raise ValueError(f"DistillationLoss: target must be ({n}, {K + 1}) (packed teacher "
+                             f"log-probabilities + label), got {target.shape}")
+        be = self._backend_for(output, backend)
+        target = np.asarray(target if isinstance(target, np.ndarray) else
+                            _backend.backend_of(target).to_numpy(target), dtype=np.float64)
         T, a = self.temperature, self.alpha
         labels = target[:, K].astype(np.int64)
-        hard, ghard = self._ce(output, labels)
+        hard, ghard = self._ce(output, labels, backend=be)
         log_pt = target[:, :K]
-        log_ps = _log_softmax(output / T)
         pt = np.exp(log_pt)
-        soft = float((pt * (log_pt - log_ps)).sum() / n) * T * T  # T^2 KL(pt || ps)
-        grad = (np.exp(log_ps) - pt) * (a * T / n)
+        # T^2 KL(pt || ps) = T^2 / n (sum pt log pt - sum pt log ps), ps = softmax(output / T)
+        z = be.scale(output, 1.0 / T)
+        pt_be = be.asarray(pt, dtype=output.dtype)
+        cross = float(be.dot(pt_be, be.log_softmax(z, axis=1)))
+        soft = (float(np.sum(pt * log_pt)) - cross) / n * T * T
+        grad = be.add(be.softmax(z, axis=1, out=z), pt_be, alpha=-1.0)  # softmax(s/T) - pt
+        be.scale(grad, a * T / n, out=grad)
         if a < 1.0:
-            grad += (1.0 - a) * ghard
-        return a * soft + (1.0 - a) * hard, grad.astype(output.dtype, copy=False)
+            be.add(grad, ghard, alpha=1.0 - a, out=grad)
+        return a * soft + (1.0 - a) * hard, grad
 
     def count_correct(self, output, target):
-        labels = target[:, output.shape[1]]
-        return int(np.count_nonzero(output.argmax(axis=1) == labels)), len(labels)
+        target = target if isinstance(target, np.ndarray) else _backend.backend_of(target).to_numpy(target)
+        return self._ce.count_correct(output, target[:, output.shape[1]].astype(np.int64))
 
     def get_config(self):
         return {"temperature": self.temperature, "alpha": self.alpha}

@@ -150,15 +150,15 @@ def lsuv(model, X_batch, tol=0.1, max_iter=10, rng=None, verbose=False):
         if not isinstance(layer, (Dense, Conv2D)):
             continue
         w = layer.weight
-        w.data[...] = orthogonal(w.shape, rng, w.dtype)
+        w.assign(orthogonal(w.shape, rng, w.dtype))
         if layer.bias is not None:
-            layer.bias.data.fill(0)
+            layer.bias.be.fill(layer.bias.data, 0.0)
         head = model[: i + 1]
         for it in range(max_iter):
-            var = float(np.var(head.forward(X_batch)))
+            var = float(np.var(head.predict(X_batch, batch_size=max(1, len(X_batch)))))
             if verbose:
                 print(f"lsuv: layer {i} ({type(layer).__name__}) iteration {it}: output variance {var:.4f}")
             if abs(var - 1.0) < tol or var == 0.0 or not math.isfinite(var):
                 break
-            w.data /= np.asarray(math.sqrt(var), dtype=w.dtype)
+            w.be.scale(w.data, 1.0 / math.sqrt(var), out=w.data)
     return model

@@ -41,7 +41,7 @@ def save(model, path, *, optimizer=None, scheduler=None, epoch=None, extra=None)
     from .nn.sequential import _layer_entry
 
     named = model.named_parameters()
-    tensors = {name: np.ascontiguousarray(p.data) for name, p in named}
+    tensors = {name: np.ascontiguousarray(p.be.to_numpy(p.data)) for name, p in named}  # weights to the host
     meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "lamina_version": __version__,
             "architecture": json.dumps(_layer_entry(model))}
     if optimizer is not None:
@@ -185,18 +185,20 @@ def _build(meta, tensors, where):
     if len(dtypes) > 1:
         raise ValueError(f"{where}: parameters of mixed dtypes {sorted(map(str, dtypes))}")
     for name, p in named:
-        p.data = np.array(tensors[name], order="C", copy=True)
-        p._grad = np.zeros_like(p.data)
-        p._zeroed = False
+        p.astype(tensors[name].dtype)
+        p.assign(tensors[name])
     return model, named
 
 
-def load(path):
-    """The model saved at ``path``. ValueError for a file that is not safetensors, truncated or
-    corrupted, an unknown layer type, or a missing, extra or mis-shaped tensor."""
+def load(path, backend=None):
+    """The model saved at ``path``, on ``backend`` when given (else on the host, following the
+    default backend). ValueError for a file that is not safetensors, truncated or corrupted, an
+    unknown layer type, or a missing, extra or mis-shaped tensor."""
     where = os.fspath(path)
     meta, tensors = _read(path)
     model, _ = _build(meta, tensors, where)
+    if backend is not None:
+        model.to(backend)
     return model
 
 
@@ -212,16 +214,19 @@ class Checkpoint:
         return iter((self.model, self.optimizer, self.scheduler, self.epoch))
 
 
-def load_checkpoint(path):
+def load_checkpoint(path, backend=None):
     """A Checkpoint (model, optimizer, scheduler, epoch, extra) from ``lamina.save(model, path,
     optimizer=..., scheduler=..., epoch=...)``: the optimiser is rebuilt on the loaded model's
     parameters with its state (momentum buffers, Adam moments and step counts), so
-    ``model.fit(..., optimizer=ckpt.optimizer, initial_epoch=ckpt.epoch)`` continues exactly."""
+    ``model.fit(..., optimizer=ckpt.optimizer, initial_epoch=ckpt.epoch)`` continues exactly.
+    With ``backend`` the model and the optimiser state are placed on that backend."""
     from . import optim as _optim
 
     where = os.fspath(path)
     meta, tensors = _read(path)
     model, named = _build(meta, tensors, where)
+    if backend is not None:
+        model.to(backend)
     params = [p for _, p in named]
     optimizer = scheduler = None
     if "optimizer" in meta:
@@ -286,5 +291,5 @@ def load_weights(model, path, strict=True):
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
     for n, p in todo:
-        np.copyto(p.data, tensors[n], casting="same_kind")
+        p.assign(tensors[n])
     return [n for n, _ in todo]

@@ -14,14 +14,23 @@ from . import backend as _backend
 
 
 class Loss:
+    """``loss(output, target) -> (loss as a float, dC/d(output) as an array of the output's
+    backend)``. It runs on ``backend`` when given (to the call or the constructor), else on the
+    backend of ``output``; host NumPy targets are moved there by the loss itself."""
+
     kernel = ""
 
     def __init__(self, backend=None):
         self.backend = None if backend is None else _backend.get_backend(backend)
 
-    def __call__(self, output, target):
-        be = self.backend if self.backend is not None else _backend.current()
-        loss, grad = getattr(be, self.kernel)(output, target)
+    def _backend_for(self, output, backend):
+        if backend is not None:
+            return _backend.get_backend(backend)
+        return self.backend if self.backend is not None else _backend.backend_of(output)
+
+    def __call__(self, output, target, backend=None):
+        be = self._backend_for(output, backend)
+        loss, grad = getattr(be, self.kernel)(output, _backend.move(target, be))
         return float(loss), grad
 
     def prepare_target(self, y, dtype):
@@ -39,6 +48,17 @@ class Loss:
         return f"{type(self).__name__}()"
 
 
+def _host(a):
+    """A host NumPy view of ``a`` (an explicit device-to-host copy for a backend array)."""
+    return a if isinstance(a, np.ndarray) else _backend.backend_of(a).to_numpy(a)
+
+
+def _predicted_class(output):
+    """argmax over the classes, computed on the output's backend, as host integers."""
+    be = _backend.backend_of(output)
+    return be.to_numpy(be.argmax(output, axis=1))
+
+
 class CrossEntropy(Loss):
     kernel = "softmax_cross_entropy"
 
@@ -50,7 +70,8 @@ class CrossEntropy(Loss):
         return np.ascontiguousarray(y, dtype=np.int64)
 
     def count_correct(self, output, target):
-        return int(np.count_nonzero(output.argmax(axis=1) == target)), len(target)
+        target = _host(target)
+        return int(np.count_nonzero(_predicted_class(output) == target)), len(target)
 
 
 class MSE(Loss):
@@ -58,8 +79,9 @@ class MSE(Loss):
 
     def count_correct(self, output, target):
         # One-hot targets: accuracy is meaningful as argmax agreement.
-        if output.ndim == 2 and output.shape == target.shape and output.shape[1] > 1:
-            return int(np.count_nonzero(output.argmax(axis=1) == target.argmax(axis=1))), len(target)
+        if output.ndim == 2 and tuple(output.shape) == tuple(target.shape) and output.shape[1] > 1:
+            t = target.argmax(axis=1) if isinstance(target, np.ndarray) else _predicted_class(target)
+            return int(np.count_nonzero(_predicted_class(output) == t)), len(target)
         return None
 
 
@@ -67,7 +89,8 @@ class BinaryCrossEntropy(Loss):
     kernel = "binary_cross_entropy"
 
     def count_correct(self, output, target):
-        return int(np.count_nonzero((output > 0.5) == (target > 0.5))), target.size
+        out, t = _host(output), _host(target)
+        return int(np.count_nonzero((out > 0.5) == (t > 0.5))), t.size
 
 
 LOSSES = {"cross_entropy": CrossEntropy, "crossentropy": CrossEntropy, "ce": CrossEntropy,

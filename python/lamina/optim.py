@@ -1,7 +1,9 @@
 """Optimisers and learning-rate schedules.
 
-``SGD`` steps every parameter with the backend's fused ``sgd_step`` kernel (PyTorch's SGD
-semantics, one pass over memory); ``Adam``/``AdamW`` follow PyTorch's formulas. Parameters may
+``SGD`` steps every parameter with the backend's fused ``sgd_step`` kernel and ``Adam``/``AdamW``
+with ``adam_step`` (PyTorch's formulas, one pass over memory each). Each parameter is stepped
+on its own backend (the optimiser's ``backend`` when one is given); the state (velocities,
+moments) lives there too. Parameters may
 be given as a list or as PyTorch-style param groups (dicts with "params" and overrides).
 The effective learning rate of a parameter is ``group["lr"] * param.lr_scale``. Frozen
 parameters (``trainable=False``) are skipped.
@@ -57,10 +59,11 @@ class Optimizer:
             p.zero_grad()
 
     def step(self):
-        self._step(self.backend if self.backend is not None else _backend.current())
-
-    def _step(self, be):
+        """Updates every trainable parameter from its gradient."""
         raise NotImplementedError
+
+    def _be(self, p):
+        return self.backend if self.backend is not None else p.be
 
     @property
     def lr(self):
@@ -74,7 +77,8 @@ class Optimizer:
     # -- state, for checkpoints -------------------------------------------------------------
     def state_dict(self, params=None):
         """{"type", "param_groups": [hyperparameters + "params": indices], "state": {index: {...}}}.
-        Indices are positions in ``params`` (default: the optimiser's own parameter order)."""
+        Indices are positions in ``params`` (default: the optimiser's own parameter order); state
+        arrays are host NumPy copies."""
         params = self.params() if params is None else list(params)
         index = {id(p): i for i, p in enumerate(params)}
         groups = []
@@ -87,7 +91,9 @@ class Optimizer:
         state = {}
         for p, st in self.state.items():
             if id(p) in index:
-                state[index[id(p)]] = dict(st)
+                be = self._be(p)
+                state[index[id(p)]] = {k: (v if isinstance(v, (int, float, bool, str)) else be.to_numpy(v).copy())
+                                       for k, v in st.items()}
         return {"type": type(self).__name__, "param_groups": groups, "state": state}
 
     def load_state_dict(self, sd, params=None):
@@ -107,7 +113,8 @@ class Optimizer:
                 if isinstance(v, np.ndarray):
                     if v.shape != p.shape:
                         raise ValueError(f"optimizer state {k!r} of parameter {i} has shape {v.shape}, expected {p.shape}")
-                    st[k] = np.array(v, dtype=p.dtype, order="C")  # own, writable copy
+                    be = self._be(p)  # an own, writable copy on the parameter's backend
+                    st[k] = be.copy(be.asarray(np.ascontiguousarray(v, dtype=p.dtype)))
             new_state[p] = st
         for g, sg in zip(self.param_groups, sd["param_groups"]):
             for k, v in sg.items():
@@ -131,30 +138,29 @@ class SGD(Optimizer):
         if group["nesterov"] and group["momentum"] <= 0:
             raise ValueError("nesterov momentum needs momentum > 0")
 
-    def _step(self, be):
-        sgd_step = be.sgd_step
+    def step(self):
         state = self.state
         for g in self.param_groups:
             lr, m, wd, nest = g["lr"], g["momentum"], g["weight_decay"], g["nesterov"]
             for p in g["params"]:
                 if not p.trainable:
                     continue
+                be = self._be(p)
                 plr = lr * p.lr_scale
                 if m:
                     st = state.get(p)
                     if st is None:
-                        st = state[p] = {"velocity": np.zeros_like(p.data)}
+                        st = state[p] = {"velocity": be.zeros(p.shape, p.dtype)}
                     # (with lr 0 the velocity still integrates the gradient, as in PyTorch)
-                    sgd_step(p.data, p.grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd,
-                             nesterov=nest)
+                    be.sgd_step(p.data, p.grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd,
+                                nesterov=nest)
                 elif plr != 0.0:
-                    sgd_step(p.data, p.grad, plr, weight_decay=wd)
+                    be.sgd_step(p.data, p.grad, plr, weight_decay=wd)
 
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with PyTorch's formulas; weight_decay adds wd*p to the gradient (L2).
-    There is no Adam kernel in the contract: the update runs as in-place NumPy ufuncs into two
-    scratch buffers per parameter (no temporaries)."""
+    One fused ``adam_step`` kernel per parameter."""
 
     defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
     decoupled = False
@@ -170,49 +176,19 @@ class Adam(Optimizer):
         if group["eps"] < 0 or group["weight_decay"] < 0:
             raise ValueError("eps and weight_decay must be >= 0")
 
-    def _step(self, be):
+    def step(self):
         for g in self.param_groups:
             lr, (b1, b2), eps, wd = g["lr"], g["betas"], g["eps"], g["weight_decay"]
             for p in g["params"]:
                 if not p.trainable:
                     continue
+                be = self._be(p)
                 st = self.state.get(p)
                 if st is None:
-                    st = self.state[p] = {"step": 0, "m": np.zeros_like(p.data), "v": np.zeros_like(p.data)}
-                s1, s2 = self._scratch(p)
-                m, v, x, grad = st["m"], st["v"], p.data, p.grad
+                    st = self.state[p] = {"step": 0, "m": be.zeros(p.shape, p.dtype), "v": be.zeros(p.shape, p.dtype)}
                 st["step"] += 1
-                t = st["step"]
-                plr = lr * p.lr_scale
-                if wd and self.decoupled:
-                    x *= 1 - plr * wd
-                elif wd:  # L2: g = grad + wd * p
-                    np.multiply(x, wd, out=s1)
-                    s1 += grad
-                    grad = s1
-                m *= b1  # m = b1 m + (1 - b1) g
-                np.multiply(grad, 1 - b1, out=s2)
-                m += s2
-                v *= b2  # v = b2 v + (1 - b2) g^2
-                np.multiply(grad, grad, out=s2)
-                s2 *= 1 - b2
-                v += s2
-                bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-                np.sqrt(v, out=s2)  # p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
-                s2 *= 1 / math.sqrt(bc2)
-                s2 += eps
-                np.divide(m, s2, out=s2)
-                s2 *= -plr / bc1
-                x += s2
-
-    def _scratch(self, p):
-        sc = getattr(self, "_scratch_bufs", None)
-        if sc is None:
-            sc = self._scratch_bufs = {}
-        bufs = sc.get(p)
-        if bufs is None or bufs[0].shape != p.shape or bufs[0].dtype != p.dtype:
-            bufs = sc[p] = (np.empty_like(p.data), np.empty_like(p.data))
-        return bufs
+                be.adam_step(p.data, p.grad, st["m"], st["v"], lr * p.lr_scale, st["step"], beta1=b1, beta2=b2,
+                             eps=eps, weight_decay=wd, decoupled=self.decoupled)
 
 
 class AdamW(Adam):

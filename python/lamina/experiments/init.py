@@ -25,7 +25,7 @@ def _mlp(width, depth, init):
 
     sizes = [784] + [width] * (depth - 1) + [10]
     name = {"normal(0,1), b=1": "normal", "lsuv": "orthogonal"}.get(init, init)
-    bias_one = (lambda d: d.bias.data.fill(1.0)) if init == "normal(0,1), b=1" else None
+    bias_one = (lambda d: d.bias.be.fill(d.bias.data, 1.0)) if init == "normal(0,1), b=1" else None
     return dense_stack(sizes, ReLU, init=name, each=bias_one)
 
 

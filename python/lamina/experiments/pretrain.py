@@ -62,7 +62,7 @@ def run(fast=False, out=None, seed=0, verbose=True):
                                                   seed=seed + s).history
                     head = [Dense(cfg["sizes"][-1], 10, init="xavier")]
                     if s == 0:  # the first layer's features as the autoencoders left them
-                        ae_features = hidden[0].weight.data[:64].copy()
+                        ae_features = hidden[0].weight.numpy()[:64]
                 elif method == "greedy supervised":
                     res = greedy_supervised(hidden, Xl, yl, 10, epochs=cfg["sup_pre_epochs"], lr=cfg["lr"],
                                             batch_size=cfg["batch_size"], momentum=cfg["momentum"], seed=seed + s)

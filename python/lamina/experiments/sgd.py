@@ -34,6 +34,7 @@ def _model(seed):
 def _train(method, lr, X, y, passes, checkpoints_per_pass, seed, batch_limit=None):
     """The explicit loop; returns (evaluations, losses, updates, seconds, model)."""
     from .. import losses, optim
+    from ..nn import Batches, NonFiniteLossError
 
     batch = int(method.split("=")[1]) if method.startswith("SGD") else None  # None: full batch
     n = len(X)
@@ -48,25 +49,19 @@ def _train(method, lr, X, y, passes, checkpoints_per_pass, seed, batch_limit=Non
     total = passes * n
     bs = batch or n
     step_time = 0.0  # the updates only, not the loss-curve evaluations
+    model.compile(opt, loss_fn)
+    data = Batches(X, loss_fn.prepare_target(y, model.dtype), bs, model._be(), model.dtype)
     while evals < total:
         order = rng.permutation(n) if batch else None
-        for lo in range(0, n, bs):
-            if batch:
-                idx = order[lo: lo + bs]
-                xb, yb = X[idx], y[idx]
-            else:
-                xb, yb = X, y
+        for xb, yb in data.iterate(order):
             t0 = time.perf_counter()
-            out = model.forward(xb, training=True)
-            lval, g = loss_fn(out, yb)
-            model.zero_grad()
-            model.backward(g)
-            opt.step()
+            try:
+                model.train_step(xb, yb)
+            except NonFiniteLossError:  # diverged: the curve ends here
+                return curve_x + [evals + len(xb)], curve_y + [float("nan")], updates + 1, step_time, model
             step_time += time.perf_counter() - t0
             updates += 1
             evals += len(xb)
-            if not math.isfinite(lval):  # diverged: the curve ends here
-                return curve_x + [evals], curve_y + [float("nan")], updates, step_time, model
             if evals >= next_ck:  # one point per checkpoint crossed (GD crosses several at once)
                 curve_x.append(evals)
                 curve_y.append(model.evaluate(X, y)[0])

@@ -17,7 +17,7 @@ def _mlp(sizes, activation, init, bias_std):
     from ..nn import ReLU, Sigmoid
 
     act = {"sigmoid": Sigmoid, "relu": ReLU}[activation]
-    noisy_bias = (lambda d: d.bias.assign(_init.normal((d.bias.data.shape[0],), std=bias_std))) if bias_std else None
+    noisy_bias = (lambda d: d.bias.assign(_init.normal((d.bias.shape[0],), std=bias_std))) if bias_std else None
     return dense_stack(sizes, act, init=init, each=noisy_bias)
 
 

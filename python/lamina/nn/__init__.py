@@ -1,8 +1,10 @@
 """lamina.nn: Parameter, layers with explicit forward/backward, and Sequential with fit.
 
-Every layer calls its kernels through the active backend (``lamina.backend``); a model can be
-pinned to one with ``model.to("numpy")`` and converted with ``model.astype(np.float64)``.
+Every layer calls its kernels through its backend (``lamina.backend``); ``model.to(name)``
+moves a model's parameters onto a backend and pins it there, ``model.astype(np.float64)``
+converts it. ``Batches`` is the minibatch loop shared by fit, evaluate, predict and the workflows.
 """
+from .batches import Batches  # noqa: F401
 from .layers import (  # noqa: F401
     LAYER_TYPES, AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPool2D, ReLU,
     Sigmoid, Softmax, Tanh, register_layer,
@@ -14,5 +16,5 @@ from .sequential import History, NonFiniteLossError, Sequential  # noqa: F401
 __all__ = [
     "Parameter", "Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "ReLU", "LeakyReLU",
     "Sigmoid", "Tanh", "Softmax", "Dropout", "RNN", "Sequential", "History", "NonFiniteLossError",
-    "register_layer", "LAYER_TYPES",
+    "register_layer", "LAYER_TYPES", "Batches",
 ]

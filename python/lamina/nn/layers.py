@@ -2,11 +2,13 @@
 
 Each layer's ``forward(x, training=False)`` stores what its backward needs; ``backward(grad)``
 takes dC/d(output), accumulates dC/d(parameter) into each trainable Parameter's ``grad`` and
-returns dC/d(input) for the most recent forward. All arithmetic goes through the active
-backend's kernels (``lamina.backend``); NumPy is used here only for views and reshapes.
+returns dC/d(input) for the most recent forward. All arithmetic goes through the kernels of
+the layer's backend (``lamina.backend``): of the arrays themselves a layer uses only shapes,
+``reshape`` views and basic slices, so the same code runs on host NumPy arrays and on a device
+backend's arrays alike.
 
-Workspace: a layer reuses its output and gradient buffers from one call to the next (kernels
-that accept ``out=`` write into them), so a training step allocates little. The array a
+Workspace: a layer reuses its output and gradient buffers from one call to the next (every
+kernel that has ``out=`` writes into them), so a training step allocates little. The array a
 layer's forward returns is therefore valid until that layer's next forward: copy it to keep it
 (``Sequential.forward`` and ``predict`` return fresh arrays).
 """
@@ -18,6 +20,8 @@ import numpy as np
 
 from .. import backend as _backend
 from .. import init as _init
+from ..reference import conv_output_shape
+from ..reference._geometry import _pair
 from .parameter import Parameter
 
 LAYER_TYPES: dict[str, type] = {}
@@ -27,16 +31,6 @@ def register_layer(cls):
     """Makes a Layer subclass loadable by ``lamina.load`` (by its class name)."""
     LAYER_TYPES[cls.__name__] = cls
     return cls
-
-
-def _pair(v, name):
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-        v = (int(v[0]), int(v[1]))
-    else:
-        v = (int(v), int(v))
-    return v
 
 
 def _scalar_or_pair(v):
@@ -58,18 +52,24 @@ class Layer:
     def _be(self):
         return self.backend if self.backend is not None else _backend.current()
 
-    def _out(self, be, kernel, name, shape, dtype):
-        """``{"out": buffer}`` when the backend's ``kernel`` can write into a reused buffer."""
-        return {"out": self._buffer(name, shape, dtype)} if kernel in be.accepts_out else {}
-
-    def _buffer(self, name, shape, dtype):
-        key = (name, shape, dtype)
+    def _buffer(self, name, shape, dtype, be=None):
+        """A reused workspace array of the layer's backend (contents undefined)."""
+        be = self._be() if be is None else be
+        key = (name, shape, dtype, be.name)
         buf = self._ws.get(key)
         if buf is None:
             if len(self._ws) > 32:  # many batch sizes seen: start over rather than grow
                 self._ws.clear()
-            buf = self._ws[key] = np.empty(shape, dtype=dtype)
+            buf = self._ws[key] = be.empty(shape, dtype)
         return buf
+
+    def _ones(self, n, dtype, be):
+        """A reused (1, n) row of ones (bias gradients as a GEMM: dC/db = 1^T g)."""
+        ones = self._ws.get(("ones", (1, n), dtype, be.name))
+        if ones is None:
+            ones = self._buffer("ones", (1, n), dtype, be)
+            be.fill(ones, 1.0)
+        return ones
 
     # -- the layer contract -----------------------------------------------------------------
     def forward(self, x, training=False):
@@ -137,8 +137,11 @@ class Layer:
         pass
 
     def to(self, backend):
-        """Pins this layer to a backend (a name or Backend; None follows the default)."""
+        """Moves this layer's parameters onto a backend (a name or a backend object) and pins
+        the layer to it; None returns them to host NumPy arrays and follows the default."""
         self.backend = None if backend is None else _backend.get_backend(backend)
+        for p in self.parameters():
+            p.to(self.backend)
         self._ws.clear()
         return self
 
@@ -174,13 +177,12 @@ def _init_weight(init, shape, dtype=np.float32):
 
 def _grad_matmul(be, p, a, b, trans_a=False, trans_b=False, shape=None):
     """p.grad (+)= op(a) op(b): written straight into the gradient buffer after zero_grad."""
-    if p._zeroed:
-        out = p._grad if shape is None else p._grad.reshape(shape)
-        be.matmul(a, b, trans_a=trans_a, trans_b=trans_b, out=out)
-        p._zeroed = False
+    out = p.grad_for_overwrite()
+    if out is not None:
+        be.matmul(a, b, trans_a=trans_a, trans_b=trans_b, out=out if shape is None else out.reshape(shape))
     else:
         g = be.matmul(a, b, trans_a=trans_a, trans_b=trans_b)
-        p.grad += g if shape is None else g.reshape(p.shape)
+        p.accumulate_grad(g if shape is None else g.reshape(p.shape))
 
 
 @register_layer
@@ -212,9 +214,10 @@ class Dense(Layer):
         x2 = x if x.ndim == 2 else x.reshape(-1, self.in_features)
         self._x, self._xshape = x2, x.shape
         w = self.weight.data
-        y = self._buffer("y", (x2.shape[0], self.out_features), w.dtype)
+        be = self._be()
+        y = self._buffer("y", (x2.shape[0], self.out_features), w.dtype, be)
         b = None if self.bias is None else self.bias.data
-        y = self._be().linear(x2, w, b, activation=activation, out=y)
+        y = be.linear(x2, w, b, activation=activation, out=y)
         return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.out_features,))
 
     def _backward(self, grad, need_input_grad):
@@ -225,14 +228,10 @@ class Dense(Layer):
         if w.trainable:  # dC/dW (out, in) = g^T (out, N) x (N, in)
             _grad_matmul(be, w, g, x, trans_a=True)
         if self.bias is not None and self.bias.trainable:  # dC/db = 1^T g: column sums as a GEMM
-            n = g.shape[0]
-            ones = self._ws.get(("ones", n, g.dtype))
-            if ones is None:
-                ones = self._ws[("ones", n, g.dtype)] = np.ones((1, n), dtype=g.dtype)
-            _grad_matmul(be, self.bias, ones, g, shape=(1, self.out_features))
+            _grad_matmul(be, self.bias, self._ones(g.shape[0], g.dtype, be), g, shape=(1, self.out_features))
         if not need_input_grad:
             return None
-        dx = self._buffer("dx", x.shape, w.dtype)  # dC/dx (N, in) = g (N, out) W (out, in)
+        dx = self._buffer("dx", x.shape, w.dtype, be)  # dC/dx (N, in) = g (N, out) W (out, in)
         be.matmul(g, w.data, out=dx)
         return dx if len(self._xshape) == 2 else dx.reshape(self._xshape)
 
@@ -276,19 +275,15 @@ class Conv2D(Layer):
         self._x = x
         b = None if self.bias is None else self.bias.data
         be = self._be()
-        kw = self._out(be, "conv2d", "y", (x.shape[0],) + self.output_shape(x.shape[1:]), x.dtype)
-        if activation is not None:
-            kw["activation"] = activation
+        y = self._buffer("y", (x.shape[0],) + self.output_shape(x.shape[1:]), x.dtype, be)
         return be.conv2d(x, self.weight.data, b, stride=self.stride, padding=self.padding,
-                         dilation=self.dilation, **kw)
+                         dilation=self.dilation, activation=activation, out=y)
 
     def _backward(self, grad, need_input_grad):
-        be = self._be()
-        # The first layer of a model needs no dC/dx: skip it where the kernel allows.
-        kw = {} if need_input_grad or not be.accepts("conv2d_backward", "compute_grad_x") \
-            else {"compute_grad_x": False}
-        gx, gw, gb = be.conv2d_backward(self._x, self.weight.data, grad, stride=self.stride,
-                                        padding=self.padding, dilation=self.dilation, **kw)
+        # The first layer of a model needs no dC/dx (compute_grad_x=False skips it).
+        gx, gw, gb = self._be().conv2d_backward(self._x, self.weight.data, grad, stride=self.stride,
+                                                padding=self.padding, dilation=self.dilation,
+                                                compute_grad_x=need_input_grad)
         if self.weight.trainable:
             self.weight.accumulate_grad(gw)
         if self.bias is not None and self.bias.trainable:
@@ -297,9 +292,8 @@ class Conv2D(Layer):
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
-        return (self.out_channels, (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
-                (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
+        return (self.out_channels,) + conv_output_shape((H, W), self.kernel_size, self.stride, self.padding,
+                                                        self.dilation)
 
     def get_config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
@@ -319,8 +313,7 @@ class _Pool2D(Layer):
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return (C, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1)
+        return (C,) + conv_output_shape((H, W), self.kernel_size, self.stride, self.padding)
 
     def get_config(self):
         return {"kernel_size": _scalar_or_pair(self.kernel_size), "stride": _scalar_or_pair(self.stride),
@@ -346,7 +339,7 @@ class MaxPool2D(_Pool2D):
         window of relu(x) = relu(x at the argmax), so the ReLU mask of the unpooled gradient is
         [y > 0] at the pooled resolution. ``relu``'s own backward is skipped."""
         be = self._be()
-        g = be.relu_backward(grad, self._y, **self._out(be, "relu_backward", "dy", grad.shape, grad.dtype))
+        g = be.relu_backward(grad, self._y, out=self._buffer("dy", grad.shape, grad.dtype, be))
         return be.max_pool2d_backward(g, self._idx, self._xshape)
 
 
@@ -387,7 +380,7 @@ class ReLU(Layer):
     def forward(self, x, training=False):
         self._x = x
         be = self._be()
-        return be.relu(x, **self._out(be, "relu", "y", x.shape, x.dtype))
+        return be.relu(x, out=self._buffer("y", x.shape, x.dtype, be))
 
     def _forward_fused(self, y):
         self._x = y
@@ -397,7 +390,7 @@ class ReLU(Layer):
         if not need_input_grad:
             return None
         be = self._be()
-        return be.relu_backward(grad, self._x, **self._out(be, "relu_backward", "dx", grad.shape, grad.dtype))
+        return be.relu_backward(grad, self._x, out=self._buffer("dx", grad.shape, grad.dtype, be))
 
 
 @register_layer
@@ -411,14 +404,14 @@ class LeakyReLU(Layer):
     def forward(self, x, training=False):
         self._x = x
         be = self._be()
-        return be.leaky_relu(x, self.slope, **self._out(be, "leaky_relu", "y", x.shape, x.dtype))
+        return be.leaky_relu(x, self.slope, out=self._buffer("y", x.shape, x.dtype, be))
 
     def _backward(self, grad, need_input_grad):
         if not need_input_grad:
             return None
         be = self._be()
         return be.leaky_relu_backward(grad, self._x, self.slope,
-                                      **self._out(be, "leaky_relu_backward", "dx", grad.shape, grad.dtype))
+                                      out=self._buffer("dx", grad.shape, grad.dtype, be))
 
     def get_config(self):
         return {"slope": self.slope}
@@ -428,28 +421,28 @@ class LeakyReLU(Layer):
 class Sigmoid(Layer):
     def forward(self, x, training=False):
         be = self._be()
-        self._y = be.sigmoid(x, **self._out(be, "sigmoid", "y", x.shape, x.dtype))
+        self._y = be.sigmoid(x, out=self._buffer("y", x.shape, x.dtype, be))
         return self._y
 
     def _backward(self, grad, need_input_grad):
         if not need_input_grad:
             return None
         be = self._be()
-        return be.sigmoid_backward(grad, self._y, **self._out(be, "sigmoid_backward", "dx", grad.shape, grad.dtype))
+        return be.sigmoid_backward(grad, self._y, out=self._buffer("dx", grad.shape, grad.dtype, be))
 
 
 @register_layer
 class Tanh(Layer):
     def forward(self, x, training=False):
         be = self._be()
-        self._y = be.tanh(x, **self._out(be, "tanh", "y", x.shape, x.dtype))
+        self._y = be.tanh(x, out=self._buffer("y", x.shape, x.dtype, be))
         return self._y
 
     def _backward(self, grad, need_input_grad):
         if not need_input_grad:
             return None
         be = self._be()
-        return be.tanh_backward(grad, self._y, **self._out(be, "tanh_backward", "dx", grad.shape, grad.dtype))
+        return be.tanh_backward(grad, self._y, out=self._buffer("dx", grad.shape, grad.dtype, be))
 
 
 @register_layer
@@ -463,19 +456,14 @@ class Softmax(Layer):
 
     def forward(self, x, training=False):
         be = self._be()
-        self._y = be.softmax(x, axis=self.axis, **self._out(be, "softmax", "y", x.shape, x.dtype))
+        self._y = be.softmax(x, axis=self.axis, out=self._buffer("y", x.shape, x.dtype, be))
         return self._y
 
     def _backward(self, grad, need_input_grad):
         if not need_input_grad:
             return None
-        be = self._be()
-        fn = getattr(be, "softmax_backward", None) if "softmax_backward" in be.kernels else None
-        if fn is not None:
-            return fn(grad, self._y, axis=self.axis)
-        # No softmax_backward kernel in the contract: dx = y * (g - sum(g * y)) (off the hot path).
-        y = self._y
-        return y * (grad - (grad * y).sum(axis=self.axis, keepdims=True))
+        be = self._be()  # dx = y * (g - sum(g * y, axis))
+        return be.softmax_backward(grad, self._y, axis=self.axis, out=self._buffer("dx", grad.shape, grad.dtype, be))
 
     def get_config(self):
         return {"axis": self.axis}

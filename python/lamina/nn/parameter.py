@@ -1,47 +1,61 @@
-"""Parameter: a trainable array with its gradient.
+"""Parameter: a trainable array with its gradient, on one backend.
 
-``grad`` is an array of ``data``'s shape. ``zero_grad()`` does not write memory: it marks the
+``data`` and ``grad`` are arrays of the parameter's backend (host NumPy arrays until a layer is
+moved with ``.to()``), of one shape. ``zero_grad()`` does not write memory: it marks the
 gradient as zero, and the first layer backward after it *overwrites* the buffer (GEMMs write
-straight into it); a later backward before the next zero_grad accumulates. Reading ``grad``
-while it is marked zero materialises the zeros, so the observable semantics are PyTorch's
-``grad += dC/dparam``.
+straight into it, see ``grad_for_overwrite``); a later backward before the next zero_grad
+accumulates. Reading ``grad`` while it is marked zero materialises the zeros, so the observable
+semantics are PyTorch's ``grad += dC/dparam``. Every operation on the arrays is a kernel of the
+backend (``fill``, ``add``, ``copy``).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import backend as _backend
+
 
 class Parameter:
     """``data`` (the values), ``grad`` (same shape), ``trainable`` (False freezes it: every
-    optimiser skips it and layers do no gradient work for it), ``name``, and ``lr_scale`` (a
-    per-parameter multiplier of the optimiser's learning rate, 1.0 by default)."""
+    optimiser skips it and layers do no gradient work for it), ``name``, ``lr_scale`` (a
+    per-parameter multiplier of the optimiser's learning rate, 1.0 by default) and ``backend``
+    (the backend holding the arrays; None: host NumPy arrays)."""
 
-    __slots__ = ("data", "_grad", "_zeroed", "trainable", "name", "lr_scale")
+    __slots__ = ("data", "_grad", "_zeroed", "trainable", "name", "lr_scale", "backend")
 
-    def __init__(self, data, name: str = "", trainable: bool = True, lr_scale: float = 1.0):
-        data = np.asarray(data)
-        if data.dtype not in (np.float32, np.float64):
-            data = data.astype(np.float32)
-        self.data = np.ascontiguousarray(data)
-        self._grad = np.zeros_like(self.data)
+    def __init__(self, data, name: str = "", trainable: bool = True, lr_scale: float = 1.0, backend=None):
+        self.backend = None if backend is None else _backend.get_backend(backend)
+        if self.backend is None:
+            data = np.asarray(data)
+            if data.dtype not in (np.float32, np.float64):
+                data = data.astype(np.float32)
+            data = np.ascontiguousarray(data)
+        else:
+            data = _backend.move(data, self.backend)
+        self.data = data
+        self._grad = self.be.zeros(data.shape, data.dtype)
         self._zeroed = False
         self.trainable = bool(trainable)
         self.name = name
         self.lr_scale = float(lr_scale)
 
     @property
-    def grad(self) -> np.ndarray:
+    def be(self):
+        """The backend whose kernels work on this parameter's arrays."""
+        return self.backend if self.backend is not None else _backend.backend_of(self.data)
+
+    @property
+    def grad(self):
         if self._zeroed:
-            self._grad.fill(0)
+            self.be.fill(self._grad, 0.0)
             self._zeroed = False
         return self._grad
 
     @grad.setter
     def grad(self, value):
-        value = np.asarray(value)
-        if value.shape != self.data.shape:
+        if tuple(value.shape) != tuple(self.data.shape):
             raise ValueError(f"grad of {self.name or 'parameter'} must have shape {self.data.shape}, got {value.shape}")
-        self._grad = np.ascontiguousarray(value, dtype=self.data.dtype)
+        self._grad = self.be.copy(_backend.move(value, self.be))
         self._zeroed = False
 
     @property
@@ -59,30 +73,67 @@ class Parameter:
     def zero_grad(self):
         self._zeroed = True
 
+    def grad_for_overwrite(self):
+        """The gradient buffer, when it is marked zero, for a caller that will overwrite all of
+        it now (a GEMM writing dC/dW straight into it); None when the caller must accumulate
+        (``accumulate_grad``) instead."""
+        if not self._zeroed:
+            return None
+        self._zeroed = False
+        return self._grad
+
     def accumulate_grad(self, g):
-        """Adds ``g`` to the gradient; adopts ``g`` itself (no copy) right after zero_grad.
-        ``g`` must be a fresh array the caller will not write again."""
-        if self._zeroed and g.dtype == self.data.dtype and g.shape == self.data.shape and g.flags.c_contiguous:
+        """Adds ``g`` (an array of this parameter's backend, its shape) to the gradient; adopts
+        ``g`` itself (no copy) right after zero_grad, so ``g`` must be a fresh C-contiguous array
+        (a kernel's result) the caller will not write again."""
+        if self._zeroed and g.dtype == self.data.dtype and tuple(g.shape) == tuple(self.data.shape):
             self._grad = g
             self._zeroed = False
         else:
-            self.grad += g
+            be = self.be
+            be.add(self.grad, g, out=self._grad)
 
     def assign(self, values):
-        """Copies ``values`` into ``data`` in place (shape must match)."""
-        values = np.asarray(values)
-        if values.shape != self.data.shape:
+        """Copies ``values`` (host data or an array of any backend) into ``data`` in place."""
+        be = self.be
+        values = _backend.move(values, be, self.data.dtype)
+        if tuple(values.shape) != tuple(self.data.shape):
             raise ValueError(f"{self.name or 'parameter'} has shape {self.data.shape}, got {values.shape}")
-        np.copyto(self.data, values, casting="same_kind")
+        be.copy(values, out=self.data)
+
+    def numpy(self):
+        """The values as a new host NumPy array."""
+        return np.array(self.be.to_numpy(self.data), copy=True)
+
+    def to(self, backend):
+        """Moves ``data`` (and a fresh zero gradient) onto ``backend`` (None: host NumPy)."""
+        target = None if backend is None else _backend.get_backend(backend)
+        host = self.be.to_numpy(self.data) if target is None or not _same_arrays(self.be, target) else None
+        if target is None:
+            self.data = np.ascontiguousarray(host)
+        elif host is not None:
+            self.data = target.asarray(host)
+        self.backend = target
+        self._grad = self.be.zeros(self.data.shape, self.data.dtype)
+        self._zeroed = False
+        return self
 
     def astype(self, dtype):
         dtype = np.dtype(dtype)
         if dtype != self.data.dtype:
-            self.data = self.data.astype(dtype)
-            self._grad = np.zeros_like(self.data)
+            be = self.be
+            host = be.to_numpy(self.data).astype(dtype)
+            self.data = np.ascontiguousarray(host) if self.backend is None else be.asarray(host)
+            self._grad = self.be.zeros(self.data.shape, dtype)
             self._zeroed = False
         return self
 
     def __repr__(self):
         frozen = "" if self.trainable else ", frozen"
-        return f"Parameter({self.name or '?'}, shape={self.data.shape}, dtype={self.data.dtype}{frozen})"
+        where = "" if self.backend is None else f", backend={self.backend.name}"
+        return f"Parameter({self.name or '?'}, shape={self.data.shape}, dtype={self.data.dtype}{where}{frozen})"
+
+
+def _same_arrays(a, b) -> bool:
+    """Whether backends ``a`` and ``b`` share one array type (native and numpy: host arrays)."""
+    return a is b or type(a.empty((0,), np.float32)) is type(b.empty((0,), np.float32))

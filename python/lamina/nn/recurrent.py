@@ -49,30 +49,26 @@ class RNN(Layer):
             raise ValueError("RNN needs at least one time step")
         be = self._be()
         dt = self.weight_ih.dtype
-        W = self._buffer("W", (H, F + H), dt)  # [W_ih | W_hh]
-        W[:, :F] = self.weight_ih.data
-        W[:, F:] = self.weight_hh.data
-        U = self._buffer("U", (T, N, F + H), dt)  # u_t = [x_t, h_{t-1}]
-        U[:, :, :F] = x.transpose(1, 0, 2)
-        U[0, :, F:] = 0
-        Hs = self._buffer("H", (T, N, H), dt)  # h_t, time-major
+        W = self._buffer("W", (H, F + H), dt, be)  # [W_ih | W_hh]
+        be.copy(self.weight_ih.data, out=W[:, :F])
+        be.copy(self.weight_hh.data, out=W[:, F:])
+        U = self._buffer("U", (T, N, F + H), dt, be)  # u_t = [x_t, h_{t-1}]
+        be.transpose(x, (1, 0, 2), out=U[:, :, :F])
+        be.fill(U[0, :, F:], 0.0)
+        Hs = self._buffer("H", (T, N, H), dt, be)  # h_t, time-major
         b = None if self.bias is None else self.bias.data
         relu = self.nonlinearity == "relu"
+        z = None if relu else self._buffer("z", (N, H), dt, be)
         for t in range(T):
             if relu:
                 h = be.linear(U[t], W, b, activation="relu", out=Hs[t])
             else:
-                z = be.linear(U[t], W, b, out=self._buffer("z", (N, H), dt))
-                if "tanh" in be.accepts_out:
-                    h = be.tanh(z, out=Hs[t])
-                else:
-                    h = Hs[t]
-                    h[...] = be.tanh(z)
+                h = be.tanh(be.linear(U[t], W, b, out=z), out=Hs[t])
             if t + 1 < T:
-                U[t + 1, :, F:] = h
+                be.copy(h, out=U[t + 1, :, F:])
         self._cache = (x.shape, U, Hs)
         if self.return_sequences:
-            return np.ascontiguousarray(Hs.transpose(1, 0, 2))
+            return be.transpose(Hs, (1, 0, 2))
         return Hs[T - 1]
 
     def _backward(self, grad, need_input_grad):
@@ -80,47 +76,38 @@ class RNN(Layer):
         H = self.hidden_size
         be = self._be()
         dt = U.dtype
-        act_name = "relu_backward" if self.nonlinearity == "relu" else "tanh_backward"
-        act_backward = getattr(be, act_name)
+        act_backward = be.relu_backward if self.nonlinearity == "relu" else be.tanh_backward
         if self.return_sequences:
-            if grad.shape != (N, T, H):
+            if tuple(grad.shape) != (N, T, H):
                 raise ValueError(f"grad has shape {grad.shape}, expected {(N, T, H)}")
-            gT = np.ascontiguousarray(grad.transpose(1, 0, 2))  # (T, N, H)
-        elif grad.shape != (N, H):
+            gT = be.transpose(grad, (1, 0, 2))  # (T, N, H)
+        elif tuple(grad.shape) != (N, H):
             raise ValueError(f"grad has shape {grad.shape}, expected {(N, H)}")
-        else:
-            grad = np.ascontiguousarray(grad)
-        dZ = self._buffer("dZ", (T, N, H), dt)
-        dh = self._buffer("dh", (N, H), dt)  # dC/dh_{t-1} from step t
-        acc = self._buffer("acc", (N, H), dt)
+        dZ = self._buffer("dZ", (T, N, H), dt, be)
+        dh = self._buffer("dh", (N, H), dt, be)  # dC/dh_{t-1} from step t
+        acc = self._buffer("acc", (N, H), dt, be)
         w_hh = self.weight_hh.data
         for t in range(T - 1, -1, -1):
             if self.return_sequences:
-                total = gT[t] if t == T - 1 else np.add(gT[t], dh, out=acc)  # no add kernel in the contract
+                total = gT[t] if t == T - 1 else be.add(gT[t], dh, out=acc)
             else:
                 total = grad if t == T - 1 else dh
-            if act_name in be.accepts_out:
-                act_backward(total, Hs[t], out=dZ[t])
-            else:
-                dZ[t] = act_backward(total, Hs[t])
+            act_backward(total, Hs[t], out=dZ[t])
             if t > 0:
                 be.matmul(dZ[t], w_hh, out=dh)  # (N, H) @ (H, H)
         dZ2 = dZ.reshape(T * N, H)
         if self.weight_ih.trainable or self.weight_hh.trainable:
             dW = be.matmul(dZ2, U.reshape(T * N, F + H), trans_a=True)  # (H, F+H)
             if self.weight_ih.trainable:
-                self.weight_ih.accumulate_grad(np.ascontiguousarray(dW[:, :F]))
+                self.weight_ih.accumulate_grad(be.copy(dW[:, :F]))
             if self.weight_hh.trainable:
-                self.weight_hh.accumulate_grad(np.ascontiguousarray(dW[:, F:]))
+                self.weight_hh.accumulate_grad(be.copy(dW[:, F:]))
         if self.bias is not None and self.bias.trainable:
-            ones = self._ws.get(("ones", T * N, dt))
-            if ones is None:
-                ones = self._ws[("ones", T * N, dt)] = np.ones((1, T * N), dtype=dt)
-            _grad_matmul(be, self.bias, ones, dZ2, shape=(1, H))
+            _grad_matmul(be, self.bias, self._ones(T * N, dt, be), dZ2, shape=(1, H))
         if not need_input_grad:
             return None
         dX = be.matmul(dZ2, self.weight_ih.data)  # (T*N, F)
-        return np.ascontiguousarray(dX.reshape(T, N, F).transpose(1, 0, 2))
+        return be.transpose(dX.reshape(T, N, F), (1, 0, 2))
 
     def output_shape(self, input_shape):
         T = input_shape[0]

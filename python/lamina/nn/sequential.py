@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from .. import backend as _backend
+from .batches import Batches
 from .layers import LAYER_TYPES, Conv2D, Dense, Layer, MaxPool2D, ReLU, register_layer
 
 _PLAIN, _FUSE_RELU, _FUSED_RELU, _NESTED = 0, 1, 2, 3
@@ -159,7 +160,7 @@ class Sequential(Layer):
 
     def forward(self, x, training=False):
         """Runs every layer; returns a new array (the caller may keep it)."""
-        return np.array(self._forward(x, training), copy=True)
+        return self._be().copy(self._forward(x, training))
 
     def _first_trainable(self):
         return next((i for i, layer in enumerate(self.layers) if layer.trainable), len(self.layers))
@@ -189,10 +190,48 @@ class Sequential(Layer):
         return self._backward(grad, True)
 
     # -- training -----------------------------------------------------------------------------
+    def compile(self, optimizer=None, loss=None):
+        """Sets the optimiser and the loss of ``train_step`` and ``fit`` (Keras's spelling).
+        optimizer: an Optimizer or a name ("sgd", "adam"); default SGD(lr=0.01).
+        loss: a Loss or a name ("cross_entropy", "mse", "bce"); default CrossEntropy."""
+        from .. import losses as _losses
+        from .. import optim as _optim
+
+        self.loss = _losses.get("cross_entropy" if loss is None else loss)
+        params = self.parameters()
+        if optimizer is None:
+            optimizer = _optim.SGD(params, lr=0.01)
+        elif not isinstance(optimizer, _optim.Optimizer):
+            optimizer = _optim.get(optimizer, params)
+        self.optimizer = optimizer
+        return self
+
+    def train_step(self, xb, yb, before_update=None):
+        """One optimisation step on one minibatch: forward in training mode, the loss, backward,
+        the optimiser's step. ``xb`` is an array of the model's backend (or host data), ``yb``
+        the targets (host or backend). Returns (loss, output); the output is valid until the
+        next forward. A non-finite loss raises NonFiniteLossError before anything changes.
+        ``before_update()``, when given, runs after the backward and before the step."""
+        if self.loss is None or self.optimizer is None:
+            self.compile(self.optimizer, self.loss)
+        be = self._be()
+        out = self._forward(_backend.move(xb, be), True)
+        lval, grad = _apply_loss(self.loss, out, yb, be)
+        if not math.isfinite(lval):
+            raise NonFiniteLossError(f"non-finite loss ({lval})", None, None, lval)
+        self.zero_grad()  # marks the gradients zero: the first backward write overwrites them
+        self._backward(grad, False)
+        if before_update is not None:
+            before_update()
+        self.optimizer.step()
+        return lval, out
+
     def fit(self, X, y, epochs=1, batch_size=32, optimizer=None, loss=None, validation_data=None,
             shuffle=True, seed=None, callbacks=(), verbose=1, initial_epoch=0):
         """Mini-batch training. Returns a History of per-epoch loss/accuracy/time.
 
+        X, y: host NumPy arrays (each minibatch is gathered on the host and moved to the
+            model's backend once) or arrays already on the model's backend.
         optimizer: an Optimizer or a name ("sgd", "adam"); default SGD(lr=0.01).
         loss: a Loss or a name ("cross_entropy", "mse", "bce"); default CrossEntropy.
         shuffle/seed: each epoch visits the samples in the order of a generator seeded with
@@ -208,39 +247,27 @@ class Sequential(Layer):
         A NaN or infinite loss stops training with NonFiniteLossError naming the epoch and batch;
         the model keeps the last good weights (from before the update that led to it).
         """
-        from .. import losses as _losses
-        from .. import optim as _optim
-
-        loss_fn = _losses.get("cross_entropy" if loss is None else loss)
+        self.compile(optimizer, loss)
+        loss_fn, optimizer = self.loss, self.optimizer
         params = self.parameters()
-        if optimizer is None:
-            optimizer = _optim.SGD(params, lr=0.01)
-        elif not isinstance(optimizer, _optim.Optimizer):
-            optimizer = _optim.get(optimizer, params)
-        self.loss, self.optimizer = loss_fn, optimizer
         be = self._be()
         dtype = self.dtype or np.dtype(np.float32)
-        if not be.supports(dtype):
+        if not _backend.supports(be, dtype):
             raise ValueError(f"the model's parameters are {dtype}, which backend {be.name!r} does not support")
-        X = np.ascontiguousarray(X, dtype=dtype)
-        Y = loss_fn.prepare_target(y, dtype) if hasattr(loss_fn, "prepare_target") else np.asarray(y)
-        n = len(X)
-        if len(Y) != n:
-            raise ValueError(f"X has {n} samples but y has {len(Y)}")
+        data = Batches(X, _prepare_target(loss_fn, y, dtype), batch_size, be, dtype)
+        n = data.n
         if n == 0:
             raise ValueError("fit needs at least one sample")
-        batch_size = int(batch_size)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         epochs, initial_epoch = int(epochs), int(initial_epoch)
-        steps = -(-n // batch_size)
+        steps = len(data)
         count_correct = getattr(loss_fn, "count_correct", lambda out, t: None)
         # The last good weights: a copy of the trainable parameters taken before every update.
-        trainable, backup, have_backup = [], [], False
+        trainable, backup = [], []
         base_seed = np.random.SeedSequence().entropy if seed is None else int(seed)
-        if shuffle:
-            xbuf = np.empty((min(batch_size, n),) + X.shape[1:], dtype=X.dtype)
-            ybuf = np.empty((min(batch_size, n),) + Y.shape[1:], dtype=Y.dtype)
+
+        def keep_backup():
+            for bk, p in zip(backup, trainable):
+                p.be.copy(p.data, out=bk)
 
         cbs = list(callbacks)
         for cb in cbs:
@@ -252,92 +279,74 @@ class Sequential(Layer):
         history = History()
         history.epochs = []
         self.stop_training = False
-        opt_be = optimizer.backend if optimizer.backend is not None else be
-        pinned = _backend.use_backend(be)  # losses follow the model's backend
-        with pinned:
-            self._call(cbs, "on_train_begin", {})
-            for epoch in range(initial_epoch, epochs):
-                self._call(cbs, "on_epoch_begin", epoch, {})
-                order = np.random.default_rng([base_seed, epoch]).permutation(n) if shuffle else None
-                # (callbacks may freeze or unfreeze parameters between epochs)
-                first = self._first_trainable()
-                now_trainable = [p for p in params if p.trainable]
-                if list(map(id, now_trainable)) != list(map(id, trainable)):
-                    trainable = now_trainable
-                    backup = [p.data.copy() for p in trainable]
-                    have_backup = True
-                bar = None
-                if use_bar:
-                    from tqdm import tqdm
-                    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                               leave=True, file=sys.stderr, dynamic_ncols=True)
-                t0 = last_post = time.perf_counter()
-                loss_sum, correct, judged = 0.0, 0, 0
-                try:
-                    for b in range(steps):
-                        lo, hi = b * batch_size, min((b + 1) * batch_size, n)
-                        if shuffle:
-                            idx = order[lo:hi]
-                            xb = np.take(X, idx, axis=0, out=xbuf[: hi - lo], mode="clip")
-                            yb = np.take(Y, idx, axis=0, out=ybuf[: hi - lo], mode="clip")
-                        else:
-                            xb, yb = X[lo:hi], Y[lo:hi]
-                        out = self._forward(xb, True)
-                        lval, grad = loss_fn(out, yb)
-                        if not math.isfinite(lval):
-                            if have_backup:
-                                for bk, p in zip(backup, trainable):
-                                    np.copyto(p.data, bk)
-                            raise NonFiniteLossError(
-                                f"non-finite loss ({lval}) at epoch {epoch + 1}, batch {b + 1} of {steps}: "
-                                "training stopped; the model keeps the last good weights (those before the "
-                                "update that led to this loss). Try a lower learning rate.",
-                                epoch + 1, b + 1, lval)
-                        cc = count_correct(out, yb)
-                        if cc is not None:
-                            correct += cc[0]
-                            judged += cc[1]
-                        for p in params:  # zero_grad: the first backward write overwrites
-                            p._zeroed = True
-                        self._backward(grad, False, first)
+        self._call(cbs, "on_train_begin", {})
+        for epoch in range(initial_epoch, epochs):
+            self._call(cbs, "on_epoch_begin", epoch, {})
+            order = np.random.default_rng([base_seed, epoch]).permutation(n) if shuffle else None
+            # (callbacks may freeze or unfreeze parameters between epochs)
+            now_trainable = [p for p in params if p.trainable]
+            if list(map(id, now_trainable)) != list(map(id, trainable)):
+                trainable = now_trainable
+                backup = [p.be.copy(p.data) for p in trainable]
+            bar = None
+            if use_bar:
+                from tqdm import tqdm
+                bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                           leave=True, file=sys.stderr, dynamic_ncols=True)
+            t0 = last_post = time.perf_counter()
+            loss_sum, correct, judged, seen = 0.0, 0, 0, 0
+            try:
+                for b, (xb, yb) in enumerate(data.iterate(order)):
+                    try:
+                        lval, out = self.train_step(xb, yb, keep_backup)
+                    except NonFiniteLossError as e:
                         for bk, p in zip(backup, trainable):
-                            np.copyto(bk, p.data)
-                        have_backup = True
-                        optimizer._step(opt_be)
-                        loss_sum += lval * (hi - lo)
-                        if batch_cbs:
-                            for cb in batch_cbs:
-                                cb.on_batch_end(b, {"loss": lval, "size": hi - lo})
-                        if bar is not None:
-                            bar.update(1)
-                            now = time.perf_counter()
-                            if now - last_post > 0.25:
-                                last_post = now
-                                bar.set_postfix(loss=f"{loss_sum / hi:.4f}", img_s=f"{hi / (now - t0):.0f}",
-                                                refresh=False)
-                except BaseException:
+                            p.be.copy(bk, out=p.data)
+                        raise NonFiniteLossError(
+                            f"non-finite loss ({e.loss}) at epoch {epoch + 1}, batch {b + 1} of {steps}: "
+                            "training stopped; the model keeps the last good weights (those before the "
+                            "update that led to this loss). Try a lower learning rate.",
+                            epoch + 1, b + 1, e.loss) from None
+                    m = len(xb)
+                    seen += m
+                    cc = count_correct(out, yb)
+                    if cc is not None:
+                        correct += cc[0]
+                        judged += cc[1]
+                    loss_sum += lval * m
+                    if batch_cbs:
+                        for cb in batch_cbs:
+                            cb.on_batch_end(b, {"loss": lval, "size": m})
                     if bar is not None:
-                        bar.close()
-                    raise
-                dt = time.perf_counter() - t0
-                logs = {"loss": loss_sum / n, "accuracy": correct / judged if judged else None,
-                        "time": dt, "images_per_s": n / dt if dt > 0 else float("inf"),
-                        "lr": optimizer.lr}
-                if validation_data is not None:
-                    vl, va = self.evaluate(*validation_data, loss=loss_fn, batch_size=max(batch_size, 256))
-                    logs["val_loss"], logs["val_accuracy"] = vl, va
-                history._append(logs)
-                history.epochs.append(epoch + 1)
+                        bar.update(1)
+                        now = time.perf_counter()
+                        if now - last_post > 0.25:
+                            last_post = now
+                            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / (now - t0):.0f}",
+                                            refresh=False)
+            except BaseException:
                 if bar is not None:
-                    bar.set_postfix(_postfix(logs), refresh=True)
                     bar.close()
-                elif lines:
-                    print(f"epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k} {v}" for k, v in _postfix(logs).items()),
-                          flush=True)
-                self._call(cbs, "on_epoch_end", epoch, logs)
-                if self.stop_training:
-                    break
-            self._call(cbs, "on_train_end", {})
+                raise
+            dt = time.perf_counter() - t0
+            logs = {"loss": loss_sum / n, "accuracy": correct / judged if judged else None,
+                    "time": dt, "images_per_s": n / dt if dt > 0 else float("inf"),
+                    "lr": optimizer.lr}
+            if validation_data is not None:
+                vl, va = self.evaluate(*validation_data, loss=loss_fn, batch_size=max(int(batch_size), 256))
+                logs["val_loss"], logs["val_accuracy"] = vl, va
+            history._append(logs)
+            history.epochs.append(epoch + 1)
+            if bar is not None:
+                bar.set_postfix(_postfix(logs), refresh=True)
+                bar.close()
+            elif lines:
+                print(f"epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k} {v}" for k, v in _postfix(logs).items()),
+                      flush=True)
+            self._call(cbs, "on_epoch_end", epoch, logs)
+            if self.stop_training:
+                break
+        self._call(cbs, "on_train_end", {})
         return history
 
     @staticmethod
@@ -354,37 +363,33 @@ class Sequential(Layer):
         from .. import losses as _losses
 
         loss_fn = _losses.get(loss if loss is not None else (self.loss or "cross_entropy"))
+        be = self._be()
         dtype = self.dtype or np.dtype(np.float32)
-        Y = loss_fn.prepare_target(y, dtype) if hasattr(loss_fn, "prepare_target") else np.asarray(y)
-        n = len(X)
-        if len(Y) != n:
-            raise ValueError(f"X has {n} samples but y has {len(Y)}")
+        data = Batches(X, _prepare_target(loss_fn, y, dtype), batch_size, be, dtype)
         count_correct = getattr(loss_fn, "count_correct", lambda out, t: None)
         loss_sum, correct, judged = 0.0, 0, 0
-        with _backend.use_backend(self._be()):
-            for lo in range(0, n, int(batch_size)):
-                hi = min(lo + int(batch_size), n)
-                xb = np.ascontiguousarray(X[lo:hi], dtype=dtype)
-                out = self._forward(xb, False)
-                lval, _ = loss_fn(out, Y[lo:hi])
-                loss_sum += lval * (hi - lo)
-                cc = count_correct(out, Y[lo:hi])
-                if cc is not None:
-                    correct += cc[0]
-                    judged += cc[1]
+        for xb, yb in data:
+            out = self._forward(xb, False)
+            lval, _ = _apply_loss(loss_fn, out, yb, be)
+            loss_sum += lval * len(xb)
+            cc = count_correct(out, yb)
+            if cc is not None:
+                correct += cc[0]
+                judged += cc[1]
+        n = data.n
         return (loss_sum / n if n else float("nan")), (correct / judged if judged else None)
 
     def predict(self, X, batch_size=256):
-        """The model's outputs for X (inference mode), as one new array."""
-        dtype = self.dtype or np.dtype(np.float32)
-        n = len(X)
-        result = None
-        for lo in range(0, n, int(batch_size)):
-            hi = min(lo + int(batch_size), n)
-            out = self._forward(np.ascontiguousarray(X[lo:hi], dtype=dtype), False)
+        """The model's outputs for X (inference mode), as one new host NumPy array."""
+        be = self._be()
+        data = Batches(X, None, batch_size, be, self.dtype or np.dtype(np.float32))
+        result, lo = None, 0
+        for xb, _ in data:
+            out = be.to_numpy(self._forward(xb, False))
             if result is None:
-                result = np.empty((n,) + out.shape[1:], dtype=out.dtype)
-            result[lo:hi] = out
+                result = np.empty((data.n,) + out.shape[1:], dtype=out.dtype)
+            result[lo: lo + len(out)] = out
+            lo += len(out)
         if result is None:
             raise ValueError("predict needs at least one sample")
         return result
@@ -431,11 +436,28 @@ class Sequential(Layer):
             rule, f"Total params: {total:,}", f"Trainable params: {train:,}",
             f"Non-trainable params: {total - train:,}"]
         if ps:
-            lines.append(f"Parameter memory: {sum(p.data.nbytes for p in ps) / 1024:,.1f} KiB ({ps[0].dtype})")
+            lines.append(f"Parameter memory: {sum(p.size * p.dtype.itemsize for p in ps) / 1024:,.1f} KiB ({ps[0].dtype})")
         text = "\n".join(lines)
         if print_fn is not None:
             print_fn(text)
         return text
+
+
+def _prepare_target(loss_fn, y, dtype):
+    """Host targets as the loss wants them (once per fit); backend arrays stay as they are."""
+    if type(y) in _backend._array_types or not hasattr(loss_fn, "prepare_target"):
+        return y
+    return loss_fn.prepare_target(y, dtype)
+
+
+def _apply_loss(loss_fn, out, yb, be):
+    """(loss, dC/d(output)) of a lamina Loss on backend ``be``, or of a plain callable."""
+    from ..losses import Loss
+
+    if isinstance(loss_fn, Loss):
+        return loss_fn(out, yb, backend=be)
+    lval, grad = loss_fn(out, yb)
+    return float(lval), grad
 
 
 def _postfix(logs):
