@@ -253,6 +253,5 @@ if __name__ == "__main__":
     info = lamina.backend_info()
     torch = _torch()
     print(f"lamina {lamina.__version__}  isa={info['isa']}  cpu_count={os.cpu_count()}  "
-          f"torch {torch.__version__ if torch else 'absent'}  native kernels from the reference: "
-          f"{len(lamina.backend.get_backend('native').fallbacks)}")
+          f"torch {torch.__version__ if torch else 'absent'}  backend {lamina.backend.get_backend('native')!r}")
     print_table(rows(nts, a.steps, a.repeats))

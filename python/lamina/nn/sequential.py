@@ -248,93 +248,43 @@ class Sequential(Layer):
         the model keeps the last good weights (from before the update that led to it).
         """
         self.compile(optimizer, loss)
-        loss_fn, optimizer = self.loss, self.optimizer
-        params = self.parameters()
         be = self._be()
         dtype = self.dtype or np.dtype(np.float32)
         if not _backend.supports(be, dtype):
             raise ValueError(f"the model's parameters are {dtype}, which backend {be.name!r} does not support")
-        data = Batches(X, _prepare_target(loss_fn, y, dtype), batch_size, be, dtype)
-        n = data.n
-        if n == 0:
+        data = Batches(X, _prepare_target(self.loss, y, dtype), batch_size, be, dtype)
+        if data.n == 0:
             raise ValueError("fit needs at least one sample")
-        epochs, initial_epoch = int(epochs), int(initial_epoch)
-        steps = len(data)
-        count_correct = getattr(loss_fn, "count_correct", lambda out, t: None)
-        # The last good weights: a copy of the trainable parameters taken before every update.
-        trainable, backup = [], []
         base_seed = np.random.SeedSequence().entropy if seed is None else int(seed)
-
-        def keep_backup():
-            for bk, p in zip(backup, trainable):
-                p.be.copy(p.data, out=bk)
-
         cbs = list(callbacks)
         for cb in cbs:
             if hasattr(cb, "set_model"):
                 cb.set_model(self)
-        batch_cbs = [cb for cb in cbs if hasattr(cb, "on_batch_end")]
         use_bar = verbose == 1 and _isatty(sys.stderr)
         lines = verbose == 2 or (verbose == 1 and not use_bar)
+        good = _LastGoodWeights(self.parameters())
         history = History()
         history.epochs = []
         self.stop_training = False
         self._call(cbs, "on_train_begin", {})
-        for epoch in range(initial_epoch, epochs):
+        for epoch in range(int(initial_epoch), int(epochs)):
             self._call(cbs, "on_epoch_begin", epoch, {})
-            order = np.random.default_rng([base_seed, epoch]).permutation(n) if shuffle else None
-            # (callbacks may freeze or unfreeze parameters between epochs)
-            now_trainable = [p for p in params if p.trainable]
-            if list(map(id, now_trainable)) != list(map(id, trainable)):
-                trainable = now_trainable
-                backup = [p.be.copy(p.data) for p in trainable]
+            order = np.random.default_rng([base_seed, epoch]).permutation(data.n) if shuffle else None
+            good.follow_trainable()  # (callbacks may freeze or unfreeze parameters between epochs)
             bar = None
             if use_bar:
                 from tqdm import tqdm
-                bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                bar = tqdm(total=len(data), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                            leave=True, file=sys.stderr, dynamic_ncols=True)
-            t0 = last_post = time.perf_counter()
-            loss_sum, correct, judged, seen = 0.0, 0, 0, 0
             try:
-                for b, (xb, yb) in enumerate(data.iterate(order)):
-                    try:
-                        lval, out = self.train_step(xb, yb, keep_backup)
-                    except NonFiniteLossError as e:
-                        for bk, p in zip(backup, trainable):
-                            p.be.copy(bk, out=p.data)
-                        raise NonFiniteLossError(
-                            f"non-finite loss ({e.loss}) at epoch {epoch + 1}, batch {b + 1} of {steps}: "
-                            "training stopped; the model keeps the last good weights (those before the "
-                            "update that led to this loss). Try a lower learning rate.",
-                            epoch + 1, b + 1, e.loss) from None
-                    m = len(xb)
-                    seen += m
-                    cc = count_correct(out, yb)
-                    if cc is not None:
-                        correct += cc[0]
-                        judged += cc[1]
-                    loss_sum += lval * m
-                    if batch_cbs:
-                        for cb in batch_cbs:
-                            cb.on_batch_end(b, {"loss": lval, "size": m})
-                    if bar is not None:
-                        bar.update(1)
-                        now = time.perf_counter()
-                        if now - last_post > 0.25:
-                            last_post = now
-                            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / (now - t0):.0f}",
-                                            refresh=False)
+                logs = self._fit_epoch(data, order, epoch, good, bar, [cb for cb in cbs if hasattr(cb, "on_batch_end")])
+                if validation_data is not None:
+                    vl, va = self.evaluate(*validation_data, loss=self.loss, batch_size=max(int(batch_size), 256))
+                    logs["val_loss"], logs["val_accuracy"] = vl, va
             except BaseException:
                 if bar is not None:
                     bar.close()
                 raise
-            dt = time.perf_counter() - t0
-            logs = {"loss": loss_sum / n, "accuracy": correct / judged if judged else None,
-                    "time": dt, "images_per_s": n / dt if dt > 0 else float("inf"),
-                    "lr": optimizer.lr}
-            if validation_data is not None:
-                vl, va = self.evaluate(*validation_data, loss=loss_fn, batch_size=max(int(batch_size), 256))
-                logs["val_loss"], logs["val_accuracy"] = vl, va
             history._append(logs)
             history.epochs.append(epoch + 1)
             if bar is not None:
@@ -348,6 +298,40 @@ class Sequential(Layer):
                 break
         self._call(cbs, "on_train_end", {})
         return history
+
+    def _fit_epoch(self, data, order, epoch, good, bar, batch_cbs):
+        """One epoch of ``fit``: every minibatch through ``train_step``; returns the epoch's logs."""
+        count_correct = getattr(self.loss, "count_correct", lambda out, t: None)
+        steps = len(data)
+        t0 = last_post = time.perf_counter()
+        loss_sum, correct, judged, seen = 0.0, 0, 0, 0
+        for b, (xb, yb) in enumerate(data.iterate(order)):
+            try:
+                lval, out = self.train_step(xb, yb, good.keep)
+            except NonFiniteLossError as e:
+                good.restore()
+                raise NonFiniteLossError(
+                    f"non-finite loss ({e.loss}) at epoch {epoch + 1}, batch {b + 1} of {steps}: "
+                    "training stopped; the model keeps the last good weights (those before the "
+                    "update that led to this loss). Try a lower learning rate.", epoch + 1, b + 1, e.loss) from None
+            m = len(xb)
+            seen += m
+            loss_sum += lval * m
+            cc = count_correct(out, yb)
+            if cc is not None:
+                correct += cc[0]
+                judged += cc[1]
+            for cb in batch_cbs:
+                cb.on_batch_end(b, {"loss": lval, "size": m})
+            if bar is not None:
+                bar.update(1)
+                now = time.perf_counter()
+                if now - last_post > 0.25:
+                    last_post = now
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / (now - t0):.0f}", refresh=False)
+        dt = time.perf_counter() - t0
+        return {"loss": loss_sum / data.n, "accuracy": correct / judged if judged else None, "time": dt,
+                "images_per_s": data.n / dt if dt > 0 else float("inf"), "lr": self.optimizer.lr}
 
     @staticmethod
     def _call(cbs, hook, *args):
@@ -441,6 +425,28 @@ class Sequential(Layer):
         if print_fn is not None:
             print_fn(text)
         return text
+
+
+class _LastGoodWeights:
+    """fit's copy of the trainable parameters from before the latest update (on their backend),
+    restored when a step's loss is not finite."""
+
+    def __init__(self, params):
+        self.params, self.trainable, self.copies = params, [], []
+
+    def follow_trainable(self):
+        now = [p for p in self.params if p.trainable]
+        if list(map(id, now)) != list(map(id, self.trainable)):
+            self.trainable = now
+            self.copies = [p.be.copy(p.data) for p in now]
+
+    def keep(self):
+        for c, p in zip(self.copies, self.trainable):
+            p.be.copy(p.data, out=c)
+
+    def restore(self):
+        for c, p in zip(self.copies, self.trainable):
+            p.be.copy(c, out=p.data)
 
 
 def _prepare_target(loss_fn, y, dtype):
