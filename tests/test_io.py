@@ -33,7 +33,10 @@ def rewrite(path, out, tensors=None, meta=None, fix_checksums=True):
     t = dict(tensors0) if tensors is None else tensors(dict(tensors0))
     m = dict(meta0) if meta is None else meta(dict(meta0))
     if fix_checksums and "checksums" in m:
-        m["checksums"] = json.dumps({k: _crc(v) for k, v in t.items()})
+        sums = {k: _crc(v) for k, v in t.items()}
+        if m.get("format_version") == "2":
+            sums[io._META_KEY] = io._meta_crc(m)
+        m["checksums"] = json.dumps(sums)
     save_file({k: np.ascontiguousarray(v) for k, v in t.items()}, str(out), metadata=m)
     return out
 
@@ -248,6 +251,30 @@ def test_bad_checkpoint_optimizer_state(tmp_path, rng):
         lamina.load_checkpoint(p)
 
 
-def test_file_without_checksums_loads(tmp_path, good):
-    p = rewrite(good, tmp_path / "nosum.safetensors", meta=lambda m: {k: v for k, v in m.items() if k != "checksums"})
+def test_version_1_file_without_checksums_loads(tmp_path, good):
+    p = rewrite(good, tmp_path / "nosum.safetensors",
+                meta=lambda m: {**{k: v for k, v in m.items() if k != "checksums"}, "format_version": "1"})
     np.testing.assert_array_equal(lamina.load(p)[5].weight.data, lamina.load(good)[5].weight.data)
+
+
+def test_version_1_file_with_tensor_checksums_loads(tmp_path, good):
+    def v1(m):
+        sums = json.loads(m["checksums"])
+        del sums[io._META_KEY]
+        return {**m, "format_version": "1", "checksums": json.dumps(sums)}
+    p = rewrite(good, tmp_path / "v1.safetensors", meta=v1, fix_checksums=False)
+    np.testing.assert_array_equal(lamina.load(p)[5].weight.data, lamina.load(good)[5].weight.data)
+
+
+def test_version_2_requires_checksums_and_they_cover_the_metadata(tmp_path, good):
+    p = rewrite(good, tmp_path / "nosum.safetensors", meta=lambda m: {k: v for k, v in m.items() if k != "checksums"})
+    with pytest.raises(ValueError, match="checksums are missing"):
+        lamina.load(p)
+
+    def stride(m):
+        arch = json.loads(m["architecture"])
+        arch["config"]["layers"][0]["config"]["stride"] = 2
+        return {**m, "architecture": json.dumps(arch)}
+    p = rewrite(good, tmp_path / "stride.safetensors", meta=stride, fix_checksums=False)
+    with pytest.raises(ValueError, match="metadata is corrupted or was edited"):
+        lamina.load(p)

@@ -3,7 +3,9 @@
 Every initialiser is ``fn(shape, rng=None, dtype=float32, ...) -> array`` for a weight of
 shape (out, in) (Dense, PyTorch's layout) or (O, C, kH, kW) (Conv2D): fan_in = in or C*kH*kW,
 fan_out = out or O*kH*kW. A layer takes ``init=`` as one of these names or any callable
-``(shape, rng) -> array``. ``rng`` defaults to lamina's global generator (``lamina.init.seed``).
+``(shape, rng) -> array``. ``rng`` defaults to the calling thread's lamina generator
+(``lamina.seed`` seeds it; each thread has its own, so models built in two threads never share a
+stream); an integer ``rng`` is a seed.
 
 - ``normal``: N(mean, std^2); the talk's "typical" start is N(0, 1) weights and biases.
 - ``xavier``: Glorot & Bengio, Var = 2 / (fan_in + fan_out) (normal or uniform).
@@ -19,25 +21,30 @@ fan_out = out or O*kH*kW. A layer takes ``init=`` as one of these names or any c
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
-_rng = np.random.default_rng()
+_local = threading.local()  # .rng: this thread's generator
 
 
 def seed(value=None):
-    """Reseeds lamina's global generator (initialisers and default dropout seeds)."""
-    global _rng
-    _rng = np.random.default_rng(value)
+    """Reseeds the calling thread's lamina generator (initialisers and default dropout seeds)."""
+    _local.rng = np.random.default_rng(value)
 
 
 def get_rng() -> np.random.Generator:
-    return _rng
+    """The calling thread's generator (seeded from OS entropy until ``seed`` is called)."""
+    rng = getattr(_local, "rng", None)
+    if rng is None:
+        rng = _local.rng = np.random.default_rng()
+    return rng
 
 
 def _gen(rng):
+    """A Generator from None (this thread's), a Generator (itself) or an integer seed (new)."""
     if rng is None:
-        return _rng
+        return get_rng()
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(rng)
@@ -145,6 +152,7 @@ def lsuv(model, X_batch, tol=0.1, max_iter=10, rng=None, verbose=False):
     """
     from .nn.layers import Conv2D, Dense
 
+    rng = _gen(rng)  # one stream for all layers: an integer seed must not repeat per layer
     X_batch = np.asarray(X_batch)
     for i, layer in enumerate(model.layers):
         if not isinstance(layer, (Dense, Conv2D)):

@@ -5,29 +5,39 @@ File layout (any safetensors tool opens it):
   also the optimiser state arrays as "optimizer.<parameter index>.<name>" (e.g. velocity).
 - ``__metadata__`` (strings): "format" = "lamina", "format_version", "lamina_version",
   "architecture" (JSON: layer types, configs, per-parameter trainable/lr_scale, layer state
-  such as dropout counters), "checksums" (JSON: CRC-32 of every tensor's bytes, verified on
-  load when present), and in a
-  checkpoint "optimizer" (JSON: type, param groups, scalar state), "scheduler", "epoch", "extra".
+  such as dropout counters), "checksums" (JSON: CRC-32 of every tensor's bytes and, under
+  "__metadata__", of all the other metadata entries), and in a checkpoint "optimizer" (JSON:
+  type, param groups, scalar state), "scheduler", "epoch", "extra".
 
-Saving writes a temporary file in the target's folder, fsyncs it and renames it over the
-target (os.replace), so an interrupted save never leaves a broken file in place. Loading
-validates everything (header, data, checksums, architecture, every tensor's presence, shape
-and dtype) before building or changing anything, and reports any problem as a ValueError.
+Format version 2 (written now) requires the checksums, metadata included, so a changed stride,
+padding or dropout rate is detected like a flipped weight bit; version-1 files (checksums of the
+tensors only, optional) still load.
+
+Saving writes a temporary file in the target's folder (created with the usual permissions
+under the process's umask, without changing it), fsyncs it, renames it over the target
+(os.replace) and fsyncs the folder, so an interrupted save or a power loss never leaves a broken
+or missing file. Loading validates everything (header, data, checksums, the architecture's
+nesting, every parameter shape it implies against the tensor table, every tensor's presence,
+shape and dtype) before building or changing anything, and reports any problem as a ValueError;
+a hostile file costs milliseconds and about its own size in memory.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 FORMAT = "lamina"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _OPT_PREFIX = "optimizer."
+_META_KEY = "__metadata__"  # the checksum entry of the metadata itself
 _MAX_HEADER = 100 * 1024 * 1024
+MAX_DEPTH = 32  # nesting of Sequentials in an architecture
 
 
 # -- saving ---------------------------------------------------------------------------------
@@ -62,7 +72,9 @@ def save(model, path, *, optimizer=None, scheduler=None, epoch=None, extra=None)
         meta["epoch"] = str(int(epoch))
     if extra is not None:
         meta["extra"] = json.dumps(extra)
-    meta["checksums"] = json.dumps({k: _crc(v) for k, v in tensors.items()})
+    sums = {k: _crc(v) for k, v in tensors.items()}
+    sums[_META_KEY] = _meta_crc(meta)
+    meta["checksums"] = json.dumps(sums)
     _atomic_write(path, st_save(tensors, metadata=meta))
 
 
@@ -70,18 +82,24 @@ def _crc(a):
     return format(zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B")), "08x")
 
 
+def _meta_crc(meta):
+    """CRC-32 of every metadata entry but the checksums, in a canonical form."""
+    body = json.dumps({k: v for k, v in meta.items() if k != "checksums"}, sort_keys=True)
+    return format(zlib.crc32(body.encode("utf-8")), "08x")
+
+
 def _atomic_write(path, data: bytes):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
+    # O_EXCL: never follows or clobbers an existing file; mode 0o666 goes through the umask as
+    # for any new file (no process-wide umask juggling, which races with other threads)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -89,6 +107,20 @@ def _atomic_write(path, data: bytes):
         except OSError:
             pass
         raise
+    _fsync_dir(folder)  # the rename itself survives a crash only once the folder is on disk
+
+
+def _fsync_dir(folder):
+    try:
+        dfd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # a platform or file system without directory handles
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
 
 
 # -- reading and validating ---------------------------------------------------------------------
@@ -119,19 +151,24 @@ def _read(path):
         version = int(meta.get("format_version", "0"))
     except ValueError:
         version = -1
-    if version != FORMAT_VERSION:
+    if version not in _READABLE_VERSIONS:
         raise ValueError(f"{where}: lamina file format version {meta.get('format_version')!r} is not supported")
     try:
         tensors = st_load(data)
     except Exception as e:  # safetensors raises its own error type for bad offsets / truncation
         raise ValueError(f"{where}: corrupted or truncated safetensors data ({e})") from None
-    if "checksums" in meta:  # written by lamina.save; a converter may leave them out
+    if version >= 2 and "checksums" not in meta:
+        raise ValueError(f"{where}: the checksums are missing (required from format version 2)")
+    if "checksums" in meta:  # version 1: written by lamina.save; a converter may leave them out
         try:
             sums = json.loads(meta["checksums"])
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError, TypeError):
             raise ValueError(f"{where}: corrupted checksums in the metadata") from None
-        if not isinstance(sums, dict) or set(sums) != set(tensors):
+        expected = set(tensors) | ({_META_KEY} if version >= 2 else set())
+        if not isinstance(sums, dict) or set(sums) != expected:
             raise ValueError(f"{where}: the checksum list does not match the tensors (corrupted file)")
+        if version >= 2 and sums[_META_KEY] != _meta_crc(meta):
+            raise ValueError(f"{where}: the metadata is corrupted or was edited (checksum mismatch)")
         for k, t in tensors.items():
             if sums[k] != _crc(t):
                 raise ValueError(f"{where}: tensor {k!r} is corrupted (checksum mismatch)")
@@ -143,6 +180,21 @@ def _json_field(meta, key, where):
         return json.loads(meta[key])
     except (KeyError, TypeError, json.JSONDecodeError):
         raise ValueError(f"{where}: corrupted {key!r} entry in the metadata") from None
+    except RecursionError:
+        raise ValueError(f"{where}: the {key!r} entry is nested too deeply") from None
+
+
+def _check_depth(arch, where):
+    """The architecture's Sequentials nest at most MAX_DEPTH deep (checked without recursion)."""
+    todo = [(arch, 1)]
+    while todo:
+        entry, depth = todo.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"{where}: the architecture nests deeper than {MAX_DEPTH} levels")
+        config = entry.get("config") if isinstance(entry, dict) else None
+        layers = config.get("layers") if isinstance(config, dict) else None
+        if isinstance(layers, list):
+            todo.extend((e, depth + 1) for e in layers)
 
 
 def _check_tensor(name, t, shape):
@@ -158,15 +210,19 @@ def _build(meta, tensors, where):
     from .nn.sequential import _layer_from_entry
 
     arch = _json_field(meta, "architecture", where)
-    _layers._SKIP_INIT[0] = True  # the weights come from the file: no random draws
+    _check_depth(arch, where)
+    # The parameters the architecture implies may not add up to more than the file's tensors
+    # (plus 1 Mi values of slack) before anything is allocated; the weights come from the file.
+    held = sum(t.size for k, t in tensors.items() if not k.startswith(_OPT_PREFIX))
+    token = _layers._FROM_FILE.set([held + (1 << 20)])
     try:
         model = _layer_from_entry(arch)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
-    except (MemoryError, OverflowError) as e:
-        raise ValueError(f"{where}: the architecture asks for impossible sizes ({e})") from None
+    except (MemoryError, OverflowError, RecursionError) as e:
+        raise ValueError(f"{where}: the architecture asks for impossible sizes ({type(e).__name__}: {e})") from None
     finally:
-        _layers._SKIP_INIT[0] = False
+        _layers._FROM_FILE.reset(token)
     named = model.named_parameters()
     model_names = {n for n, _ in named}
     file_names = {k for k in tensors if not k.startswith(_OPT_PREFIX)}

@@ -14,6 +14,7 @@ layer's forward returns is therefore valid until that layer's next forward: copy
 """
 from __future__ import annotations
 
+import contextvars
 import math
 
 import numpy as np
@@ -161,12 +162,25 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
-# Set by lamina.io while it builds a model whose weights come from a file: no random draws.
-_SKIP_INIT = [False]
+# Set by lamina.io (in its own context: other threads are unaffected) while it builds a model
+# whose weights come from a file: [number of parameter elements the layers may still ask for]
+# (the file's own, plus a little slack so that small mismatches reach the loader's per-tensor
+# messages). An architecture that lies about its sizes fails before anything large is
+# allocated, and no random numbers are drawn.
+_FROM_FILE: contextvars.ContextVar = contextvars.ContextVar("lamina_from_file", default=None)
 
 
 def _init_weight(init, shape, dtype=np.float32):
-    if _SKIP_INIT[0]:
+    budget = _FROM_FILE.get()
+    if budget is not None:
+        shape = tuple(int(s) for s in shape)
+        if min(shape, default=1) < 0:
+            raise ValueError(f"the architecture asks for a parameter of shape {shape}")
+        n = math.prod(shape)
+        if n > budget[0]:
+            raise ValueError(f"the architecture asks for a parameter of shape {shape} ({n:,} values), more than "
+                             "the file's tensors hold")
+        budget[0] -= n
         return np.zeros(shape, dtype=dtype)
     fn = _init.get(init)
     w = np.asarray(fn(shape, _init.get_rng()), dtype=dtype)

@@ -10,8 +10,6 @@ dZ^T U over all steps, and dC/dx from one GEMM dZ W_ih.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .layers import Layer, _grad_matmul, _init_weight, register_layer
 from .parameter import Parameter
 
@@ -33,7 +31,7 @@ class RNN(Layer):
         H, F = self.hidden_size, self.input_size
         self.weight_ih = Parameter(_init_weight(init, (H, F)), "weight_ih")
         self.weight_hh = Parameter(_init_weight(recurrent_init, (H, H)), "weight_hh")
-        self.bias = Parameter(np.zeros(H, np.float32), "bias") if bias else None
+        self.bias = Parameter(_init_weight("zeros", (H,)), "bias") if bias else None
 
     @property
     def weight(self):
