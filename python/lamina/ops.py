@@ -6,7 +6,7 @@ One line per kernel family below.
 """
 from ._native import linear, matmul  # noqa: F401
 from ._native import leaky_relu, leaky_relu_backward, relu, relu_backward, sigmoid, sigmoid_backward, tanh, tanh_backward  # noqa: F401,E501
-from ._native import log_softmax, softmax, softmax_cross_entropy  # noqa: F401
+from ._native import log_softmax, softmax, softmax_backward, softmax_cross_entropy  # noqa: F401
 from ._native import binary_cross_entropy, mse  # noqa: F401
 from ._native import dropout, dropout_backward  # noqa: F401
 from ._native import sgd_step  # noqa: F401
