@@ -11,7 +11,7 @@ from .activation import leaky_relu, leaky_relu_backward, relu, relu_backward, si
 from .softmax import log_softmax, softmax, softmax_backward, softmax_cross_entropy  # noqa: F401
 from .loss import binary_cross_entropy, mse  # noqa: F401
 from .dropout import dropout, dropout_backward  # noqa: F401
-from .sgd import sgd_step  # noqa: F401
+from .sgd import adam_step, sgd_step  # noqa: F401
 from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward  # noqa: F401
 from .conv import conv2d, conv2d_backward  # noqa: F401
 from .array import add, all_finite, argmax, copy, dot, fill, gather_rows, scale, transpose  # noqa: F401
