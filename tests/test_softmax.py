@@ -205,3 +205,77 @@ def test_cross_entropy_bad_inputs():
         ops.softmax_cross_entropy(np.zeros((3, 8), np.float32)[:, ::2], np.zeros(3, np.int64))
     with pytest.raises(ValueError, match=r"labels\[0\] = 0"):
         ops.softmax_cross_entropy(np.zeros((2, 0), np.float32), np.zeros(2, np.int64))
+
+
+# ---- softmax_backward --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape,axis", CASES + [((600, 300), -1), ((300, 600), 0), ((4, 300, 200), 1)], ids=str)
+def test_softmax_backward_matches_reference(isa, threads, rng, shape, axis):
+    x = _logits(rng, shape, scale=2.0)
+    y = ops.softmax(x, axis=axis)
+    gy = rng.standard_normal(shape).astype(np.float32)
+    gx = ops.softmax_backward(gy, y, axis=axis)
+    assert gx.dtype == np.float32 and gx.shape == shape
+    want = ref.softmax_backward(gy.astype(np.float64), y.astype(np.float64), axis=axis)
+    # error ~ ulp(y * |grad_y - d|) plus y * the float32 rounding of d (a sum of K terms)
+    d = np.sum(np.abs(gy.astype(np.float64) * y), axis=axis, keepdims=True) if gy.size else 0
+    bound = 4 * ULP * (np.abs(want) + y * (np.abs(gy) + d)) + 1e-30
+    assert np.all(np.abs(gx - want) <= bound)
+    np.testing.assert_allclose(ref.softmax_backward(gy, y, axis=axis), want, rtol=1e-4, atol=1e-6)
+
+
+def test_softmax_backward_out_and_aliasing(isa, rng):
+    x = _logits(rng, (6, 40))
+    for axis in (0, 1):
+        y = ops.softmax(x, axis=axis)
+        gy = rng.standard_normal(x.shape).astype(np.float32)
+        want = ops.softmax_backward(gy, y, axis=axis)
+        out = np.empty_like(y)
+        assert ops.softmax_backward(gy, y, axis=axis, out=out) is out
+        np.testing.assert_array_equal(out, want)
+        g2 = gy.copy()
+        assert ops.softmax_backward(g2, y, axis=axis, out=g2) is g2  # out = grad_y
+        np.testing.assert_array_equal(g2, want)
+        y2 = y.copy()
+        ops.softmax_backward(gy, y2, axis=axis, out=y2)  # out = y
+        np.testing.assert_array_equal(y2, want)
+    buf = np.zeros(300, np.float32)
+    y = ops.softmax(x[:, :40])
+    buf[:240] = y.reshape(-1)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    want = ops.softmax_backward(gy, y)
+    ops.softmax_backward(gy, buf[:240].reshape(6, 40), out=buf[60:].reshape(6, 40))  # partial overlap
+    np.testing.assert_array_equal(buf[60:].reshape(6, 40), want)
+
+
+def test_reference_softmax_backward_by_finite_differences(rng):
+    for shape, axis in [((3, 5), 0), ((3, 5), 1), ((2, 3, 4), 1), ((7,), -1)]:
+        x = rng.standard_normal(shape)
+        w = rng.standard_normal(shape)
+        analytic = ref.softmax_backward(w, ref.softmax(x, axis=axis), axis=axis)
+        numeric = numeric_grad(lambda z: float(np.sum(w * ref.softmax(z, axis=axis))), x)
+        assert_grad_close(analytic, numeric)
+
+
+def test_softmax_backward_bad_inputs():
+    y = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match="grad_y"):
+        ops.softmax_backward(np.zeros((4, 3), np.float32), y)
+    with pytest.raises(ValueError, match="grad_y"):
+        ref.softmax_backward(np.zeros((4, 3), np.float32), y)
+    with pytest.raises(TypeError, match="grad_y"):
+        ops.softmax_backward(y.astype(np.float64), y)
+    with pytest.raises(TypeError, match="y"):
+        ops.softmax_backward(y, [[0.0] * 4] * 3)
+    with pytest.raises(ValueError, match="y"):
+        ops.softmax_backward(y, np.zeros((3, 8), np.float32)[:, ::2])
+    with pytest.raises(ValueError, match="axis"):
+        ops.softmax_backward(y, y, axis=2)
+    with pytest.raises(TypeError, match="axis"):
+        ops.softmax_backward(y, y, axis=0.5)
+    with pytest.raises(ValueError, match="out"):
+        ops.softmax_backward(y, y, out=np.zeros(12, np.float32))
+    ro = y.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out"):
+        ops.softmax_backward(y, y, out=ro)

@@ -101,6 +101,18 @@ View i64_arg(py::handle obj, const char* name, int ndim) {
   return make_view(std::move(conv), name, ndim, false);
 }
 
+View typed_arg(py::handle obj, const char* name, const std::vector<py::dtype>& dtypes, int ndim,
+               bool writeable) {
+  std::string names;
+  for (std::size_t i = 0; i < dtypes.size(); ++i)
+    names += (i == 0 ? "" : i + 1 == dtypes.size() ? " or " : ", ") + std::string(py::str(dtypes[i]));
+  py::array arr = require_ndarray(obj, name, names.c_str());
+  bool ok = false;
+  for (const py::dtype& d : dtypes) ok = ok || arr.dtype().equal(d);
+  if (!ok) type_error(std::string(name) + " must have dtype " + names + ", got " + std::string(py::str(arr.dtype())));
+  return make_view(std::move(arr), name, ndim, writeable);
+}
+
 py::array_t<float> new_f32(const std::vector<index_t>& shape) {
   std::vector<py::ssize_t> s(shape.begin(), shape.end());
   return py::array_t<float>(s);

@@ -46,6 +46,10 @@ std::string shape_str(const std::vector<index_t>& shape);
 View f32_arg(py::handle obj, const char* name, int ndim = -1, bool writeable = false);
 // Same for an integer array (any integer dtype) viewed as int64; converts (copies) if needed.
 View i64_arg(py::handle obj, const char* name, int ndim = -1);
+// Any dtype in `dtypes` (e.g. {float32, int32, int64}), viewed as is (no conversion): TypeError
+// naming `name` for another dtype, ValueError for dimensions / alignment / read-only.
+View typed_arg(py::handle obj, const char* name, const std::vector<py::dtype>& dtypes, int ndim = -1,
+               bool writeable = false);
 // As f32_arg, plus C-contiguity (no copy is made: a strided view is rejected, naming `name`).
 View f32_contig_arg(py::handle obj, const char* name, int ndim = -1, bool writeable = false);
 

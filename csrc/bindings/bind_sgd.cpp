@@ -1,5 +1,6 @@
-// bind_sgd.cpp: sgd_step, in place on param (and velocity).
+// bind_sgd.cpp: sgd_step (in place on param and velocity) and adam_step (on param, m, v).
 #include <string>
+#include <utility>
 
 #include "bind_eltwise.h"
 #include "lamina/sgd.h"
@@ -40,6 +41,42 @@ void sgd_step(py::handle param_obj, py::handle grad_obj, py::handle lr_obj, py::
   cpu::sgd_step(param.f(), grad.f(), vel, param.size(), lr, momentum, weight_decay, nesterov);
 }
 
+// >= 0, kept in double (Adam's lr and bias corrections are formed in double, as in torch).
+double nonneg64(py::handle obj, const char* name) {
+  const double v = real_arg(obj, name);
+  if (!(v >= 0.0)) value_error(std::string(name) + " must be >= 0, got " + std::string(py::repr(obj)));
+  return v;
+}
+
+// beta in [0, 1), as torch.optim.Adam requires.
+double beta_arg(py::handle obj, const char* name) {
+  const double v = real_arg(obj, name);
+  if (!(v >= 0.0 && v < 1.0)) value_error(std::string(name) + " must be in [0, 1), got " + std::string(py::repr(obj)));
+  return v;
+}
+
+void adam_step(py::handle param_obj, py::handle grad_obj, py::handle m_obj, py::handle v_obj, py::handle lr_obj,
+               py::handle step_obj, py::handle b1_obj, py::handle b2_obj, py::handle eps_obj, py::handle wd_obj,
+               bool decoupled) {
+  View param = contig_arg(param_obj, "param", -1, true);
+  View grad = contig_arg(grad_obj, "grad");
+  View m = contig_arg(m_obj, "m", -1, true);
+  View v = contig_arg(v_obj, "v", -1, true);
+  for (const auto& [view, name] : {std::pair<const View*, const char*>{&grad, "grad"}, {&m, "m"}, {&v, "v"}})
+    if (view->shape != param.shape)
+      value_error(std::string(name) + " has shape " + view->shape_str() + " but param has shape " + param.shape_str());
+  const long long step = int_arg(step_obj, "step").cast<long long>();
+  if (step < 1) value_error("step must be >= 1 (the first step is 1), got " + std::to_string(step));
+  const double lr = nonneg64(lr_obj, "lr"), eps = nonneg64(eps_obj, "eps"), wd = nonneg64(wd_obj, "weight_decay");
+  const double beta1 = beta_arg(b1_obj, "beta1"), beta2 = beta_arg(b2_obj, "beta2");
+  if (overlaps(grad, param) || overlaps(grad, m) || overlaps(grad, v))
+    value_error("grad overlaps param, m or v; pass separate arrays");
+  if (overlaps(m, param) || overlaps(v, param) || overlaps(m, v))
+    value_error("param, m and v must not overlap; pass separate arrays (m and v start as zeros)");
+  py::gil_scoped_release nogil;
+  cpu::adam_step(param.f(), grad.f(), m.f(), v.f(), param.size(), lr, step, beta1, beta2, eps, wd, decoupled);
+}
+
 }  // namespace
 
 LAMINA_BINDINGS(bind_sgd) {
@@ -55,6 +92,16 @@ LAMINA_BINDINGS(bind_sgd) {
         "param, grad, velocity: float32, same shape, C-contiguous, not overlapping; param and "
         "velocity writeable. lr, momentum, weight_decay >= 0; nesterov needs momentum > 0. "
         "One pass over memory. Returns None.");
+  m.def("adam_step", &adam_step, py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("lr"),
+        py::arg("step"), py::arg("beta1") = 0.9, py::arg("beta2") = 0.999, py::arg("eps") = 1e-8,
+        py::arg("weight_decay") = 0.0, py::arg("decoupled") = false,
+        "One Adam (decoupled=False) or AdamW (decoupled=True) step in place on param, m and v, with "
+        "torch.optim.Adam / AdamW's semantics (no amsgrad):\n"
+        "  AdamW: param *= 1 - lr * weight_decay; g = grad.   Adam: g = grad + weight_decay * param\n"
+        "  m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g\n"
+        "  param -= (lr / (1 - beta1**step)) * m / (sqrt(v) / sqrt(1 - beta2**step) + eps)\n"
+        "m and v start as zeros; step counts from 1. param, grad, m, v: float32, same shape, "
+        "C-contiguous, not overlapping. lr, eps, weight_decay >= 0; betas in [0, 1). Returns None.");
 }
 
 }  // namespace lamina::bind

@@ -1,4 +1,4 @@
-// bind_softmax.cpp: softmax, log_softmax (any axis) and softmax_cross_entropy.
+// bind_softmax.cpp: softmax, log_softmax, softmax_backward (any axis) and softmax_cross_entropy.
 // x is viewed as (outer, K, inner) around the axis; nothing is transposed or copied.
 #include <algorithm>
 #include <cmath>
@@ -55,6 +55,43 @@ py::array softmax_impl(py::handle x_obj, py::handle axis_obj, py::handle out_obj
   return std::move(fresh);
 }
 
+py::array softmax_backward(py::handle gy_obj, py::handle y_obj, py::handle axis_obj, py::handle out_obj) {
+  View gy = contig_arg(gy_obj, "grad_y");
+  View y = contig_arg(y_obj, "y");
+  if (gy.shape != y.shape)
+    value_error("grad_y has shape " + gy.shape_str() + " but y has shape " + y.shape_str() + "; they must match");
+  const int axis = normalise_axis(axis_obj, y);
+  index_t outer = 1, inner = 1;
+  for (int d = 0; d < axis; ++d) outer *= y.shape[d];
+  for (int d = axis + 1; d < y.ndim; ++d) inner *= y.shape[d];
+  const index_t K = y.shape[axis];
+
+  py::array_t<float> fresh;
+  View out;
+  float* gx = nullptr;
+  bool via_tmp = false;
+  if (!out_obj.is_none()) {
+    out = contig_arg(out_obj, "out", -1, true);
+    if (out.shape != y.shape)
+      value_error("out has shape " + out.shape_str() + ", expected " + y.shape_str());
+    // out may be grad_y or y exactly (the second sweep is element-wise); a partial overlap
+    // goes through a temporary.
+    via_tmp = (overlaps(out, gy) && out.data != gy.data) || (overlaps(out, y) && out.data != y.data);
+    gx = out.f();
+  }
+  if (out_obj.is_none() || via_tmp) {
+    fresh = new_f32(y.shape);
+    gx = fresh.mutable_data();
+  }
+  {
+    py::gil_scoped_release nogil;
+    cpu::softmax_backward(gy.f(), y.f(), gx, outer, K, inner);
+    if (via_tmp) std::copy(gx, gx + y.size(), out.f());
+  }
+  if (!out_obj.is_none()) return py::reinterpret_borrow<py::array>(out_obj);
+  return std::move(fresh);
+}
+
 py::tuple softmax_cross_entropy(py::handle logits_obj, py::handle labels_obj) {
   View logits = contig_arg(logits_obj, "logits", 2);
   View labels = i64_arg(labels_obj, "labels", 1);
@@ -93,6 +130,11 @@ LAMINA_BINDINGS(bind_softmax) {
       [](py::handle x, py::handle axis, py::handle out) { return softmax_impl(x, axis, out, true); },
       py::arg("x"), py::arg("axis") = -1, py::arg("out") = py::none(),
       "(x - max) - log(sum(exp(x - max))) along `axis`.");
+  m.def("softmax_backward", &softmax_backward, py::arg("grad_y"), py::arg("y"), py::arg("axis") = -1,
+        py::arg("out") = py::none(),
+        "grad_x = y * (grad_y - sum(grad_y * y, axis, keepdims=True)): the gradient through "
+        "y = softmax(x, axis) (float32, same shapes, C-contiguous; the sum in float64). out may be "
+        "grad_y or y.");
   m.def("softmax_cross_entropy", &softmax_cross_entropy, py::arg("logits"), py::arg("labels"),
         "logits (N, K) float32, labels (N,) integers in [0, K) -> (loss, grad_logits): loss is the "
         "mean over rows of -log softmax(logits)[label] (a Python float, NaN when N == 0); "

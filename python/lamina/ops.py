@@ -6,9 +6,11 @@ One line per kernel family below.
 """
 from ._native import linear, matmul  # noqa: F401
 from ._native import leaky_relu, leaky_relu_backward, relu, relu_backward, sigmoid, sigmoid_backward, tanh, tanh_backward  # noqa: F401,E501
-from ._native import log_softmax, softmax, softmax_cross_entropy  # noqa: F401
+from ._native import log_softmax, softmax, softmax_backward, softmax_cross_entropy  # noqa: F401
 from ._native import binary_cross_entropy, mse  # noqa: F401
 from ._native import dropout, dropout_backward  # noqa: F401
-from ._native import sgd_step  # noqa: F401
+from ._native import adam_step, sgd_step  # noqa: F401
 from ._native import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward  # noqa: F401
 from ._native import conv2d, conv2d_backward  # noqa: F401
+from ._native import upsample_nearest2d, upsample_nearest2d_backward  # noqa: F401
+from ._native import add, all_finite, argmax, copy, dot, fill, gather_rows, scale, transpose  # noqa: F401

@@ -8,6 +8,10 @@
 //                                             result is -log s, not 1e30 - (1e30 + log s) = 0)
 //   cross-entropy, logits (N, K), labels (N,):
 //     loss = mean_r [log s_r - (x_r[label_r] - m_r)],  grad_r = (exp(x_r - m_r) / s_r - onehot) / N
+//   backward, grad_y and y = softmax(x) (outer, K, inner):
+//     grad_x = y * (grad_y - d),  d = sum_k grad_y * y   (d in double: float blocks of 256
+//     lanes for rows, double per column for slabs); two sweeps, the second element-wise, so
+//     grad_x may be grad_y or y itself.
 //
 // Row kernel (inner == 1): three sweeps over a row (max; exp -> y and sum; scale), the row is
 // read from memory once and stays in L1 for the later sweeps (K = 4096 is 16 KiB). Column
@@ -159,7 +163,74 @@ void softmax_columns(const float* x, float* y, index_t K, index_t inner, index_t
   }
 }
 
+// sum_k g[k] * y[k]: float lanes over blocks of kSumBlock, block totals in double.
+double dot_row(const float* g, const float* y, index_t K) {
+  double total = 0.0;
+  for (index_t k0 = 0; k0 < K; k0 += kSumBlock) {
+    const index_t k1 = min_of(K, k0 + kSumBlock);
+    vf s0 = zero(), s1 = zero();
+    index_t k = k0;
+    for (; k + 2 * W <= k1; k += 2 * W) {
+      s0 = fma(load(g + k), load(y + k), s0);
+      s1 = fma(load(g + k + W), load(y + k + W), s1);
+    }
+    for (; k + W <= k1; k += W) s0 = fma(load(g + k), load(y + k), s0);
+    if (k < k1) {
+      const mask_t tm = tail_mask(static_cast<int>(k1 - k));
+      s0 = fma(load_mask(g + k, tm), load_mask(y + k, tm), s0);
+    }
+    total += double(hsum(add(s0, s1)));
+  }
+  return total;
+}
+
+// grad_x[k] = y[k] * (g[k] - d)
+void softmax_backward_row(const float* g, const float* y, float* gx, index_t K, float d) {
+  map2(g, y, gx, K, [vd = set1(d)](vf a, vf b) { return mul(b, sub(a, vd)); });
+}
+
+// Columns [j0, j1) of the (K, inner) slabs at g / y / gx; scratch: j1 - j0 doubles (acc) and
+// j1 - j0 floats (d).
+void softmax_backward_columns(const float* g, const float* y, float* gx, index_t K, index_t inner,
+                              index_t j0, index_t j1, double* acc, float* d) {
+  const index_t w = j1 - j0;
+  for (index_t j = 0; j < w; ++j) acc[j] = 0.0;
+  for (index_t k = 0; k < K; ++k) {
+    const float* gr = g + k * inner + j0;
+    const float* yr = y + k * inner + j0;
+    for (index_t j = 0; j < w; ++j) acc[j] += double(gr[j]) * double(yr[j]);
+  }
+  for (index_t j = 0; j < w; ++j) d[j] = static_cast<float>(acc[j]);
+  for (index_t k = 0; k < K; ++k) {
+    const index_t off = k * inner + j0;
+    for (index_t j = 0; j < w; ++j) gx[off + j] = y[off + j] * (g[off + j] - d[j]);
+  }
+}
+
 }  // namespace
+
+void softmax_backward(const float* grad_y, const float* y, float* grad_x, index_t outer, index_t K,
+                      index_t inner) {
+  if (outer <= 0 || K <= 0 || inner <= 0) return;
+  const int nt = threads_for(double(outer) * K * inner, 4 * kPerThread);  // no exp: cheaper
+  if (inner == 1) {
+    parallel_for(outer, nt, [&](index_t r) {
+      const index_t off = r * K;
+      const float d = static_cast<float>(dot_row(grad_y + off, y + off, K));
+      softmax_backward_row(grad_y + off, y + off, grad_x + off, K, d);
+    });
+    return;
+  }
+  const index_t cw = min_of<index_t>(inner, 1024);
+  const index_t chunks = ceil_div(inner, cw);
+  parallel_for(outer * chunks, nt, [&](index_t item) {
+    const index_t o = item / chunks, j0 = (item % chunks) * cw, j1 = min_of(inner, j0 + cw);
+    float* scratch = thread_buffer(2, static_cast<std::size_t>(3 * cw));
+    const index_t off = o * K * inner;
+    softmax_backward_columns(grad_y + off, y + off, grad_x + off, K, inner, j0, j1,
+                             reinterpret_cast<double*>(scratch), scratch + 2 * cw);
+  });
+}
 
 void softmax_forward(const float* x, float* y, index_t outer, index_t K, index_t inner, bool log) {
   if (outer <= 0 || K <= 0 || inner <= 0) return;

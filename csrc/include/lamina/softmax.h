@@ -7,7 +7,10 @@
 //   softmax_cross_entropy: logits (N, K), labels (N,) already checked to lie in [0, K),
 //     grad (N, K) := d loss / d logits = (softmax(logits) - onehot(labels)) / N;
 //     returns loss = mean over rows of -log softmax(logits)[label] (NaN when N == 0).
-// Both are max-subtracted: finite for logits of +-1e30 and rows of equal huge values.
+//   softmax_backward: grad_y, y = softmax(x), grad_x (outer, K, inner) contiguous:
+//     grad_x = y * (grad_y - sum_k grad_y * y)   (the sum over K, in double); grad_x may be
+//     grad_y or y itself (each element is read before it is written).
+// Both forward kernels are max-subtracted: finite for logits of +-1e30 and rows of equal huge values.
 #pragma once
 #include <cstdint>
 
@@ -21,6 +24,10 @@ LAMINA_DECLARE_ISA_KERNEL(double, softmax_cross_entropy,
                           (const float* logits, const std::int64_t* labels, float* grad,
                            lamina::index_t N, lamina::index_t K))
 
+LAMINA_DECLARE_ISA_KERNEL(void, softmax_backward,
+                          (const float* grad_y, const float* y, float* grad_x, lamina::index_t outer,
+                           lamina::index_t K, lamina::index_t inner))
+
 namespace lamina::cpu {
 inline void softmax_forward(const float* x, float* y, index_t outer, index_t K, index_t inner,
                             bool log) {
@@ -29,5 +36,9 @@ inline void softmax_forward(const float* x, float* y, index_t outer, index_t K, 
 inline double softmax_cross_entropy(const float* logits, const std::int64_t* labels, float* grad,
                                     index_t N, index_t K) {
   LAMINA_DISPATCH(softmax_cross_entropy, logits, labels, grad, N, K)
+}
+inline void softmax_backward(const float* grad_y, const float* y, float* grad_x, index_t outer,
+                             index_t K, index_t inner) {
+  LAMINA_DISPATCH(softmax_backward, grad_y, y, grad_x, outer, K, inner)
 }
 }  // namespace lamina::cpu

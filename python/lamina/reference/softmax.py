@@ -29,6 +29,24 @@ def log_softmax(x, axis=-1, out=None):
     return y
 
 
+def softmax_backward(grad_y, y, axis=-1, out=None):
+    """grad_y, y = softmax(x, axis) (same shape) -> grad_x, same shape:
+
+        grad_x = y * (grad_y - sum(grad_y * y, axis, keepdims=True))
+
+    (the Jacobian-vector product of softmax, diag(y) - y y^T, along axis).
+    """
+    if grad_y.shape != y.shape:
+        raise ValueError(f"grad_y has shape {grad_y.shape} but y has shape {y.shape}; they must match")
+    gx = y * (grad_y - np.sum(grad_y * y, axis=axis, keepdims=True))
+    if out is not None:
+        if out.shape != gx.shape:
+            raise ValueError(f"out has shape {out.shape}, expected {gx.shape}")
+        out[...] = gx
+        return out
+    return gx
+
+
 def softmax_cross_entropy(logits, labels):
     """logits (N, K), labels (N,) integers in [0, K) -> (loss, grad_logits (N, K)).
 
