@@ -103,7 +103,7 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handl
   Output out(out_obj, {s.N, s.O, s.OH, s.OW}, inputs);
   {
     py::gil_scoped_release nogil;
-    cpu::conv2d_forward(s, xv.f(), wv.f(), bias, relu, out.data());
+    cpu::conv2d(s, xv.f(), wv.f(), bias, relu, out.data());
     out.finish();
   }
   return out.result();

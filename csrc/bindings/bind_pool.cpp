@@ -91,7 +91,7 @@ py::tuple max_pool2d(py::handle x_obj, py::handle ks, py::handle st, py::handle 
   std::int64_t* ip = idx.mutable_data();
   {
     py::gil_scoped_release nogil;
-    cpu::max_pool2d_forward(x.f(), yp, ip, g);
+    cpu::max_pool2d(x.f(), yp, ip, g);
   }
   return py::make_tuple(y, idx);
 }
@@ -133,7 +133,7 @@ py::array avg_pool2d(py::handle x_obj, py::handle ks, py::handle st, py::handle 
   float* yp = y.mutable_data();
   {
     py::gil_scoped_release nogil;
-    cpu::avg_pool2d_forward(x.f(), yp, g);
+    cpu::avg_pool2d(x.f(), yp, g);
   }
   return std::move(y);
 }

@@ -48,7 +48,8 @@ py::array softmax_impl(py::handle x_obj, py::handle axis_obj, py::handle out_obj
   }
   {
     py::gil_scoped_release nogil;
-    cpu::softmax_forward(x.f(), y, outer, K, inner, log);
+    if (log) cpu::log_softmax(x.f(), y, outer, K, inner);
+    else cpu::softmax(x.f(), y, outer, K, inner);
     if (via_tmp) std::copy(y, y + x.size(), out.f());
   }
   if (!out_obj.is_none()) return py::reinterpret_borrow<py::array>(out_obj);

@@ -159,9 +159,8 @@ void softmax_columns(const float* x, float* y, index_t K, index_t inner, index_t
   }
 }
 
-}  // namespace
-
-void softmax_forward(const float* x, float* y, index_t outer, index_t K, index_t inner, bool log) {
+// softmax or log_softmax (log) of x (outer, K, inner) over K.
+void softmax_along(const float* x, float* y, index_t outer, index_t K, index_t inner, bool log) {
   if (outer <= 0 || K <= 0 || inner <= 0) return;
   const int nt = threads_for(double(outer) * K * inner, kPerThread);
   if (inner == 1) {
@@ -181,6 +180,16 @@ void softmax_forward(const float* x, float* y, index_t outer, index_t K, index_t
     const index_t off = o * K * inner;
     softmax_columns(x + off, y + off, K, inner, j0, j1, log, scratch);
   });
+}
+
+}  // namespace
+
+void softmax(const float* x, float* y, index_t outer, index_t K, index_t inner) {
+  softmax_along(x, y, outer, K, inner, false);
+}
+
+void log_softmax(const float* x, float* y, index_t outer, index_t K, index_t inner) {
+  softmax_along(x, y, outer, K, inner, true);
 }
 
 double softmax_cross_entropy(const float* logits, const std::int64_t* labels, float* grad,

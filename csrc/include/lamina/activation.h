@@ -12,27 +12,45 @@
 #include "lamina/cpu/isa.h"
 
 namespace lamina {
-enum class Activation : int { relu = 0, sigmoid = 1, tanh = 2, leaky_relu = 3 };
 enum class VMathFn : int { exp = 0, log = 1, exp_nonpos = 2 };
 }  // namespace lamina
 
-LAMINA_DECLARE_ISA_KERNEL(void, activation_forward,
-                          (lamina::Activation act, const float* x, float* y, lamina::index_t n,
+LAMINA_DECLARE_ISA_KERNEL(void, relu, (const float* x, float* y, lamina::index_t n))
+LAMINA_DECLARE_ISA_KERNEL(void, relu_backward,
+                          (const float* grad_y, const float* x, float* grad_x, lamina::index_t n))
+LAMINA_DECLARE_ISA_KERNEL(void, sigmoid, (const float* x, float* y, lamina::index_t n))
+LAMINA_DECLARE_ISA_KERNEL(void, sigmoid_backward,
+                          (const float* grad_y, const float* y, float* grad_x, lamina::index_t n))
+LAMINA_DECLARE_ISA_KERNEL(void, tanh, (const float* x, float* y, lamina::index_t n))
+LAMINA_DECLARE_ISA_KERNEL(void, tanh_backward,
+                          (const float* grad_y, const float* y, float* grad_x, lamina::index_t n))
+LAMINA_DECLARE_ISA_KERNEL(void, leaky_relu,
+                          (const float* x, float* y, lamina::index_t n, float slope))
+LAMINA_DECLARE_ISA_KERNEL(void, leaky_relu_backward,
+                          (const float* grad_y, const float* x, float* grad_x, lamina::index_t n,
                            float slope))
-// saved: x for relu / leaky_relu, y = f(x) for sigmoid / tanh.
-LAMINA_DECLARE_ISA_KERNEL(void, activation_backward,
-                          (lamina::Activation act, const float* grad_y, const float* saved,
-                           float* grad_x, lamina::index_t n, float slope))
 LAMINA_DECLARE_ISA_KERNEL(void, vmath_apply,
                           (lamina::VMathFn fn, const float* x, float* y, lamina::index_t n))
 
 namespace lamina::cpu {
-inline void activation_forward(Activation act, const float* x, float* y, index_t n, float slope) {
-  LAMINA_DISPATCH(activation_forward, act, x, y, n, slope)
+inline void relu(const float* x, float* y, index_t n) { LAMINA_DISPATCH(relu, x, y, n) }
+inline void relu_backward(const float* grad_y, const float* x, float* grad_x, index_t n) {
+  LAMINA_DISPATCH(relu_backward, grad_y, x, grad_x, n)
 }
-inline void activation_backward(Activation act, const float* grad_y, const float* saved,
-                                float* grad_x, index_t n, float slope) {
-  LAMINA_DISPATCH(activation_backward, act, grad_y, saved, grad_x, n, slope)
+inline void sigmoid(const float* x, float* y, index_t n) { LAMINA_DISPATCH(sigmoid, x, y, n) }
+inline void sigmoid_backward(const float* grad_y, const float* y, float* grad_x, index_t n) {
+  LAMINA_DISPATCH(sigmoid_backward, grad_y, y, grad_x, n)
+}
+inline void tanh(const float* x, float* y, index_t n) { LAMINA_DISPATCH(tanh, x, y, n) }
+inline void tanh_backward(const float* grad_y, const float* y, float* grad_x, index_t n) {
+  LAMINA_DISPATCH(tanh_backward, grad_y, y, grad_x, n)
+}
+inline void leaky_relu(const float* x, float* y, index_t n, float slope) {
+  LAMINA_DISPATCH(leaky_relu, x, y, n, slope)
+}
+inline void leaky_relu_backward(const float* grad_y, const float* x, float* grad_x, index_t n,
+                                float slope) {
+  LAMINA_DISPATCH(leaky_relu_backward, grad_y, x, grad_x, n, slope)
 }
 inline void vmath_apply(VMathFn fn, const float* x, float* y, index_t n) {
   LAMINA_DISPATCH(vmath_apply, fn, x, y, n)

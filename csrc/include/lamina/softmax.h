@@ -1,6 +1,6 @@
 // softmax.h: softmax and log-softmax along one axis, and the fused softmax cross-entropy.
 //
-//   softmax_forward: x, y (outer, K, inner) contiguous, normalised over K (the axis):
+//   softmax / log_softmax: x, y (outer, K, inner) contiguous, normalised over K (the axis):
 //     y = exp(x - max) / sum exp(x - max)          (log: y = (x - max) - log sum exp(x - max))
 //     inner == 1 is the row kernel (each row of K contiguous); inner > 1 sweeps the K rows of
 //     each (K, inner) slab with per-column running max and sum (no transpose, no gather).
@@ -14,17 +14,22 @@
 #include "lamina/common.h"
 #include "lamina/cpu/isa.h"
 
-LAMINA_DECLARE_ISA_KERNEL(void, softmax_forward,
+LAMINA_DECLARE_ISA_KERNEL(void, softmax,
                           (const float* x, float* y, lamina::index_t outer, lamina::index_t K,
-                           lamina::index_t inner, bool log))
+                           lamina::index_t inner))
+LAMINA_DECLARE_ISA_KERNEL(void, log_softmax,
+                          (const float* x, float* y, lamina::index_t outer, lamina::index_t K,
+                           lamina::index_t inner))
 LAMINA_DECLARE_ISA_KERNEL(double, softmax_cross_entropy,
                           (const float* logits, const std::int64_t* labels, float* grad,
                            lamina::index_t N, lamina::index_t K))
 
 namespace lamina::cpu {
-inline void softmax_forward(const float* x, float* y, index_t outer, index_t K, index_t inner,
-                            bool log) {
-  LAMINA_DISPATCH(softmax_forward, x, y, outer, K, inner, log)
+inline void softmax(const float* x, float* y, index_t outer, index_t K, index_t inner) {
+  LAMINA_DISPATCH(softmax, x, y, outer, K, inner)
+}
+inline void log_softmax(const float* x, float* y, index_t outer, index_t K, index_t inner) {
+  LAMINA_DISPATCH(log_softmax, x, y, outer, K, inner)
 }
 inline double softmax_cross_entropy(const float* logits, const std::int64_t* labels, float* grad,
                                     index_t N, index_t K) {
