@@ -47,6 +47,10 @@
 #include "workspace.h"
 
 namespace lamina::cpu::LAMINA_ISA_NS {
+
+// This ISA's GEMM (kernels/gemm.cpp), called directly: no dispatch switch per tile.
+decltype(::lamina::cpu::sgemm) sgemm;
+
 namespace {
 
 using namespace simd;

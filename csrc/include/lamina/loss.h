@@ -9,21 +9,9 @@
 // so the loss does not depend on the thread count.
 #pragma once
 #include "lamina/common.h"
-#include "lamina/cpu/isa.h"
-
-LAMINA_DECLARE_ISA_KERNEL(double, mse,
-                          (const float* pred, const float* target, float* grad, lamina::index_t n,
-                           lamina::index_t n_examples))
-LAMINA_DECLARE_ISA_KERNEL(double, binary_cross_entropy,
-                          (const float* prob, const float* target, float* grad, lamina::index_t n,
-                           float eps))
 
 namespace lamina::cpu {
-inline double mse(const float* pred, const float* target, float* grad, index_t n,
-                       index_t n_examples) {
-  LAMINA_DISPATCH(mse, pred, target, grad, n, n_examples)
-}
-inline double binary_cross_entropy(const float* prob, const float* target, float* grad, index_t n, float eps) {
-  LAMINA_DISPATCH(binary_cross_entropy, prob, target, grad, n, eps)
-}
+double mse(const float* pred, const float* target, float* grad, index_t n, index_t n_examples);
+double binary_cross_entropy(const float* prob, const float* target, float* grad, index_t n,
+                            float eps);
 }  // namespace lamina::cpu

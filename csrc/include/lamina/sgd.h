@@ -8,15 +8,8 @@
 // momentum == 0. Arrays are flat, contiguous, n elements, and must not overlap.
 #pragma once
 #include "lamina/common.h"
-#include "lamina/cpu/isa.h"
-
-LAMINA_DECLARE_ISA_KERNEL(void, sgd_step,
-                          (float* param, const float* grad, float* velocity, lamina::index_t n,
-                           float lr, float momentum, float weight_decay, bool nesterov))
 
 namespace lamina::cpu {
-inline void sgd_step(float* param, const float* grad, float* velocity, index_t n, float lr,
-                     float momentum, float weight_decay, bool nesterov) {
-  LAMINA_DISPATCH(sgd_step, param, grad, velocity, n, lr, momentum, weight_decay, nesterov)
-}
+void sgd_step(float* param, const float* grad, float* velocity, index_t n, float lr,
+              float momentum, float weight_decay, bool nesterov);
 }  // namespace lamina::cpu

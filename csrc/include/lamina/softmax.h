@@ -12,27 +12,10 @@
 #include <cstdint>
 
 #include "lamina/common.h"
-#include "lamina/cpu/isa.h"
-
-LAMINA_DECLARE_ISA_KERNEL(void, softmax,
-                          (const float* x, float* y, lamina::index_t outer, lamina::index_t K,
-                           lamina::index_t inner))
-LAMINA_DECLARE_ISA_KERNEL(void, log_softmax,
-                          (const float* x, float* y, lamina::index_t outer, lamina::index_t K,
-                           lamina::index_t inner))
-LAMINA_DECLARE_ISA_KERNEL(double, softmax_cross_entropy,
-                          (const float* logits, const std::int64_t* labels, float* grad,
-                           lamina::index_t N, lamina::index_t K))
 
 namespace lamina::cpu {
-inline void softmax(const float* x, float* y, index_t outer, index_t K, index_t inner) {
-  LAMINA_DISPATCH(softmax, x, y, outer, K, inner)
-}
-inline void log_softmax(const float* x, float* y, index_t outer, index_t K, index_t inner) {
-  LAMINA_DISPATCH(log_softmax, x, y, outer, K, inner)
-}
-inline double softmax_cross_entropy(const float* logits, const std::int64_t* labels, float* grad,
-                                    index_t N, index_t K) {
-  LAMINA_DISPATCH(softmax_cross_entropy, logits, labels, grad, N, K)
-}
+void softmax(const float* x, float* y, index_t outer, index_t K, index_t inner);
+void log_softmax(const float* x, float* y, index_t outer, index_t K, index_t inner);
+double softmax_cross_entropy(const float* logits, const std::int64_t* labels, float* grad,
+                             index_t N, index_t K);
 }  // namespace lamina::cpu
