@@ -1,7 +1,6 @@
 // bind_activation.cpp: relu, sigmoid, tanh, leaky_relu and their backward passes. Any shape,
 // float32, C-contiguous; the result goes to a new array or to `out` (same shape,
-// C-contiguous, writeable; `out` may be the input itself).
-#include <algorithm>
+// C-contiguous, writeable; `out` may be the input itself: bind_common.h, Output).
 #include <string>
 
 #include "bind_eltwise.h"
@@ -10,52 +9,17 @@
 namespace lamina::bind {
 namespace {
 
-// Where the kernel writes: `out` (checked against the result's shape) or a new array. When
-// `out` partly overlaps an input (not the identical array) the kernel writes a fresh array
-// that is then copied into `out`.
-struct Dest {
-  py::array_t<float> fresh;
-  View out;
-  bool given = false, via_tmp = false;
-  float* ptr = nullptr;
-};
-
-Dest dest_for(py::handle out_obj, const View& like, const std::vector<const View*>& inputs) {
-  Dest d;
-  if (!out_obj.is_none()) {
-    d.given = true;
-    d.out = contig_arg(out_obj, "out", -1, true);
-    if (d.out.shape != like.shape)
-      value_error("out has shape " + d.out.shape_str() + ", expected " + like.shape_str());
-    for (const View* in : inputs)
-      if (overlaps(d.out, *in) && in->data != d.out.data) d.via_tmp = true;
-    if (!d.via_tmp) {
-      d.ptr = d.out.f();
-      return d;
-    }
-  }
-  d.fresh = new_f32(like.shape);
-  d.ptr = d.fresh.mutable_data();
-  return d;
-}
-
-py::array result(Dest& d, py::handle out_obj) {
-  if (d.given) return py::reinterpret_borrow<py::array>(out_obj);
-  return std::move(d.fresh);
-}
-
 // kernel(x, y, n): one of the cpu:: activations.
 template <class Kernel>
 py::array forward(py::handle x_obj, py::handle out_obj, Kernel kernel) {
   View x = contig_arg(x_obj, "x");
-  Dest d = dest_for(out_obj, x, {&x});
-  const index_t n = x.size();
+  Output out(out_obj, x.shape, {&x}, /*elementwise=*/true);
   {
     py::gil_scoped_release nogil;
-    kernel(x.f(), d.ptr, n);
-    if (d.via_tmp) std::copy(d.ptr, d.ptr + n, d.out.f());
+    kernel(x.f(), out.data(), x.size());
+    out.finish();
   }
-  return result(d, out_obj);
+  return out.result();
 }
 
 // kernel(grad_y, saved, grad_x, n): one of the cpu:: activation backward passes; saved is x
@@ -68,14 +32,13 @@ py::array backward(py::handle gy_obj, py::handle saved_obj, const char* saved_na
   if (gy.shape != saved.shape)
     value_error("grad_y has shape " + gy.shape_str() + " but " + saved_name + " has shape " +
                 saved.shape_str() + "; they must match");
-  Dest d = dest_for(out_obj, gy, {&gy, &saved});
-  const index_t n = gy.size();
+  Output out(out_obj, gy.shape, {&gy, &saved}, /*elementwise=*/true);
   {
     py::gil_scoped_release nogil;
-    kernel(gy.f(), saved.f(), d.ptr, n);
-    if (d.via_tmp) std::copy(d.ptr, d.ptr + n, d.out.f());
+    kernel(gy.f(), saved.f(), out.data(), gy.size());
+    out.finish();
   }
-  return result(d, out_obj);
+  return out.result();
 }
 
 py::array vmath(VMathFn fn, py::handle x_obj) {

@@ -14,3 +14,4 @@ from .dropout import dropout, dropout_backward  # noqa: F401
 from .sgd import sgd_step  # noqa: F401
 from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward  # noqa: F401
 from .conv import conv2d, conv2d_backward  # noqa: F401
+from ._geometry import conv_output_shape  # noqa: F401
