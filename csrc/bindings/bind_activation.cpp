@@ -76,14 +76,14 @@ LAMINA_BINDINGS(bind_activation) {
         [](py::handle x, float s, py::handle o) {
           return forward(x, o, [s](const float* x, float* y, index_t n) { cpu::leaky_relu(x, y, n, s); });
         },
-        x, py::arg("slope") = 0.01f, out, "x if x > 0 else slope * x, element-wise.");
+        x, py::arg("slope") = 0.01, out, "x if x > 0 else slope * x, element-wise.");
   m.def("leaky_relu_backward",
         [](py::handle g, py::handle x, float s, py::handle o) {
           return backward(g, x, "x", o, [s](const float* g, const float* x, float* gx, index_t n) {
             cpu::leaky_relu_backward(g, x, gx, n, s);
           });
         },
-        gy, x, py::arg("slope") = 0.01f, out, "grad_y * (1 if x > 0 else slope).");
+        gy, x, py::arg("slope") = 0.01, out, "grad_y * (1 if x > 0 else slope).");
   m.def("_vexp", [](py::handle x) { return vmath(VMathFn::exp, x); }, x,
         "Testing aid: lamina's vectorised float32 exp, element-wise.");
   m.def(
