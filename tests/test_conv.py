@@ -229,7 +229,7 @@ def test_geometry_errors(rng, impl):
         impl.conv2d(x, w, padding=-1)
     with pytest.raises(TypeError, match="stride"):
         impl.conv2d(x, w, stride=1.5)
-    with pytest.raises(TypeError, match="padding"):
+    with pytest.raises(ValueError, match="padding"):  # a wrong length is a ValueError
         impl.conv2d(x, w, padding=(1, 2, 3))
     with pytest.raises(ValueError, match="b"):
         impl.conv2d(x, w, np.zeros(3, np.float32))

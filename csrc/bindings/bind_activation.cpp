@@ -1,7 +1,6 @@
 // bind_activation.cpp: relu, sigmoid, tanh, leaky_relu and their backward passes. Any shape,
 // float32, C-contiguous; the result goes to a new array or to `out` (same shape,
-// C-contiguous, writeable; `out` may be the input itself).
-#include <algorithm>
+// C-contiguous, writeable; `out` may be the input itself: bind_common.h, Output).
 #include <string>
 
 #include "bind_eltwise.h"
@@ -10,67 +9,36 @@
 namespace lamina::bind {
 namespace {
 
-// Where the kernel writes: `out` (checked against the result's shape) or a new array. When
-// `out` partly overlaps an input (not the identical array) the kernel writes a fresh array
-// that is then copied into `out`.
-struct Dest {
-  py::array_t<float> fresh;
-  View out;
-  bool given = false, via_tmp = false;
-  float* ptr = nullptr;
-};
-
-Dest dest_for(py::handle out_obj, const View& like, const std::vector<const View*>& inputs) {
-  Dest d;
-  if (!out_obj.is_none()) {
-    d.given = true;
-    d.out = contig_arg(out_obj, "out", -1, true);
-    if (d.out.shape != like.shape)
-      value_error("out has shape " + d.out.shape_str() + ", expected " + like.shape_str());
-    for (const View* in : inputs)
-      if (overlaps(d.out, *in) && in->data != d.out.data) d.via_tmp = true;
-    if (!d.via_tmp) {
-      d.ptr = d.out.f();
-      return d;
-    }
-  }
-  d.fresh = new_f32(like.shape);
-  d.ptr = d.fresh.mutable_data();
-  return d;
-}
-
-py::array result(Dest& d, py::handle out_obj) {
-  if (d.given) return py::reinterpret_borrow<py::array>(out_obj);
-  return std::move(d.fresh);
-}
-
-py::array forward(Activation act, py::handle x_obj, float slope, py::handle out_obj) {
+// kernel(x, y, n): one of the cpu:: activations.
+template <class Kernel>
+py::array forward(py::handle x_obj, py::handle out_obj, Kernel kernel) {
   View x = contig_arg(x_obj, "x");
-  Dest d = dest_for(out_obj, x, {&x});
-  const index_t n = x.size();
+  Output out(out_obj, x.shape, {&x}, /*elementwise=*/true);
   {
     py::gil_scoped_release nogil;
-    cpu::activation_forward(act, x.f(), d.ptr, n, slope);
-    if (d.via_tmp) std::copy(d.ptr, d.ptr + n, d.out.f());
+    kernel(x.f(), out.data(), x.size());
+    out.finish();
   }
-  return result(d, out_obj);
+  return out.result();
 }
 
-py::array backward(Activation act, py::handle gy_obj, py::handle saved_obj, const char* saved_name,
-                   float slope, py::handle out_obj) {
+// kernel(grad_y, saved, grad_x, n): one of the cpu:: activation backward passes; saved is x
+// (relu, leaky_relu) or the forward output y (sigmoid, tanh), named saved_name.
+template <class Kernel>
+py::array backward(py::handle gy_obj, py::handle saved_obj, const char* saved_name,
+                   py::handle out_obj, Kernel kernel) {
   View gy = contig_arg(gy_obj, "grad_y");
   View saved = contig_arg(saved_obj, saved_name);
   if (gy.shape != saved.shape)
     value_error("grad_y has shape " + gy.shape_str() + " but " + saved_name + " has shape " +
                 saved.shape_str() + "; they must match");
-  Dest d = dest_for(out_obj, gy, {&gy, &saved});
-  const index_t n = gy.size();
+  Output out(out_obj, gy.shape, {&gy, &saved}, /*elementwise=*/true);
   {
     py::gil_scoped_release nogil;
-    cpu::activation_backward(act, gy.f(), saved.f(), d.ptr, n, slope);
-    if (d.via_tmp) std::copy(d.ptr, d.ptr + n, d.out.f());
+    kernel(gy.f(), saved.f(), out.data(), gy.size());
+    out.finish();
   }
-  return result(d, out_obj);
+  return out.result();
 }
 
 py::array vmath(VMathFn fn, py::handle x_obj) {
@@ -87,32 +55,35 @@ py::array vmath(VMathFn fn, py::handle x_obj) {
 }  // namespace
 
 LAMINA_BINDINGS(bind_activation) {
-  using A = Activation;
   const py::arg x("x"), gy("grad_y");
   const py::arg_v out = py::arg("out") = py::none();
-  m.def("relu", [](py::handle x, py::handle o) { return forward(A::relu, x, 0.0f, o); }, x, out,
+  m.def("relu", [](py::handle x, py::handle o) { return forward(x, o, cpu::relu); }, x, out,
         "max(x, 0) element-wise (NaN propagates). Any shape, float32, C-contiguous.");
   m.def("relu_backward",
-        [](py::handle g, py::handle x, py::handle o) { return backward(A::relu, g, x, "x", 0.0f, o); },
+        [](py::handle g, py::handle x, py::handle o) { return backward(g, x, "x", o, cpu::relu_backward); },
         gy, x, out, "grad_y * (x > 0): the gradient of relu with respect to its input x.");
-  m.def("sigmoid", [](py::handle x, py::handle o) { return forward(A::sigmoid, x, 0.0f, o); }, x, out,
+  m.def("sigmoid", [](py::handle x, py::handle o) { return forward(x, o, cpu::sigmoid); }, x, out,
         "1 / (1 + exp(-x)) element-wise, vectorised (max relative error < 1.7 ulp).");
   m.def("sigmoid_backward",
-        [](py::handle g, py::handle y, py::handle o) { return backward(A::sigmoid, g, y, "y", 0.0f, o); },
+        [](py::handle g, py::handle y, py::handle o) { return backward(g, y, "y", o, cpu::sigmoid_backward); },
         gy, py::arg("y"), out, "grad_y * y * (1 - y), from the forward output y = sigmoid(x).");
-  m.def("tanh", [](py::handle x, py::handle o) { return forward(A::tanh, x, 0.0f, o); }, x, out,
+  m.def("tanh", [](py::handle x, py::handle o) { return forward(x, o, cpu::tanh); }, x, out,
         "tanh(x) element-wise, vectorised (max relative error < 1.3 ulp).");
   m.def("tanh_backward",
-        [](py::handle g, py::handle y, py::handle o) { return backward(A::tanh, g, y, "y", 0.0f, o); },
+        [](py::handle g, py::handle y, py::handle o) { return backward(g, y, "y", o, cpu::tanh_backward); },
         gy, py::arg("y"), out, "grad_y * (1 - y**2), from the forward output y = tanh(x).");
   m.def("leaky_relu",
-        [](py::handle x, float s, py::handle o) { return forward(A::leaky_relu, x, s, o); }, x,
-        py::arg("slope") = 0.01f, out, "x if x > 0 else slope * x, element-wise.");
+        [](py::handle x, float s, py::handle o) {
+          return forward(x, o, [s](const float* x, float* y, index_t n) { cpu::leaky_relu(x, y, n, s); });
+        },
+        x, py::arg("slope") = 0.01, out, "x if x > 0 else slope * x, element-wise.");
   m.def("leaky_relu_backward",
         [](py::handle g, py::handle x, float s, py::handle o) {
-          return backward(A::leaky_relu, g, x, "x", s, o);
+          return backward(g, x, "x", o, [s](const float* g, const float* x, float* gx, index_t n) {
+            cpu::leaky_relu_backward(g, x, gx, n, s);
+          });
         },
-        gy, x, py::arg("slope") = 0.01f, out, "grad_y * (1 if x > 0 else slope).");
+        gy, x, py::arg("slope") = 0.01, out, "grad_y * (1 if x > 0 else slope).");
   m.def("_vexp", [](py::handle x) { return vmath(VMathFn::exp, x); }, x,
         "Testing aid: lamina's vectorised float32 exp, element-wise.");
   m.def(

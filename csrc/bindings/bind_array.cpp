@@ -77,10 +77,10 @@ py::array copy_permuted(py::handle x_obj, const std::vector<int>& perm, py::hand
   }
   {
     py::gil_scoped_release nogil;
-    cpu::array_copy(x.data, dst, item, nd, shape.data(), src.data(), dst_st.data());
+    cpu::copy(x.data, dst, item, nd, shape.data(), src.data(), dst_st.data());
     if (via_tmp) {
       const std::vector<index_t> tmp_st = c_strides(shape);
-      cpu::array_copy(dst, out.data, item, nd, shape.data(), tmp_st.data(), out.strides.data());
+      cpu::copy(dst, out.data, item, nd, shape.data(), tmp_st.data(), out.strides.data());
     }
   }
   if (!out_obj.is_none()) return py::reinterpret_borrow<py::array>(out_obj);
@@ -158,7 +158,7 @@ py::array fill(py::handle x_obj, py::handle value_obj) {
   const float value = static_cast<float>(real_arg(value_obj, "value"));
   {
     py::gil_scoped_release nogil;
-    cpu::array_fill(x.f(), x.size(), value);
+    cpu::fill(x.f(), x.size(), value);
   }
   return py::reinterpret_borrow<py::array>(x_obj);
 }
@@ -171,7 +171,7 @@ py::array add(py::handle a_obj, py::handle b_obj, py::handle alpha_obj, py::hand
   const index_t n = a.size();
   {
     py::gil_scoped_release nogil;
-    cpu::array_add(a.f(), b.f(), d.ptr, n, alpha);
+    cpu::add(a.f(), b.f(), d.ptr, n, alpha);
     copy_back(d, n);
   }
   return result(d, out_obj);
@@ -184,7 +184,7 @@ py::array scale(py::handle x_obj, py::handle alpha_obj, py::handle out_obj) {
   const index_t n = x.size();
   {
     py::gil_scoped_release nogil;
-    cpu::array_scale(x.f(), d.ptr, n, alpha);
+    cpu::scale(x.f(), d.ptr, n, alpha);
     copy_back(d, n);
   }
   return result(d, out_obj);

@@ -142,15 +142,16 @@ bool overlaps(const View& a, const View& b) {
 }
 
 Output::Output(py::handle out_obj, const std::vector<index_t>& shape,
-               const std::vector<const View*>& inputs)
+               const std::vector<const View*>& inputs, bool elementwise)
     : out_obj_(out_obj) {
   size_ = 1;
   for (index_t d : shape) size_ *= d;
   if (!out_obj.is_none()) {
-    out_ = f32_contig_arg(out_obj, "out", static_cast<int>(shape.size()), true);
+    out_ = f32_contig_arg(out_obj, "out", -1, true);
     if (out_.shape != shape)
       value_error("out has shape " + out_.shape_str() + ", expected " + shape_str(shape));
-    for (const View* in : inputs) copy_back_ |= overlaps(out_, *in);
+    for (const View* in : inputs)
+      copy_back_ |= overlaps(out_, *in) && !(elementwise && in->data == out_.data);
   }
   if (out_obj.is_none() || copy_back_) {
     fresh_ = new_f32(shape);
@@ -167,6 +168,33 @@ void Output::finish() const {
 py::array Output::result() {
   if (!out_obj_.is_none()) return py::reinterpret_borrow<py::array>(out_obj_);
   return std::move(fresh_);
+}
+
+std::pair<index_t, index_t> int_pair_arg(py::handle obj, const char* name) {
+  auto what = [&]() { return std::string(name) + " must be an int or a pair of ints, got "; };
+  auto as_int = [&](py::handle v) -> index_t {
+    // Python ints and NumPy integer scalars (anything with __index__), but not bool.
+    if (py::isinstance<py::bool_>(v) || !PyIndex_Check(v.ptr()))
+      type_error(what() + std::string(py::repr(v)) + " (" +
+                 std::string(py::str(py::type::of(v).attr("__name__"))) + ")");
+    PyObject* i = PyNumber_Index(v.ptr());
+    if (!i) throw py::error_already_set();
+    int overflow = 0;
+    const long long val = PyLong_AsLongLongAndOverflow(i, &overflow);
+    Py_DECREF(i);
+    if (overflow) value_error(std::string(name) + " is out of range: " + std::string(py::repr(v)));
+    if (val == -1 && PyErr_Occurred()) throw py::error_already_set();
+    return static_cast<index_t>(val);
+  };
+  if (py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) {
+    py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
+    if (seq.size() != 2)
+      value_error(what() + "a sequence of length " + std::to_string(seq.size()) + ": " +
+                  std::string(py::repr(obj)));
+    return {as_int(seq[0]), as_int(seq[1])};
+  }
+  const index_t v = as_int(obj);
+  return {v, v};
 }
 
 bool relu_activation(py::handle act) {

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lamina/common.h"
@@ -61,10 +62,13 @@ bool overlaps(const View& a, const View& b);
 
 // Where a kernel's result goes: `out` when given (float32, C-contiguous, writeable, of `shape`:
 // ValueError/TypeError naming "out" otherwise), else a new array. When `out` overlaps one of
-// `inputs` the kernel writes a temporary and finish() copies it over.
+// `inputs` the kernel writes a temporary and finish() copies it over. `elementwise`: the
+// kernel reads each element before it writes that same element, so `out` may be exactly an
+// input (the same memory, e.g. relu(x, out=x)); only a partial overlap needs the temporary.
 class Output {
  public:
-  Output(py::handle out_obj, const std::vector<index_t>& shape, const std::vector<const View*>& inputs);
+  Output(py::handle out_obj, const std::vector<index_t>& shape, const std::vector<const View*>& inputs,
+         bool elementwise = false);
   float* data() const { return data_; }
   void finish() const;  // after the kernel; safe without the GIL
   py::array result();   // `out` itself, or the new array
@@ -76,6 +80,12 @@ class Output {
   index_t size_ = 0;
   bool copy_back_ = false;
 };
+
+// A geometry argument (stride, padding, kernel_size, dilation): an int (Python int or NumPy
+// integer, not bool) for both dimensions, or a tuple / list of two -> (h, w). A wrong length
+// is a ValueError, anything not an integer (float, bool, str, ...) a TypeError, both naming
+// `name`, as in PyTorch (a float kernel size is never truncated).
+std::pair<index_t, index_t> int_pair_arg(py::handle obj, const char* name);
 
 // activation=None -> false, "relu" -> true; anything else is a ValueError.
 bool relu_activation(py::handle act);

@@ -10,33 +10,6 @@
 namespace lamina::bind {
 namespace {
 
-// An int or a pair (tuple/list) of ints -> (h, w). bool is rejected (it is an int in Python).
-std::pair<index_t, index_t> int_pair(py::handle obj, const char* name) {
-  auto as_int = [](py::handle v, index_t& out) {
-    // Python ints and NumPy integer scalars (anything with __index__), but not bool.
-    if (py::isinstance<py::bool_>(v) || !PyIndex_Check(v.ptr())) return false;
-    PyObject* i = PyNumber_Index(v.ptr());
-    if (!i) throw py::error_already_set();
-    int overflow = 0;
-    const long long val = PyLong_AsLongLongAndOverflow(i, &overflow);
-    Py_DECREF(i);
-    if (overflow || (val == -1 && PyErr_Occurred())) {
-      PyErr_Clear();
-      return false;
-    }
-    out = static_cast<index_t>(val);
-    return true;
-  };
-  index_t a = 0, b = 0;
-  if (as_int(obj, a)) return {a, a};
-  if (py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) {
-    py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
-    if (seq.size() == 2 && as_int(seq[0], a) && as_int(seq[1], b)) return {a, b};
-  }
-  type_error(std::string(name) + " must be an int or a pair of ints, got " +
-             std::string(py::repr(obj)));
-}
-
 std::string pair_str(index_t a, index_t b) {
   return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
 }
@@ -53,9 +26,9 @@ Conv2dShape conv_shape(const View& xv, const View& wv, py::handle stride, py::ha
                 ")");
   if (s.kH < 1 || s.kW < 1)
     value_error("conv2d: w has an empty kernel (w shape " + wv.shape_str() + ")");
-  std::tie(s.sh, s.sw) = int_pair(stride, "stride");
-  std::tie(s.ph, s.pw) = int_pair(padding, "padding");
-  std::tie(s.dh, s.dw) = int_pair(dilation, "dilation");
+  std::tie(s.sh, s.sw) = int_pair_arg(stride, "stride");
+  std::tie(s.ph, s.pw) = int_pair_arg(padding, "padding");
+  std::tie(s.dh, s.dw) = int_pair_arg(dilation, "dilation");
   if (s.sh <= 0 || s.sw <= 0) value_error("stride must be positive, got " + pair_str(s.sh, s.sw));
   if (s.dh <= 0 || s.dw <= 0) value_error("dilation must be positive, got " + pair_str(s.dh, s.dw));
   if (s.ph < 0 || s.pw < 0) value_error("padding must be non-negative, got " + pair_str(s.ph, s.pw));
@@ -103,7 +76,7 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handl
   Output out(out_obj, {s.N, s.O, s.OH, s.OW}, inputs);
   {
     py::gil_scoped_release nogil;
-    cpu::conv2d_forward(s, xv.f(), wv.f(), bias, relu, out.data());
+    cpu::conv2d(s, xv.f(), wv.f(), bias, relu, out.data());
     out.finish();
   }
   return out.result();

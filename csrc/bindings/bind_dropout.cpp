@@ -29,7 +29,7 @@ py::tuple dropout(py::handle x_obj, py::handle p_obj, py::handle seed_obj) {
   float *yp = y.mutable_data(), *mp = mask.mutable_data();
   {
     py::gil_scoped_release nogil;
-    cpu::dropout_forward(x.f(), yp, mp, x.size(), p, seed);
+    cpu::dropout(x.f(), yp, mp, x.size(), p, seed);
   }
   return py::make_tuple(y, mask);
 }

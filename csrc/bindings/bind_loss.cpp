@@ -25,7 +25,7 @@ py::tuple mse(py::handle pred_obj, py::handle target_obj) {
   double loss;
   {
     py::gil_scoped_release nogil;
-    loss = cpu::mse_loss(pred.f(), target.f(), g, pred.size(), pred.shape[0]);
+    loss = cpu::mse(pred.f(), target.f(), g, pred.size(), pred.shape[0]);
   }
   return py::make_tuple(loss, grad);
 }
@@ -40,7 +40,7 @@ py::tuple bce(py::handle prob_obj, py::handle target_obj, double eps) {
   double loss;
   {
     py::gil_scoped_release nogil;
-    loss = cpu::bce_loss(prob.f(), target.f(), g, prob.size(), static_cast<float>(eps));
+    loss = cpu::binary_cross_entropy(prob.f(), target.f(), g, prob.size(), static_cast<float>(eps));
   }
   return py::make_tuple(loss, grad);
 }

@@ -13,21 +13,6 @@ namespace {
 
 std::string type_name(py::handle h) { return std::string(py::str(py::type::of(h).attr("__name__"))); }
 
-// An int or a pair of ints (tuple / list), as PyTorch accepts.
-std::pair<index_t, index_t> pair_arg(py::handle obj, const char* name) {
-  if (py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) {
-    py::sequence s = py::reinterpret_borrow<py::sequence>(obj);
-    if (s.size() != 2)
-      value_error(std::string(name) + " must be an int or a pair of ints, got a sequence of length " +
-                  std::to_string(s.size()));
-    return {int_arg(s[0], name).cast<index_t>(), int_arg(s[1], name).cast<index_t>()};
-  }
-  if (py::isinstance<py::bool_>(obj) || !(py::isinstance<py::int_>(obj) || PyIndex_Check(obj.ptr())))
-    type_error(std::string(name) + " must be an int or a pair of ints, got " + type_name(obj));
-  const index_t v = int_arg(obj, name).cast<index_t>();
-  return {v, v};
-}
-
 std::string pair_str(index_t a, index_t b) {
   return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
 }
@@ -35,9 +20,9 @@ std::string pair_str(index_t a, index_t b) {
 // The full geometry for an input of (N, C, H, W); raises on anything out of range.
 Pool2d geometry(index_t N, index_t C, index_t H, index_t W, py::handle ks, py::handle st, py::handle pd,
                 const char* input_name) {
-  auto [kh, kw] = pair_arg(ks, "kernel_size");
-  auto [sh, sw] = st.is_none() ? std::make_pair(kh, kw) : pair_arg(st, "stride");
-  auto [ph, pw] = pair_arg(pd, "padding");
+  auto [kh, kw] = int_pair_arg(ks, "kernel_size");
+  auto [sh, sw] = st.is_none() ? std::make_pair(kh, kw) : int_pair_arg(st, "stride");
+  auto [ph, pw] = int_pair_arg(pd, "padding");
   if (kh < 1 || kw < 1) value_error("kernel_size must be >= 1, got " + pair_str(kh, kw));
   if (sh < 1 || sw < 1) value_error("stride must be >= 1, got " + pair_str(sh, sw));
   if (ph < 0 || pw < 0) value_error("padding must be >= 0, got " + pair_str(ph, pw));
@@ -91,7 +76,7 @@ py::tuple max_pool2d(py::handle x_obj, py::handle ks, py::handle st, py::handle 
   std::int64_t* ip = idx.mutable_data();
   {
     py::gil_scoped_release nogil;
-    cpu::max_pool2d_forward(x.f(), yp, ip, g);
+    cpu::max_pool2d(x.f(), yp, ip, g);
   }
   return py::make_tuple(y, idx);
 }
@@ -133,7 +118,7 @@ py::array avg_pool2d(py::handle x_obj, py::handle ks, py::handle st, py::handle 
   float* yp = y.mutable_data();
   {
     py::gil_scoped_release nogil;
-    cpu::avg_pool2d_forward(x.f(), yp, g);
+    cpu::avg_pool2d(x.f(), yp, g);
   }
   return std::move(y);
 }

@@ -1,6 +1,5 @@
 // bind_softmax.cpp: softmax, log_softmax, softmax_backward (any axis) and softmax_cross_entropy.
 // x is viewed as (outer, K, inner) around the axis; nothing is transposed or copied.
-#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -29,30 +28,16 @@ py::array softmax_impl(py::handle x_obj, py::handle axis_obj, py::handle out_obj
   for (int d = axis + 1; d < x.ndim; ++d) inner *= x.shape[d];
   const index_t K = x.shape[axis];
 
-  py::array_t<float> fresh;
-  View out;
-  float* y = nullptr;
-  bool via_tmp = false;
-  if (!out_obj.is_none()) {
-    out = contig_arg(out_obj, "out", -1, true);
-    if (out.shape != x.shape)
-      value_error("out has shape " + out.shape_str() + ", expected " + x.shape_str());
-    // Exactly in place is safe (each element of x is last read where y is written there);
-    // a partial overlap goes through a temporary.
-    via_tmp = overlaps(out, x) && out.data != x.data;
-    y = out.f();
-  }
-  if (out_obj.is_none() || via_tmp) {
-    fresh = new_f32(x.shape);
-    y = fresh.mutable_data();
-  }
+  // Exactly in place is safe (each element of x is last read where y is written there);
+  // a partial overlap goes through a temporary.
+  Output out(out_obj, x.shape, {&x}, /*elementwise=*/true);
   {
     py::gil_scoped_release nogil;
-    cpu::softmax_forward(x.f(), y, outer, K, inner, log);
-    if (via_tmp) std::copy(y, y + x.size(), out.f());
+    if (log) cpu::log_softmax(x.f(), out.data(), outer, K, inner);
+    else cpu::softmax(x.f(), out.data(), outer, K, inner);
+    out.finish();
   }
-  if (!out_obj.is_none()) return py::reinterpret_borrow<py::array>(out_obj);
-  return std::move(fresh);
+  return out.result();
 }
 
 py::array softmax_backward(py::handle gy_obj, py::handle y_obj, py::handle axis_obj, py::handle out_obj) {

@@ -30,7 +30,7 @@ py::array upsample_nearest2d(py::handle x_obj, py::handle scale_obj, py::handle 
   float* y = out.data();
   {
     py::gil_scoped_release nogil;
-    cpu::upsample_nearest2d_forward(x.f(), y, N * C, H, W, s);
+    cpu::upsample_nearest2d(x.f(), y, N * C, H, W, s);
     out.finish();
   }
   return out.result();

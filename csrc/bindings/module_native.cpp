@@ -2,6 +2,7 @@
 // (LAMINA_CPU may force a lower one), reports the build, and runs each bind_*.cpp registrar.
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
 
 #include "bind_common.h"
 #include "lamina/cpu/isa.h"
@@ -41,6 +42,37 @@ py::dict backend_info() {
   return d;
 }
 
+// {name: [(arg name, has_default, default or None), ...]} for every function of module m, read
+// from pybind11's own function records (the py::arg / py::arg_v names and defaults), so the
+// signature contract is checked against what the bindings declare, not against docstrings.
+// The record is reached as pybind11 reaches a sibling overload's: the PyCFunction's self.
+py::dict kernel_signatures(py::handle m) {
+  py::dict out;
+  for (auto item : py::reinterpret_borrow<py::dict>(m.attr("__dict__"))) {
+    py::handle fn = py::detail::get_function(item.second);
+    if (!fn || !PyCFunction_Check(fn.ptr())) continue;
+    PyObject* self = PyCFunction_GET_SELF(fn.ptr());
+    const py::detail::function_record* rec =
+        self ? py::detail::function_record_ptr_from_PyObject(self) : nullptr;
+    if (!rec) continue;  // a plain C function, not one pybind11 made
+    py::list params;
+    for (std::size_t i = 0; i < rec->nargs; ++i) {
+      if (i < rec->args.size()) {
+        const auto& a = rec->args[i];
+        const bool has_default = static_cast<bool>(a.value);
+        const std::string name = a.name ? a.name : "arg" + std::to_string(i);
+        params.append(py::make_tuple(name, has_default,
+                                     has_default ? py::reinterpret_borrow<py::object>(a.value)
+                                                 : py::object(py::none())));
+      } else {  // bound without py::arg: pybind11 calls it argN
+        params.append(py::make_tuple("arg" + std::to_string(i), false, py::none()));
+      }
+    }
+    out[item.first] = params;
+  }
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -70,4 +102,11 @@ PYBIND11_MODULE(_native, m) {
       py::arg("name"),
       "Testing aid: switch the CPU path at run time (not thread-safe while kernels run).");
   for (auto f : lamina::bind::registry()) f(m);
+  m.def(
+      // A borrowed handle: the module outlives its functions (and a captured module_ would be a
+      // reference cycle through the module's dict).
+      "_kernel_signatures", [mod = py::handle(m)]() { return kernel_signatures(mod); },
+      "{function name: [(arg name, has_default, default or None), ...]} for every function of "
+      "this module, from pybind11's function records (tests/test_signatures.py compares them "
+      "with lamina.reference's signatures).");
 }

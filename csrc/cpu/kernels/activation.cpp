@@ -35,49 +35,43 @@ void run2(const float* a, const float* b, float* y, index_t n, double per_thread
 
 }  // namespace
 
-void activation_forward(Activation act, const float* x, float* y, index_t n, float slope) {
-  switch (act) {
-    case Activation::relu:
-      // max(0, x): maxps returns its second operand when one is NaN, so NaN propagates.
-      run1(x, y, n, kCheapPerThread, [](vf v) { return max(zero(), v); });
-      break;
-    case Activation::leaky_relu: {
-      const vf s = set1(slope);
-      run1(x, y, n, kCheapPerThread,
-           [s](vf v) { return vmath::select(vmath::gt(v, zero()), v, mul(v, s)); });
-      break;
-    }
-    case Activation::sigmoid:
-      run1(x, y, n, kTranscendentalPerThread, [](vf v) { return vmath::sigmoid(v); });
-      break;
-    case Activation::tanh:
-      run1(x, y, n, kTranscendentalPerThread, [](vf v) { return vmath::tanh(v); });
-      break;
-  }
+void relu(const float* x, float* y, index_t n) {
+  run1(x, y, n, kCheapPerThread, [](vf v) { return vmath::relu(v); });
 }
 
-void activation_backward(Activation act, const float* grad_y, const float* saved, float* grad_x,
-                         index_t n, float slope) {
-  switch (act) {
-    case Activation::relu:
-      run2(grad_y, saved, grad_x, n, kCheapPerThread,
-           [](vf g, vf x) { return vmath::select(vmath::gt(x, zero()), g, zero()); });
-      break;
-    case Activation::leaky_relu: {
-      const vf s = set1(slope);
-      run2(grad_y, saved, grad_x, n, kCheapPerThread,
-           [s](vf g, vf x) { return vmath::select(vmath::gt(x, zero()), g, mul(g, s)); });
-      break;
-    }
-    case Activation::sigmoid:
-      run2(grad_y, saved, grad_x, n, kCheapPerThread,
-           [](vf g, vf y) { return mul(mul(g, y), sub(set1(1.0f), y)); });
-      break;
-    case Activation::tanh:
-      run2(grad_y, saved, grad_x, n, kCheapPerThread,
-           [](vf g, vf y) { return mul(g, sub(set1(1.0f), mul(y, y))); });
-      break;
-  }
+void relu_backward(const float* grad_y, const float* x, float* grad_x, index_t n) {
+  run2(grad_y, x, grad_x, n, kCheapPerThread,
+       [](vf g, vf v) { return vmath::select(vmath::gt(v, zero()), g, zero()); });
+}
+
+void sigmoid(const float* x, float* y, index_t n) {
+  run1(x, y, n, kTranscendentalPerThread, [](vf v) { return vmath::sigmoid(v); });
+}
+
+void sigmoid_backward(const float* grad_y, const float* y, float* grad_x, index_t n) {
+  run2(grad_y, y, grad_x, n, kCheapPerThread,
+       [](vf g, vf v) { return mul(mul(g, v), sub(set1(1.0f), v)); });
+}
+
+void tanh(const float* x, float* y, index_t n) {
+  run1(x, y, n, kTranscendentalPerThread, [](vf v) { return vmath::tanh(v); });
+}
+
+void tanh_backward(const float* grad_y, const float* y, float* grad_x, index_t n) {
+  run2(grad_y, y, grad_x, n, kCheapPerThread,
+       [](vf g, vf v) { return mul(g, sub(set1(1.0f), mul(v, v))); });
+}
+
+void leaky_relu(const float* x, float* y, index_t n, float slope) {
+  const vf s = set1(slope);
+  run1(x, y, n, kCheapPerThread,
+       [s](vf v) { return vmath::select(vmath::gt(v, zero()), v, mul(v, s)); });
+}
+
+void leaky_relu_backward(const float* grad_y, const float* x, float* grad_x, index_t n, float slope) {
+  const vf s = set1(slope);
+  run2(grad_y, x, grad_x, n, kCheapPerThread,
+       [s](vf g, vf v) { return vmath::select(vmath::gt(v, zero()), g, mul(g, s)); });
 }
 
 void vmath_apply(VMathFn fn, const float* x, float* y, index_t n) {

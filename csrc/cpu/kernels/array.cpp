@@ -223,7 +223,7 @@ double dot_chunk(const float* a, const float* b, index_t n) {
 
 }  // namespace
 
-void array_fill(float* x, index_t n, float value) {
+void fill(float* x, index_t n, float value) {
   parallel_range(n, threads_for(double(n), kCheapPerThread), [&](index_t lo, index_t hi) {
     const vf v = set1(value);
     index_t i = lo;
@@ -232,7 +232,7 @@ void array_fill(float* x, index_t n, float value) {
   });
 }
 
-void array_copy(const void* src, void* dst, int itemsize, int ndim, const index_t* shape,
+void copy(const void* src, void* dst, int itemsize, int ndim, const index_t* shape,
                 const index_t* src_strides, const index_t* dst_strides) {
   std::vector<Dim> dims;
   index_t total = 1;
@@ -262,14 +262,14 @@ void array_copy(const void* src, void* dst, int itemsize, int ndim, const index_
     copy_dims(static_cast<const std::uint64_t*>(src), static_cast<std::uint64_t*>(dst), merged, total);
 }
 
-void array_add(const float* a, const float* b, float* y, index_t n, float alpha) {
+void add(const float* a, const float* b, float* y, index_t n, float alpha) {
   const vf va = set1(alpha);
   parallel_range(n, threads_for(double(n), kCheapPerThread), [&](index_t lo, index_t hi) {
     map2(a + lo, b + lo, y + lo, hi - lo, [va](vf x, vf z) { return fma(va, z, x); });
   });
 }
 
-void array_scale(const float* x, float* y, index_t n, float alpha) {
+void scale(const float* x, float* y, index_t n, float alpha) {
   const vf va = set1(alpha);
   parallel_range(n, threads_for(double(n), kCheapPerThread), [&](index_t lo, index_t hi) {
     map1(x + lo, y + lo, hi - lo, [va](vf v) { return mul(va, v); });

@@ -47,6 +47,10 @@
 #include "workspace.h"
 
 namespace lamina::cpu::LAMINA_ISA_NS {
+
+// This ISA's GEMM (kernels/gemm.cpp), called directly: no dispatch switch per tile.
+decltype(::lamina::cpu::sgemm) sgemm;
+
 namespace {
 
 using namespace simd;
@@ -580,7 +584,7 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
 
 }  // namespace
 
-void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
+void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b,
                     bool relu, float* y) {
   const index_t K = s.C * s.kH * s.kW, P = s.OH * s.OW;
   if (s.N <= 0 || s.O <= 0 || P <= 0) return;

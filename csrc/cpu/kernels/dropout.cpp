@@ -29,7 +29,7 @@ inline std::uint64_t mix64(std::uint64_t z) {
 
 }  // namespace
 
-void dropout_forward(const float* x, float* y, float* mask, index_t n, double p, std::uint64_t seed) {
+void dropout(const float* x, float* y, float* mask, index_t n, double p, std::uint64_t seed) {
   const float scale = static_cast<float>(1.0 / (1.0 - p));
   const std::uint64_t key = mix64(seed + kGolden);
   const std::uint64_t threshold = static_cast<std::uint64_t>(std::ceil(p * 4294967296.0));

@@ -322,7 +322,7 @@ void epilogue_only(index_t M, index_t N, float* C, index_t ldc, const GemmEpilog
       float x = ep.beta != 0.0f ? ep.beta * C[i * ldc + j] : 0.0f;
       if (ep.bias_mode == Bias::per_row) x += ep.bias[i];
       if (ep.bias_mode == Bias::per_col) x += ep.bias[j];
-      if (ep.relu) x = x > 0.0f ? x : (x != x ? x : 0.0f);
+      if (ep.relu) x = vmath::relu(x);
       C[i * ldc + j] = x;
     }
 }

@@ -42,7 +42,7 @@ double blocked_sum(index_t lo, index_t hi, Lanes&& lanes) {
 
 }  // namespace
 
-double mse_loss(const float* pred, const float* target, float* grad, index_t n, index_t n_examples) {
+double mse(const float* pred, const float* target, float* grad, index_t n, index_t n_examples) {
   const vf inv = set1(static_cast<float>(1.0 / double(n_examples)));
   const double sq = chunked_sum(n, kPerThread, [&](index_t lo, index_t hi) {
     return blocked_sum(lo, hi, [&](index_t k, mask_t m, bool full) {
@@ -57,7 +57,7 @@ double mse_loss(const float* pred, const float* target, float* grad, index_t n, 
   return sq / (2.0 * double(n_examples));
 }
 
-double bce_loss(const float* prob, const float* target, float* grad, index_t n, float eps) {
+double binary_cross_entropy(const float* prob, const float* target, float* grad, index_t n, float eps) {
   if (n <= 0) return std::numeric_limits<double>::quiet_NaN();
   const vf lo = set1(eps), hi = set1(static_cast<float>(1.0 - double(eps)));
   const vf inv = set1(static_cast<float>(1.0 / double(n))), one = set1(1.0f);

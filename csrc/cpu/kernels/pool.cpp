@@ -239,7 +239,7 @@ template <int KH, int KW> struct AvgBwdSel { static constexpr auto fn = &avg_pla
 
 }  // namespace
 
-void max_pool2d_forward(const float* x, float* y, std::int64_t* idx, const Pool2d& g) {
+void max_pool2d(const float* x, float* y, std::int64_t* idx, const Pool2d& g) {
   const index_t in = g.H * g.W, out = g.OH * g.OW;
   // The scalar build keeps the direct loop (one lane gains nothing from the two-step form);
   // very large planes too (flat indices would not be exact in float lanes).
@@ -285,7 +285,7 @@ index_t max_pool2d_backward(const float* grad_y, const std::int64_t* idx, float*
   return bad;
 }
 
-void avg_pool2d_forward(const float* x, float* y, const Pool2d& g) {
+void avg_pool2d(const float* x, float* y, const Pool2d& g) {
   const auto plane_fn = pick<AvgSel>(g);
   const index_t in = g.H * g.W, out = g.OH * g.OW;
   for_planes(g, double(out * g.kh * g.kw), [&](index_t p) { plane_fn(x + p * in, y + p * out, g); });

@@ -9,6 +9,7 @@
 #pragma once
 #include "lamina/gemm.h"
 #include "lamina/cpu/simd.h"
+#include "vmath.h"
 
 namespace lamina::cpu::LAMINA_ISA_NS {
 
@@ -56,7 +57,7 @@ inline void dot_block(index_t K, const float* const* a, index_t lda, const float
       if (ep.beta != 0.0f) x += ep.beta * *cp;
       if (ep.bias_mode == Bias::per_row) x += ep.bias[row0 + i];
       if (ep.bias_mode == Bias::per_col) x += ep.bias[col0 + j];
-      if (ep.relu) x = x > 0.0f ? x : (x != x ? x : 0.0f);
+      if (ep.relu) x = vmath::relu(x);
       *cp = x;
     }
 }

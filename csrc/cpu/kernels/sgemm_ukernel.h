@@ -12,6 +12,7 @@
 #include "lamina/common.h"
 #include "lamina/cpu/gemm_config.h"
 #include "lamina/cpu/simd.h"
+#include "vmath.h"
 
 namespace lamina::cpu::LAMINA_ISA_NS {
 
@@ -72,12 +73,12 @@ void sgemm_ukernel(index_t kc, const float* __restrict a, const float* __restric
       vf x = add(acc[i][v], add(brow, bcol[v]));
       if (nv >= W) {
         if (has_beta) x = fma(vbeta, load(crow + v * W), x);
-        if (ep.relu) x = max(vzero, x);  // NaN propagates, as in torch.relu
+        if (ep.relu) x = vmath::relu(x);
         store(crow + v * W, x);
       } else {
         const mask_t m = tail_mask(nv);
         if (has_beta) x = fma(vbeta, load_mask(crow + v * W, m), x);
-        if (ep.relu) x = max(vzero, x);  // NaN propagates, as in torch.relu
+        if (ep.relu) x = vmath::relu(x);
         store_mask(crow + v * W, m, x);
       }
     }

@@ -207,7 +207,38 @@ void softmax_backward_columns(const float* g, const float* y, float* gx, index_t
   }
 }
 
+// softmax or log_softmax (log) of x (outer, K, inner) over K.
+void softmax_along(const float* x, float* y, index_t outer, index_t K, index_t inner, bool log) {
+  if (outer <= 0 || K <= 0 || inner <= 0) return;
+  const int nt = threads_for(double(outer) * K * inner, kPerThread);
+  if (inner == 1) {
+    parallel_for(outer, nt, [&](index_t r) {
+      softmax_row(x + r * K, y + r * K, K, log, r + 1 < outer ? x + (r + 1) * K : nullptr);
+    });
+    return;
+  }
+  // Column chunks of at most 1024 (a multiple of W), more of them when outer alone cannot
+  // keep every thread busy.
+  index_t cw = min_of<index_t>(inner, 1024);
+  if (outer * ceil_div(inner, cw) < nt) cw = min_of(inner, round_up(ceil_div(inner, nt), W));
+  const index_t chunks = ceil_div(inner, cw);
+  parallel_for(outer * chunks, nt, [&](index_t item) {
+    const index_t o = item / chunks, j0 = (item % chunks) * cw, j1 = min_of(inner, j0 + cw);
+    float* scratch = thread_buffer(2, static_cast<std::size_t>(round_up(2 * cw, 2) + 2 * cw));
+    const index_t off = o * K * inner;
+    softmax_columns(x + off, y + off, K, inner, j0, j1, log, scratch);
+  });
+}
+
 }  // namespace
+
+void softmax(const float* x, float* y, index_t outer, index_t K, index_t inner) {
+  softmax_along(x, y, outer, K, inner, false);
+}
+
+void log_softmax(const float* x, float* y, index_t outer, index_t K, index_t inner) {
+  softmax_along(x, y, outer, K, inner, true);
+}
 
 void softmax_backward(const float* grad_y, const float* y, float* grad_x, index_t outer, index_t K,
                       index_t inner) {
@@ -229,28 +260,6 @@ void softmax_backward(const float* grad_y, const float* y, float* grad_x, index_
     const index_t off = o * K * inner;
     softmax_backward_columns(grad_y + off, y + off, grad_x + off, K, inner, j0, j1,
                              reinterpret_cast<double*>(scratch), scratch + 2 * cw);
-  });
-}
-
-void softmax_forward(const float* x, float* y, index_t outer, index_t K, index_t inner, bool log) {
-  if (outer <= 0 || K <= 0 || inner <= 0) return;
-  const int nt = threads_for(double(outer) * K * inner, kPerThread);
-  if (inner == 1) {
-    parallel_for(outer, nt, [&](index_t r) {
-      softmax_row(x + r * K, y + r * K, K, log, r + 1 < outer ? x + (r + 1) * K : nullptr);
-    });
-    return;
-  }
-  // Column chunks of at most 1024 (a multiple of W), more of them when outer alone cannot
-  // keep every thread busy.
-  index_t cw = min_of<index_t>(inner, 1024);
-  if (outer * ceil_div(inner, cw) < nt) cw = min_of(inner, round_up(ceil_div(inner, nt), W));
-  const index_t chunks = ceil_div(inner, cw);
-  parallel_for(outer * chunks, nt, [&](index_t item) {
-    const index_t o = item / chunks, j0 = (item % chunks) * cw, j1 = min_of(inner, j0 + cw);
-    float* scratch = thread_buffer(2, static_cast<std::size_t>(round_up(2 * cw, 2) + 2 * cw));
-    const index_t off = o * K * inner;
-    softmax_columns(x + off, y + off, K, inner, j0, j1, log, scratch);
   });
 }
 

@@ -39,7 +39,7 @@ void repeat_row(const float* x, float* y, index_t W, index_t s) {
 
 }  // namespace
 
-void upsample_nearest2d_forward(const float* x, float* y, index_t planes, index_t H, index_t W,
+void upsample_nearest2d(const float* x, float* y, index_t planes, index_t H, index_t W,
                                 index_t s) {
   const index_t rows = planes * H, OW = W * s;
   if (rows <= 0 || W <= 0) return;

@@ -66,6 +66,7 @@ inline vf vxor(vf a, vf b) { return _mm512_xor_ps(a, b); }
 inline vf load_or(const float* p, mask_t m, vf fill) { return _mm512_mask_loadu_ps(fill, m, p); }
 // The lanes of a tail mask as a select mask.
 inline cmask as_cmask(mask_t m) { return m; }
+inline float first_lane(vf a) { return _mm512_cvtss_f32(a); }
 #elif LAMINA_ISA_ID == 1
 using vi = __m256i;
 using cmask = __m256;
@@ -97,6 +98,7 @@ inline vf load_or(const float* p, mask_t m, vf fill) {
   return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
 }
 inline cmask as_cmask(mask_t m) { return _mm256_castsi256_ps(m); }
+inline float first_lane(vf a) { return _mm256_cvtss_f32(a); }
 #else
 // Scalar lanes. Integer work is done in uint32 so wrap-around on garbage (NaN) bit patterns
 // is defined behaviour (the sanitizer build runs this path).
@@ -139,6 +141,18 @@ inline vf vand(vf a, vf b) { return as_float(as_int(a) & as_int(b)); }
 inline vf vxor(vf a, vf b) { return as_float(as_int(a) ^ as_int(b)); }
 inline vf load_or(const float* p, mask_t m, vf fill) { return m ? *p : fill; }
 inline cmask as_cmask(mask_t m) { return m; }
+inline float first_lane(vf a) { return a; }
+#endif
+
+// ---- relu --------------------------------------------------------------------------------
+// The library's one ReLU: the activation kernel and both GEMM write-backs (the micro-kernel's
+// tiles, and the scalar dot-product / K == 0 paths) call it, so every path agrees bit for
+// bit. max(0, x) returns its second operand when either is NaN (maxps; simd.h's scalar max
+// copies that), so NaN propagates as in torch.relu, and -0 stays -0.
+inline vf relu(vf x) { return max(zero(), x); }
+#if LAMINA_ISA_ID != 0
+// One float through the same lane arithmetic (on the generic path vf is float already).
+inline float relu(float x) { return first_lane(relu(set1(x))); }
 #endif
 
 // 2^k for integer lanes k in [-126, 127] (a normal power of two, built from its exponent).

@@ -9,32 +9,19 @@
 // vectorised math of vmath.h).
 #pragma once
 #include "lamina/common.h"
-#include "lamina/cpu/isa.h"
 
 namespace lamina {
-enum class Activation : int { relu = 0, sigmoid = 1, tanh = 2, leaky_relu = 3 };
 enum class VMathFn : int { exp = 0, log = 1, exp_nonpos = 2 };
 }  // namespace lamina
 
-LAMINA_DECLARE_ISA_KERNEL(void, activation_forward,
-                          (lamina::Activation act, const float* x, float* y, lamina::index_t n,
-                           float slope))
-// saved: x for relu / leaky_relu, y = f(x) for sigmoid / tanh.
-LAMINA_DECLARE_ISA_KERNEL(void, activation_backward,
-                          (lamina::Activation act, const float* grad_y, const float* saved,
-                           float* grad_x, lamina::index_t n, float slope))
-LAMINA_DECLARE_ISA_KERNEL(void, vmath_apply,
-                          (lamina::VMathFn fn, const float* x, float* y, lamina::index_t n))
-
 namespace lamina::cpu {
-inline void activation_forward(Activation act, const float* x, float* y, index_t n, float slope) {
-  LAMINA_DISPATCH(activation_forward, act, x, y, n, slope)
-}
-inline void activation_backward(Activation act, const float* grad_y, const float* saved,
-                                float* grad_x, index_t n, float slope) {
-  LAMINA_DISPATCH(activation_backward, act, grad_y, saved, grad_x, n, slope)
-}
-inline void vmath_apply(VMathFn fn, const float* x, float* y, index_t n) {
-  LAMINA_DISPATCH(vmath_apply, fn, x, y, n)
-}
+void relu(const float* x, float* y, index_t n);
+void relu_backward(const float* grad_y, const float* x, float* grad_x, index_t n);
+void sigmoid(const float* x, float* y, index_t n);
+void sigmoid_backward(const float* grad_y, const float* y, float* grad_x, index_t n);
+void tanh(const float* x, float* y, index_t n);
+void tanh_backward(const float* grad_y, const float* y, float* grad_x, index_t n);
+void leaky_relu(const float* x, float* y, index_t n, float slope);
+void leaky_relu_backward(const float* grad_y, const float* x, float* grad_x, index_t n, float slope);
+void vmath_apply(VMathFn fn, const float* x, float* y, index_t n);
 }  // namespace lamina::cpu

@@ -1,4 +1,10 @@
 // common.h: index type, thread count and small helpers shared by every kernel.
+//
+// lamina/<family>.h holds a kernel family's shape structs and its entry points, declared
+// once in namespace lamina::cpu with raw pointers and no ISA in sight. Implemented by
+// csrc/cpu/kernels/<family>.cpp (once per ISA) behind csrc/cpu/dispatch/<family>.cpp (the
+// switch on the path chosen at import); a CUDA backend's csrc/cuda/<family>.cu keeps the
+// same stem and names.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -10,7 +10,6 @@
 #include <atomic>
 
 #include "lamina/common.h"
-#include "lamina/cpu/isa.h"
 
 namespace lamina {
 
@@ -33,22 +32,11 @@ inline std::atomic<int>& conv_testing_grad_w_method() {
 
 }  // namespace lamina
 
-// y = conv(x, w) + b (b may be null), ReLU when relu.
-LAMINA_DECLARE_ISA_KERNEL(void, conv2d_forward,
-                          (const lamina::Conv2dShape& s, const float* x, const float* w,
-                           const float* b, bool relu, float* y))
-// grad_x may be null (not computed); grad_w and grad_b are always written (overwritten).
-LAMINA_DECLARE_ISA_KERNEL(void, conv2d_backward,
-                          (const lamina::Conv2dShape& s, const float* x, const float* w,
-                           const float* grad_y, float* grad_x, float* grad_w, float* grad_b))
-
 namespace lamina::cpu {
-inline void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b,
-                           bool relu, float* y) {
-  LAMINA_DISPATCH(conv2d_forward, s, x, w, b, relu, y)
-}
-inline void conv2d_backward(const Conv2dShape& s, const float* x, const float* w,
-                            const float* grad_y, float* grad_x, float* grad_w, float* grad_b) {
-  LAMINA_DISPATCH(conv2d_backward, s, x, w, grad_y, grad_x, grad_w, grad_b)
-}
+// y = conv(x, w) + b (b may be null), ReLU when relu.
+void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b, bool relu,
+            float* y);
+// grad_x may be null (not computed); grad_w and grad_b are always written (overwritten).
+void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const float* grad_y,
+                     float* grad_x, float* grad_w, float* grad_b);
 }  // namespace lamina::cpu

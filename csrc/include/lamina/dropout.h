@@ -10,22 +10,8 @@
 #include <cstdint>
 
 #include "lamina/common.h"
-#include "lamina/cpu/isa.h"
-
-LAMINA_DECLARE_ISA_KERNEL(void, dropout_forward,
-                          (const float* x, float* y, float* mask, lamina::index_t n, double p,
-                           std::uint64_t seed))
-LAMINA_DECLARE_ISA_KERNEL(void, dropout_backward,
-                          (const float* grad_y, const float* mask, float* grad_x, lamina::index_t n,
-                           double p))
 
 namespace lamina::cpu {
-inline void dropout_forward(const float* x, float* y, float* mask, index_t n, double p,
-                            std::uint64_t seed) {
-  LAMINA_DISPATCH(dropout_forward, x, y, mask, n, p, seed)
-}
-inline void dropout_backward(const float* grad_y, const float* mask, float* grad_x, index_t n,
-                             double p) {
-  LAMINA_DISPATCH(dropout_backward, grad_y, mask, grad_x, n, p)
-}
+void dropout(const float* x, float* y, float* mask, index_t n, double p, std::uint64_t seed);
+void dropout_backward(const float* grad_y, const float* mask, float* grad_x, index_t n, double p);
 }  // namespace lamina::cpu

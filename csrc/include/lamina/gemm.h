@@ -10,7 +10,6 @@
 // extra pass over C.
 #pragma once
 #include "lamina/common.h"
-#include "lamina/cpu/isa.h"
 
 namespace lamina {
 
@@ -30,16 +29,9 @@ struct MatRef {  // a read-only strided matrix operand
 
 }  // namespace lamina
 
-LAMINA_DECLARE_ISA_KERNEL(void, sgemm,
-                          (lamina::index_t M, lamina::index_t N, lamina::index_t K,
-                           lamina::MatRef A, lamina::MatRef B, float* C, lamina::index_t ldc,
-                           const lamina::GemmEpilogue& ep, int nthreads))
-
 namespace lamina::cpu {
 // nthreads: 0 = lamina's thread count (one thread when the problem is too small to split);
 // 1 = serial, for callers already inside a parallel region.
-inline void sgemm(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_t ldc,
-                  const GemmEpilogue& ep, int nthreads = 0) {
-  LAMINA_DISPATCH(sgemm, M, N, K, A, B, C, ldc, ep, nthreads)
-}
+void sgemm(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_t ldc,
+           const GemmEpilogue& ep, int nthreads = 0);
 }  // namespace lamina::cpu

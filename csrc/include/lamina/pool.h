@@ -14,7 +14,6 @@
 #include <cstdint>
 
 #include "lamina/common.h"
-#include "lamina/cpu/isa.h"
 
 namespace lamina {
 struct Pool2d {
@@ -23,29 +22,12 @@ struct Pool2d {
 };
 }  // namespace lamina
 
-LAMINA_DECLARE_ISA_KERNEL(void, max_pool2d_forward,
-                          (const float* x, float* y, std::int64_t* idx, const lamina::Pool2d& g))
+namespace lamina::cpu {
+void max_pool2d(const float* x, float* y, std::int64_t* idx, const Pool2d& g);
 // Returns -1, or the flat position in grad_y / idx of the first index outside [0, H*W) (then
 // grad_x is unspecified and the caller raises).
-LAMINA_DECLARE_ISA_KERNEL(lamina::index_t, max_pool2d_backward,
-                          (const float* grad_y, const std::int64_t* idx, float* grad_x,
-                           const lamina::Pool2d& g))
-LAMINA_DECLARE_ISA_KERNEL(void, avg_pool2d_forward, (const float* x, float* y, const lamina::Pool2d& g))
-LAMINA_DECLARE_ISA_KERNEL(void, avg_pool2d_backward,
-                          (const float* grad_y, float* grad_x, const lamina::Pool2d& g))
-
-namespace lamina::cpu {
-inline void max_pool2d_forward(const float* x, float* y, std::int64_t* idx, const Pool2d& g) {
-  LAMINA_DISPATCH(max_pool2d_forward, x, y, idx, g)
-}
-inline index_t max_pool2d_backward(const float* grad_y, const std::int64_t* idx, float* grad_x,
-                                   const Pool2d& g) {
-  LAMINA_DISPATCH(max_pool2d_backward, grad_y, idx, grad_x, g)
-}
-inline void avg_pool2d_forward(const float* x, float* y, const Pool2d& g) {
-  LAMINA_DISPATCH(avg_pool2d_forward, x, y, g)
-}
-inline void avg_pool2d_backward(const float* grad_y, float* grad_x, const Pool2d& g) {
-  LAMINA_DISPATCH(avg_pool2d_backward, grad_y, grad_x, g)
-}
+index_t max_pool2d_backward(const float* grad_y, const std::int64_t* idx, float* grad_x,
+                            const Pool2d& g);
+void avg_pool2d(const float* x, float* y, const Pool2d& g);
+void avg_pool2d_backward(const float* grad_y, float* grad_x, const Pool2d& g);
 }  // namespace lamina::cpu

@@ -20,25 +20,11 @@
 #include <cstdint>
 
 #include "lamina/common.h"
-#include "lamina/cpu/isa.h"
-
-LAMINA_DECLARE_ISA_KERNEL(void, sgd_step,
-                          (float* param, const float* grad, float* velocity, lamina::index_t n,
-                           float lr, float momentum, float weight_decay, bool nesterov))
-
-LAMINA_DECLARE_ISA_KERNEL(void, adam_step,
-                          (float* param, const float* grad, float* m, float* v, lamina::index_t n,
-                           double lr, std::int64_t step, double beta1, double beta2, double eps,
-                           double weight_decay, bool decoupled))
 
 namespace lamina::cpu {
-inline void sgd_step(float* param, const float* grad, float* velocity, index_t n, float lr,
-                     float momentum, float weight_decay, bool nesterov) {
-  LAMINA_DISPATCH(sgd_step, param, grad, velocity, n, lr, momentum, weight_decay, nesterov)
-}
-inline void adam_step(float* param, const float* grad, float* m, float* v, index_t n, double lr,
-                      std::int64_t step, double beta1, double beta2, double eps, double weight_decay,
-                      bool decoupled) {
-  LAMINA_DISPATCH(adam_step, param, grad, m, v, n, lr, step, beta1, beta2, eps, weight_decay, decoupled)
-}
+void sgd_step(float* param, const float* grad, float* velocity, index_t n, float lr,
+              float momentum, float weight_decay, bool nesterov);
+void adam_step(float* param, const float* grad, float* m, float* v, index_t n, double lr,
+               std::int64_t step, double beta1, double beta2, double eps, double weight_decay,
+               bool decoupled);
 }  // namespace lamina::cpu

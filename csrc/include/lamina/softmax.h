@@ -1,6 +1,6 @@
 // softmax.h: softmax and log-softmax along one axis, and the fused softmax cross-entropy.
 //
-//   softmax_forward: x, y (outer, K, inner) contiguous, normalised over K (the axis):
+//   softmax / log_softmax: x, y (outer, K, inner) contiguous, normalised over K (the axis):
 //     y = exp(x - max) / sum exp(x - max)          (log: y = (x - max) - log sum exp(x - max))
 //     inner == 1 is the row kernel (each row of K contiguous); inner > 1 sweeps the K rows of
 //     each (K, inner) slab with per-column running max and sum (no transpose, no gather).
@@ -8,37 +8,18 @@
 //     grad (N, K) := d loss / d logits = (softmax(logits) - onehot(labels)) / N;
 //     returns loss = mean over rows of -log softmax(logits)[label] (NaN when N == 0).
 //   softmax_backward: grad_y, y = softmax(x), grad_x (outer, K, inner) contiguous:
-//     grad_x = y * (grad_y - sum_k grad_y * y)   (the sum over K, in double); grad_x may be
-//     grad_y or y itself (each element is read before it is written).
-// Both forward kernels are max-subtracted: finite for logits of +-1e30 and rows of equal huge values.
+//     grad_x = y * (grad_y - sum_K(grad_y * y)); grad_x may be grad_y or y itself.
+// The forward ones are max-subtracted: finite for logits of +-1e30 and rows of equal huge values.
 #pragma once
 #include <cstdint>
 
 #include "lamina/common.h"
-#include "lamina/cpu/isa.h"
-
-LAMINA_DECLARE_ISA_KERNEL(void, softmax_forward,
-                          (const float* x, float* y, lamina::index_t outer, lamina::index_t K,
-                           lamina::index_t inner, bool log))
-LAMINA_DECLARE_ISA_KERNEL(double, softmax_cross_entropy,
-                          (const float* logits, const std::int64_t* labels, float* grad,
-                           lamina::index_t N, lamina::index_t K))
-
-LAMINA_DECLARE_ISA_KERNEL(void, softmax_backward,
-                          (const float* grad_y, const float* y, float* grad_x, lamina::index_t outer,
-                           lamina::index_t K, lamina::index_t inner))
 
 namespace lamina::cpu {
-inline void softmax_forward(const float* x, float* y, index_t outer, index_t K, index_t inner,
-                            bool log) {
-  LAMINA_DISPATCH(softmax_forward, x, y, outer, K, inner, log)
-}
-inline double softmax_cross_entropy(const float* logits, const std::int64_t* labels, float* grad,
-                                    index_t N, index_t K) {
-  LAMINA_DISPATCH(softmax_cross_entropy, logits, labels, grad, N, K)
-}
-inline void softmax_backward(const float* grad_y, const float* y, float* grad_x, index_t outer,
-                             index_t K, index_t inner) {
-  LAMINA_DISPATCH(softmax_backward, grad_y, y, grad_x, outer, K, inner)
-}
+void softmax(const float* x, float* y, index_t outer, index_t K, index_t inner);
+void log_softmax(const float* x, float* y, index_t outer, index_t K, index_t inner);
+double softmax_cross_entropy(const float* logits, const std::int64_t* labels, float* grad,
+                             index_t N, index_t K);
+void softmax_backward(const float* grad_y, const float* y, float* grad_x, index_t outer, index_t K,
+                      index_t inner);
 }  // namespace lamina::cpu

@@ -51,8 +51,8 @@ class RNN(Layer):
         be.copy(self.weight_ih.data, out=W[:, :F])
         be.copy(self.weight_hh.data, out=W[:, F:])
         U = self._buffer("U", (T, N, F + H), dt, be)  # u_t = [x_t, h_{t-1}]
+        be.fill(U[0], 0.0)  # h_0 = 0 (all of U[0]: a contiguous block; x_0 is written next)
         be.transpose(x, (1, 0, 2), out=U[:, :, :F])
-        be.fill(U[0, :, F:], 0.0)
         Hs = self._buffer("H", (T, N, H), dt, be)  # h_t, time-major
         b = None if self.bias is None else self.bias.data
         relu = self.nonlinearity == "relu"

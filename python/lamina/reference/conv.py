@@ -14,20 +14,14 @@ appears in several windows):
     grad_w = sum_n grad_y[n] @ cols[n].T
     grad_cols[n] = w.T @ grad_y[n]  ->  col2im  ->  grad_x[n]
 
-Output size per spatial dimension: OH = (H + 2*ph - dh*(kH - 1) - 1) // sh + 1.
+Output size per spatial dimension: OH = (H + 2*ph - dh*(kH - 1) - 1) // sh + 1
+(_geometry.conv_output_shape).
 Works in the input's precision (float32 or float64).
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-
-def _pair(v, name):
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return int(v), int(v)
-    if isinstance(v, (tuple, list)) and len(v) == 2 and all(
-            isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in v):
-        return int(v[0]), int(v[1])
-    raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+from ._geometry import _pair, conv_output_shape
 
 
 def _geometry(x, w, stride, padding, dilation):
@@ -41,22 +35,10 @@ def _geometry(x, w, stride, padding, dilation):
                          f"(x shape {x.shape}, w shape {w.shape})")
     if w.shape[2] < 1 or w.shape[3] < 1:
         raise ValueError(f"w has an empty kernel (w shape {w.shape})")
-    (sh, sw), (ph, pw), (dh, dw) = (_pair(stride, "stride"), _pair(padding, "padding"),
-                                    _pair(dilation, "dilation"))
-    if sh <= 0 or sw <= 0:
-        raise ValueError(f"stride must be positive, got {(sh, sw)}")
-    if dh <= 0 or dw <= 0:
-        raise ValueError(f"dilation must be positive, got {(dh, dw)}")
-    if ph < 0 or pw < 0:
-        raise ValueError(f"padding must be non-negative, got {(ph, pw)}")
-    H, W = x.shape[2:]
-    kH, kW = w.shape[2:]
-    ext_h, ext_w = dh * (kH - 1) + 1, dw * (kW - 1) + 1  # the dilated kernel's extent
-    if ext_h > H + 2 * ph or ext_w > W + 2 * pw:
-        raise ValueError(f"kernel (extent {ext_h}x{ext_w} with dilation) is larger than the "
-                         f"padded input {H + 2 * ph}x{W + 2 * pw}")
-    OH, OW = (H + 2 * ph - ext_h) // sh + 1, (W + 2 * pw - ext_w) // sw + 1
-    return (sh, sw), (ph, pw), (dh, dw), (OH, OW)
+    stride, padding, dilation = (_pair(stride, "stride"), _pair(padding, "padding"),
+                                 _pair(dilation, "dilation"))
+    out_hw = conv_output_shape(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    return stride, padding, dilation, out_hw
 
 
 def im2col(x, kernel_size, stride, padding, dilation):
@@ -72,11 +54,11 @@ def im2col(x, kernel_size, stride, padding, dilation):
     return windows.transpose(0, 2, 3, 1, 4, 5)
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, activation=None):
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, activation=None, out=None):
     """x (N, C, H, W), w (O, C, kH, kW), b (O,) or None -> y (N, O, OH, OW).
 
     y[n, o, oh, ow] = b[o] + sum_{c, i, j} w[o, c, i, j] * xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]
-    then ReLU when activation == "relu".
+    then ReLU when activation == "relu". Written into `out` (N, O, OH, OW) when given.
     """
     if activation not in (None, "relu"):
         raise ValueError(f"activation must be None or 'relu', got {activation!r}")
@@ -92,7 +74,13 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, activation=None):
         y = y + b
     if activation == "relu":
         y = np.maximum(y, 0)
-    return np.ascontiguousarray(y.reshape(N, OH, OW, O).transpose(0, 3, 1, 2))
+    y = y.reshape(N, OH, OW, O).transpose(0, 3, 1, 2)
+    if out is None:
+        return np.ascontiguousarray(y)
+    if out.shape != y.shape:
+        raise ValueError(f"out has shape {out.shape}, expected {y.shape}")
+    out[...] = y
+    return out
 
 
 def conv2d_backward(x, w, grad_y, stride=1, padding=0, dilation=1, compute_grad_x=True):

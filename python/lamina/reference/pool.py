@@ -1,49 +1,25 @@
 """2-D max and average pooling, NCHW, forward and backward, written with sliding windows.
 
 Geometry (both): kernel (kh, kw), stride (sh, sw) defaulting to the kernel, padding (ph, pw)
-at most half the kernel; OH = (H + 2 ph - kh) // sh + 1, likewise OW. Window (oh, ow) covers
-input rows oh*sh - ph + [0, kh) and columns ow*sw - pw + [0, kw).
+at most half the kernel; OH = (H + 2 ph - kh) // sh + 1, likewise OW (conv_output_shape).
+Window (oh, ow) covers input rows oh*sh - ph + [0, kh) and columns ow*sw - pw + [0, kw).
 """
-import operator
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-
-def _int(v, name):
-    if isinstance(v, bool):
-        raise TypeError(f"{name} must be an int or a pair of ints, got bool")
-    try:
-        return operator.index(v)
-    except TypeError:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {type(v).__name__}") from None
-
-
-def _pair(v, name):
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-        return _int(v[0], name), _int(v[1], name)
-    return _int(v, name), _int(v, name)
+from ._geometry import _pair, conv_output_shape
 
 
 def _geometry(H, W, kernel_size, stride, padding):
     kh, kw = _pair(kernel_size, "kernel_size")
     sh, sw = (kh, kw) if stride is None else _pair(stride, "stride")
     ph, pw = _pair(padding, "padding")
-    if kh < 1 or kw < 1:
-        raise ValueError(f"kernel_size must be >= 1, got {(kh, kw)}")
-    if sh < 1 or sw < 1:
-        raise ValueError(f"stride must be >= 1, got {(sh, sw)}")
-    if ph < 0 or pw < 0:
-        raise ValueError(f"padding must be >= 0, got {(ph, pw)}")
-    if ph > kh // 2 or pw > kw // 2:
-        raise ValueError(f"padding {(ph, pw)} must be at most half of kernel_size {(kh, kw)}")
     if H < 1 or W < 1:
         raise ValueError(f"input must have nonzero height and width, got {(H, W)}")
-    if H + 2 * ph < kh or W + 2 * pw < kw:
-        raise ValueError(f"kernel_size {(kh, kw)} is larger than the padded input {(H + 2 * ph, W + 2 * pw)}")
-    return kh, kw, sh, sw, ph, pw, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    OH, OW = conv_output_shape((H, W), (kh, kw), (sh, sw), (ph, pw))
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError(f"padding {(ph, pw)} must be at most half of kernel_size {(kh, kw)}")
+    return kh, kw, sh, sw, ph, pw, OH, OW
 
 
 def _windows(x, kh, kw, sh, sw, ph, pw, fill):

@@ -1,4 +1,4 @@
-// dispatch.cpp: picks the CPU path once (best available, or LAMINA_CPU's request) and holds
+// isa.cpp: picks the CPU path once (best available, or LAMINA_CPU's request) and holds
 // the thread count every parallel region uses. Compiled with no arch flags.
 #include <atomic>
 #include <cstdlib>
