@@ -9,21 +9,9 @@ import pytest
 import lamina._native as _native
 from lamina import ops
 from lamina import reference as R
+from lamina.backend import KERNELS
 
-# The backend contract's kernels (the KERNELS tuple of issue 8's spec; backend.py holds it).
-SPEC_KERNELS = (
-    "matmul", "linear",
-    "conv2d", "conv2d_backward",
-    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-    "upsample_nearest2d", "upsample_nearest2d_backward",
-    "relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
-    "leaky_relu", "leaky_relu_backward",
-    "softmax", "log_softmax", "softmax_backward",
-    "softmax_cross_entropy", "mse", "binary_cross_entropy",
-    "dropout", "dropout_backward",
-    "sgd_step", "adam_step",
-    "fill", "copy", "transpose", "add", "scale", "gather_rows", "argmax", "all_finite", "dot",
-)
+SPEC_KERNELS = KERNELS  # the backend contract's kernels
 
 _EMPTY = inspect.Parameter.empty
 
@@ -54,28 +42,14 @@ def signature_mismatches(ref, native):
     return problems
 
 
-# Kernels the other half of issue 8 adds (array, upsample, softmax_backward, adam_step) are
-# skipped until they are in lamina.ops; once there, they are checked like the rest with no
-# change here (and their reference twin must exist).
-_PRESENT = [k for k in SPEC_KERNELS if hasattr(ops, k)]
-
-
 @pytest.mark.parametrize("name", SPEC_KERNELS)
 def test_reference_and_native_signatures_match(name):
-    if name not in _PRESENT:
-        pytest.skip(f"{name} is not yet in lamina.ops")
+    assert hasattr(ops, name), f"lamina.ops lacks the kernel {name}"
     assert hasattr(R, name), f"lamina.ops.{name} has no lamina.reference twin"
     native = _native._kernel_signatures()
     assert name in native, f"lamina.ops.{name} is not a function of lamina._native"
     problems = signature_mismatches(reference_params(getattr(R, name)), native[name])
     assert not problems, f"{name}: " + "; ".join(problems)
-
-
-def test_existing_kernels_are_checked():
-    # the kernels present before issue 8 must never be skipped
-    assert {"matmul", "linear", "conv2d", "conv2d_backward", "max_pool2d", "avg_pool2d_backward",
-            "relu", "leaky_relu", "softmax", "mse", "binary_cross_entropy", "dropout",
-            "sgd_step"} <= set(_PRESENT)
 
 
 def test_kernel_signatures_cover_the_module():

@@ -108,43 +108,6 @@ std::vector<int> axes_arg(py::handle axes_obj, int ndim) {
   return perm;
 }
 
-// Where a float32 element-wise result goes: `out` (C-contiguous, writeable, `shape`) or a new
-// array; `out` may be one of the inputs exactly, a partial overlap goes through a temporary.
-struct Dest {
-  py::array_t<float> fresh;
-  View out;
-  bool given = false, via_tmp = false;
-  float* ptr = nullptr;
-};
-
-Dest dest_for(py::handle out_obj, const View& like, const std::vector<const View*>& inputs) {
-  Dest d;
-  if (!out_obj.is_none()) {
-    d.given = true;
-    d.out = contig_arg(out_obj, "out", -1, true);
-    if (d.out.shape != like.shape)
-      value_error("out has shape " + d.out.shape_str() + ", expected " + like.shape_str());
-    for (const View* in : inputs)
-      if (overlaps(d.out, *in) && in->data != d.out.data) d.via_tmp = true;
-    if (!d.via_tmp) {
-      d.ptr = d.out.f();
-      return d;
-    }
-  }
-  d.fresh = new_f32(like.shape);
-  d.ptr = d.fresh.mutable_data();
-  return d;
-}
-
-py::array result(Dest& d, py::handle out_obj) {
-  if (d.given) return py::reinterpret_borrow<py::array>(out_obj);
-  return std::move(d.fresh);
-}
-
-void copy_back(const Dest& d, index_t n) {
-  if (d.via_tmp) std::copy(d.ptr, d.ptr + n, d.out.f());
-}
-
 View same_shape(py::handle b_obj, const char* b_name, const View& a, const char* a_name) {
   View b = contig_arg(b_obj, b_name);
   if (b.shape != a.shape)
@@ -167,27 +130,25 @@ py::array add(py::handle a_obj, py::handle b_obj, py::handle alpha_obj, py::hand
   View a = contig_arg(a_obj, "a");
   View b = same_shape(b_obj, "b", a, "a");
   const float alpha = static_cast<float>(real_arg(alpha_obj, "alpha"));
-  Dest d = dest_for(out_obj, a, {&a, &b});
-  const index_t n = a.size();
+  Output out(out_obj, a.shape, {&a, &b}, /*elementwise=*/true);
   {
     py::gil_scoped_release nogil;
-    cpu::add(a.f(), b.f(), d.ptr, n, alpha);
-    copy_back(d, n);
+    cpu::add(a.f(), b.f(), out.data(), a.size(), alpha);
+    out.finish();
   }
-  return result(d, out_obj);
+  return out.result();
 }
 
 py::array scale(py::handle x_obj, py::handle alpha_obj, py::handle out_obj) {
   View x = contig_arg(x_obj, "x");
   const float alpha = static_cast<float>(real_arg(alpha_obj, "alpha"));
-  Dest d = dest_for(out_obj, x, {&x});
-  const index_t n = x.size();
+  Output out(out_obj, x.shape, {&x}, /*elementwise=*/true);
   {
     py::gil_scoped_release nogil;
-    cpu::scale(x.f(), d.ptr, n, alpha);
-    copy_back(d, n);
+    cpu::scale(x.f(), out.data(), x.size(), alpha);
+    out.finish();
   }
-  return result(d, out_obj);
+  return out.result();
 }
 
 py::array gather_rows(py::handle x_obj, py::handle idx_obj, py::handle out_obj) {
