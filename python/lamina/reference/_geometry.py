@@ -20,6 +20,16 @@ def _int(v, name):
     return operator.index(v)
 
 
+def _count(v, name, low=1):
+    """An integer argument (a Python or NumPy int, not a bool) that must be >= low."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    v = operator.index(v)
+    if v < low:
+        raise ValueError(f"{name} must be >= {low}, got {v}")
+    return v
+
+
 def _pair(v, name):
     """An int (or NumPy integer) or a tuple / list of two -> (h, w), Python ints."""
     if isinstance(v, (tuple, list)):

@@ -1,8 +1,8 @@
 """The optimiser steps, in place: SGD (torch.optim.SGD, dampening 0) and Adam / AdamW
 (torch.optim.Adam / AdamW, no amsgrad, no maximize)."""
-import operator
-
 import numpy as np
+
+from ._geometry import _count
 
 
 def sgd_step(param, grad, lr, velocity=None, momentum=0.0, weight_decay=0.0, nesterov=False):
@@ -51,7 +51,7 @@ def adam_step(param, grad, m, v, lr, step, beta1=0.9, beta2=0.999, eps=1e-8, wei
     for name, a in (("grad", grad), ("m", m), ("v", v)):
         if a.shape != param.shape:
             raise ValueError(f"{name} has shape {a.shape} but param has shape {param.shape}")
-    step = _step(step)
+    step = _count(step, "step")  # the first step is 1
     for name, val in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
         if not val >= 0:
             raise ValueError(f"{name} must be >= 0, got {val!r}")
@@ -72,15 +72,3 @@ def adam_step(param, grad, m, v, lr, step, beta1=0.9, beta2=0.999, eps=1e-8, wei
     bc1 = 1 - beta1**step
     bc2 = 1 - beta2**step
     param -= dt(lr / bc1) * m / (np.sqrt(v) / dt(np.sqrt(bc2)) + dt(eps))
-
-
-def _step(step):
-    if isinstance(step, bool):
-        raise TypeError("step must be an int, got bool")
-    try:
-        step = operator.index(step)
-    except TypeError:
-        raise TypeError(f"step must be an int, got {type(step).__name__}") from None
-    if step < 1:
-        raise ValueError(f"step must be >= 1 (the first step is 1), got {step}")
-    return step

@@ -3,21 +3,9 @@
     forward   x (N, C, H, W) -> y (N, C, s*H, s*W),   y[n, c, i, j] = x[n, c, i // s, j // s]
     backward  grad_y (N, C, s*H, s*W) -> grad_x (N, C, H, W), the sum of each s x s block
 """
-import operator
-
 import numpy as np
 
-
-def _scale(scale):
-    if isinstance(scale, bool):
-        raise TypeError("scale must be an int, got bool")
-    try:
-        s = operator.index(scale)
-    except TypeError:
-        raise TypeError(f"scale must be an int, got {type(scale).__name__}") from None
-    if s < 1:
-        raise ValueError(f"scale must be >= 1, got {s}")
-    return s
+from ._geometry import _count
 
 
 def _put(y, out):
@@ -31,7 +19,7 @@ def _put(y, out):
 
 def upsample_nearest2d(x, scale, out=None):
     """x (N, C, H, W) -> y (N, C, s*H, s*W): every input cell repeated as an s x s block."""
-    s = _scale(scale)
+    s = _count(scale, "scale")
     if x.ndim != 4:
         raise ValueError(f"x must be 4-D (N, C, H, W), got shape {x.shape}")
     return _put(np.repeat(np.repeat(x, s, axis=2), s, axis=3), out)
@@ -39,7 +27,7 @@ def upsample_nearest2d(x, scale, out=None):
 
 def upsample_nearest2d_backward(grad_y, scale, out=None):
     """grad_y (N, C, s*H, s*W) -> grad_x (N, C, H, W): the sum of each s x s block."""
-    s = _scale(scale)
+    s = _count(scale, "scale")
     if grad_y.ndim != 4:
         raise ValueError(f"grad_y must be 4-D (N, C, s*H, s*W), got shape {grad_y.shape}")
     N, C, SH, SW = grad_y.shape
