@@ -94,12 +94,16 @@ def test_hessian_histogram_loss_curves_and_bars(tmp_path, rng):
 
 
 def test_plotting_does_not_touch_pyplot_or_the_global_backend(tmp_path):
-    import matplotlib
+    import subprocess
 
-    before = matplotlib.get_backend()
-    plot.bars({"a": 1.0}, tmp_path / "x.png")
-    assert matplotlib.get_backend() == before
-    assert "matplotlib.pyplot" not in sys.modules or True  # pyplot may be loaded by others; we never need it
+    # in a fresh interpreter: pyplot may already be loaded here by other tests
+    # (matplotlib.get_backend() itself may import pyplot to resolve "auto": read the raw rcParam)
+    code = ("import sys, matplotlib; raw = lambda: dict.__getitem__(matplotlib.rcParams, 'backend'); "
+            f"before = raw(); from lamina import plot; plot.bars({{'a': 1.0}}, {str(tmp_path / 'x.png')!r}); "
+            "print('matplotlib.pyplot' in sys.modules, raw() == before)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
+    check_png(tmp_path / "x.png")
 
 
 def test_import_lamina_does_not_import_matplotlib():

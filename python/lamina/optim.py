@@ -46,6 +46,7 @@ class Optimizer:
             self.param_groups.append(group)
         self.state = {}  # Parameter -> dict of arrays / scalars
         self.backend = None if backend is None else _backend.get_backend(backend)
+        self._spares, self._home, self._previous = {}, {}, []
 
     def _check(self, group):
         if group["lr"] < 0:
@@ -58,12 +59,69 @@ class Optimizer:
         for p in self.params():
             p.zero_grad()
 
-    def step(self):
-        """Updates every trainable parameter from its gradient."""
+    def step(self, keep_previous=False):
+        """Updates every trainable parameter from its gradient.
+
+        keep_previous: write the new values of the parameters and of their state (velocities,
+        moments) into spare arrays and swap them in, keeping the previous ones, so that
+        ``undo()`` can bring the exact previous state back. This costs no extra memory traffic
+        (the kernels read the old arrays and write the new ones in their one pass) but changes
+        which arrays ``p.data`` and the state hold; ``drop_previous()`` moves the values back
+        into the parameters' own arrays and frees the spares (``fit`` does both)."""
         raise NotImplementedError
 
     def _be(self, p):
         return self.backend if self.backend is not None else p.be
+
+    # -- keeping the previous step (fit restores it after a non-finite loss) -------------------
+    def _outputs(self, p, st, keys):
+        """The spare arrays that receive the new p.data and st[k] (k in keys) in a kept step."""
+        sp = self._spares.get(p)
+        if sp is None or set(sp) != {"data", *keys}:
+            be = self._be(p)
+            sp = self._spares[p] = {k: be.empty(p.shape, p.dtype) for k in ("data", *keys)}
+            self._home.setdefault(p, {"data": p.data, **{k: st[k] for k in keys}})
+        return sp
+
+    def _swap(self, p, st, keys):
+        sp = self._spares[p]
+        p.data, sp["data"] = sp["data"], p.data
+        for k in keys:
+            st[k], sp[k] = sp[k], st[k]
+
+    def _swap_in(self, p, st, keys, counted=False):
+        self._swap(p, st, keys)
+        self._previous.append((p, st, keys, counted))
+
+    def _begin_step(self, keep_previous):
+        self._previous = []
+        return bool(keep_previous)
+
+    def undo(self):
+        """Brings back the parameters and the optimiser state (step counts included) from before
+        the latest ``step(keep_previous=True)``; a second undo does nothing."""
+        for p, st, keys, counted in reversed(self._previous):
+            self._swap(p, st, keys)
+            if counted:
+                st["step"] -= 1
+        self._previous = []
+
+    def drop_previous(self):
+        """Ends keeping previous steps: the current values go back into each parameter's (and
+        state entry's) own arrays, as they were before the first kept step, and the spares are
+        freed. One copy per array, only where an odd number of swaps left them elsewhere."""
+        for p, home in self._home.items():
+            be = self._be(p)
+            st = self.state.get(p, {})
+            for k, arr in home.items():
+                now = p.data if k == "data" else st.get(k)
+                if now is not None and now is not arr:
+                    be.copy(now, out=arr)
+                    if k == "data":
+                        p.data = arr
+                    else:
+                        st[k] = arr
+        self._spares, self._home, self._previous = {}, {}, []
 
     @property
     def lr(self):
@@ -138,7 +196,8 @@ class SGD(Optimizer):
         if group["nesterov"] and group["momentum"] <= 0:
             raise ValueError("nesterov momentum needs momentum > 0")
 
-    def step(self):
+    def step(self, keep_previous=False):
+        keep = self._begin_step(keep_previous)
         state = self.state
         for g in self.param_groups:
             lr, m, wd, nest = g["lr"], g["momentum"], g["weight_decay"], g["nesterov"]
@@ -152,10 +211,21 @@ class SGD(Optimizer):
                     if st is None:
                         st = state[p] = {"velocity": be.zeros(p.shape, p.dtype)}
                     # (with lr 0 the velocity still integrates the gradient, as in PyTorch)
-                    be.sgd_step(p.data, p.grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd,
-                                nesterov=nest)
+                    if keep:
+                        out = self._outputs(p, st, ("velocity",))
+                        be.sgd_step(p.data, p.grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd,
+                                    nesterov=nest, param_out=out["data"], velocity_out=out["velocity"])
+                        self._swap_in(p, st, ("velocity",))
+                    else:
+                        be.sgd_step(p.data, p.grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd,
+                                    nesterov=nest)
                 elif plr != 0.0:
-                    be.sgd_step(p.data, p.grad, plr, weight_decay=wd)
+                    if keep:
+                        out = self._outputs(p, {}, ())
+                        be.sgd_step(p.data, p.grad, plr, weight_decay=wd, param_out=out["data"])
+                        self._swap_in(p, {}, ())
+                    else:
+                        be.sgd_step(p.data, p.grad, plr, weight_decay=wd)
 
 
 class Adam(Optimizer):
@@ -176,7 +246,8 @@ class Adam(Optimizer):
         if group["eps"] < 0 or group["weight_decay"] < 0:
             raise ValueError("eps and weight_decay must be >= 0")
 
-    def step(self):
+    def step(self, keep_previous=False):
+        keep = self._begin_step(keep_previous)
         for g in self.param_groups:
             lr, (b1, b2), eps, wd = g["lr"], g["betas"], g["eps"], g["weight_decay"]
             for p in g["params"]:
@@ -187,8 +258,14 @@ class Adam(Optimizer):
                 if st is None:
                     st = self.state[p] = {"step": 0, "m": be.zeros(p.shape, p.dtype), "v": be.zeros(p.shape, p.dtype)}
                 st["step"] += 1
+                kw = {}
+                if keep:
+                    out = self._outputs(p, st, ("m", "v"))
+                    kw = {"param_out": out["data"], "m_out": out["m"], "v_out": out["v"]}
                 be.adam_step(p.data, p.grad, st["m"], st["v"], lr * p.lr_scale, st["step"], beta1=b1, beta2=b2,
-                             eps=eps, weight_decay=wd, decoupled=self.decoupled)
+                             eps=eps, weight_decay=wd, decoupled=self.decoupled, **kw)
+                if keep:
+                    self._swap_in(p, st, ("m", "v"), counted=True)
 
 
 class AdamW(Adam):

@@ -12,6 +12,7 @@ applies them across its end.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 import time
@@ -206,12 +207,13 @@ class Sequential(Layer):
         self.optimizer = optimizer
         return self
 
-    def train_step(self, xb, yb, before_update=None):
+    def train_step(self, xb, yb, keep_previous=False, before_update=None):
         """One optimisation step on one minibatch: forward in training mode, the loss, backward,
         the optimiser's step. ``xb`` is an array of the model's backend (or host data), ``yb``
         the targets (host or backend). Returns (loss, output); the output is valid until the
         next forward. A non-finite loss raises NonFiniteLossError before anything changes.
-        ``before_update()``, when given, runs after the backward and before the step."""
+        ``keep_previous`` is passed to the optimiser's step (``optimizer.undo()`` then restores
+        the weights and its state); ``before_update()``, when given, runs just before the step."""
         if self.loss is None or self.optimizer is None:
             self.compile(self.optimizer, self.loss)
         be = self._be()
@@ -223,7 +225,10 @@ class Sequential(Layer):
         self._backward(grad, False)
         if before_update is not None:
             before_update()
-        self.optimizer.step()
+        if keep_previous:
+            self.optimizer.step(keep_previous=True)
+        else:
+            self.optimizer.step()
         return lval, out
 
     def fit(self, X, y, epochs=1, batch_size=32, optimizer=None, loss=None, validation_data=None,
@@ -262,12 +267,22 @@ class Sequential(Layer):
                 cb.set_model(self)
         use_bar = verbose == 1 and _isatty(sys.stderr)
         lines = verbose == 2 or (verbose == 1 and not use_bar)
-        good = _LastGoodWeights(self.parameters())
+        good = _LastGoodWeights(self.parameters(), self.optimizer)
         history = History()
         history.epochs = []
         self.stop_training = False
         self._call(cbs, "on_train_begin", {})
-        for epoch in range(int(initial_epoch), int(epochs)):
+        try:
+            self._fit_epochs(data, int(initial_epoch), int(epochs), shuffle, base_seed, cbs, good, history,
+                             validation_data, int(batch_size), use_bar, lines)
+        finally:
+            good.close()  # the parameters are back in their own arrays, whatever happened
+        self._call(cbs, "on_train_end", {})
+        return history
+
+    def _fit_epochs(self, data, initial_epoch, epochs, shuffle, base_seed, cbs, good, history, validation_data,
+                    batch_size, use_bar, lines):
+        for epoch in range(initial_epoch, epochs):
             self._call(cbs, "on_epoch_begin", epoch, {})
             order = np.random.default_rng([base_seed, epoch]).permutation(data.n) if shuffle else None
             good.follow_trainable()  # (callbacks may freeze or unfreeze parameters between epochs)
@@ -279,7 +294,7 @@ class Sequential(Layer):
             try:
                 logs = self._fit_epoch(data, order, epoch, good, bar, [cb for cb in cbs if hasattr(cb, "on_batch_end")])
                 if validation_data is not None:
-                    vl, va = self.evaluate(*validation_data, loss=self.loss, batch_size=max(int(batch_size), 256))
+                    vl, va = self.evaluate(*validation_data, loss=self.loss, batch_size=max(batch_size, 256))
                     logs["val_loss"], logs["val_accuracy"] = vl, va
             except BaseException:
                 if bar is not None:
@@ -296,8 +311,6 @@ class Sequential(Layer):
             self._call(cbs, "on_epoch_end", epoch, logs)
             if self.stop_training:
                 break
-        self._call(cbs, "on_train_end", {})
-        return history
 
     def _fit_epoch(self, data, order, epoch, good, bar, batch_cbs):
         """One epoch of ``fit``: every minibatch through ``train_step``; returns the epoch's logs."""
@@ -307,7 +320,7 @@ class Sequential(Layer):
         loss_sum, correct, judged, seen = 0.0, 0, 0, 0
         for b, (xb, yb) in enumerate(data.iterate(order)):
             try:
-                lval, out = self.train_step(xb, yb, good.keep)
+                lval, out = self.train_step(xb, yb, good.undoable, None if good.undoable else good.keep)
             except NonFiniteLossError as e:
                 good.restore()
                 raise NonFiniteLossError(
@@ -428,13 +441,19 @@ class Sequential(Layer):
 
 
 class _LastGoodWeights:
-    """fit's copy of the trainable parameters from before the latest update (on their backend),
-    restored when a step's loss is not finite."""
+    """What fit restores after a non-finite loss: the weights and the optimiser state from
+    before the latest update. With lamina's optimisers the step keeps its previous arrays (no
+    copies, see Optimizer.step(keep_previous=True)); an optimiser whose step cannot keep them
+    gets a copy of the trainable parameters before every update (the weights only)."""
 
-    def __init__(self, params):
-        self.params, self.trainable, self.copies = params, [], []
+    def __init__(self, params, optimizer):
+        self.params, self.optimizer, self.trainable, self.copies = params, optimizer, [], []
+        self.undoable = callable(getattr(optimizer, "undo", None)) and \
+            "keep_previous" in inspect.signature(optimizer.step).parameters
 
     def follow_trainable(self):
+        if self.undoable:
+            return
         now = [p for p in self.params if p.trainable]
         if list(map(id, now)) != list(map(id, self.trainable)):
             self.trainable = now
@@ -445,8 +464,14 @@ class _LastGoodWeights:
             p.be.copy(p.data, out=c)
 
     def restore(self):
+        if self.undoable:
+            self.optimizer.undo()
         for c, p in zip(self.copies, self.trainable):
             p.be.copy(c, out=p.data)
+
+    def close(self):
+        if self.undoable:
+            self.optimizer.drop_previous()
 
 
 def _prepare_target(loss_fn, y, dtype):
