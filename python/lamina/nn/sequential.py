@@ -250,7 +250,8 @@ class Sequential(Layer):
         initial_epoch: the number of epochs already done (resuming a checkpoint: training runs
             epochs initial_epoch .. epochs - 1).
         A NaN or infinite loss stops training with NonFiniteLossError naming the epoch and batch;
-        the model keeps the last good weights (from before the update that led to it).
+        the model keeps the last good weights and the optimiser its last good state (velocities,
+        moments, step counts), from before the update that led to it.
         """
         self.compile(optimizer, loss)
         be = self._be()
@@ -325,8 +326,8 @@ class Sequential(Layer):
                 good.restore()
                 raise NonFiniteLossError(
                     f"non-finite loss ({e.loss}) at epoch {epoch + 1}, batch {b + 1} of {steps}: "
-                    "training stopped; the model keeps the last good weights (those before the "
-                    "update that led to this loss). Try a lower learning rate.", epoch + 1, b + 1, e.loss) from None
+                    "training stopped; the model and its optimiser keep their last good state (from before "
+                    "the update that led to this loss). Try a lower learning rate.", epoch + 1, b + 1, e.loss) from None
             m = len(xb)
             seen += m
             loss_sum += lval * m
