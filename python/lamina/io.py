@@ -221,6 +221,8 @@ def _build(meta, tensors, where):
         raise ValueError(f"{where}: {e}") from None
     except (MemoryError, OverflowError, RecursionError) as e:
         raise ValueError(f"{where}: the architecture asks for impossible sizes ({type(e).__name__}: {e})") from None
+    except (TypeError, KeyError, AttributeError, IndexError) as e:  # a value of the wrong kind somewhere
+        raise ValueError(f"{where}: malformed architecture ({type(e).__name__}: {e})") from None
     finally:
         _layers._FROM_FILE.reset(token)
     named = model.named_parameters()

@@ -536,11 +536,20 @@ def _layer_from_entry(entry):
     except (TypeError, KeyError) as e:
         raise ValueError(f"bad config for layer {entry['type']}: {config!r} ({e})") from None
     named = dict(layer.named_parameters())
-    for name, attrs in (entry.get("params") or {}).items():
+    params = entry.get("params") or {}
+    if not isinstance(params, dict):
+        raise ValueError(f"bad parameter attributes for layer {entry['type']}: {params!r}")
+    for name, attrs in params.items():
         if name not in named or not isinstance(attrs, dict):
             raise ValueError(f"layer {entry['type']} has no parameter {name!r}")
-        named[name].trainable = bool(attrs.get("trainable", True))
-        named[name].lr_scale = float(attrs.get("lr_scale", 1.0))
-    if entry.get("state"):
-        layer.set_state(entry["state"])
+        trainable, lr_scale = attrs.get("trainable", True), attrs.get("lr_scale", 1.0)
+        if not isinstance(trainable, bool) or isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) \
+                or not math.isfinite(lr_scale):
+            raise ValueError(f"bad attributes {attrs!r} for parameter {name!r} of layer {entry['type']}")
+        named[name].trainable, named[name].lr_scale = trainable, float(lr_scale)
+    state = entry.get("state")
+    if state:
+        if not isinstance(state, dict):
+            raise ValueError(f"bad state for layer {entry['type']}: {state!r}")
+        layer.set_state(state)
     return layer
