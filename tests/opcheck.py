@@ -28,20 +28,34 @@ its backward kernel and how that is called) and a test is a table of cases plus 
 
 On an implementation, the forward is compared with ``lamina.reference.<name>`` run on float64
 copies of the same inputs (``close(got, want, args, kwargs)``, tolerances the op's own), or
-bit for bit with the reference in the implementation's dtype (``close=EXACT``). Then, if the op
+bit for bit with the reference in the implementation's dtype (``close=EXACT``); the reference
+runs once for all the targets of a case (they run in a row). Then, if the op
 has a backward kernel, that kernel is checked the same way on host inputs made from the
 reference's forward results and a random grad_y: ``backward_args(args, kwargs, out, grad_y) ->
 (args, kwargs)`` of the backward kernel, whose outputs are the gradients of ``args[i]`` for
 ``i`` in ``wrt``. A loss (``loss=True``) returns ``(loss, dloss/dargs[0])`` itself.
 
 New kernels plug in with one Op and one table: the harness takes every kernel by name from
-the implementation (``getattr(lamina.ops, name)``, ``getattr(be, name)``).
+the implementation (``getattr(lamina.ops, name)``, ``getattr(be, name)``), e.g.
+
+    SCALE = opcheck.Op("scale", close=opcheck.allclose(rtol=1e-6), torch=lambda F, x, alpha: alpha * x)
+
+    @pytest.mark.parametrize("target", opcheck.targets(SCALE))
+    @pytest.mark.parametrize("shape", [(0,), (1,), (17,), (3, 5), (300, 411)], ids=str)
+    def test_scale(target, rng, shape):
+        opcheck.check(target, SCALE, (rng.standard_normal(shape).astype(np.float32),), dict(alpha=-0.5), out=True)
+
+Finite differences run on every element of a small input and on a seeded sample (always the
+first and the last element) of a large one. An in-place kernel (``inplace=(0, 3)`` for
+sgd_step's param and velocity) is checked over a list of successive calls.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
-from typing import Any, Callable, Optional
+import hashlib
+from typing import Callable, Optional
 
 import numpy as np
 import pytest
@@ -55,7 +69,8 @@ from gradcheck import assert_grad_close, numeric_grad
 ISAS = tuple(lamina.backend_info()["isas_available"])
 THREADS = (1, 2)
 FD_ALL = 128       # finite differences on every element of an input up to this size...
-FD_SAMPLES = 10    # ...and on this many (first, last and seeded random ones) of a larger one
+FD_SAMPLES = 10    # ...and on this many (first, last and seeded random ones) of a larger one,
+FD_LARGE = 8192    # or on its first and last only when the case has more elements in all
 FD_EPS = 1e-6      # the central-difference step
 
 
@@ -145,7 +160,7 @@ class Target:
     kind: str                    # "native", "backend", "fd" or "torch"
     id: str
     isa: Optional[str] = None
-    threads: Optional[int] = None
+    threads: tuple = ()          # native: the thread counts it runs at, one after the other
     backend: Optional[str] = None
 
     def __repr__(self):
@@ -183,23 +198,27 @@ class Target:
             return type(r)(self.to_numpy(v) for v in r)
         return np.asarray(r) if self.kind == "native" else self.be.to_numpy(r)
 
-    @contextlib.contextmanager
-    def active(self):
+    def runs(self):
+        """(label, context) for each run of the implementation: a native path once per thread
+        count (all compared with one reference result), any other backend once."""
         if self.kind != "native":
-            yield
-            return
-        isa, threads = lamina.backend_info()["isa"], lamina.get_num_threads()
+            return [(self.id, contextlib.nullcontext())]
+        return [(f"{self.id} at {n} thread{'s' * (n > 1)}", self._active(n)) for n in self.threads]
+
+    @contextlib.contextmanager
+    def _active(self, threads):
+        isa0, threads0 = lamina.backend_info()["isa"], lamina.get_num_threads()
         lamina._native._select_isa(self.isa)
-        lamina.set_num_threads(self.threads)
+        lamina.set_num_threads(threads)
         try:
             yield
         finally:
-            lamina._native._select_isa(isa)
-            lamina.set_num_threads(threads)
+            lamina._native._select_isa(isa0)
+            lamina.set_num_threads(threads0)
 
 
 def native_targets(isas=ISAS, threads=THREADS):
-    return [Target("native", f"native-{i}-{t}t", isa=i, threads=t) for i in isas for t in threads]
+    return [Target("native", f"native-{i}-{n}t", isa=i, threads=(n,)) for i in isas for n in threads]
 
 
 def backend_targets():
@@ -239,59 +258,78 @@ def check(target, op, args, kwargs=None, *, out=False, backward=True):
         if op.torch is not None:
             _check_torch(op, calls[0], kwargs, backward)
         return
-    with target.active():
-        want = _check_impl(target, op, calls, kwargs)
-        if out:
-            _check_out(target, op, calls[0], kwargs)
-        if op.backward and backward:
-            host = _cast(want, target.dtype)
-            y = host[op.y] if op.y is not None else host
-            gy = _rng(op.name).standard_normal(np.shape(y)).astype(target.dtype)
-            bargs, bkw = op.backward_args(calls[0], kwargs, host, gy)
-            _check_impl(target, op.backward_op(), [bargs], bkw)
+    want = _check_impl(target, op, calls, kwargs, out)
+    if op.backward and backward:
+        host = _cast(want, target.dtype)
+        y = host[op.y] if op.y is not None else host
+        gy = _rng(op.name).standard_normal(np.shape(y)).astype(target.dtype)
+        bargs, bkw = op.backward_args(calls[0], kwargs, host, gy)
+        _check_impl(target, op.backward_op(), [bargs], bkw)
 
 
 def _ref_dtype(target, op):
     return target.dtype if op.close is EXACT else np.dtype(np.float64)
 
 
-def _check_impl(target, op, calls, kwargs):
-    """Runs the calls on the implementation and on the reference; compares; returns the
-    reference's (last) result."""
+def _check_impl(target, op, calls, kwargs, out=False):
+    """Runs the calls on the reference once and on each run of the implementation; compares;
+    returns the reference's (last) result (with the in-place arguments after it, if any)."""
     fn = target.kernel(op.name)
     ref_dtype = _ref_dtype(target, op)
+    close = op.other_close if target.kind == "backend" and op.other_close is not None else op.close
     first = calls[0]
     for c in calls[1:]:
         assert all(c[i] is first[i] for i in op.inplace), "in-place arguments must be the same objects"
-    state = {i: target.asarray(_copy(first[i])) for i in op.inplace}
-    ref_state = {i: _cast(first[i], ref_dtype, copy=True) for i in op.inplace}
+    want = _reference(op, calls, kwargs, ref_dtype)
+    for label, context in target.runs():
+        with context, _labelled(label):
+            state = {i: target.asarray(_copy(first[i])) for i in op.inplace}
+            for c in calls:
+                got = target.to_numpy(fn(*[state[i] if i in state else target.asarray(a) for i, a in enumerate(c)],
+                                         **kwargs))
+            if op.inplace:
+                got = (got,) + tuple(target.to_numpy(state[i]) for i in op.inplace)
+            close(_normalise(got, want, target.dtype), want, calls[-1], kwargs)
+            if out:  # the same into a NaN-filled out= of the implementation
+                buf = target.asarray(np.full(np.shape(want), np.nan, target.dtype))
+                assert fn(*[target.asarray(a) for a in first], **kwargs, out=buf) is buf, "out= must be returned"
+                close(_normalise(target.to_numpy(buf), want, target.dtype), want, first, kwargs)
+    return want
+
+
+_cache = collections.OrderedDict()  # the last few reference results: a case's targets run in a row
+
+
+def _reference(op, calls, kwargs, ref_dtype):
+    """The reference's result of the calls on copies in ref_dtype (in-place arguments after it)."""
+    key = (op.name, ref_dtype.str, repr(sorted(kwargs.items())), tuple(_digest(a) for c in calls for a in c))
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key]
+    ref_state = {i: _cast(calls[0][i], ref_dtype, copy=True) for i in op.inplace}
     for c in calls:
-        moved = [state[i] if i in state else target.asarray(a) for i, a in enumerate(c)]
-        got = target.to_numpy(fn(*moved, **kwargs))
         ref_args = [ref_state[i] if i in ref_state else _cast(a, ref_dtype, copy=True) for i, a in enumerate(c)]
         want = getattr(_ref, op.name)(*ref_args, **kwargs)
     if op.inplace:
-        got = (got,) + tuple(target.to_numpy(state[i]) for i in op.inplace)
         want = (want,) + tuple(ref_state[i] for i in op.inplace)
-    got = _normalise(got, want, target.dtype)
-    want = _normalise(want, want, ref_dtype, check=False)
-    _close_for(target, op)(got, want, calls[-1], kwargs)
-    return want[1:] if op.inplace else want
+    want = _cache[key] = _normalise(want, want, ref_dtype, check=False)
+    while len(_cache) > 8:
+        _cache.popitem(last=False)
+    return want
 
 
-def _check_out(target, op, args, kwargs):
-    fn = target.kernel(op.name)
-    moved = [target.asarray(a) for a in args]
-    ref_dtype = _ref_dtype(target, op)
-    want = getattr(_ref, op.name)(*_cast(list(args), ref_dtype, copy=True), **kwargs)
-    buf = target.asarray(np.full(np.shape(want), np.nan, target.dtype))
-    assert fn(*moved, **kwargs, out=buf) is buf, "out= must be returned"
-    got = _normalise(target.to_numpy(buf), want, target.dtype)
-    _close_for(target, op)(got, _normalise(want, want, ref_dtype, check=False), args, kwargs)
+def _digest(a):
+    if isinstance(a, np.ndarray):
+        return (a.shape, a.dtype.str, hashlib.blake2b(np.ascontiguousarray(a).data, digest_size=16).digest())
+    return repr(a)
 
 
-def _close_for(target, op):
-    return op.other_close if target.kind == "backend" and op.other_close is not None else op.close
+@contextlib.contextmanager
+def _labelled(label):
+    try:
+        yield
+    except AssertionError as e:
+        raise AssertionError(f"[{label}] {e}") from None
 
 
 def _normalise(got, want, dtype, check=True):
@@ -335,10 +373,11 @@ def _rng(name):
 
 # ---- the reference backward against finite differences -------------------------------------
 
-def _sample(n, rng):
-    if n <= FD_ALL:
+def _sample(n, rng, large):
+    if n <= FD_ALL and not large:
         return None
-    return np.unique(np.concatenate([[0, n - 1], rng.choice(n, size=FD_SAMPLES - 2, replace=False)]))
+    k = 2 if large else FD_SAMPLES
+    return np.unique(np.concatenate([[0, n - 1], rng.choice(n, size=min(n, k - 2), replace=False)]))
 
 
 def _check_fd(op, args, kwargs):
@@ -357,6 +396,7 @@ def _check_fd(op, args, kwargs):
         analytic = analytic if isinstance(analytic, tuple) else (analytic,)
         grads = {i: g for i, g in zip(op.wrt, analytic) if i < len(args)}
     assert any(isinstance(args[i], np.ndarray) for i in grads), "nothing to differentiate"
+    large = sum(np.size(a) for a in args + _leaves(out) if isinstance(a, np.ndarray)) > FD_LARGE
     for i, g in grads.items():
         if not isinstance(args[i], np.ndarray) or g is None:
             continue
@@ -372,7 +412,7 @@ def _check_fd(op, args, kwargs):
             r = r[op.y] if op.y is not None else r
             return float(np.sum((r - y0) * weights))
 
-        idx = _sample(x.size, rng)
+        idx = _sample(x.size, rng, large)
         numeric = numeric_grad(objective, x, eps=FD_EPS, in_place=True, indices=idx)
         g = np.asarray(g, np.float64)
         assert g.shape == x.shape, (g.shape, x.shape)
