@@ -40,8 +40,7 @@ LEAKY_RELU = opcheck.Op("leaky_relu", close=opcheck.EXACT, backward="leaky_relu_
                         torch=lambda F, x, slope: F.leaky_relu(x, slope))
 # float32 NumPy's sigmoid (the wrapped backend runs the reference in float32) is within 3 ulp
 SIGMOID = opcheck.Op("sigmoid", close=opcheck.allclose(rtol=2 * ULP), other_close=opcheck.allclose(rtol=3 * ULP),
-                     backward="sigmoid_backward",
-                     backward_args=_from_y, backward_close=_backward_close,
+                     backward="sigmoid_backward", backward_args=_from_y, backward_close=_backward_close,
                      torch=lambda F, x: F.sigmoid(x))
 TANH = opcheck.Op("tanh", close=opcheck.allclose(rtol=2 * ULP), backward="tanh_backward",
                   backward_args=_from_y, backward_close=_backward_close, torch=lambda F, x: F.tanh(x))
