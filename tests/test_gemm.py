@@ -163,23 +163,25 @@ def test_linear_relu_propagates_nan_and_out(rng):
 def test_reentrant_from_python_threads(rng):
     # The GIL is released during compute and every thread has its own packing buffers.
     pairs = [operands(rng, 90 + i, 130, 70 + 3 * i, False, i % 2 == 1) for i in range(4)]
-    errors = []
+    errors, checked = [], [0] * 4
 
     def work(i):
         a, b = pairs[i]
-        for _ in range(20):
-            c = ops.matmul(a, b, trans_b=i % 2 == 1)
-            try:
+        try:  # any exception of a worker (not only a failed check) fails the test
+            for _ in range(20):
+                c = ops.matmul(a, b, trans_b=i % 2 == 1)
                 check_close(c, a, b, False, i % 2 == 1)
-            except AssertionError as e:  # pragma: no cover - reported below
-                errors.append(e)
+                checked[i] += 1
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
 
     ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    assert not errors
+    assert not errors, errors
+    assert checked == [20] * 4  # every worker ran and checked every product
 
 
 # ---------------------------------------------------------------------------------------
