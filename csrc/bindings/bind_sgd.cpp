@@ -65,7 +65,8 @@ void adam_step(py::handle param_obj, py::handle grad_obj, py::handle m_obj, py::
   for (const auto& [view, name] : {std::pair<const View*, const char*>{&grad, "grad"}, {&m, "m"}, {&v, "v"}})
     if (view->shape != param.shape)
       value_error(std::string(name) + " has shape " + view->shape_str() + " but param has shape " + param.shape_str());
-  const long long step = int_arg(step_obj, "step").cast<long long>();
+  // Past 2**63 - 1 the bias corrections are exactly 1 whatever the step: saturate.
+  const long long step = int64_arg(step_obj, "step", /*saturate=*/true);
   if (step < 1) value_error("step must be >= 1 (the first step is 1), got " + std::to_string(step));
   const double lr = nonneg64(lr_obj, "lr"), eps = nonneg64(eps_obj, "eps"), wd = nonneg64(wd_obj, "weight_decay");
   const double beta1 = beta_arg(b1_obj, "beta1"), beta2 = beta_arg(b2_obj, "beta2");
