@@ -649,22 +649,27 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
   const BackwardPlan pl = plan_backward(s, ceil_div(s.N, index_t(nt)), false);
   const index_t acc_len = O * K + O;
   std::vector<float*> partial(static_cast<std::size_t>(nt), nullptr);
-  parallel_team(nt, [&](int tid, int team) {
-    float* acc = thread_buffer(kSlotPartial, workspace_floats(O, K + 1));
-    partial[static_cast<std::size_t>(tid)] = acc;
-    const index_t n0 = s.N * tid / team, n1 = s.N * (tid + 1) / team;
-    if (n0 == n1) fill_zero(acc, acc_len);
-    else backward_range(s, pl, n0, n1, 0, s.C, x, w, grad_y, grad_x, acc, acc + O * K, 1);
-#pragma omp barrier
-    // Reduce: thread tid sums its slice of every partial into grad_w, then grad_b.
-    auto [i0, i1] = split_range(acc_len, team, tid, W);
-    for (index_t i = i0; i < i1; ++i) {
-      float t = 0.0f;
-      for (int p = 0; p < team; ++p) t += partial[static_cast<std::size_t>(p)][i];
-      if (i < O * K) grad_w[i] = t;
-      else grad_b[i - O * K] = t;
-    }
-  });
+  // A thread that fails (out of memory for its workspace) still reaches the barrier between
+  // the two phases; the reduction is then skipped and the error rethrown (parallel.h).
+  parallel_team_then(
+      nt,
+      [&](int tid, int team) {
+        float* acc = thread_buffer(kSlotPartial, workspace_floats(O, K + 1));
+        partial[static_cast<std::size_t>(tid)] = acc;
+        const index_t n0 = s.N * tid / team, n1 = s.N * (tid + 1) / team;
+        if (n0 == n1) fill_zero(acc, acc_len);
+        else backward_range(s, pl, n0, n1, 0, s.C, x, w, grad_y, grad_x, acc, acc + O * K, 1);
+      },
+      [&](int tid, int team) {
+        // Reduce: thread tid sums its slice of every partial into grad_w, then grad_b.
+        auto [i0, i1] = split_range(acc_len, team, tid, W);
+        for (index_t i = i0; i < i1; ++i) {
+          float t = 0.0f;
+          for (int p = 0; p < team; ++p) t += partial[static_cast<std::size_t>(p)][i];
+          if (i < O * K) grad_w[i] = t;
+          else grad_b[i - O * K] = t;
+        }
+      });
 }
 
 }  // namespace lamina::cpu::LAMINA_ISA_NS
