@@ -3,11 +3,18 @@
 The `isa` fixture switches lamina's CPU path in-process (lamina._native._select_isa) so one
 test run covers generic, avx2 and avx512; test_isa.py checks the LAMINA_CPU environment
 variable itself in subprocesses.
+
+The wrapped stand-in device backend (wrapped_backend.py) is registered here, before the test
+modules are collected, so that opcheck.targets() runs every kernel check on it as well; any
+backend registered here the same way (a CUDA one) becomes one more target.
 """
 import numpy as np
 import pytest
 
 import lamina
+import wrapped_backend
+
+wrapped_backend.register()
 
 AVAILABLE_ISAS = lamina.backend_info()["isas_available"]
 

@@ -1,12 +1,14 @@
-"""Activations: native vs reference on every CPU path, the vectorised math's accuracy,
-saturation and NaN, finite-difference checks of the reference backward passes, bad inputs."""
+"""Activations: every implementation against the reference through opcheck (every CPU path and
+thread count, every registered backend, the reference's backward by finite differences,
+PyTorch), the vectorised math's accuracy, saturation and NaN, bad inputs."""
 import numpy as np
 import pytest
 
+import opcheck
 from lamina import _native, ops, reference as ref
-from gradcheck import assert_grad_close, numeric_grad
 
 SHAPES = [(), (1,), (7,), (16,), (17,), (3, 5), (2, 3, 33), (4, 129), (0,), (2, 0, 3), (301, 407)]
+SLOPES = [0.01, 0.2, -0.5]
 TINY = np.finfo(np.float32).tiny
 ULP = 2.0**-23
 
@@ -15,41 +17,58 @@ def _rand(rng, shape, scale=4.0):
     return np.asarray(rng.standard_normal(shape) * scale, dtype=np.float32)
 
 
-# ---- forward and backward, native vs reference -----------------------------------------------
+def _backward_close(got, want, args, kwargs):
+    # 1 - y*y and 1 - y cancel near |y| = 1: float32 rounding there is ~2^-24 |grad_y|
+    # (the AVX paths may fuse it into one FMA, so they need not equal float32 NumPy)
+    err = np.abs(got - want)
+    assert np.all(err <= 3 * ULP * np.abs(want) + ULP * np.abs(args[0])), float(np.max(err, initial=0))
 
+
+def _from_x(a, kw, out, gy):  # relu and leaky_relu differentiate from the input x
+    return (gy, a[0]), kw
+
+
+def _from_y(a, kw, out, gy):  # sigmoid and tanh from their output y
+    return (gy, out), kw
+
+
+# relu and leaky_relu are exact: bit for bit the reference's float32 result
+RELU = opcheck.Op("relu", close=opcheck.EXACT, backward="relu_backward", backward_args=_from_x,
+                  backward_close=opcheck.EXACT, torch=lambda F, x: F.relu(x))
+LEAKY_RELU = opcheck.Op("leaky_relu", close=opcheck.EXACT, backward="leaky_relu_backward",
+                        backward_args=_from_x, backward_close=opcheck.EXACT,
+                        torch=lambda F, x, slope: F.leaky_relu(x, slope))
+# float32 NumPy's sigmoid (the wrapped backend runs the reference in float32) is within 3 ulp
+SIGMOID = opcheck.Op("sigmoid", close=opcheck.allclose(rtol=2 * ULP), other_close=opcheck.allclose(rtol=3 * ULP),
+                     backward="sigmoid_backward", backward_args=_from_y, backward_close=_backward_close,
+                     torch=lambda F, x: F.sigmoid(x))
+TANH = opcheck.Op("tanh", close=opcheck.allclose(rtol=2 * ULP), backward="tanh_backward",
+                  backward_args=_from_y, backward_close=_backward_close, torch=lambda F, x: F.tanh(x))
+
+
+@pytest.mark.parametrize("target", opcheck.targets(RELU))
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_relu_matches_reference(isa, threads, rng, shape):
-    x = _rand(rng, shape)
-    g = _rand(rng, shape)
-    np.testing.assert_array_equal(ops.relu(x), ref.relu(x))
-    np.testing.assert_array_equal(ops.relu_backward(g, x), ref.relu_backward(g, x))
+def test_relu(target, rng, shape):
+    opcheck.check(target, RELU, (_rand(rng, shape),), out=True)
 
 
+@pytest.mark.parametrize("target", opcheck.targets(LEAKY_RELU))
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("slope", [0.01, 0.2, -0.5])
-def test_leaky_relu_matches_reference(isa, threads, rng, shape, slope):
-    x = _rand(rng, shape)
-    g = _rand(rng, shape)
-    np.testing.assert_array_equal(ops.leaky_relu(x, slope), ref.leaky_relu(x, slope))
-    np.testing.assert_array_equal(ops.leaky_relu_backward(g, x, slope=slope),
-                                  ref.leaky_relu_backward(g, x, slope=slope))
+@pytest.mark.parametrize("slope", SLOPES)
+def test_leaky_relu(target, rng, shape, slope):
+    opcheck.check(target, LEAKY_RELU, (_rand(rng, shape),), dict(slope=slope), out=True)
 
 
+@pytest.mark.parametrize("target", opcheck.targets(SIGMOID))
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_sigmoid_tanh_match_reference(isa, threads, rng, shape):
-    x = _rand(rng, shape)
-    g = _rand(rng, shape)
-    x64 = x.astype(np.float64)
-    for fwd, bwd, rfwd, rbwd in [(ops.sigmoid, ops.sigmoid_backward, ref.sigmoid, ref.sigmoid_backward),
-                                 (ops.tanh, ops.tanh_backward, ref.tanh, ref.tanh_backward)]:
-        y = fwd(x)
-        assert y.dtype == np.float32 and y.shape == x.shape
-        np.testing.assert_allclose(y, rfwd(x64), rtol=2 * ULP, atol=0)
-        # 1 - y*y and 1 - y cancel near |y| = 1: float32 rounding there is ~2^-24 |grad_y|
-        # (the AVX paths may fuse it into one FMA, so they need not equal float32 NumPy)
-        want = rbwd(g.astype(np.float64), y.astype(np.float64))
-        err = np.abs(bwd(g, y) - want)
-        assert np.all(err <= 3 * ULP * np.abs(want) + ULP * np.abs(g))
+def test_sigmoid(target, rng, shape):
+    opcheck.check(target, SIGMOID, (_rand(rng, shape),), out=True)
+
+
+@pytest.mark.parametrize("target", opcheck.targets(TANH))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_tanh(target, rng, shape):
+    opcheck.check(target, TANH, (_rand(rng, shape),), out=True)
 
 
 def test_default_slope_is_0_01(rng):
@@ -183,31 +202,6 @@ def test_nan_propagates_at_every_lane(isa):
             for f in (ops.relu, ops.sigmoid, ops.tanh, ops.leaky_relu, _native._vexp):
                 y = f(x)
                 assert np.isnan(y[pos]) and not np.isnan(np.delete(y, pos)).any()
-
-
-# ---- the reference backward passes by finite differences (float64) ----------------------------
-
-@pytest.mark.parametrize("name", ["relu", "leaky_relu", "sigmoid", "tanh"])
-def test_reference_backward_by_finite_differences(rng, name):
-    x = rng.standard_normal((3, 7))
-    x[np.abs(x) < 0.05] = 0.3  # keep away from the kinks of relu / leaky_relu
-    w = rng.standard_normal(x.shape)
-    fwd = getattr(ref, name)
-    bwd = getattr(ref, name + "_backward")
-    y = fwd(x)
-    saved = x if name in ("relu", "leaky_relu") else y
-    analytic = bwd(w, saved)
-    numeric = numeric_grad(lambda v: float(np.sum(fwd(v) * w)), x)
-    assert_grad_close(analytic, numeric)
-
-
-def test_reference_leaky_relu_backward_slope_by_finite_differences(rng):
-    x = rng.standard_normal((4, 5))
-    x[np.abs(x) < 0.05] = -0.3
-    w = rng.standard_normal(x.shape)
-    analytic = ref.leaky_relu_backward(w, x, slope=0.3)
-    numeric = numeric_grad(lambda v: float(np.sum(ref.leaky_relu(v, slope=0.3) * w)), x)
-    assert_grad_close(analytic, numeric)
 
 
 def test_reference_works_in_float32_and_float64(rng):

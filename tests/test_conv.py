@@ -1,11 +1,12 @@
-"""conv2d / conv2d_backward: native vs the NumPy reference on every CPU path and thread count,
-the reference's backward against central finite differences (float64), PyTorch parity where
-torch is installed, and bad inputs."""
+"""conv2d / conv2d_backward through opcheck: every implementation (every CPU path and thread
+count, every registered backend) against the NumPy reference, the reference's backward by
+central finite differences (float64), PyTorch where torch is installed; then the special
+cases and bad inputs."""
 import numpy as np
-from gradcheck import numeric_grad
 import pytest
 
 import lamina
+import opcheck
 from lamina import ops, reference as R
 
 # (N, C, H, W, O, kH, kW, stride, padding, dilation): each line exercises something.
@@ -29,7 +30,29 @@ SHAPES = [
     (1, 64, 16, 16, 8, 3, 3, 1, 1, 1),            # column matrix chunked by output rows
     (2, 1, 40, 3, 2, 5, 1, 1, (2, 0), (1, 1)),    # tall and thin
     (1, 2, 20, 37, 3, 3, 3, (1, 3), 1, 1),        # stride 3 along W only
+    # small enough for finite differences on every element
+    (2, 2, 5, 6, 3, 3, 3, 1, 1, 1),
+    (1, 3, 7, 6, 2, 3, 2, (2, 1), (1, 0), (1, 2)),
+    (2, 1, 4, 4, 2, 4, 4, 1, 0, 1),
+    (1, 2, 6, 5, 3, 1, 1, 2, 1, 1),
 ]
+
+
+def _random_shapes(count=30, seed=7):
+    """A seeded sweep of small geometries (every valid combination is fair game)."""
+    rng = np.random.default_rng(seed)
+    shapes = []
+    while len(shapes) < count:
+        N, C, O = (int(v) for v in rng.integers(1, [4, 6, 9]))
+        H, W, kH, kW = (int(v) for v in rng.integers(1, [13, 13, 6, 6]))
+        stride, padding, dilation = (tuple(int(v) for v in rng.integers(lo, hi, size=2))
+                                     for lo, hi in ((1, 4), (0, 3), (1, 3)))
+        if all(d * (k - 1) + 1 <= n + 2 * p for d, k, n, p in zip(dilation, (kH, kW), (H, W), padding)):
+            shapes.append((N, C, H, W, O, kH, kW, stride, padding, dilation))
+    return shapes
+
+
+RANDOM_SHAPES = _random_shapes()
 
 
 def _shape_id(s):
@@ -55,6 +78,21 @@ def _close(actual, expected, rtol=2e-5):
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale * 4)
 
 
+def _torch_conv2d(F, x, w, b=None, activation=None, **geo):
+    y = F.conv2d(x, w, b, **geo)
+    return F.relu(y) if activation == "relu" else y
+
+
+def _backward_args(a, kw, out, gy):  # grad_x, grad_w, grad_b from x, w and grad_y
+    return (a[0], a[1], gy), {k: v for k, v in kw.items() if k != "activation"}
+
+
+CONV2D = opcheck.Op("conv2d", close=opcheck.each(_close), backward="conv2d_backward",
+                    backward_args=_backward_args, backward_close=opcheck.each(_close), wrt=(0, 1, 2),
+                    torch=_torch_conv2d)
+CONV2D_BACKWARD = CONV2D.backward_op()
+
+
 @pytest.fixture(params=["auto", "gemm", "dot"])
 def grad_w_method(request):
     lamina._native._conv_grad_w_method(request.param)
@@ -64,71 +102,30 @@ def grad_w_method(request):
         lamina._native._conv_grad_w_method("auto")
 
 
-# ---- native vs reference ----------------------------------------------------------------
+# ---- every implementation against the reference, forward and backward ----------------------
 
-@pytest.mark.parametrize("shape", SHAPES, ids=_shape_id)
-def test_forward_matches_reference(rng, isa, threads, shape):
+@pytest.mark.parametrize("target", opcheck.targets(CONV2D))
+@pytest.mark.parametrize("shape", SHAPES + RANDOM_SHAPES, ids=_shape_id)
+def test_conv2d(target, rng, shape):
     x, w, b, geo = _case(rng, shape)
-    expected = R.conv2d(*_f64(x, w, b), **geo)
-    _close(ops.conv2d(x, w, b, **geo), expected)
-    _close(ops.conv2d(x, w, **geo), R.conv2d(*_f64(x, w), **geo))
-    _close(ops.conv2d(x, w, b, activation="relu", **geo), np.maximum(expected, 0))
+    opcheck.check(target, CONV2D, (x, w, b), geo)
+    opcheck.check(target, CONV2D, (x, w), geo, backward=False)
+    opcheck.check(target, CONV2D, (x, w, b), dict(geo, activation="relu"), backward=False)
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=_shape_id)
-def test_backward_matches_reference(rng, isa, threads, shape):
-    x, w, _, geo = _case(rng, shape)
-    gy = rng.standard_normal(R.conv2d(x, w, **geo).shape).astype(np.float32)
-    expected = R.conv2d_backward(*_f64(x, w, gy), **geo)
-    got = ops.conv2d_backward(x, w, gy, **geo)
-    for g, e in zip(got, expected):
-        _close(g, e)
-
-
+@pytest.mark.parametrize("target", opcheck.targets(backends=False))
 @pytest.mark.parametrize("shape", [SHAPES[i] for i in (1, 2, 6, 9, 11, 13, 15)], ids=_shape_id)
-def test_backward_every_grad_w_method(rng, isa, threads, grad_w_method, shape):
+def test_backward_every_grad_w_method(target, rng, grad_w_method, shape):
     x, w, _, geo = _case(rng, shape)
     gy = rng.standard_normal(R.conv2d(x, w, **geo).shape).astype(np.float32)
-    expected = R.conv2d_backward(*_f64(x, w, gy), **geo)
-    gx, gw, gb = ops.conv2d_backward(x, w, gy, **geo)
-    _close(gx, expected[0])
-    _close(gw, expected[1])
-    _close(gb, expected[2])
+    opcheck.check(target, CONV2D_BACKWARD, (x, w, gy), geo)
 
 
-def test_random_shapes(isa):
-    """A seeded sweep of small geometries (every valid combination is fair game)."""
-    rng = np.random.default_rng(7)
-    done = 0
-    while done < 30:
-        N, C, O = rng.integers(1, 4), rng.integers(1, 6), rng.integers(1, 9)
-        H, W = rng.integers(1, 13, size=2)
-        kH, kW = rng.integers(1, 6, size=2)
-        geo = dict(stride=tuple(int(v) for v in rng.integers(1, 4, size=2)),
-                   padding=tuple(int(v) for v in rng.integers(0, 3, size=2)),
-                   dilation=tuple(int(v) for v in rng.integers(1, 3, size=2)))
-        if any(d * (k - 1) + 1 > n + 2 * p for d, k, n, p in
-               zip(geo["dilation"], (kH, kW), (H, W), geo["padding"])):
-            continue
-        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
-        w = rng.standard_normal((O, C, kH, kW)).astype(np.float32)
-        b = rng.standard_normal(O).astype(np.float32)
-        y = ops.conv2d(x, w, b, **geo)
-        _close(y, R.conv2d(*_f64(x, w, b), **geo))
-        gy = rng.standard_normal(y.shape).astype(np.float32)
-        for g, e in zip(ops.conv2d_backward(x, w, gy, **geo), R.conv2d_backward(*_f64(x, w, gy), **geo)):
-            _close(g, e)
-        done += 1
-
-
-def test_backward_without_grad_x(rng):
+@pytest.mark.parametrize("target", opcheck.targets())
+def test_backward_without_grad_x(target, rng):
     x, w, _, geo = _case(rng, SHAPES[1])
     gy = rng.standard_normal(R.conv2d(x, w, **geo).shape).astype(np.float32)
-    gx, gw, gb = ops.conv2d_backward(x, w, gy, compute_grad_x=False, **geo)
-    rx, rw, rb = R.conv2d_backward(*_f64(x, w, gy), compute_grad_x=False, **geo)
-    assert gx is None and rx is None
-    _close(gw, rw)
-    _close(gb, rb)
+    opcheck.check(target, CONV2D_BACKWARD, (x, w, gy), dict(geo, compute_grad_x=False))
 
 
 def test_empty_batch_and_no_output_channels(rng):
@@ -159,45 +156,6 @@ def test_relu_propagates_nan(rng):
     x[0, 0, 2, 2] = np.nan
     y = ops.conv2d(x, w, b, activation="relu", **geo)
     assert np.isnan(y[0, 0, 1, 1]) and np.isnan(R.conv2d(x, w, b, activation="relu", **geo)[0, 0, 1, 1])
-
-
-# ---- the reference's backward against finite differences --------------------------------
-
-@pytest.mark.parametrize("shape", [
-    (2, 2, 5, 6, 3, 3, 3, 1, 1, 1),
-    (1, 3, 7, 6, 2, 3, 2, (2, 1), (1, 0), (1, 2)),
-    (2, 1, 4, 4, 2, 4, 4, 1, 0, 1),
-    (1, 2, 6, 5, 3, 1, 1, 2, 1, 1),
-], ids=_shape_id)
-def test_reference_backward_finite_differences(rng, shape):
-    x, w, b, geo = _case(rng, shape, np.float64)
-    gy = rng.standard_normal(R.conv2d(x, w, b, **geo).shape)
-
-    def loss():  # L = <conv2d(x, w, b), gy>, so dL/dy = gy
-        return float(np.sum(R.conv2d(x, w, b, **geo) * gy))
-
-    gx, gw, gb = R.conv2d_backward(x, w, gy, **geo)
-    np.testing.assert_allclose(gx, numeric_grad(loss, x, in_place=True), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(gw, numeric_grad(loss, w, in_place=True), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(gb, numeric_grad(loss, b, in_place=True), rtol=1e-6, atol=1e-8)
-
-
-# ---- PyTorch parity ----------------------------------------------------------------------
-
-@pytest.mark.parametrize("shape", [SHAPES[i] for i in (1, 2, 4, 6, 8, 9, 11)], ids=_shape_id)
-def test_matches_torch(rng, shape):
-    torch = pytest.importorskip("torch")
-    F = torch.nn.functional
-    x, w, b, geo = _case(rng, shape)
-    tx, tw, tb = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, w, b))
-    ty = F.conv2d(tx, tw, tb, **geo)
-    gy = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
-    ty.backward(torch.tensor(gy, dtype=torch.float64))
-    _close(ops.conv2d(x, w, b, **geo), ty.detach().numpy())
-    gx, gw, gb = ops.conv2d_backward(x, w, gy, **geo)
-    _close(gx, tx.grad.numpy())
-    _close(gw, tw.grad.numpy())
-    _close(gb, tb.grad.numpy())
 
 
 # ---- bad inputs --------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""lamina.ops.matmul / linear against lamina.reference, on every CPU path and thread count.
+"""matmul / linear through opcheck: every implementation (every CPU path and thread count,
+every registered backend) against lamina.reference, and the reference against PyTorch; then
+strided views, overlap, zero sizes, NaN, reentrancy and bad inputs.
 
 Tolerance: |C - C64| <= 1e-5 * sqrt(K) * (|op(A)| @ |op(B)|) elementwise, where C64 is the
 float64 product of the same float32 inputs: float32 accumulation error grows like sqrt(K)
@@ -9,8 +11,8 @@ import threading
 import numpy as np
 import pytest
 
-import lamina
-from lamina import ops, reference
+import opcheck
+from lamina import ops
 
 TRANS = [(False, False), (False, True), (True, False), (True, True)]
 
@@ -36,6 +38,29 @@ def check_close(c, a, b, ta=False, tb=False, bias=None, relu=False):
     assert np.all(err <= bound), f"max err {err.max()} (bound {bound[np.argmax(err - bound)]}) at K={k}"
 
 
+def _matmul_close(got, want, args, kwargs):
+    check_close(got, *args, kwargs.get("trans_a", False), kwargs.get("trans_b", False))
+
+
+def _linear_close(got, want, args, kwargs):
+    x, w, b = args
+    check_close(got, x, w, False, True, bias=b, relu=kwargs.get("activation") == "relu")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(x.shape[1]))
+
+
+def _torch_linear(F, x, w, b=None, activation=None):
+    y = F.linear(x, w, b)
+    return F.relu(y) if activation == "relu" else y
+
+
+def _torch_matmul(F, a, b, trans_a=False, trans_b=False):
+    return (a.T if trans_a else a) @ (b.T if trans_b else b)
+
+
+MATMUL = opcheck.Op("matmul", close=_matmul_close, torch=_torch_matmul)
+LINEAR = opcheck.Op("linear", close=_linear_close, torch=_torch_linear)
+
+
 def sweep_sizes():
     edge = [63, 64, 65, 100, 257]
     fixed = 37
@@ -45,38 +70,33 @@ def sweep_sizes():
         yield fixed, fixed, s
 
 
+@pytest.mark.parametrize("target", opcheck.targets(MATMUL, torch=False))  # torch: the views below
 @pytest.mark.parametrize("ta,tb", TRANS)
-def test_matmul_sweep_every_size(isa, threads, rng, ta, tb):
+def test_matmul_sweep_every_size(target, rng, ta, tb):
     for m, k, n in sweep_sizes():
         a, b = operands(rng, m, k, n, ta, tb)
-        check_close(ops.matmul(a, b, trans_a=ta, trans_b=tb), a, b, ta, tb)
+        opcheck.check(target, MATMUL, (a, b), dict(trans_a=ta, trans_b=tb))
 
 
+@pytest.mark.parametrize("target", opcheck.targets(MATMUL, torch=False))
 @pytest.mark.parametrize("ta,tb", TRANS)
-def test_matmul_with_out(isa, rng, ta, tb):
-    for m, k, n in [(1, 1, 1), (13, 29, 33), (70, 9, 5), (3, 200, 47)]:
+def test_matmul_with_out(target, rng, ta, tb):
+    for m, k, n in [(1, 1, 1), (13, 29, 33), (70, 9, 5), (3, 200, 47), (31, 17, 45)]:
         a, b = operands(rng, m, k, n, ta, tb)
-        out = np.full((m, n), np.nan, dtype=np.float32)  # beta = 0 must not read out
-        res = ops.matmul(a, b, trans_a=ta, trans_b=tb, out=out)
-        assert res is out
-        check_close(out, a, b, ta, tb)
+        # out starts as NaN: beta = 0 must not read it
+        opcheck.check(target, MATMUL, (a, b), dict(trans_a=ta, trans_b=tb), out=True)
 
 
-def test_matmul_large_crosses_every_block(isa, rng):
+@pytest.mark.parametrize("target", opcheck.targets(backends=False, threads=(2,)))
+def test_matmul_large_crosses_every_block(target, rng):
     # M > MC, K > KC (three depth blocks), N > NC: every loop of the driver takes > 1 trip.
     m, k, n = 173 * 2 + 5, 1100, 2100
     a, b = operands(rng, m, k, n, False, True)
-    lamina.set_num_threads(2)
-    check_close(ops.matmul(a, b, trans_b=True), a, b, False, True)
+    opcheck.check(target, MATMUL, (a, b), dict(trans_b=True))
 
 
-def test_matmul_matches_reference_module(rng):
-    a, b = operands(rng, 31, 17, 45, True, False)
-    np.testing.assert_allclose(ops.matmul(a, b, trans_a=True), reference.matmul(a, b, trans_a=True),
-                               rtol=1e-5, atol=1e-5)
-
-
-def test_strided_and_negative_views_are_read_in_place(isa, rng):
+@pytest.mark.parametrize("target", opcheck.targets(MATMUL))
+def test_strided_and_negative_views_are_read_in_place(target, rng):
     big_a = rng.standard_normal((60, 90), dtype=np.float32)
     big_b = rng.standard_normal((90, 80), dtype=np.float32)
     views = [
@@ -90,9 +110,9 @@ def test_strided_and_negative_views_are_read_in_place(isa, rng):
             b = b[: a.shape[1]] if b.shape[0] >= a.shape[1] else None
         if b is None:
             continue
-        check_close(ops.matmul(a, b), a, b)
+        opcheck.check(target, MATMUL, (a, b))
     a = big_a[:, :40]
-    check_close(ops.matmul(a, a, trans_b=True), a, a, False, True)  # same array both sides
+    opcheck.check(target, MATMUL, (a, a), dict(trans_b=True))  # same array both sides
 
 
 def test_out_overlapping_an_input_gives_the_right_answer(rng):
@@ -117,17 +137,16 @@ def test_zero_sized_dimensions(isa):
     np.testing.assert_array_equal(y, [[1, 0, 3], [1, 0, 3]])
 
 
+@pytest.mark.parametrize("target", opcheck.targets(LINEAR))
+@pytest.mark.parametrize("n,fin,fout", [(1, 1, 1), (64, 800, 500), (64, 500, 10), (33, 17, 70), (5, 300, 16),
+                                        (200, 31, 3)])
 @pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("act", [None, "relu"])
-def test_linear(isa, threads, rng, with_bias, act):
-    for n, fin, fout in [(1, 1, 1), (64, 800, 500), (64, 500, 10), (33, 17, 70), (5, 300, 16), (200, 31, 3)]:
-        x = rng.standard_normal((n, fin), dtype=np.float32)
-        w = rng.standard_normal((fout, fin), dtype=np.float32)
-        b = rng.standard_normal(fout, dtype=np.float32) if with_bias else None
-        y = ops.linear(x, w, b, activation=act)
-        check_close(y, x, w, False, True, bias=b, relu=act == "relu")
-        ref = reference.linear(x, w, b, activation=act)
-        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4 * np.sqrt(fin))
+def test_linear(target, rng, n, fin, fout, with_bias, act):
+    x = rng.standard_normal((n, fin), dtype=np.float32)
+    w = rng.standard_normal((fout, fin), dtype=np.float32)
+    b = rng.standard_normal(fout, dtype=np.float32) if with_bias else None
+    opcheck.check(target, LINEAR, (x, w, b), dict(activation=act), out=target.kind != "torch")
 
 
 def test_linear_relu_propagates_nan_and_out(rng):
@@ -144,23 +163,25 @@ def test_linear_relu_propagates_nan_and_out(rng):
 def test_reentrant_from_python_threads(rng):
     # The GIL is released during compute and every thread has its own packing buffers.
     pairs = [operands(rng, 90 + i, 130, 70 + 3 * i, False, i % 2 == 1) for i in range(4)]
-    errors = []
+    errors, checked = [], [0] * 4
 
     def work(i):
         a, b = pairs[i]
-        for _ in range(20):
-            c = ops.matmul(a, b, trans_b=i % 2 == 1)
-            try:
+        try:  # any exception of a worker (not only a failed check) fails the test
+            for _ in range(20):
+                c = ops.matmul(a, b, trans_b=i % 2 == 1)
                 check_close(c, a, b, False, i % 2 == 1)
-            except AssertionError as e:  # pragma: no cover - reported below
-                errors.append(e)
+                checked[i] += 1
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
 
     ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    assert not errors
+    assert not errors, errors
+    assert checked == [20] * 4  # every worker ran and checked every product
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""max_pool2d / avg_pool2d and their backward passes: native vs reference on every CPU path
-(odd sizes, kernel = input, stride > kernel, padding, rectangular windows, ties, NaN, -inf),
-the reference backward passes by finite differences, bad inputs."""
+"""max_pool2d / avg_pool2d and their backward passes through opcheck: every implementation
+(every CPU path and thread count, every registered backend) against the reference (odd sizes,
+kernel = input, stride > kernel, padding, rectangular windows), the reference backward passes
+by finite differences, PyTorch; then ties, NaN, -inf and bad inputs."""
 import numpy as np
 import pytest
 
+import opcheck
 from lamina import ops, reference as ref
-from gradcheck import assert_grad_close, numeric_grad
 
 CASES = [  # (x shape, kernel_size, stride, padding)
     ((1, 1, 1, 1), 1, None, 0),
@@ -24,6 +25,10 @@ CASES = [  # (x shape, kernel_size, stride, padding)
     ((1, 1, 19, 37), (4, 2), (3, 1), (2, 1)),
     ((0, 3, 4, 4), 2, None, 0),
     ((4, 8, 28, 28), 2, None, 0),
+    # small enough for finite differences on every element
+    ((1, 2, 5, 7), 3, 1, 1),
+    ((1, 2, 7, 5), 3, 2, 1),
+    ((1, 2, 4, 4), 4, None, 2),
 ]
 
 
@@ -32,41 +37,34 @@ def _args(case):
     return dict(kernel_size=k, stride=s, padding=p)
 
 
+# max pooling picks: bit for bit the reference's values and indices
+MAX_POOL2D = opcheck.Op("max_pool2d", close=opcheck.EXACT, y=0, backward="max_pool2d_backward",
+                        backward_args=lambda a, kw, out, gy: ((gy, out[1], a[0].shape), {}),
+                        backward_close=opcheck.allclose(rtol=1e-6, atol=1e-6),
+                        torch=lambda F, x, **kw: F.max_pool2d(x, **kw, return_indices=True))
+AVG_POOL2D = opcheck.Op("avg_pool2d", close=opcheck.allclose(rtol=1e-5, atol=1e-6), backward="avg_pool2d_backward",
+                        backward_args=lambda a, kw, out, gy: ((gy, a[0].shape), kw),
+                        backward_close=opcheck.allclose(rtol=1e-5, atol=1e-6),
+                        torch=lambda F, x, **kw: F.avg_pool2d(x, **kw))  # count_include_pad=True
+
+
+@pytest.mark.parametrize("target", opcheck.targets(MAX_POOL2D))
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_max_pool_matches_reference(isa, threads, rng, case):
-    x = rng.standard_normal(case[0]).astype(np.float32)
-    kw = _args(case)
-    y, idx = ops.max_pool2d(x, **kw)
-    ry, ridx = ref.max_pool2d(x, **kw)
-    assert y.dtype == np.float32 and idx.dtype == np.int64 and y.shape == ry.shape == idx.shape
-    np.testing.assert_array_equal(y, ry)
-    np.testing.assert_array_equal(idx, ridx)
-    g = rng.standard_normal(y.shape).astype(np.float32)
-    np.testing.assert_allclose(ops.max_pool2d_backward(g, idx, x.shape),
-                               ref.max_pool2d_backward(g, ridx, x.shape), rtol=1e-6, atol=1e-6)
+def test_max_pool2d(target, rng, case):
+    opcheck.check(target, MAX_POOL2D, (rng.standard_normal(case[0]).astype(np.float32),), _args(case))
 
 
+@pytest.mark.parametrize("target", opcheck.targets(AVG_POOL2D))
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_avg_pool_matches_reference(isa, threads, rng, case):
-    x = rng.standard_normal(case[0]).astype(np.float32)
-    kw = _args(case)
-    y = ops.avg_pool2d(x, **kw)
-    ry = ref.avg_pool2d(x.astype(np.float64), **kw)
-    assert y.dtype == np.float32 and y.shape == ry.shape
-    np.testing.assert_allclose(y, ry, rtol=1e-5, atol=1e-6)
-    g = rng.standard_normal(y.shape).astype(np.float32)
-    np.testing.assert_allclose(ops.avg_pool2d_backward(g, x.shape, **kw),
-                               ref.avg_pool2d_backward(g.astype(np.float64), x.shape, **kw),
-                               rtol=1e-5, atol=1e-6)
+def test_avg_pool2d(target, rng, case):
+    opcheck.check(target, AVG_POOL2D, (rng.standard_normal(case[0]).astype(np.float32),), _args(case))
 
 
+@pytest.mark.parametrize("target", opcheck.targets(MAX_POOL2D, fd=False))
 @pytest.mark.parametrize("case", CASES[:14], ids=str)
-def test_max_pool_ties_go_to_the_first_maximum(isa, rng, case):
+def test_max_pool_ties_go_to_the_first_maximum(target, rng, case):
     x = rng.integers(0, 3, size=case[0]).astype(np.float32)  # many ties
-    y, idx = ops.max_pool2d(x, **_args(case))
-    ry, ridx = ref.max_pool2d(x, **_args(case))
-    np.testing.assert_array_equal(y, ry)
-    np.testing.assert_array_equal(idx, ridx)
+    opcheck.check(target, MAX_POOL2D, (x,), _args(case), backward=False)
 
 
 def test_max_pool_tie_prefers_earlier_row_over_earlier_column(isa):
@@ -75,16 +73,14 @@ def test_max_pool_tie_prefers_earlier_row_over_earlier_column(isa):
     assert y.item() == 5 and idx.item() == 1  # (0, 1) comes before (1, 0) in row-major order
 
 
+@pytest.mark.parametrize("target", opcheck.targets(MAX_POOL2D, fd=False))
 @pytest.mark.parametrize("case", CASES[:14], ids=str)
-def test_max_pool_nan_and_neg_inf(isa, rng, case):
+def test_max_pool_nan_and_neg_inf(target, rng, case):
     x = rng.standard_normal(case[0]).astype(np.float32)
     flat = x.reshape(-1)
     flat[rng.choice(flat.size, size=max(1, flat.size // 7), replace=False)] = np.nan
     flat[rng.choice(flat.size, size=max(1, flat.size // 5), replace=False)] = -np.inf
-    y, idx = ops.max_pool2d(x, **_args(case))
-    ry, ridx = ref.max_pool2d(x, **_args(case))
-    np.testing.assert_array_equal(y, ry)  # NaN == NaN here
-    np.testing.assert_array_equal(idx, ridx)
+    opcheck.check(target, MAX_POOL2D, (x,), _args(case), backward=False)  # NaN == NaN here
 
 
 def test_all_neg_inf_window_indexes_an_input_cell(isa):
@@ -101,21 +97,6 @@ def test_backward_accumulates_overlapping_windows(isa):
     y, idx = ops.max_pool2d(x, 2, stride=1)
     gx = ops.max_pool2d_backward(np.ones_like(y), idx, x.shape)
     assert gx[0, 0, 1, 1] == 4 and gx.sum() == 4
-
-
-# ---- the reference backward passes by finite differences (float64) ----------------------------
-
-@pytest.mark.parametrize("case", [CASES[2], CASES[3], CASES[4], CASES[6], CASES[13]], ids=str)
-def test_reference_backward_by_finite_differences(rng, case):
-    shape = (1, 2) + case[0][2:]
-    x = rng.standard_normal(shape)
-    kw = _args(case)
-    y, idx = ref.max_pool2d(x, **kw)
-    w = rng.standard_normal(y.shape)
-    assert_grad_close(ref.max_pool2d_backward(w, idx, shape),
-                      numeric_grad(lambda z: float(np.sum(w * ref.max_pool2d(z, **kw)[0])), x))
-    assert_grad_close(ref.avg_pool2d_backward(w, shape, **kw),
-                      numeric_grad(lambda z: float(np.sum(w * ref.avg_pool2d(z, **kw))), x))
 
 
 # ---- bad inputs --------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""sgd_step: native vs reference over several steps for every variant, every CPU path and
-thread count, the PyTorch first-step convention, in-place semantics, bad inputs."""
+"""sgd_step through opcheck: every implementation against the reference over several steps for
+every variant (every CPU path and thread count, every registered backend), the PyTorch
+first-step convention, in-place semantics, bad inputs."""
 import numpy as np
 import pytest
 
+import opcheck
 from lamina import ops, reference as ref
 
 SHAPES = [(1,), (15,), (16,), (33,), (3, 5), (2, 3, 17), (0,), (400, 301)]
@@ -11,19 +13,18 @@ VARIANTS = [  # momentum, weight_decay, nesterov
     (0.5, 0.01, True)]
 
 
+# in place on param (0) and velocity (3); returns None
+SGD_STEP = opcheck.Op("sgd_step", inplace=(0, 3), close=opcheck.allclose(rtol=1e-5, atol=1e-6))
+
+
+@pytest.mark.parametrize("target", opcheck.targets(SGD_STEP))
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("momentum,weight_decay,nesterov", VARIANTS)
-def test_matches_reference(isa, threads, rng, shape, momentum, weight_decay, nesterov):
+def test_matches_reference(target, rng, shape, momentum, weight_decay, nesterov):
     p = rng.standard_normal(shape).astype(np.float32)
-    v = np.zeros(shape, np.float32)
-    rp, rv = p.astype(np.float64), v.astype(np.float64)
-    for _ in range(3):
-        g = rng.standard_normal(shape).astype(np.float32)
-        kw = dict(momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
-        assert ops.sgd_step(p, g, 0.1, v if momentum else None, **kw) is None
-        ref.sgd_step(rp, g.astype(np.float64), 0.1, rv if momentum else None, **kw)
-    np.testing.assert_allclose(p, rp, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(v, rv, rtol=1e-5, atol=1e-6)
+    v = np.zeros(shape, np.float32) if momentum else None
+    steps = [(p, rng.standard_normal(shape).astype(np.float32), 0.1, v) for _ in range(3)]
+    opcheck.check(target, SGD_STEP, steps, dict(momentum=momentum, weight_decay=weight_decay, nesterov=nesterov))
 
 
 def test_first_step_velocity_equals_g(rng):

@@ -1,8 +1,10 @@
-"""softmax / log_softmax (every axis) and softmax_cross_entropy: native vs reference on every
-CPU path, numerical stability, the reference gradient by finite differences, bad inputs."""
+"""softmax / log_softmax (every axis) and softmax_cross_entropy through opcheck (every CPU path
+and thread count, every registered backend, the cross-entropy gradient by finite differences,
+PyTorch), numerical stability, the softmax Jacobians by finite differences, bad inputs."""
 import numpy as np
 import pytest
 
+import opcheck
 from lamina import ops, reference as ref
 from gradcheck import assert_grad_close, numeric_grad
 
@@ -21,26 +23,39 @@ def _logits(rng, shape, scale=5.0):
 ULP = 2.0**-23
 
 
-def _assert_softmax_close(y, x, axis, log):
+def _assert_softmax_close(y, x, axis, log, summed=0):
     # float32 cannot hold x - max exactly: exp's argument carries ~|x - max| 2^-24 of absolute
     # error, so the relative error of softmax (absolute, of log_softmax) grows with |x - max|.
+    # summed: the ulps a plain float32 sum along the axis may add (float32 NumPy, not native)
     x64 = x.astype(np.float64)
     want = (ref.log_softmax if log else ref.softmax)(x64, axis=axis)
     spread = np.abs(x64 - np.max(x64, axis=axis, keepdims=True)) if x.size else x64
-    bound = (8 + spread) * ULP * (1 if log else np.abs(want)) + (np.abs(want) * 4 * ULP if log else 1e-37)
+    bound = (8 + summed + spread) * ULP * (1 if log else np.abs(want)) + (np.abs(want) * 4 * ULP if log else 1e-37)
     err = np.abs(y.astype(np.float64) - want)
     assert np.all(err <= bound), float(np.max(err / bound))
 
 
+def _softmax_close(log, plain_sum=False):
+    def close(y, want, args, kw):
+        x, axis = args[0], kw["axis"]
+        _assert_softmax_close(y, x, axis, log, summed=x.shape[axis] if plain_sum else 0)
+        if y.size and not log:
+            np.testing.assert_allclose(y.sum(axis=axis, dtype=np.float64), 1.0, rtol=2e-6)
+    return close
+
+
+SOFTMAX = opcheck.Op("softmax", close=_softmax_close(False), other_close=_softmax_close(False, True),
+                     torch=lambda F, x, axis: F.softmax(x, dim=axis))
+LOG_SOFTMAX = opcheck.Op("log_softmax", close=_softmax_close(True), other_close=_softmax_close(True, True),
+                         torch=lambda F, x, axis: F.log_softmax(x, dim=axis))
+
+
+@pytest.mark.parametrize("target", opcheck.targets(SOFTMAX, LOG_SOFTMAX))
 @pytest.mark.parametrize("shape,axis", CASES, ids=str)
-def test_softmax_matches_reference(isa, threads, rng, shape, axis):
+def test_softmax_matches_reference(target, rng, shape, axis):
     x = _logits(rng, shape)
-    y = ops.softmax(x, axis=axis)
-    assert y.dtype == np.float32 and y.shape == x.shape
-    _assert_softmax_close(y, x, axis, log=False)
-    _assert_softmax_close(ops.log_softmax(x, axis=axis), x, axis, log=True)
-    if x.size:
-        np.testing.assert_allclose(y.sum(axis=axis, dtype=np.float64), 1.0, rtol=2e-6)
+    opcheck.check(target, SOFTMAX, (x,), dict(axis=axis))
+    opcheck.check(target, LOG_SOFTMAX, (x,), dict(axis=axis))
 
 
 def test_axis_is_not_silently_the_last_one(rng):
@@ -100,15 +115,20 @@ def test_out_and_in_place(rng):
 
 # ---- cross-entropy -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("n,k", [(1, 1), (1, 10), (3, 17), (8, 16), (5, 1000), (256, 130)])
-def test_cross_entropy_matches_reference(isa, threads, rng, n, k):
-    logits = _logits(rng, (n, k))
-    labels = rng.integers(0, k, size=n)
-    loss, grad = ops.softmax_cross_entropy(logits, labels)
-    rloss, rgrad = ref.softmax_cross_entropy(logits.astype(np.float64), labels)
-    assert isinstance(loss, float) and grad.dtype == np.float32 and grad.shape == (n, k)
-    np.testing.assert_allclose(loss, rloss, rtol=2e-6, atol=1e-6)
-    np.testing.assert_allclose(grad, rgrad, rtol=2e-6, atol=2e-7 / n)
+def _cross_entropy_close(got, want, args, kw):
+    n = args[0].shape[0]
+    np.testing.assert_allclose(got[0], want[0], rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(got[1], want[1], rtol=2e-6, atol=2e-7 / n)
+
+
+SOFTMAX_CROSS_ENTROPY = opcheck.Op("softmax_cross_entropy", loss=True, close=_cross_entropy_close,
+                                   torch=lambda F, logits, labels: F.cross_entropy(logits, labels))
+
+
+@pytest.mark.parametrize("target", opcheck.targets(SOFTMAX_CROSS_ENTROPY))
+@pytest.mark.parametrize("n,k", [(1, 1), (1, 10), (3, 17), (4, 6), (8, 16), (5, 1000), (256, 130)])
+def test_cross_entropy_matches_reference(target, rng, n, k):
+    opcheck.check(target, SOFTMAX_CROSS_ENTROPY, (_logits(rng, (n, k)), rng.integers(0, k, size=n)))
 
 
 def test_cross_entropy_label_dtypes_and_empty(rng):
@@ -137,14 +157,6 @@ def test_cross_entropy_same_loss_for_any_thread_count(rng):
         lamina.set_num_threads(before)
     assert a[0] == b[0]
     np.testing.assert_array_equal(a[1], b[1])
-
-
-def test_reference_cross_entropy_gradient_by_finite_differences(rng):
-    logits = rng.standard_normal((4, 6)) * 2
-    labels = np.array([0, 5, 2, 2])
-    _, grad = ref.softmax_cross_entropy(logits, labels)
-    numeric = numeric_grad(lambda z: ref.softmax_cross_entropy(z, labels)[0], logits)
-    assert_grad_close(grad, numeric)
 
 
 def test_reference_softmax_and_log_softmax_by_finite_differences(rng):

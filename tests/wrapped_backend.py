@@ -90,17 +90,18 @@ def _wrap(v):
 
 
 def _kernel(name):
-    fn = getattr(_ref, name)
+    fn = getattr(_ref, name, None)  # None until the reference has it: the call then fails
 
     def call(*args, **kwargs):
         out = kwargs.get("out")
-        result = fn(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
+        result = (fn or getattr(_ref, name))(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
         if out is not None and isinstance(result, np.ndarray) and result is _unwrap(out):
             return out
         return _wrap(result)
 
     call.__name__ = call.__qualname__ = name
-    call.__wrapped__ = fn  # inspect.signature follows it: the reference signature
+    if fn is not None:
+        call.__wrapped__ = fn  # inspect.signature follows it: the reference signature
     return call
 
 
