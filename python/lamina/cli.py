@@ -2,6 +2,7 @@
 
     lamina train [--model lenet5|mlp] [--epochs N] [--batch-size N] [--lr X] [--momentum M]
                  [--schedule cosine|none] [--data DIR] [--out model.safetensors] [--seed S] [--threads T]
+                 [--checkpoint PATH] [--resume PATH] [--distributed]
     lamina evaluate model.safetensors [--data DIR]
     lamina info
     lamina bench [...]        (the kernel table vs NumPy: lamina.bench)
@@ -9,11 +10,18 @@
 By default ``train`` uses the MNIST sample bundled with lamina: the first 8,000 images to train,
 the last 2,000 to test. With --data DIR it reads the IDX files of MNIST / Fashion-MNIST / KMNIST
 in DIR (the train split to train, the test split to test).
+
+``--checkpoint PATH`` saves a checkpoint (model, optimiser, schedule, epoch, seed, batch size)
+after every epoch; ``--resume PATH`` continues one (its seed and global batch size unless given).
+``mpiexec -n N lamina train --distributed`` trains data-parallel on N ranks (``lamina[mpi]``):
+``--batch-size`` is the global batch, rank 0 prints and writes the files, a checkpoint resumes
+on any number of ranks. Without --threads each rank takes its share of the machine's cores.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -41,40 +49,105 @@ def _load_test(data_dir):
     return load_mnist(data_dir, split="test")
 
 
+class _SaveCheckpoint:
+    """A fit callback: a checkpoint after every epoch (rank 0 only when distributed)."""
+
+    rank_zero_only = True
+
+    def __init__(self, path, optimizer, scheduler, extra):
+        self.path, self.optimizer, self.scheduler, self.extra = path, optimizer, scheduler, extra
+        self.model = None
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_epoch_end(self, epoch, logs):
+        from . import io
+
+        io.save(self.model, self.path, optimizer=self.optimizer, scheduler=self.scheduler, epoch=epoch + 1,
+                extra=self.extra)
+
+
+def _threads_per_rank():
+    """Without --threads or OMP_NUM_THREADS, the ranks on one machine share its cores."""
+    from . import distributed
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, cores // distributed.local_size())
+
+
 def cmd_train(args):
     import lamina
 
     from . import io, models, optim
 
+    rank, world = 0, 1
+    if args.distributed:
+        from . import distributed
+        try:
+            rank, world = distributed.init()
+        except distributed.MPIUnavailableError as e:
+            print(f"lamina train --distributed: {e}", file=sys.stderr)
+            return 1
     if args.threads:
         lamina.set_num_threads(args.threads)
-    if args.seed is not None:
-        lamina.seed(args.seed)
+    elif world > 1 and "OMP_NUM_THREADS" not in os.environ:
+        lamina.set_num_threads(_threads_per_rank())
+    ckpt = io.load_checkpoint(args.resume) if args.resume else None
+    if ckpt is not None and ckpt.optimizer is None:
+        raise ValueError(f"{args.resume} is a model, not a checkpoint (it has no optimizer state)")
+    run = dict(ckpt.extra or {}) if ckpt is not None else {}
+    seed = args.seed if args.seed is not None else run.get("seed", 0)
+    batch_size = args.batch_size if args.batch_size is not None else run.get("batch_size", 64)
+    lamina.seed(seed)
     Xtr, ytr, Xte, yte = _load_data(args.data)
     if args.limit:
         Xtr, ytr = Xtr[: args.limit], ytr[: args.limit]
         Xte, yte = Xte[: args.limit], yte[: args.limit]
-    model = models.MODELS[args.model]()
-    opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    callbacks = [optim.CosineLR(opt, T_max=args.epochs)] if args.schedule == "cosine" and args.epochs > 0 else []
-    verbose = 0 if args.quiet else 1
+    if ckpt is not None:
+        model, opt, initial_epoch, name = ckpt.model, ckpt.optimizer, ckpt.epoch or 0, run.get("model", "model")
+        scheduler = ckpt.scheduler
+    else:
+        model, initial_epoch, name = models.MODELS[args.model](), 0, args.model
+        opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+        scheduler = optim.CosineLR(opt, T_max=args.epochs) if args.schedule == "cosine" and args.epochs > 0 else None
+    callbacks = [scheduler] if scheduler is not None else []
+    if args.checkpoint:
+        callbacks.append(_SaveCheckpoint(args.checkpoint, opt, scheduler,
+                                         {"model": name, "seed": seed, "batch_size": batch_size}))
+    verbose = 0 if args.quiet or rank != 0 else 1
     if verbose:
-        print(f"lamina {lamina.__version__}: training {args.model} on {len(Xtr)} images "
-              f"({lamina.backend_info()['isa']}, {lamina.get_num_threads()} threads), testing on {len(Xte)}",
-              flush=True)
-    t0 = time.perf_counter()
-    history = model.fit(Xtr, ytr, epochs=args.epochs, batch_size=args.batch_size, optimizer=opt,
-                        shuffle=True, seed=args.seed, verbose=verbose, callbacks=callbacks)
-    train_time = time.perf_counter() - t0
-    loss, acc = model.evaluate(Xte, yte)
-    epochs_run = len(history.get("time", []))
-    ips = len(Xtr) * epochs_run / sum(history["time"]) if epochs_run else 0.0
-    print(f"test accuracy {acc * 100:.2f}% (loss {loss:.4f}) after {epochs_run} epoch(s); "
-          f"training {ips:,.0f} images/s ({train_time:.1f} s)")
-    if args.out:
-        io.save(model, args.out)
-        print(f"saved {args.out}")
+        ranks = f" on {world} ranks" if args.distributed else ""
+        resumed = f", resuming {args.resume} after epoch {initial_epoch}" if ckpt is not None else ""
+        print(f"lamina {lamina.__version__}: training {name} on {len(Xtr)} images{ranks} "
+              f"({lamina.backend_info()['isa']}, {lamina.get_num_threads()} threads), testing on {len(Xte)}"
+              f"{resumed}", flush=True)
+    guard = distributed.abort_on_error() if args.distributed else _nothing()
+    with guard:  # distributed: an error on one rank ends every rank
+        t0 = time.perf_counter()
+        history = model.fit(Xtr, ytr, epochs=args.epochs, batch_size=batch_size, optimizer=opt,
+                            shuffle=True, seed=seed, verbose=verbose, callbacks=callbacks,
+                            initial_epoch=initial_epoch, distributed=args.distributed)
+        train_time = time.perf_counter() - t0
+        loss, acc = distributed.evaluate(model, Xte, yte) if args.distributed else model.evaluate(Xte, yte)
+        if rank != 0:
+            return 0
+        epochs_run = len(history.get("time", []))
+        ips = len(Xtr) * epochs_run / sum(history["time"]) if epochs_run else 0.0
+        print(f"test accuracy {acc * 100:.2f}% (loss {loss:.4f}) after {initial_epoch + epochs_run} epoch(s); "
+              f"training {ips:,.0f} images/s ({train_time:.1f} s)")
+        if args.out:
+            io.save(model, args.out)
+            print(f"saved {args.out}")
     return 0
+
+
+def _nothing():
+    import contextlib
+    return contextlib.nullcontext()
 
 
 def cmd_evaluate(args):
@@ -130,7 +203,8 @@ def build_parser():
     t = sub.add_parser("train", help="train LeNet-5 or an MLP on MNIST (bundled sample by default)")
     t.add_argument("--model", choices=("lenet5", "mlp"), default="lenet5")
     t.add_argument("--epochs", type=int, default=5)
-    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--batch-size", type=int, default=None,
+                   help="the (global) minibatch size (default 64, or the checkpoint's with --resume)")
     t.add_argument("--lr", type=float, default=0.05)
     t.add_argument("--momentum", type=float, default=0.9)
     t.add_argument("--schedule", choices=("cosine", "none"), default="cosine",
@@ -138,9 +212,13 @@ def build_parser():
     t.add_argument("--data", metavar="DIR", default=None, help="folder with MNIST-format IDX files")
     t.add_argument("--out", metavar="PATH", default="model.safetensors",
                    help="where to save the trained model ('' to skip)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=None, help="default 0, or the checkpoint's with --resume")
     t.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
     t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.add_argument("--checkpoint", metavar="PATH", default=None, help="save a checkpoint after every epoch")
+    t.add_argument("--resume", metavar="PATH", default=None, help="continue training from a checkpoint")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel on the ranks of mpiexec (needs lamina[mpi])")
     t.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)  # tests: use N images
     t.set_defaults(func=cmd_train)
 
@@ -170,7 +248,8 @@ def main(argv=None):
         return experiment_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "epochs", 1) < 0 or getattr(args, "batch_size", 1) < 1:
+    batch_size = getattr(args, "batch_size", None)
+    if getattr(args, "epochs", 1) < 0 or (batch_size is not None and batch_size < 1):
         parser.error("--epochs must be >= 0 and --batch-size >= 1")
     try:
         return args.func(args)

@@ -26,7 +26,8 @@ class Batches:
     ``X``: host data (converted once to ``dtype`` when given, C-contiguous) or an array of the
     backend. ``y``: None, host data (kept as given: prepare it with the loss first) or an array
     of the backend. ``iterate(order)`` visits the samples in the order of ``order`` (a
-    permutation of range(n), or None for the stored order); ``len()`` is the number of steps.
+    permutation of range(n), some of its indices (a rank's shard in distributed training), or
+    None for the stored order); ``len()`` is the number of steps over all n samples.
     """
 
     def __init__(self, X, y=None, batch_size=32, backend=None, dtype=None):
@@ -77,8 +78,9 @@ class Batches:
         be, bs, n, X, y = self.backend, self.batch_size, self.n, self.X, self.y
         if order is not None:
             order = np.asarray(order, dtype=np.int64)
-            if order.shape != (n,):
-                raise ValueError(f"order must have shape ({n},), got {order.shape}")
+            if order.ndim != 1 or len(order) > n:
+                raise ValueError(f"order must be a 1-D array of at most {n} indices, got shape {order.shape}")
+            n = len(order)
         for lo in range(0, n, bs):
             hi = min(lo + bs, n)
             if order is None:

@@ -12,6 +12,8 @@ applies them across its end.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import math
 import sys
@@ -193,7 +195,8 @@ class Sequential(Layer):
     # -- training -----------------------------------------------------------------------------
     def compile(self, optimizer=None, loss=None):
         """Sets the optimiser and the loss of ``train_step`` and ``fit`` (Keras's spelling).
-        optimizer: an Optimizer or a name ("sgd", "adam"); default SGD(lr=0.01).
+        optimizer: an Optimizer (or any object with its ``step``, e.g. a DistributedOptimizer) or a
+        name ("sgd", "adam"); default SGD(lr=0.01).
         loss: a Loss or a name ("cross_entropy", "mse", "bce"); default CrossEntropy."""
         from .. import losses as _losses
         from .. import optim as _optim
@@ -202,7 +205,7 @@ class Sequential(Layer):
         params = self.parameters()
         if optimizer is None:
             optimizer = _optim.SGD(params, lr=0.01)
-        elif not isinstance(optimizer, _optim.Optimizer):
+        elif not isinstance(optimizer, _optim.Optimizer) and not callable(getattr(optimizer, "step", None)):
             optimizer = _optim.get(optimizer, params)
         self.optimizer = optimizer
         return self
@@ -213,16 +216,23 @@ class Sequential(Layer):
         the targets (host or backend). Returns (loss, output); the output is valid until the
         next forward. A non-finite loss raises NonFiniteLossError before anything changes.
         ``keep_previous`` is passed to the optimiser's step (``optimizer.undo()`` then restores
-        the weights and its state); ``before_update()``, when given, runs just before the step."""
+        the weights and its state); ``before_update()``, when given, runs just before the step.
+        With a DistributedOptimizer the gradients and the loss are averaged over all ranks after
+        the backward pass, and the averaged loss is the one checked (all ranks stop together)."""
         if self.loss is None or self.optimizer is None:
             self.compile(self.optimizer, self.loss)
         be = self._be()
         out = self._forward(_backend.move(xb, be), True)
         lval, grad = _apply_loss(self.loss, out, yb, be)
-        if not math.isfinite(lval):
+        synchronize = getattr(self.optimizer, "synchronize", None)
+        if synchronize is None and not math.isfinite(lval):
             raise NonFiniteLossError(f"non-finite loss ({lval})", None, None, lval)
         self.zero_grad()  # marks the gradients zero: the first backward write overwrites them
         self._backward(grad, False)
+        if synchronize is not None:
+            total = synchronize(lval, len(xb))
+            if not math.isfinite(total):
+                raise NonFiniteLossError(f"non-finite loss ({total})", None, None, total)
         if before_update is not None:
             before_update()
         if keep_previous:
@@ -232,7 +242,7 @@ class Sequential(Layer):
         return lval, out
 
     def fit(self, X, y, epochs=1, batch_size=32, optimizer=None, loss=None, validation_data=None,
-            shuffle=True, seed=None, callbacks=(), verbose=1, initial_epoch=0):
+            shuffle=True, seed=None, callbacks=(), verbose=1, initial_epoch=0, distributed=False):
         """Mini-batch training. Returns a History of per-epoch loss/accuracy/time.
 
         X, y: host NumPy arrays (each minibatch is gathered on the host and moved to the
@@ -249,6 +259,15 @@ class Sequential(Layer):
             2 one line per epoch.
         initial_epoch: the number of epochs already done (resuming a checkpoint: training runs
             epochs initial_epoch .. epochs - 1).
+        distributed: data-parallel over the ranks of ``mpiexec`` (lamina.distributed; needs the
+            "mpi" extra). ``batch_size`` is then the global batch: each epoch's order (the same
+            seed on every rank) is cut into global batches and each rank takes its 1/world part;
+            the optimiser is wrapped in a DistributedOptimizer (gradients averaged with one
+            Allreduce per step); the logs are averaged over the ranks; only rank 0 prints and
+            runs the callbacks marked ``rank_zero_only`` (those that write files), every rank
+            runs the others (schedulers). Any rank setting ``stop_training`` stops them all; an
+            exception on one rank aborts the job (MPI_Abort). Same weights as one process with
+            the same batch_size, up to float32 summation order, whatever the number of ranks.
         A NaN or infinite loss stops training with NonFiniteLossError naming the epoch and batch;
         the model keeps the last good weights and the optimiser its last good state (velocities,
         moments, step counts), from before the update that led to it.
@@ -258,10 +277,21 @@ class Sequential(Layer):
         dtype = self.dtype or np.dtype(np.float32)
         if not _backend.supports(be, dtype):
             raise ValueError(f"the model's parameters are {dtype}, which backend {be.name!r} does not support")
+        base_seed = np.random.SeedSequence().entropy if seed is None else int(seed)
+        shard = None
+        if distributed:
+            from .. import distributed as _dist
+
+            rank, world = _dist.init()
+            if not isinstance(self.optimizer, _dist.DistributedOptimizer):
+                self.optimizer = _dist.DistributedOptimizer(self.optimizer)  # rank 0's weights everywhere
+            base_seed = _dist.shared_seed(base_seed)
+            shard = _dist.Shard(len(X), int(batch_size), rank, world)
+            batch_size, verbose = shard.local_batch, verbose if rank == 0 else 0
+            callbacks = [cb for cb in callbacks if rank == 0 or not getattr(cb, "rank_zero_only", False)]
         data = Batches(X, _prepare_target(self.loss, y, dtype), batch_size, be, dtype)
         if data.n == 0:
             raise ValueError("fit needs at least one sample")
-        base_seed = np.random.SeedSequence().entropy if seed is None else int(seed)
         cbs = list(callbacks)
         for cb in cbs:
             if hasattr(cb, "set_model"):
@@ -272,17 +302,20 @@ class Sequential(Layer):
         history = History()
         history.epochs = []
         self.stop_training = False
-        self._call(cbs, "on_train_begin", {})
-        try:
-            self._fit_epochs(data, int(initial_epoch), int(epochs), shuffle, base_seed, cbs, good, history,
-                             validation_data, int(batch_size), use_bar, lines)
-        finally:
-            good.close()  # the parameters are back in their own arrays, whatever happened
-        self._call(cbs, "on_train_end", {})
+        with _dist.abort_on_error() if shard is not None else contextlib.nullcontext():
+            self._call(cbs, "on_train_begin", {})
+            try:
+                self._fit_epochs(data, int(initial_epoch), int(epochs), shuffle, base_seed, cbs, good, history,
+                                 validation_data, int(batch_size), use_bar, lines, shard)
+            finally:
+                good.close()  # the parameters are back in their own arrays, whatever happened
+            self._call(cbs, "on_train_end", {})
         return history
 
     def _fit_epochs(self, data, initial_epoch, epochs, shuffle, base_seed, cbs, good, history, validation_data,
-                    batch_size, use_bar, lines):
+                    batch_size, use_bar, lines, shard=None):
+        if shard is not None:
+            from .. import distributed as _dist
         for epoch in range(initial_epoch, epochs):
             self._call(cbs, "on_epoch_begin", epoch, {})
             order = np.random.default_rng([base_seed, epoch]).permutation(data.n) if shuffle else None
@@ -290,12 +323,14 @@ class Sequential(Layer):
             bar = None
             if use_bar:
                 from tqdm import tqdm
-                bar = tqdm(total=len(data), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                bar = tqdm(total=len(data) if shard is None else shard.steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                            leave=True, file=sys.stderr, dynamic_ncols=True)
             try:
-                logs = self._fit_epoch(data, order, epoch, good, bar, [cb for cb in cbs if hasattr(cb, "on_batch_end")])
+                logs = self._fit_epoch(data, order, epoch, good, bar, [cb for cb in cbs if hasattr(cb, "on_batch_end")],
+                                       shard)
                 if validation_data is not None:
-                    vl, va = self.evaluate(*validation_data, loss=self.loss, batch_size=max(batch_size, 256))
+                    evaluate = self.evaluate if shard is None else functools.partial(_dist.evaluate, self)
+                    vl, va = evaluate(*validation_data, loss=self.loss, batch_size=max(batch_size, 256))
                     logs["val_loss"], logs["val_accuracy"] = vl, va
             except BaseException:
                 if bar is not None:
@@ -310,31 +345,47 @@ class Sequential(Layer):
                 print(f"epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k} {v}" for k, v in _postfix(logs).items()),
                       flush=True)
             self._call(cbs, "on_epoch_end", epoch, logs)
+            if shard is not None:
+                self.stop_training = _dist.any_rank(self.stop_training)
             if self.stop_training:
                 break
 
-    def _fit_epoch(self, data, order, epoch, good, bar, batch_cbs):
-        """One epoch of ``fit``: every minibatch through ``train_step``; returns the epoch's logs."""
+    def _fit_epoch(self, data, order, epoch, good, bar, batch_cbs, shard=None):
+        """One epoch of ``fit``: every minibatch through ``train_step``; returns the epoch's logs.
+        Distributed (``shard``): this rank's part of every global batch; the logs, the batch
+        callbacks and the bar see the loss and the sample counts of all ranks."""
+        if shard is not None:
+            from .. import distributed as _dist
         count_correct = getattr(self.loss, "count_correct", lambda out, t: None)
-        steps = len(data)
+        steps = len(data) if shard is None else shard.steps
+        batches = data.iterate(order) if shard is None else shard.batches(data, order)
         t0 = last_post = time.perf_counter()
         loss_sum, correct, judged, seen = 0.0, 0, 0, 0
-        for b, (xb, yb) in enumerate(data.iterate(order)):
+        bar_sum, bar_seen = 0.0, 0
+        for b, (xb, yb) in enumerate(batches):
+            keep, before = good.undoable, None if good.undoable else good.keep
             try:
-                lval, out = self.train_step(xb, yb, good.undoable, None if good.undoable else good.keep)
+                if xb is None:  # distributed: this rank holds no sample of the (last) step
+                    lval, out = _dist.step_without_samples(self, keep, before), None
+                else:
+                    lval, out = self.train_step(xb, yb, keep, before)
             except NonFiniteLossError as e:
                 good.restore()
                 raise NonFiniteLossError(
                     f"non-finite loss ({e.loss}) at epoch {epoch + 1}, batch {b + 1} of {steps}: "
                     "training stopped; the model and its optimiser keep their last good state (from before "
                     "the update that led to this loss). Try a lower learning rate.", epoch + 1, b + 1, e.loss) from None
-            m = len(xb)
-            seen += m
-            loss_sum += lval * m
-            cc = count_correct(out, yb)
-            if cc is not None:
-                correct += cc[0]
-                judged += cc[1]
+            m = 0 if xb is None else len(xb)
+            if m:
+                seen += m
+                loss_sum += lval * m
+                cc = count_correct(out, yb)
+                if cc is not None:
+                    correct += cc[0]
+                    judged += cc[1]
+            if shard is not None:  # the step's loss over every rank's samples
+                lval, m = self.optimizer.last_loss, self.optimizer.last_count
+            bar_sum, bar_seen = bar_sum + lval * m, bar_seen + m
             for cb in batch_cbs:
                 cb.on_batch_end(b, {"loss": lval, "size": m})
             if bar is not None:
@@ -342,10 +393,14 @@ class Sequential(Layer):
                 now = time.perf_counter()
                 if now - last_post > 0.25:
                     last_post = now
-                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / (now - t0):.0f}", refresh=False)
+                    bar.set_postfix(loss=f"{bar_sum / bar_seen:.4f}", img_s=f"{bar_seen / (now - t0):.0f}",
+                                    refresh=False)
         dt = time.perf_counter() - t0
-        return {"loss": loss_sum / data.n, "accuracy": correct / judged if judged else None, "time": dt,
+        logs = {"loss": loss_sum / data.n, "accuracy": correct / judged if judged else None, "time": dt,
                 "images_per_s": data.n / dt if dt > 0 else float("inf"), "lr": self.optimizer.lr}
+        if shard is not None:
+            _dist.average_epoch_logs(logs, data.n, loss_sum, correct, judged)
+        return logs
 
     @staticmethod
     def _call(cbs, hook, *args):

@@ -1,0 +1,442 @@
+"""Data-parallel training across processes and machines, on MPI (through mpi4py).
+
+Install with ``pip install "lamina[mpi]"`` (mpi4py >= 4.1 and the ``mpich`` wheel; a system MPI
+works too) and launch with ``mpiexec``::
+
+    mpiexec -n 4 lamina train --distributed
+    mpiexec -n 4 python train.py            # train.py calls model.fit(..., distributed=True)
+
+Every rank runs the same program on its own shard of the data. ``init()`` returns
+``(rank, world_size)`` (``(0, 1)`` outside ``mpiexec``). ``DistributedOptimizer(opt)`` wraps any
+lamina optimiser: when it is made, rank 0's parameters are broadcast to every rank; at every
+step the ranks' gradients are averaged with one in-place ``Allreduce`` on one flat contiguous
+buffer (a few buckets of ``bucket_bytes`` for large models; never one call per parameter), then
+the inner optimiser steps, identically on every rank, so the parameters stay equal everywhere.
+
+The flat buffer lives on the parameters' backend and is packed and unpacked with its kernels
+(``scale``, ``fill``): host backends hand it to MPI as it is; a device backend whose arrays have
+``__cuda_array_interface__`` hands it straight to a CUDA-aware MPI (``cuda_aware=True`` or
+``LAMINA_MPI_CUDA_AWARE=1``: MPI libraries do not say portably whether they are); any other
+backend goes through one host copy (``to_numpy``) and back (``asarray``) per bucket.
+
+The same Allreduce carries each rank's loss sum and sample count: each rank's gradient is
+weighted by its sample count, so an uneven last batch is averaged exactly, and the loss that
+decides whether training must stop (a NaN or infinite loss) is the same number on every rank,
+so all ranks stop together. An exception on any rank, inside ``fit`` or uncaught anywhere after
+``init()``, aborts the whole job (``MPI_Abort``, as ``python -m mpi4py`` does) instead of
+leaving the other ranks waiting in a collective forever.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+EXTRA = 'pip install "lamina[mpi]"'
+
+
+class MPIUnavailableError(ImportError):
+    """mpi4py (or the MPI library under it) is not installed."""
+
+
+_comm = None
+_hook_installed = False
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as e:
+        raise MPIUnavailableError(
+            f"distributed training needs mpi4py and an MPI library, which are not installed ({e}); "
+            f"install the extra: {EXTRA}") from None
+    return MPI
+
+
+def init(abort_on_exception=True):
+    """Starts MPI (once) and returns ``(rank, world_size)``; ``(0, 1)`` outside ``mpiexec``.
+    With ``abort_on_exception`` (and more than one rank), an exception that reaches the top
+    of any rank prints its traceback and aborts every rank (``MPI_Abort``).
+    MPIUnavailableError, naming the extra to install, when mpi4py is missing."""
+    global _comm, _hook_installed
+    MPI = _mpi()
+    if _comm is None:
+        _comm = MPI.COMM_WORLD
+    if abort_on_exception and _comm.Get_size() > 1 and not _hook_installed:
+        previous = sys.excepthook
+
+        def hook(kind, value, tb):
+            previous(kind, value, tb)
+            abort(code=1)
+
+        sys.excepthook = hook
+        _hook_installed = True
+    return _comm.Get_rank(), _comm.Get_size()
+
+
+def comm():
+    """The communicator (MPI.COMM_WORLD), starting MPI when needed."""
+    if _comm is None:
+        init()
+    return _comm
+
+
+def rank() -> int:
+    return comm().Get_rank()
+
+
+def world_size() -> int:
+    return comm().Get_size()
+
+
+def local_size() -> int:
+    """The number of ranks on this machine (to split its cores between them)."""
+    c = comm()
+    MPI = _mpi()
+    local = c.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return local.Get_size()
+    finally:
+        local.Free()
+
+
+def abort(exc=None, code=1):
+    """Prints ``exc`` (with its traceback) on stderr and ends every rank of the job."""
+    if exc is not None:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        sys.stderr.write(f"[lamina rank {rank()}] aborting the job: {text}")
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
+    comm().Abort(code)
+
+
+@contextlib.contextmanager
+def abort_on_error(active=True):
+    """Within the block, an exception on one rank aborts the job (the other ranks would wait
+    for it forever); a non-finite loss, which every rank sees together, is raised as usual."""
+    from .nn.sequential import NonFiniteLossError
+
+    if not active or world_size() == 1:
+        yield
+        return
+    try:
+        yield
+    except NonFiniteLossError:
+        raise
+    except BaseException as e:
+        abort(e)
+        raise
+
+
+# -- moving a flat buffer of a backend through MPI ------------------------------------------------
+def _cuda_aware_default():
+    return os.environ.get("LAMINA_MPI_CUDA_AWARE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class _Flat:
+    """A flat array on backend ``be`` and the entries [(param, view)] packed in it; ``extra``
+    trailing values (the loss sum and the sample count) after the parameters."""
+
+    def __init__(self, be, dtype, params, extra=0):
+        self.be = be
+        self.size = sum(p.size for p in params)
+        self.array = be.empty((self.size + extra,), dtype)
+        self.entries, off = [], 0
+        for p in params:
+            self.entries.append((p, self.array[off: off + p.size].reshape(p.shape)))
+            off += p.size
+        self.extra = self.array[self.size:]
+
+
+def _through_mpi(flat, op, cuda_aware):
+    """Runs ``op(buffer)`` (an in-place collective) on ``flat.array``: as it is when MPI can
+    read it (host memory, or device memory with a CUDA-aware MPI), else through a host copy.
+    Returns (the array holding the result, the host copy or None)."""
+    be, a = flat.be, flat.array
+    if cuda_aware and hasattr(a, "__cuda_array_interface__"):
+        sync = getattr(be, "synchronize", None)
+        if sync is not None:
+            sync()  # the kernels that packed it must have finished
+        op(a)
+        return a, None
+    host = be.to_numpy(a)
+    op(host)
+    if host is a:  # a host backend: MPI worked on the buffer itself
+        return a, host
+    return be.asarray(host), host
+
+
+def broadcast_parameters(params, root=0, communicator=None, cuda_aware=None):
+    """Every rank's ``params`` (a list of Parameters, the same structure everywhere) set to
+    rank ``root``'s, with one Bcast of one flat buffer per backend and dtype."""
+    c = communicator or comm()
+    if c.Get_size() == 1 or not params:
+        return
+    cuda_aware = _cuda_aware_default() if cuda_aware is None else cuda_aware
+    groups = {}
+    for p in params:
+        groups.setdefault((id(p.be), p.dtype), []).append(p)
+    for ps in groups.values():
+        be = ps[0].be
+        flat = _Flat(be, ps[0].dtype, ps)
+        for p, view in flat.entries:
+            be.copy(p.data, out=view)
+        result, _ = _through_mpi(flat, lambda buf: c.Bcast(buf, root=root), cuda_aware)
+        off = 0
+        for p, _view in flat.entries:
+            be.copy(result[off: off + p.size].reshape(p.shape), out=p.data)
+            off += p.size
+
+
+class DistributedOptimizer:
+    """Wraps a lamina optimiser for data-parallel training (see the module docstring).
+
+    ``synchronize(loss, count)`` averages the gradients across ranks, weighted by each rank's
+    sample ``count``, in place in every ``p.grad``, and returns the mean loss over all ranks'
+    samples; ``step()`` synchronizes first when that has not happened since the last step
+    (a hand-written loop: forward, backward, ``opt.step()``), then steps the inner optimiser
+    with the same keywords. ``undo``, ``drop_previous``, ``state_dict``, ``load_state_dict``,
+    ``param_groups``, ``lr``, ``state`` and everything else are the inner optimiser's.
+    ``stats`` counts steps and the seconds spent packing + reducing + unpacking (``sync_s``)
+    and in MPI itself (``mpi_s``)."""
+
+    def __init__(self, optimizer, communicator=None, bucket_bytes=64 << 20, cuda_aware=None, broadcast=True):
+        if isinstance(optimizer, DistributedOptimizer):
+            optimizer = optimizer.optimizer
+        self.__dict__["optimizer"] = optimizer
+        self.comm = communicator or comm()
+        self.world_size = self.comm.Get_size()
+        self.rank = self.comm.Get_rank()
+        self.bucket_bytes = int(bucket_bytes)
+        self.cuda_aware = _cuda_aware_default() if cuda_aware is None else bool(cuda_aware)
+        step = getattr(optimizer, "step")
+        self._undoable = callable(getattr(optimizer, "undo", None)) and \
+            "keep_previous" in inspect.signature(step).parameters
+        self._layout, self._layout_key = None, None
+        self._synced = False
+        self.last_loss, self.last_count = float("nan"), 0
+        self.stats = {"steps": 0, "sync_s": 0.0, "mpi_s": 0.0}
+        if broadcast:
+            broadcast_parameters(optimizer.params(), communicator=self.comm, cuda_aware=self.cuda_aware)
+
+    # -- the inner optimiser's interface ------------------------------------------------------
+    def __getattr__(self, name):  # only for names not defined here
+        if name in ("undo", "drop_previous") and not self.__dict__.get("_undoable", False):
+            raise AttributeError(name)
+        return getattr(self.__dict__["optimizer"], name)
+
+    @property
+    def param_groups(self):
+        return self.optimizer.param_groups
+
+    @property
+    def state(self):
+        return self.optimizer.state
+
+    @property
+    def lr(self):
+        return self.optimizer.lr
+
+    @lr.setter
+    def lr(self, value):
+        self.optimizer.lr = value
+
+    def params(self):
+        return self.optimizer.params()
+
+    def zero_grad(self):
+        self.optimizer.zero_grad()
+
+    def state_dict(self, *args, **kwargs):
+        return self.optimizer.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, *args, **kwargs):
+        return self.optimizer.load_state_dict(*args, **kwargs)
+
+    def __repr__(self):
+        return f"DistributedOptimizer({self.optimizer!r}, rank {self.rank} of {self.world_size})"
+
+    # -- averaging ------------------------------------------------------------------------------
+    def _buckets(self):
+        """The trainable parameters in buckets of about ``bucket_bytes`` (rebuilt when the set
+        of trainable parameters changes); the last bucket carries the loss sum and the count."""
+        ps = [p for p in self.optimizer.params() if p.trainable]
+        key = tuple(map(id, ps))
+        if key != self._layout_key:
+            if not ps:
+                raise ValueError("DistributedOptimizer: no trainable parameter to average")
+            be, dtype = ps[0].be, ps[0].dtype
+            if any(p.be is not be or p.dtype != dtype for p in ps):
+                raise ValueError("DistributedOptimizer: the trainable parameters must share one backend and dtype")
+            groups, current, nbytes = [], [], 0
+            for p in ps:
+                size = p.size * dtype.itemsize
+                if current and nbytes + size > self.bucket_bytes:
+                    groups.append(current)
+                    current, nbytes = [], 0
+                current.append(p)
+                nbytes += size
+            groups.append(current)
+            self._layout = [_Flat(be, dtype, g, extra=2 if i == len(groups) - 1 else 0) for i, g in enumerate(groups)]
+            self._layout_key = key
+        return self._layout
+
+    def synchronize(self, loss=0.0, count=1):
+        """Averages the gradients over every rank's samples (in place in each ``p.grad``) and
+        returns the mean loss over all of them. ``loss`` is this rank's mean loss over its
+        ``count`` samples; ``count`` 0 (a rank without samples in an uneven last batch) adds
+        nothing and reads no gradient. Every rank must call it, the same number of times."""
+        if self.world_size == 1:  # nothing to average: the gradients stay as they are
+            self._synced, self.last_loss, self.last_count = True, float(loss), int(count)
+            return self.last_loss
+        MPI = _mpi()
+        t0 = time.perf_counter()
+        buckets = self._buckets()
+        w = float(count)
+        be = buckets[0].be
+        for flat in buckets:
+            if w == 0.0:
+                be.fill(flat.array, 0.0)
+            else:
+                for p, view in flat.entries:
+                    be.scale(p.grad, w, out=view)
+        last = buckets[-1]
+        dtype = last.array.dtype
+        be.copy(be.asarray(np.array([loss * w if w else 0.0, w], dtype=dtype)), out=last.extra)
+        mpi_s = 0.0
+        results = []
+        for flat in buckets:
+            def reduce(buf):
+                nonlocal mpi_s
+                t = time.perf_counter()
+                self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+                mpi_s += time.perf_counter() - t
+            results.append(_through_mpi(flat, reduce, self.cuda_aware))
+        result, host = results[-1]
+        tail = host[last.size:] if host is not None else be.to_numpy(result[last.size:])
+        loss_sum, total = float(tail[0]), float(tail[1])
+        inv = 1.0 / total if total > 0 else 0.0
+        for flat, (result, _) in zip(buckets, results):
+            off = 0
+            for p, _view in flat.entries:
+                be.scale(result[off: off + p.size].reshape(p.shape), inv, out=p.grad)
+                off += p.size
+        self._synced = True
+        self.last_loss = loss_sum * inv if total > 0 else float("nan")
+        self.last_count = int(round(total))
+        self.stats["sync_s"] += time.perf_counter() - t0
+        self.stats["mpi_s"] += mpi_s
+        return self.last_loss
+
+    def step(self, keep_previous=False):
+        """Averages the gradients (unless ``synchronize`` did since the last step), then steps
+        the inner optimiser (with ``keep_previous`` when it is asked for)."""
+        if not self._synced:
+            self.synchronize()
+        self._synced = False
+        self.stats["steps"] += 1
+        if keep_previous:
+            return self.optimizer.step(keep_previous=True)
+        return self.optimizer.step()
+
+
+# -- what fit needs ------------------------------------------------------------------------------
+class Shard:
+    """This rank's samples of every global minibatch: the epoch's order (shared by every rank:
+    the same seed) cut into global batches of ``batch_size``, and each cut into ``world``
+    nearly equal consecutive pieces, piece ``rank`` being this rank's. So the ranks together see
+    exactly the batches one process would, and a run can resume with another number of ranks."""
+
+    def __init__(self, n, batch_size, rank, world):
+        if batch_size < world:
+            raise ValueError(f"the global batch_size ({batch_size}) must be at least the number of ranks ({world})")
+        self.n, self.batch_size, self.rank, self.world = n, batch_size, rank, world
+        self.steps = -(-n // batch_size)
+        full = self.steps - 1 if n % batch_size else self.steps
+        lo, size = self._piece(batch_size)
+        self.local_batch = size
+        pos = (np.arange(full, dtype=np.int64)[:, None] * batch_size + lo + np.arange(size)[None, :]).ravel()
+        if full < self.steps:
+            lo, size = self._piece(n - full * batch_size)
+            pos = np.concatenate([pos, full * batch_size + lo + np.arange(size, dtype=np.int64)])
+        self.positions = pos  # indices into the epoch's order
+
+    def _piece(self, m):
+        q, r = divmod(m, self.world)
+        return self.rank * q + min(self.rank, r), q + (self.rank < r)
+
+    def order(self, order):
+        """This rank's sample indices for an epoch visited in ``order`` (None: stored order)."""
+        return self.positions if order is None else np.asarray(order)[self.positions]
+
+    def batches(self, data, order):
+        """Exactly ``steps`` items: (xb, yb) of this rank, or (None, None) for a step in which
+        this rank has no sample (only the last one, when it holds fewer samples than ranks)."""
+        it = data.iterate(self.order(order))
+        for _ in range(self.steps):
+            yield next(it, (None, None))
+
+
+def step_without_samples(model, keep_previous, before_update):
+    """fit's step on a rank holding no sample of the step: it still takes part in averaging
+    (adding nothing) and steps like the others."""
+    from .nn.sequential import NonFiniteLossError
+
+    opt = model.optimizer
+    total = opt.synchronize(0.0, 0)
+    if not math.isfinite(total):
+        raise NonFiniteLossError(f"non-finite loss ({total})", None, None, total)
+    if before_update is not None:
+        before_update()
+    opt.step(keep_previous=True) if keep_previous else opt.step()
+    return total
+
+
+def allreduce_sums(values, communicator=None, op="sum"):
+    """The element-wise sum (or max) of a list of numbers over every rank, as floats."""
+    MPI = _mpi()
+    c = communicator or comm()
+    buf = np.array(values, dtype=np.float64)
+    c.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM if op == "sum" else MPI.MAX)
+    return [float(v) for v in buf]
+
+
+def average_epoch_logs(logs, n, loss_sum, correct, judged, communicator=None):
+    """fit's epoch logs with the loss and the accuracy over every rank's samples and the
+    slowest rank's time (the same dict on every rank)."""
+    loss_sum, correct, judged = allreduce_sums([loss_sum, correct, judged], communicator)
+    dt, = allreduce_sums([logs["time"]], communicator, op="max")
+    logs.update(loss=loss_sum / n, accuracy=correct / judged if judged else None, time=dt,
+                images_per_s=n / dt if dt > 0 else float("inf"))
+    return logs
+
+
+def any_rank(flag, communicator=None) -> bool:
+    """True on every rank when ``flag`` is true on any."""
+    return allreduce_sums([1.0 if flag else 0.0], communicator, op="max")[0] > 0
+
+
+def shared_seed(seed, communicator=None):
+    """Rank 0's seed on every rank."""
+    return (communicator or comm()).bcast(seed, root=0)
+
+
+def evaluate(model, X, y, batch_size=256, loss=None, communicator=None):
+    """``model.evaluate`` over all of X, each rank evaluating a contiguous slice: (mean loss,
+    accuracy) over every sample, the same on every rank."""
+    c = communicator or comm()
+    r, w, n = c.Get_rank(), c.Get_size(), len(X)
+    lo, hi = r * n // w, (r + 1) * n // w
+    m = hi - lo
+    vl, va = model.evaluate(X[lo:hi], y[lo:hi], batch_size=batch_size, loss=loss) if m else (0.0, None)
+    ls, acc, judged, total = allreduce_sums([vl * m, (va or 0.0) * m, m if va is not None else 0, m], c)
+    return (ls / total if total else float("nan")), (acc / judged if judged else None)
