@@ -56,7 +56,7 @@ class Array:
         shape = _shape(shape)
         nbytes = math.prod(shape) * dt.itemsize
         buf = rt.alloc(nbytes)
-        return cls(rt, buf, buf.ptr, shape, c_strides(shape), dt)
+        return rt.array_type(rt, buf, buf.ptr, shape, c_strides(shape), dt)
 
     @classmethod
     def from_numpy(cls, a, dtype=None, rt=None):
@@ -132,7 +132,7 @@ class Array:
         if not self.is_contiguous():
             raise ValueError(f"cannot reshape a non-contiguous view (shape {self.shape}, strides {self.strides}) "
                              "without a copy; copy it first (backend.copy)")
-        return Array(self._rt, self._owner, self._ptr, shape, c_strides(shape), self.dtype)
+        return type(self)(self._rt, self._owner, self._ptr, shape, c_strides(shape), self.dtype)
 
     def __getitem__(self, key):
         keys = key if isinstance(key, tuple) else (key,)
@@ -170,7 +170,7 @@ class Array:
             else:
                 raise TypeError(f"lamina.cuda arrays allow basic slicing only (ints, slices, ..., None), got {k!r}")
             d += 1
-        return Array(self._rt, self._owner, ptr, shape, strides, self.dtype)
+        return type(self)(self._rt, self._owner, ptr, shape, strides, self.dtype)
 
     # -- interchange ----------------------------------------------------------------------
     @property
@@ -216,6 +216,12 @@ class Array:
 
     def __repr__(self):
         return f"lamina.cuda.Array(shape={self.shape}, dtype={self.dtype}, device={self._rt.device!r})"
+
+
+class HostArray(Array):
+    """An Array of the host-emulated runtime (its own type, so that backend_of tells the
+    "cuda_host" backend's arrays from the "cuda" backend's)."""
+    __slots__ = ()
 
 
 def _shape(shape):

@@ -515,7 +515,7 @@ class CudaBackend:
     def _transpose(self, x, axes, out=None):
         x = self._arr(x, "x", None)
         perm = _axes(axes, x.ndim)
-        view = Array(self.rt, x._owner, x._ptr, [x.shape[a] for a in perm], [x.strides[a] for a in perm], x.dtype)
+        view = type(x)(self.rt, x._owner, x._ptr, [x.shape[a] for a in perm], [x.strides[a] for a in perm], x.dtype)
         return self._copy_kernel(view, out)
 
     def _add(self, a, b, alpha=1.0, out=None):

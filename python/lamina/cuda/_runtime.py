@@ -21,6 +21,11 @@ class DeviceRuntime:
     is_device = True
     device = "cuda:0"
 
+    @property
+    def array_type(self):
+        from ._array import Array
+        return Array
+
     def __init__(self, mod):
         self.module = mod
         self.k = mod  # the kernels
@@ -65,6 +70,11 @@ class HostRuntime:
     """The kernels' bodies on the host: lamina._cuda.host over host memory (tests)."""
     is_device = False
     device = "cuda-host"
+
+    @property
+    def array_type(self):
+        from ._array import HostArray
+        return HostArray
 
     def __init__(self, mod):
         self.module = mod
