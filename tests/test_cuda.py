@@ -428,3 +428,17 @@ def test_gpu_gemm_paths_agree(rng):
         finally:
             mod.set_gemm_path(0)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+@needs_build
+def test_dlpack_capsule_keeps_its_owner_alive_until_released():
+    import ctypes
+    owner = object()
+    before = sys.getrefcount(owner)
+    cap = lcuda._module.to_dlpack(owner, 4096, [2, 3], [3, 1], 2, 32)
+    is_valid = ctypes.pythonapi.PyCapsule_IsValid
+    is_valid.restype, is_valid.argtypes = ctypes.c_int, [ctypes.py_object, ctypes.c_char_p]
+    assert is_valid(cap, b"dltensor") == 1
+    assert sys.getrefcount(owner) == before + 1
+    del cap  # never consumed: the capsule's destructor calls the deleter
+    assert sys.getrefcount(owner) == before
