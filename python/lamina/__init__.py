@@ -21,14 +21,21 @@ __version__ = _native.__version__
 
 
 def backend_info() -> dict:
-    """The CPU path in use, thread count, OpenMP/CUDA availability, compiler and build type."""
-    return _native.backend_info()
+    """The CPU path in use, thread count, OpenMP/CUDA availability, compiler and build type.
+    ``cuda`` is whether a GPU is usable (bool), ``cuda_status`` why not, or which device."""
+    info = dict(_native.backend_info())
+    from . import cuda as _cuda_pkg
+    st = _cuda_pkg.status()
+    info["cuda"] = bool(st["available"])
+    info["cuda_built"] = bool(st["built"])
+    info["cuda_status"] = "available" if st["available"] else f"not available: {st['reason']}"
+    return info
 
 
 from . import ops, reference  # noqa: E402  (after the native module is loaded)
 
 # The model layer (issue 4). Submodules load on first use so `import lamina` stays light.
-_LAZY_SUBMODULES = ("backend", "nn", "losses", "init", "optim", "io", "datasets", "models", "cli", "bench",
+_LAZY_SUBMODULES = ("backend", "cuda", "nn", "losses", "init", "optim", "io", "datasets", "models", "cli", "bench",
                     "pretrain", "transfer", "distill", "diagnostics", "plot", "experiments")
 
 

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The GPU check (issue 10), for a machine with an NVIDIA GPU (first target: one H200, Python
+# 3.12 with torch+cu130, nvcc 13.0, compute-sanitizer, no network). In at most ~6 minutes:
+#   1. builds lamina for sm_90 only (CUDAARCHS=90; override with CUDAARCHS=...) into a target
+#      folder with pip --no-build-isolation --no-deps (no network needed),
+#   2. runs the CUDA tests (tests/test_cuda.py: every kernel vs the reference on the device,
+#      LeNet-5 training on the device, interchange, OOM) and the contract tests,
+#   3. runs a short subset under compute-sanitizer --tool memcheck,
+#   4. prints the lamina vs PyTorch CUDA table (benchmarks/gpu/bench_cuda.py).
+# Usage: benchmarks/gpu/check.sh [OUTDIR]   (logs and the table land in OUTDIR, default $OUT or /tmp)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+out=${1:-${OUT:-/tmp/lamina-gpu-check}}
+mkdir -p "$out"
+py=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1
+status=0
+step() { echo; echo "== $* ($(date +%T))"; }
+
+step "machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1 | tee "$out/gpu.txt"
+nvcc --version | tail -2
+$py -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, torch.cuda.is_available())"
+
+step "build for sm_${CUDAARCHS:-90} (pip --no-build-isolation --no-deps, target /tmp/lamina-site)"
+t0=$(date +%s)
+rm -rf /tmp/lamina-site /tmp/lamina-build
+CUDAARCHS=${CUDAARCHS:-90} LAMINA_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+  $py -m pip install -q --no-build-isolation --no-deps --no-cache-dir --target /tmp/lamina-site \
+  -Cbuild-dir=/tmp/lamina-build . > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; echo "BUILD FAILED"; exit 1; }
+echo "built in $(( $(date +%s) - t0 )) s"
+export PYTHONPATH=/tmp/lamina-site${PYTHONPATH:+:$PYTHONPATH}
+$py - <<'PY' 2>&1 | tee "$out/status.txt"
+import lamina, lamina.cuda as c
+print(lamina.__file__)
+print(c.status())
+print(lamina.backend_info()["cuda_status"])
+assert c.is_available(), "no GPU seen"
+be = lamina.get_backend("cuda")
+print(be, c.status().get("cublas"), c._module.properties())
+PY
+[ "${PIPESTATUS[0]}" = 0 ] || { echo "CUDA NOT USABLE"; exit 1; }
+
+step "CUDA tests and the contract tests"
+timeout 150 $py -m pytest -q -x -p no:cacheprovider -rs "$root/tests/test_cuda.py" "$root/tests/test_contract.py" \
+  2>&1 | tee "$out/tests.log" | tail -25
+[ "${PIPESTATUS[0]}" = 0 ] || { echo "TESTS FAILED"; status=1; }
+
+step "compute-sanitizer memcheck (a subset)"
+if command -v compute-sanitizer >/dev/null; then
+  timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+    $py -m pytest -q -x -p no:cacheprovider "$root/tests/test_cuda.py" \
+    -k "every_kernel and cuda and not host or bad_inputs and cuda and not host" > "$out/memcheck.log" 2>&1
+  rc=$?
+  tail -15 "$out/memcheck.log"
+  [ $rc = 0 ] || { echo "MEMCHECK FAILED (rc $rc)"; status=1; }
+else
+  echo "compute-sanitizer not found: skipped"
+fi
+
+step "lamina vs PyTorch CUDA"
+timeout 170 $py "$root/benchmarks/gpu/bench_cuda.py" --out "$out/table.md" 2>&1 | tee "$out/bench.log" | tail -45
+[ "${PIPESTATUS[0]}" = 0 ] || { echo "BENCHMARK FAILED"; status=1; }
+echo
+echo "check.sh: status $status; logs in $out"
+exit $status

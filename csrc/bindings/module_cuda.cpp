@@ -1,0 +1,191 @@
+// module_cuda.cpp: the lamina._cuda extension: the device's status (never aborting without a
+// driver or a device), lamina's stream, device buffers from the caching pool, copies, DLPack
+// export, cuBLAS loading, and the kernels (bind_cuda_kernels.cpp) and their host-compiled
+// bodies for testing without a GPU (bind_cuda_host.cpp). No math, no loops over data.
+// Pointers cross as Python ints; python/lamina/cuda validates shapes, dtypes and layouts.
+#include <cuda_runtime.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "lamina/cuda/common.h"
+#include "lamina/cuda/cublas.h"
+#include "lamina/cuda/device.h"
+#include "lamina/cuda/gemm.h"
+
+namespace py = pybind11;
+using lamina::cuda::index_t;
+
+namespace lamina::cuda::bind {
+void bind_kernels(py::module_& m);
+void bind_host(py::module_& m);
+}  // namespace lamina::cuda::bind
+
+namespace {
+
+namespace lc = lamina::cuda;
+
+// A device allocation from the pool, freed (stream-ordered) when the last Python reference goes.
+struct Buffer {
+  void* p = nullptr;
+  std::size_t nbytes = 0;
+  explicit Buffer(std::size_t n) : p(n ? lc::device_alloc(n) : nullptr), nbytes(n) {}
+  ~Buffer() { lc::device_free(p); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+};
+
+// ---- DLPack (the structs of dlpack.h v0.8, declared here) ----------------------------------
+struct DLDevice { int32_t device_type; int32_t device_id; };
+struct DLDataType { uint8_t code; uint8_t bits; uint16_t lanes; };
+struct DLTensor {
+  void* data; DLDevice device; int32_t ndim; DLDataType dtype; int64_t* shape; int64_t* strides;
+  uint64_t byte_offset;
+};
+struct DLManagedTensor {
+  DLTensor dl_tensor; void* manager_ctx; void (*deleter)(DLManagedTensor*);
+};
+constexpr int32_t kDLCUDA = 2;
+
+struct DLContext {
+  PyObject* owner;  // the lamina Array, kept alive while the consumer holds the tensor
+  std::vector<int64_t> shape, strides;
+};
+
+void dl_deleter(DLManagedTensor* t) {
+  auto* ctx = static_cast<DLContext*>(t->manager_ctx);
+  {
+    py::gil_scoped_acquire gil;
+    Py_XDECREF(ctx->owner);
+  }
+  delete ctx;
+  delete t;
+}
+
+void capsule_destructor(PyObject* cap) {
+  // Only a capsule never consumed (still named "dltensor") is ours to free.
+  if (PyCapsule_IsValid(cap, "dltensor")) {
+    auto* t = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, "dltensor"));
+    if (t && t->deleter) t->deleter(t);
+  } else {
+    PyErr_Clear();
+  }
+}
+
+py::object to_dlpack(py::object owner, std::uintptr_t ptr, std::vector<int64_t> shape, std::vector<int64_t> strides,
+                     int code, int bits) {
+  auto* ctx = new DLContext{owner.ptr(), std::move(shape), std::move(strides)};
+  Py_INCREF(ctx->owner);
+  auto* t = new DLManagedTensor{};
+  t->dl_tensor.data = reinterpret_cast<void*>(ptr);
+  t->dl_tensor.device = DLDevice{kDLCUDA, 0};
+  t->dl_tensor.ndim = static_cast<int32_t>(ctx->shape.size());
+  t->dl_tensor.dtype = DLDataType{static_cast<uint8_t>(code), static_cast<uint8_t>(bits), 1};
+  t->dl_tensor.shape = ctx->shape.data();
+  t->dl_tensor.strides = ctx->strides.data();
+  t->dl_tensor.byte_offset = 0;
+  t->manager_ctx = ctx;
+  t->deleter = dl_deleter;
+  PyObject* cap = PyCapsule_New(t, "dltensor", capsule_destructor);
+  if (!cap) {
+    dl_deleter(t);
+    throw py::error_already_set();
+  }
+  return py::reinterpret_steal<py::object>(cap);
+}
+
+py::dict status_dict() {
+  lc::Status s = lc::status();
+  py::dict d;
+  d["count"] = s.count;
+  d["error"] = s.error;
+  d["reason"] = s.reason;
+  d["runtime_version"] = s.runtime_version;
+  d["driver_version"] = s.driver_version;
+  return d;
+}
+
+py::dict device_properties() {
+  lc::init();
+  cudaDeviceProp p{};
+  lc::check(cudaGetDeviceProperties(&p, 0), "cudaGetDeviceProperties");
+  py::dict d;
+  d["name"] = std::string(p.name);
+  d["capability"] = py::make_tuple(p.major, p.minor);
+  d["multiprocessors"] = p.multiProcessorCount;
+  d["memory"] = static_cast<std::size_t>(p.totalGlobalMem);
+  return d;
+}
+
+template <class T>
+T* host_ptr(py::buffer& b, bool writeable) {
+  py::buffer_info info = b.request(writeable);
+  return static_cast<T*>(info.ptr);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "lamina's CUDA backend (kernels in csrc/cuda, bound here); use it through lamina.cuda";
+  static py::exception<lc::Error> cuda_error(m, "CudaError", PyExc_RuntimeError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const lc::OutOfMemory& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
+    } catch (const lc::Error& e) {
+      py::set_error(cuda_error, e.what());
+    }
+  });
+  m.attr("architectures") = LAMINA_CUDA_ARCHITECTURES;
+  m.attr("toolkit_version") = LAMINA_CUDA_TOOLKIT_VERSION;
+  m.attr("toolkit_library_dir") = LAMINA_CUDA_LIBRARY_DIR;
+
+  m.def("status", &status_dict, "{count, error, reason, runtime_version, driver_version}: never raises");
+  m.def("init", &lc::init, "Make device 0 current, create lamina's stream, configure the pool.");
+  m.def("properties", &device_properties);
+  m.def("stream", []() { return reinterpret_cast<std::uintptr_t>(lc::stream()); }, "lamina's cudaStream_t as an int");
+  m.def("synchronize", &lc::synchronize);
+  m.def("stream_wait", [](std::uintptr_t other) { lc::stream_wait_for_lamina(reinterpret_cast<void*>(other)); },
+        py::arg("stream"), "Makes stream `stream` wait for the work queued on lamina's stream.");
+  m.def("lamina_wait", [](std::uintptr_t other) { lc::lamina_wait_for(reinterpret_cast<void*>(other)); },
+        py::arg("stream"), "Makes lamina's stream wait for the work queued on stream `stream`.");
+  m.def("pool_reserved", &lc::pool_reserved);
+  m.def("pool_used", &lc::pool_used);
+
+  py::class_<Buffer>(m, "Buffer")
+      .def(py::init<std::size_t>(), py::arg("nbytes"))
+      .def_property_readonly("ptr", [](const Buffer& b) { return reinterpret_cast<std::uintptr_t>(b.p); })
+      .def_readonly("nbytes", &Buffer::nbytes);
+
+  m.def("h2d", [](std::uintptr_t dst, py::buffer src) {
+    py::buffer_info info = src.request();
+    lc::memcpy_h2d(reinterpret_cast<void*>(dst), info.ptr, static_cast<std::size_t>(info.size * info.itemsize));
+  });
+  m.def("d2h", [](py::buffer dst, std::uintptr_t src) {
+    py::buffer_info info = dst.request(true);
+    py::gil_scoped_release nogil;
+    lc::memcpy_d2h(info.ptr, reinterpret_cast<const void*>(src), static_cast<std::size_t>(info.size * info.itemsize));
+  });
+  m.def("d2d", [](std::uintptr_t dst, std::uintptr_t src, std::size_t n) {
+    lc::memcpy_d2d(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), n);
+  });
+  m.def("to_dlpack", &to_dlpack, py::arg("owner"), py::arg("ptr"), py::arg("shape"), py::arg("strides"),
+        py::arg("code"), py::arg("bits"));
+
+  m.def("cublas_load", &lc::cublas::load, py::arg("path") = "");
+  m.def("cublas_loaded", &lc::cublas::loaded);
+  m.def("cublas_path", &lc::cublas::loaded_path);
+  m.def("set_gemm_path", [](int p) { lc::gemm_path() = p; }, "0 auto, 1 ours, 2 cuBLAS");
+  m.def("get_gemm_path", []() { return lc::gemm_path(); });
+  m.def("set_allow_tf32", [](bool v) { lc::allow_tf32() = v; });
+
+  lamina::cuda::bind::bind_kernels(m);
+  py::module_ host = m.def_submodule("host", "The kernels' bodies compiled for the host, over NumPy arrays (tests)");
+  lamina::cuda::bind::bind_host(host);
+}

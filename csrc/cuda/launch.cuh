@@ -1,0 +1,77 @@
+// launch.cuh: how a body (lamina/cuda/common.h) becomes a kernel: a grid-stride loop over its
+// indices (launch_each), or the same loop summing what the body returns, in double, one
+// partial per block, then one block over the partials (launch_reduce). Device-only.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "lamina/cuda/common.h"
+#include "lamina/cuda/device.h"
+
+namespace lamina::cuda {
+
+constexpr int kThreads = 256;
+
+template <class F>
+__global__ void each_kernel(F f, index_t n) {
+  for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<index_t>(blockDim.x) * gridDim.x)
+    f(i);
+}
+
+inline unsigned blocks_for(index_t n, index_t cap = 65536) {
+  return static_cast<unsigned>(std::max<index_t>(1, std::min<index_t>((n + kThreads - 1) / kThreads, cap)));
+}
+
+template <class F>
+void launch_each(const char* name, const F& f, index_t n) {
+  if (n <= 0) return;
+  each_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream())>>>(f, n);
+  check_launch(name);
+}
+
+__device__ __forceinline__ double block_sum(double v) {
+  __shared__ double warp_sums[kThreads / 32];
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) warp_sums[warp] = v;
+  __syncthreads();
+  v = threadIdx.x < kThreads / 32 ? warp_sums[threadIdx.x] : 0.0;
+  if (warp == 0)
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  return v;  // valid in thread 0
+}
+
+template <class F>
+__global__ void reduce_kernel(F f, index_t n, double* partials) {
+  double acc = 0.0;
+  for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<index_t>(blockDim.x) * gridDim.x)
+    acc += f(i);
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) partials[blockIdx.x] = acc;
+}
+
+__global__ void sum_partials_kernel(const double* partials, int count, double* result);
+
+// Sum over i < n of f(i) (double), left in scratch().result on the device (no sync).
+template <class F>
+void launch_reduce(const char* name, const F& f, index_t n) {
+  Scratch& s = scratch();
+  const unsigned blocks = blocks_for(n, kReduceBlocks);
+  auto st = static_cast<cudaStream_t>(stream());
+  reduce_kernel<<<blocks, kThreads, 0, st>>>(f, n, s.partials);
+  check_launch(name);
+  sum_partials_kernel<<<1, kThreads, 0, st>>>(s.partials, static_cast<int>(blocks), s.result);
+  check_launch(name);
+}
+
+
+}  // namespace lamina::cuda
+
+// The device launch of a body type declared in its family header.
+#define LAMINA_CUDA_EACH(Body) \
+  void launch(const char* name, const Body& body, index_t n) { launch_each(name, body, n); }
+#define LAMINA_CUDA_SUM(Body) \
+  void launch_sum(const char* name, const Body& body, index_t n) { launch_reduce(name, body, n); }

@@ -1,0 +1,109 @@
+"""lamina.cuda: the CUDA backend ("cuda") and its device arrays.
+
+Importing ``lamina`` never imports this; importing ``lamina.cuda`` does not load the extension
+``lamina._cuda`` either: that happens on first use (``is_available()``, ``status()``,
+``Array``, ``backend()``, ``get_backend("cuda")``, ``model.to("cuda")``).
+
+- ``is_available()``: whether lamina was built with CUDA and a GPU is usable now; ``status()``
+  says why not (no toolkit at build time, no driver, no device), never raising.
+- ``backend()``: the "cuda" backend (also ``lamina.get_backend("cuda")``); RuntimeError with
+  the reason where no GPU is usable.
+- ``Array``: a device buffer (float32, float64, int32, int64) with shape, dtype, reshape and
+  slicing views, ``from_numpy`` / ``numpy()``, ``__cuda_array_interface__`` and ``__dlpack__``.
+- ``allow_tf32``: set True to let large float32 GEMMs use TF32 tensor cores (cuBLAS); default
+  False (full float32).
+- ``host_backend()``: the same backend with its kernel bodies compiled for the CPU and run
+  over host memory ("cuda_host"): how the kernels are tested without a GPU.
+"""
+from __future__ import annotations
+
+import importlib
+
+allow_tf32 = False
+
+_module = None
+_module_error = None
+
+
+def _load_module():
+    global _module, _module_error
+    if _module is None and _module_error is None:
+        try:
+            _module = importlib.import_module("lamina._cuda")
+        except ImportError as e:
+            _module_error = (f"lamina was built without CUDA (lamina._cuda: {e}); reinstall with a CUDA toolkit "
+                             "(nvcc) present, e.g. LAMINA_CUDA=ON pip install .")
+    return _module
+
+
+def _require_module():
+    mod = _load_module()
+    if mod is None:
+        raise RuntimeError(f"CUDA is not available: {_module_error}")
+    return mod
+
+
+def built() -> bool:
+    """Whether this install has the CUDA extension (lamina._cuda)."""
+    return _load_module() is not None
+
+
+def status() -> dict:
+    """{"built", "available", "reason", "devices", "error", "runtime_version", "driver_version",
+    "architectures", "cublas"}: never raises. ``reason`` is "" when a GPU is usable."""
+    mod = _load_module()
+    if mod is None:
+        return {"built": False, "available": False, "reason": _module_error, "devices": 0}
+    st = mod.status()
+    out = {"built": True, "available": st["count"] > 0, "reason": st["reason"], "devices": st["count"],
+           "error": st["error"], "runtime_version": st["runtime_version"], "driver_version": st["driver_version"],
+           "architectures": mod.architectures, "toolkit": mod.toolkit_version}
+    from . import _runtime
+    if _runtime._device is not None:
+        out["cublas"] = _runtime._device.cublas
+        out["stream"] = _runtime._device.stream()
+    return out
+
+
+def is_available() -> bool:
+    """True when lamina has its CUDA extension and a GPU is usable (no driver, no device: False)."""
+    return bool(status()["available"])
+
+
+def backend():
+    """The "cuda" backend on device 0 (RuntimeError giving the reason when no GPU is usable)."""
+    from . import _runtime
+    return _runtime.device().backend()
+
+
+def host_backend():
+    """The "cuda_host" backend: the CUDA backend's Python layer and kernel bodies over host
+    memory (lamina._cuda.host), for testing without a GPU. Registered on first call."""
+    from .. import backend as _backend
+    from . import _runtime
+    be = _runtime.host().backend()
+    if be.name not in _backend.available():
+        _backend.register_backend(be)
+    return be
+
+
+def synchronize():
+    """Waits for the work queued on lamina's stream."""
+    from . import _runtime
+    _runtime.device().synchronize()
+
+
+def memory_info() -> dict:
+    """{"pool_reserved", "pool_used"} in bytes (lamina's caching pool on device 0)."""
+    from . import _runtime
+    rt = _runtime.device()
+    return {"pool_reserved": rt.module.pool_reserved(), "pool_used": rt.module.pool_used()}
+
+
+def __getattr__(name):
+    if name == "Array":
+        from ._array import Array
+        return Array
+    if name == "CudaError":
+        return _require_module().CudaError
+    raise AttributeError(f"module 'lamina.cuda' has no attribute {name!r}")

@@ -1,0 +1,646 @@
+"""The "cuda" backend: every kernel of lamina.backend.KERNELS on lamina.cuda arrays, with the
+signatures of lamina.reference (checked by tests/test_contract.py and tests/test_cuda.py).
+
+This layer validates (the reference's errors: TypeError / ValueError naming the argument),
+makes strided inputs contiguous where a kernel needs it, allocates outputs from the pool and
+calls lamina._cuda (or lamina._cuda.host for the host-emulated "cuda_host" backend) with device
+addresses; it does no arithmetic on the data. Every launch is checked in C++: a failure is
+lamina.cuda.CudaError (a RuntimeError) naming the kernel; exhausted device memory is MemoryError.
+Results stay on the device; the losses, all_finite and dot return Python values (one copy back).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import operator
+
+import numpy as np
+
+from .. import backend as _backend
+from .. import reference as _ref
+from ..reference import _geometry
+from ..reference import conv as _ref_conv
+from ..reference import pool as _ref_pool
+from ..reference.array import _axes
+from ..reference.dropout import _check_p
+from ._array import Array, c_strides, check_dtype
+
+F32 = np.dtype(np.float32)
+I64 = np.dtype(np.int64)
+I32 = np.dtype(np.int32)
+_ACT = {"relu": 0, "relu_backward": 1, "sigmoid": 2, "sigmoid_backward": 3, "tanh": 4, "tanh_backward": 5,
+        "leaky_relu": 6, "leaky_relu_backward": 7}
+_EXTRA = {"sgd_step": ("param_out", "velocity_out"), "adam_step": ("param_out", "m_out", "v_out")}
+
+
+class CudaBackend:
+    """The backend object: ``name``, ``device``, ``dtypes``, the four array functions and every
+    kernel (attributes whose ``inspect.signature`` is the reference's)."""
+
+    dtypes = (F32,)
+
+    def __init__(self, rt, name, device=None):
+        self.rt, self.k = rt, rt.k
+        self.name = name
+        self.device = device or rt.device
+        self._tf32 = None
+        for kname in _backend.KERNELS:
+            impl = getattr(self, "_copy_kernel" if kname == "copy" else "_" + kname)
+            setattr(self, kname, _with_reference_signature(kname, impl))
+
+    def __repr__(self):
+        return f"<lamina backend {self.name!r} on {self.device}>"
+
+    # -- the array functions ----------------------------------------------------------------
+    def empty(self, shape, dtype=np.float32):
+        return Array.empty(shape, dtype, self.rt)
+
+    def zeros(self, shape, dtype=np.float32):
+        a = Array.empty(shape, dtype, self.rt)
+        self._fill_bits(a, 0)
+        return a
+
+    def asarray(self, x, dtype=None):
+        """Host data or an array of this backend (no copy when already one of ``dtype``); on the
+        GPU also any object with ``__cuda_array_interface__`` (PyTorch, CuPy: viewed, no copy)."""
+        if isinstance(x, Array) and x._rt is self.rt:
+            if dtype is None or np.dtype(dtype) == x.dtype:
+                return x
+            return Array.from_numpy(x.numpy().astype(dtype), rt=self.rt)
+        if not isinstance(x, np.ndarray) and self.rt.is_device and hasattr(x, "__cuda_array_interface__"):
+            a = _from_cai(self.rt, x)
+            return a if dtype is None or np.dtype(dtype) == a.dtype else self.asarray(a, dtype)
+        a = np.asarray(x)
+        if dtype is None and a.dtype not in (F32, I32, I64, np.dtype(np.float64)):
+            if np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
+                a = a.astype(np.int64)
+            elif np.issubdtype(a.dtype, np.floating):
+                a = a.astype(np.float32)
+        return Array.from_numpy(a, dtype=dtype, rt=self.rt)
+
+    def to_numpy(self, a):
+        if not isinstance(a, Array):
+            raise TypeError(f"to_numpy takes a lamina.cuda.Array, got {type(a).__name__}")
+        return a.numpy()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _arr(self, a, name, dtype=F32):
+        if not isinstance(a, Array) or a._rt is not self.rt:
+            what = type(a).__name__ if not isinstance(a, Array) else f"an array of {a.device}"
+            raise TypeError(f"{name} must be a lamina.cuda.Array on {self.device}, got {what} "
+                            f"(move host data with backend.asarray)")
+        if dtype is not None and a.dtype != dtype:
+            raise TypeError(f"{name} must be {dtype}, got {a.dtype}")
+        return a
+
+    def _c(self, a, name, dtype=F32):
+        """``a`` validated and C-contiguous (a copy when it is a strided view)."""
+        a = self._arr(a, name, dtype)
+        return a if a.is_contiguous() else self._copy(a)
+
+    def _new(self, shape, dtype=F32):
+        return Array.empty(shape, dtype, self.rt)
+
+    def _out(self, out, shape, dtype=F32, inputs=()):
+        """(array to write, finish): ``out`` itself when it is a contiguous array of ``shape``
+        not partly overlapping an input, else a temporary copied into ``out`` by finish()."""
+        shape = tuple(shape)
+        if out is None:
+            return self._new(shape, dtype), None
+        self._arr(out, "out", None)
+        if out.dtype != dtype:
+            raise TypeError(f"out must have dtype {dtype}, got {out.dtype}")
+        if out.shape != shape:
+            raise ValueError(f"out has shape {out.shape}, expected {shape}")
+        if out.is_contiguous() and not any(_partly_overlap(out, a) for a in inputs):
+            return out, None
+        return self._new(shape, dtype), out
+
+    def _finish(self, result, target):
+        if target is None:
+            return result
+        self._copy(result, out=target)
+        return target
+
+    def _fill_bits(self, a, bits):
+        self.k.fill(a._ptr, list(a.shape), list(a.strides), bits, a.itemsize)
+
+    def _copy(self, x, out=None):
+        """x (any strides) -> a C-contiguous copy, or into out (any strides)."""
+        if out is None:
+            out = self._new(x.shape, x.dtype)
+        elif _overlap(out, x) and not (out._ptr == x._ptr and out.strides == x.strides):
+            tmp = self._copy(x)
+            x = tmp
+        elif out._ptr == x._ptr and out.strides == x.strides:
+            return out
+        if x.size:
+            self.k.copy(x._ptr, list(x.shape), list(x.strides), out._ptr, list(out.strides), x.itemsize)
+        return out
+
+    def _sync_tf32(self):
+        from . import allow_tf32
+        if allow_tf32 is not self._tf32 and self.rt.is_device:
+            self.rt.module.set_allow_tf32(bool(allow_tf32))
+            self._tf32 = allow_tf32
+
+    def _matrix(self, a, name):
+        """(array, leading dimension) of a 2-D float32 operand: a row-strided view is used as
+        it is, any other layout copied."""
+        a = self._arr(a, name)
+        if a.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got shape {a.shape}")
+        if a.strides[1] == 1 and a.strides[0] >= max(a.shape[1], 1):
+            return a, a.strides[0]
+        if a.is_contiguous():
+            return a, max(a.shape[1], 1)
+        a = self._copy(a)
+        return a, max(a.shape[1], 1)
+
+    # -- GEMM -------------------------------------------------------------------------------
+    def _matmul(self, a, b, trans_a=False, trans_b=False, out=None):
+        a, lda = self._matrix(a, "a")
+        b, ldb = self._matrix(b, "b")
+        M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
+        K2, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
+        if K != K2:
+            raise ValueError(f"matmul: op(a) is {(M, K)} but op(b) is {(K2, N)}: inner dimensions differ")
+        c, target = self._out(out, (M, N), F32, (a, b))
+        self._sync_tf32()
+        self.k.gemm(a._ptr, b._ptr, c._ptr, 0, M, N, K, lda, ldb, N, bool(trans_a), bool(trans_b), 0, False, 0)
+        return self._finish(c, target)
+
+    def _linear(self, x, w, b=None, activation=None, out=None):
+        if activation not in (None, "relu"):
+            raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+        x, ldx = self._matrix(x, "x")
+        w, ldw = self._matrix(w, "w")
+        n, k = x.shape
+        o, k2 = w.shape
+        if k != k2:
+            raise ValueError(f"x has {k} features but w has {k2} (x {x.shape}, w {w.shape})")
+        if b is not None:
+            b = self._c(b, "b")
+            if b.shape != (o,):
+                raise ValueError(f"b must have shape ({o},), got {b.shape}")
+        y, target = self._out(out, (n, o), F32, (x, w) + ((b,) if b is not None else ()))
+        self._sync_tf32()
+        self.k.gemm(x._ptr, w._ptr, y._ptr, b._ptr if b is not None else 0, n, o, k, ldx, ldw, o, False, True,
+                    1 if b is not None else 0, activation == "relu", 0)
+        return self._finish(y, target)
+
+    # -- convolution ------------------------------------------------------------------------
+    def _conv_geom(self, x, w, stride, padding, dilation):
+        (sh, sw), (ph, pw), (dh, dw), (OH, OW) = _ref_conv._geometry(x, w, stride, padding, dilation)
+        N, C, H, W = x.shape
+        O, _, kH, kW = w.shape
+        return [N, C, H, W, O, kH, kW, sh, sw, ph, pw, dh, dw, OH, OW]
+
+    def _conv2d(self, x, w, b=None, stride=1, padding=0, dilation=1, activation=None, out=None):
+        if activation not in (None, "relu"):
+            raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+        x, w = self._c(x, "x"), self._c(w, "w")
+        g = self._conv_geom(x, w, stride, padding, dilation)
+        N, O, OH, OW = g[0], g[4], g[13], g[14]
+        if b is not None:
+            b = self._c(b, "b")
+            if b.shape != (O,):
+                raise ValueError(f"b must have shape ({O},), got {b.shape}")
+        y, target = self._out(out, (N, O, OH, OW), F32, (x, w))
+        if y.size:
+            self.k.conv2d(g, x._ptr, w._ptr, b._ptr if b is not None else 0, activation == "relu", y._ptr)
+        return self._finish(y, target)
+
+    def _conv2d_backward(self, x, w, grad_y, stride=1, padding=0, dilation=1, compute_grad_x=True):
+        x, w, grad_y = self._c(x, "x"), self._c(w, "w"), self._c(grad_y, "grad_y")
+        g = self._conv_geom(x, w, stride, padding, dilation)
+        N, C, H, W, O, OH, OW = g[0], g[1], g[2], g[3], g[4], g[13], g[14]
+        if grad_y.shape != (N, O, OH, OW):
+            raise ValueError(f"grad_y must have shape {(N, O, OH, OW)}, got {grad_y.shape}")
+        gx = self._new(x.shape) if compute_grad_x else None
+        gw, gb = self._new(w.shape), self._new((O,))
+        if N * OH * OW == 0:
+            self._fill_bits(gw, 0)
+            self._fill_bits(gb, 0)
+            if gx is not None:
+                self._fill_bits(gx, 0)
+        else:
+            self.k.conv2d_backward(g, x._ptr, w._ptr, grad_y._ptr, gx._ptr if gx is not None else 0, gw._ptr, gb._ptr)
+        return gx, gw, gb
+
+    # -- pooling and upsampling -------------------------------------------------------------
+    def _pool_geom(self, shape, kernel_size, stride, padding):
+        if len(shape) != 4:
+            raise ValueError(f"x must be 4-D (N, C, H, W), got shape {tuple(shape)}")
+        N, C, H, W = shape
+        kh, kw, sh, sw, ph, pw, OH, OW = _ref_pool._geometry(H, W, kernel_size, stride, padding)
+        return [N * C, H, W, OH, OW, kh, kw, sh, sw, ph, pw]
+
+    def _max_pool2d(self, x, kernel_size, stride=None, padding=0):
+        x = self._c(x, "x")
+        g = self._pool_geom(x.shape, kernel_size, stride, padding)
+        shape = x.shape[:2] + (g[3], g[4])
+        y, idx = self._new(shape), self._new(shape, I64)
+        if y.size:
+            self.k.max_pool2d(g, x._ptr, y._ptr, idx._ptr)
+        return y, idx
+
+    def _max_pool2d_backward(self, grad_y, indices, input_shape):
+        N, C, H, W = (operator.index(s) for s in input_shape)
+        grad_y = self._c(grad_y, "grad_y")
+        indices = self._c(indices, "indices", I64)
+        if grad_y.shape != indices.shape or grad_y.shape[:2] != (N, C) or grad_y.ndim != 4:
+            raise ValueError(f"grad_y {grad_y.shape}, indices {indices.shape} and input_shape "
+                             f"{tuple(input_shape)} disagree")
+        gx = self._new((N, C, H, W))
+        OH, OW = grad_y.shape[2:]
+        g = [N * C, H, W, OH, OW, 1, 1, 1, 1, 0, 0]
+        bad = self.k.max_pool2d_backward(g, grad_y._ptr, indices._ptr, gx._ptr)
+        if bad >= 0:
+            where = np.unravel_index(bad, indices.shape)
+            val = int(indices[tuple(int(i) for i in where)].numpy())
+            raise ValueError(f"indices[{', '.join(map(str, where))}] = {val} is out of range [0, {H * W})")
+        return gx
+
+    def _avg_pool2d(self, x, kernel_size, stride=None, padding=0):
+        x = self._c(x, "x")
+        g = self._pool_geom(x.shape, kernel_size, stride, padding)
+        y = self._new(x.shape[:2] + (g[3], g[4]))
+        if y.size:
+            self.k.avg_pool2d(g, x._ptr, y._ptr)
+        return y
+
+    def _avg_pool2d_backward(self, grad_y, input_shape, kernel_size, stride=None, padding=0):
+        grad_y = self._c(grad_y, "grad_y")
+        shape = tuple(operator.index(s) for s in input_shape)
+        g = self._pool_geom(shape, kernel_size, stride, padding)
+        if grad_y.shape != shape[:2] + (g[3], g[4]):
+            raise ValueError(f"grad_y has shape {grad_y.shape}, expected {shape[:2] + (g[3], g[4])}")
+        gx = self._new(shape)
+        if gx.size:
+            self.k.avg_pool2d_backward(g, grad_y._ptr, gx._ptr)
+        return gx
+
+    def _upsample_nearest2d(self, x, scale, out=None):
+        s = _geometry._count(scale, "scale")
+        x = self._arr(x, "x")
+        if x.ndim != 4:
+            raise ValueError(f"x must be 4-D (N, C, H, W), got shape {x.shape}")
+        x = self._c(x, "x")
+        N, C, H, W = x.shape
+        y, target = self._out(out, (N, C, s * H, s * W), F32, (x,))
+        self.k.upsample_nearest2d(x._ptr, y._ptr, N * C, H, W, s)
+        return self._finish(y, target)
+
+    def _upsample_nearest2d_backward(self, grad_y, scale, out=None):
+        s = _geometry._count(scale, "scale")
+        grad_y = self._arr(grad_y, "grad_y")
+        if grad_y.ndim != 4:
+            raise ValueError(f"grad_y must be 4-D (N, C, s*H, s*W), got shape {grad_y.shape}")
+        N, C, SH, SW = grad_y.shape
+        if SH % s or SW % s:
+            raise ValueError(f"grad_y has shape {grad_y.shape}: its height and width must be multiples of scale {s}")
+        grad_y = self._c(grad_y, "grad_y")
+        gx, target = self._out(out, (N, C, SH // s, SW // s), F32, (grad_y,))
+        self.k.upsample_nearest2d_backward(grad_y._ptr, gx._ptr, N * C, SH // s, SW // s, s)
+        return self._finish(gx, target)
+
+    # -- activations ------------------------------------------------------------------------
+    def _act(self, kind, a, b=None, out=None, slope=0.0, names=("x", None)):
+        a = self._c(a, names[0])
+        if b is not None:
+            b = self._c(b, names[1])
+            if b.shape != a.shape:
+                raise ValueError(f"{names[1]} has shape {b.shape} but {names[0]} has shape {a.shape}; they must match")
+        y, target = self._out(out, a.shape, F32, (a,) + ((b,) if b is not None else ()))
+        self.k.activation(_ACT[kind], a._ptr, b._ptr if b is not None else 0, y._ptr, a.size, float(slope))
+        return self._finish(y, target)
+
+    def _relu(self, x, out=None):
+        return self._act("relu", x, out=out)
+
+    def _relu_backward(self, grad_y, x, out=None):
+        return self._act("relu_backward", grad_y, x, out, names=("grad_y", "x"))
+
+    def _sigmoid(self, x, out=None):
+        return self._act("sigmoid", x, out=out)
+
+    def _sigmoid_backward(self, grad_y, y, out=None):
+        return self._act("sigmoid_backward", grad_y, y, out, names=("grad_y", "y"))
+
+    def _tanh(self, x, out=None):
+        return self._act("tanh", x, out=out)
+
+    def _tanh_backward(self, grad_y, y, out=None):
+        return self._act("tanh_backward", grad_y, y, out, names=("grad_y", "y"))
+
+    def _leaky_relu(self, x, slope=0.01, out=None):
+        return self._act("leaky_relu", x, out=out, slope=slope)
+
+    def _leaky_relu_backward(self, grad_y, x, slope=0.01, out=None):
+        return self._act("leaky_relu_backward", grad_y, x, out, slope, names=("grad_y", "x"))
+
+    # -- softmax and the losses -------------------------------------------------------------
+    def _rows(self, x, axis):
+        axis = operator.index(axis)
+        if not -x.ndim <= axis < x.ndim:
+            raise ValueError(f"axis {axis} is out of range for x with {x.ndim} dimensions")
+        axis %= x.ndim
+        return math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1:])
+
+    def _softmax_any(self, x, axis, out, log):
+        x = self._c(x, "x")
+        outer, K, inner = self._rows(x, axis)
+        y, target = self._out(out, x.shape, F32, (x,))
+        if x.size == 0:
+            return self._finish(y, target)
+        self.k.softmax(x._ptr, y._ptr, outer, K, inner, log)
+        return self._finish(y, target)
+
+    def _softmax(self, x, axis=-1, out=None):
+        return self._softmax_any(x, axis, out, False)
+
+    def _log_softmax(self, x, axis=-1, out=None):
+        return self._softmax_any(x, axis, out, True)
+
+    def _softmax_backward(self, grad_y, y, axis=-1, out=None):
+        grad_y, y = self._c(grad_y, "grad_y"), self._c(y, "y")
+        if grad_y.shape != y.shape:
+            raise ValueError(f"grad_y has shape {grad_y.shape} but y has shape {y.shape}; they must match")
+        outer, K, inner = self._rows(y, axis)
+        gx, target = self._out(out, y.shape, F32, (grad_y, y))
+        if gx.size:
+            self.k.softmax_backward(grad_y._ptr, y._ptr, gx._ptr, outer, K, inner)
+        return self._finish(gx, target)
+
+    def _softmax_cross_entropy(self, logits, labels):
+        logits = self._c(logits, "logits")
+        if logits.ndim != 2:
+            raise ValueError(f"logits must be 2-D (N, K), got shape {logits.shape}")
+        n, k = logits.shape
+        if isinstance(labels, Array):
+            labels = self._arr(labels, "labels", None)
+        else:
+            labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise ValueError(f"labels has shape {labels.shape}, expected ({n},)")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise TypeError(f"labels must have an integer dtype, got {labels.dtype}")
+        if not isinstance(labels, Array):
+            labels = self.asarray(labels.astype(np.int64, copy=False))
+        elif labels.dtype not in (I32, I64):
+            raise TypeError(f"labels must be int32 or int64 on the device, got {labels.dtype}")
+        labels = labels if labels.is_contiguous() else self._copy(labels)
+        grad = self._new((n, k))
+        if n == 0:
+            return float("nan"), grad
+        loss, bad = self.k.softmax_cross_entropy(logits._ptr, labels._ptr, labels.dtype == I64, grad._ptr, n, k)
+        if bad >= 0:
+            raise ValueError(f"labels[{bad}] = {int(labels[bad:bad + 1].numpy()[0])} is out of range [0, {k})")
+        return float(loss), grad
+
+    def _mse(self, pred, target):
+        pred, target = self._c(pred, "pred"), self._c(target, "target")
+        if pred.shape != target.shape:
+            raise ValueError(f"target has shape {target.shape} but pred has shape {pred.shape}")
+        if pred.ndim == 0 or pred.shape[0] == 0:
+            raise ValueError(f"pred must have at least one example along its first dimension, got {pred.shape}")
+        grad = self._new(pred.shape)
+        loss = self.k.mse(pred._ptr, target._ptr, grad._ptr, pred.size, pred.shape[0])
+        return float(loss), grad
+
+    def _binary_cross_entropy(self, prob, target, eps=1e-7):
+        prob, target = self._c(prob, "prob"), self._c(target, "target")
+        if prob.shape != target.shape:
+            raise ValueError(f"target has shape {target.shape} but prob has shape {prob.shape}")
+        if not 0 < eps < 0.5:
+            raise ValueError(f"eps must be in (0, 0.5), got {eps}")
+        grad = self._new(prob.shape)
+        if prob.size == 0:
+            return float("nan"), self.zeros(prob.shape)
+        loss = self.k.binary_cross_entropy(prob._ptr, target._ptr, grad._ptr, prob.size, float(eps))
+        return float(loss), grad
+
+    # -- dropout ----------------------------------------------------------------------------
+    def _dropout(self, x, p, seed):
+        _check_p(p)
+        if not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed!r}")
+        x = self._c(x, "x")
+        y, mask = self._new(x.shape), self._new(x.shape)
+        self.k.dropout(x._ptr, y._ptr, mask._ptr, x.size, float(p), int(seed))
+        return y, mask
+
+    def _dropout_backward(self, grad_y, mask, p):
+        _check_p(p)
+        grad_y, mask = self._c(grad_y, "grad_y"), self._c(mask, "mask")
+        if grad_y.shape != mask.shape:
+            raise ValueError(f"mask has shape {mask.shape} but grad_y has shape {grad_y.shape}")
+        gx = self._new(grad_y.shape)
+        self.k.dropout_backward(grad_y._ptr, mask._ptr, gx._ptr, gx.size, float(p))
+        return gx
+
+    # -- optimisers -------------------------------------------------------------------------
+    def _state(self, a, name, like):
+        a = self._arr(a, name)
+        if a.shape != like.shape:
+            raise ValueError(f"{name} has shape {a.shape} but param has shape {like.shape}")
+        if not a.is_contiguous():
+            raise ValueError(f"{name} must be C-contiguous")
+        return a
+
+    def _sgd_step(self, param, grad, lr, velocity=None, momentum=0.0, weight_decay=0.0, nesterov=False,
+                  param_out=None, velocity_out=None):
+        param = self._state(param, "param", self._arr(param, "param"))
+        grad = self._c(grad, "grad")
+        if grad.shape != param.shape:
+            raise ValueError(f"grad has shape {grad.shape} but param has shape {param.shape}")
+        for name, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+            if not v >= 0:
+                raise ValueError(f"{name} must be >= 0, got {v!r}")
+        if nesterov and momentum <= 0:
+            raise ValueError("nesterov=True requires momentum > 0")
+        pout = param if param_out is None else self._state(param_out, "param_out", param)
+        vel = vout = None
+        if momentum != 0:
+            if velocity is None:
+                raise ValueError("velocity is required when momentum > 0")
+            vel = self._state(velocity, "velocity", param)
+            vout = vel if velocity_out is None else self._state(velocity_out, "velocity_out", param)
+        self.k.sgd_step(param._ptr, grad._ptr, vel._ptr if vel is not None else 0, pout._ptr,
+                        vout._ptr if vout is not None else 0, param.size, float(lr), float(momentum),
+                        float(weight_decay), bool(nesterov))
+
+    def _adam_step(self, param, grad, m, v, lr, step, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                   decoupled=False, param_out=None, m_out=None, v_out=None):
+        param = self._state(param, "param", self._arr(param, "param"))
+        grad = self._c(grad, "grad")
+        if grad.shape != param.shape:
+            raise ValueError(f"grad has shape {grad.shape} but param has shape {param.shape}")
+        m, v = self._state(m, "m", param), self._state(v, "v", param)
+        step = _geometry._count(step, "step")
+        for name, val in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
+            if not val >= 0:
+                raise ValueError(f"{name} must be >= 0, got {val!r}")
+        for name, val in (("beta1", beta1), ("beta2", beta2)):
+            if not 0 <= val < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {val!r}")
+        pout = param if param_out is None else self._state(param_out, "param_out", param)
+        mout = m if m_out is None else self._state(m_out, "m_out", param)
+        vout = v if v_out is None else self._state(v_out, "v_out", param)
+        bc1, bc2 = 1 - beta1**step, 1 - beta2**step
+        f = np.float32
+        self.k.adam_step(param._ptr, grad._ptr, m._ptr, v._ptr, pout._ptr, mout._ptr, vout._ptr, param.size,
+                         float(f(lr / bc1)), float(f(np.sqrt(bc2))), float(f(beta1)), float(f(beta2)), float(f(eps)),
+                         float(f(weight_decay)), float(f(1 - lr * weight_decay)), bool(decoupled))
+
+    # -- the array operations ---------------------------------------------------------------
+    def _fill(self, x, value):
+        x = self._arr(x, "x", None)
+        bits = np.array(value).astype(x.dtype).view(np.uint64 if x.itemsize == 8 else np.uint32)
+        self._fill_bits(x, int(bits))
+        return x
+
+    def _copy_kernel(self, x, out=None):
+        x = self._arr(x, "x", None)
+        if out is not None:
+            self._arr(out, "out", None)
+            if out.dtype != x.dtype:
+                raise TypeError(f"out must have dtype {x.dtype}, got {out.dtype}")
+            if out.shape != x.shape:
+                raise ValueError(f"out has shape {out.shape}, expected {x.shape}")
+        return self._copy(x, out)
+
+    def _transpose(self, x, axes, out=None):
+        x = self._arr(x, "x", None)
+        perm = _axes(axes, x.ndim)
+        view = type(x)(self.rt, x._owner, x._ptr, [x.shape[a] for a in perm], [x.strides[a] for a in perm], x.dtype)
+        return self._copy_kernel(view, out)
+
+    def _add(self, a, b, alpha=1.0, out=None):
+        a, b = self._c(a, "a"), self._c(b, "b")
+        if a.shape != b.shape:
+            raise ValueError(f"b has shape {b.shape} but a has shape {a.shape}; they must match")
+        y, target = self._out(out, a.shape, F32, (a, b))
+        self.k.axpy(a._ptr, b._ptr, y._ptr, a.size, float(alpha))
+        return self._finish(y, target)
+
+    def _scale(self, x, alpha, out=None):
+        x = self._c(x, "x")
+        y, target = self._out(out, x.shape, F32, (x,))
+        self.k.axpy(x._ptr, 0, y._ptr, x.size, float(alpha))
+        return self._finish(y, target)
+
+    def _gather_rows(self, x, indices, out=None):
+        x = self._arr(x, "x", None)
+        if isinstance(indices, np.ndarray):
+            if indices.dtype not in (I64, I32):
+                raise TypeError(f"indices must be int64 or int32, got {indices.dtype}")
+            indices = self.asarray(indices)
+        indices = self._arr(indices, "indices", None)
+        if indices.dtype not in (I64, I32):
+            raise TypeError(f"indices must be an array of int64 or int32, got {indices.dtype}")
+        if indices.ndim != 1:
+            raise ValueError(f"indices must be 1-D, got shape {indices.shape}")
+        if x.ndim < 1:
+            raise ValueError("x must have at least 1 dimension")
+        x = x if x.is_contiguous() else self._copy(x)
+        indices = indices if indices.is_contiguous() else self._copy(indices)
+        M, R = indices.shape[0], x.shape[0]
+        shape = (M,) + x.shape[1:]
+        y, target = self._out(out, shape, x.dtype, (x,))
+        row = math.prod(x.shape[1:])
+        if M and row:
+            bad = self.k.gather_rows(x._ptr, y._ptr, indices._ptr, indices.dtype == I64, R, M, row, x.itemsize)
+            if bad >= 0:
+                raise ValueError(f"indices[{bad}] = {int(indices[bad:bad + 1].numpy()[0])} is out of range "
+                                 f"[0, {R}) for x of shape {x.shape}")
+        elif M and R == 0:
+            raise ValueError(f"indices[0] is out of range [0, 0) for x of shape {x.shape}")
+        return self._finish(y, target)
+
+    def _argmax(self, x, axis=-1):
+        x = self._c(x, "x")
+        if x.ndim < 1:
+            raise ValueError("x must have at least 1 dimension")
+        outer, K, inner = self._rows(x, axis)
+        if K == 0:
+            raise ValueError(f"argmax of an empty axis (x has shape {x.shape}, axis {axis})")
+        ax = operator.index(axis) % x.ndim
+        out = self._new(x.shape[:ax] + x.shape[ax + 1:], I64)
+        if out.size:
+            self.k.argmax(x._ptr, out._ptr, outer, K, inner)
+        return out
+
+    def _all_finite(self, x):
+        x = self._c(x, "x")
+        return bool(self.k.all_finite(x._ptr, x.size))
+
+    def _dot(self, a, b):
+        a, b = self._c(a, "a"), self._c(b, "b")
+        if a.shape != b.shape:
+            raise ValueError(f"b has shape {b.shape} but a has shape {a.shape}; they must match")
+        return float(self.k.dot(a._ptr, b._ptr, a.size))
+
+
+
+def _with_reference_signature(name, impl):
+    """``impl`` exposed with lamina.reference.<name>'s signature (the contract's), taking also
+    the keyword-only extras of _EXTRA (the optimisers' *_out arrays)."""
+    ref_sig = inspect.signature(getattr(_ref, name))
+
+    @functools.wraps(impl)
+    def call(*args, **kwargs):
+        return impl(*args, **kwargs)
+
+    call.__signature__ = ref_sig
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = getattr(_ref, name).__doc__
+    del call.__wrapped__
+    return call
+
+
+def _extent(a):
+    """[lo, hi) bytes spanned by a."""
+    if a.size == 0:
+        return a._ptr, a._ptr
+    lo = hi = a._ptr
+    for d, s in zip(a.shape, a.strides):
+        span = (d - 1) * s * a.itemsize
+        if span < 0:
+            lo += span
+        else:
+            hi += span
+    return lo, hi + a.itemsize
+
+
+def _overlap(a, b):
+    if a._owner is not b._owner:
+        return False
+    (l1, h1), (l2, h2) = _extent(a), _extent(b)
+    return l1 < h2 and l2 < h1
+
+
+def _partly_overlap(out, a):
+    """Overlapping, and not exactly the same elements (an element-wise kernel may write an input)."""
+    return _overlap(out, a) and not (out._ptr == a._ptr and out.shape == a.shape and out.strides == a.strides)
+
+
+def _from_cai(rt, obj):
+    """A zero-copy Array over an object with __cuda_array_interface__ (v2/v3), kept alive."""
+    cai = obj.__cuda_array_interface__
+    dt = check_dtype(np.dtype(cai["typestr"]))
+    shape = tuple(cai["shape"])
+    ptr = cai["data"][0]
+    strides = cai.get("strides")
+    if strides is None:
+        strides = c_strides(shape)
+    else:
+        if any(s % dt.itemsize for s in strides):
+            raise ValueError("strides that are not multiples of the item size are not supported")
+        strides = tuple(s // dt.itemsize for s in strides)
+    stream = cai.get("stream")
+    if stream:  # lamina's stream waits for the work queued on theirs (v3)
+        rt.module.lamina_wait(int(stream))
+    return Array(rt, obj, ptr, shape, strides, dt)

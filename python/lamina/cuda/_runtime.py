@@ -1,0 +1,164 @@
+"""Where lamina.cuda arrays live and kernels run: the GPU (lamina._cuda) or, for tests without
+a GPU, the host (lamina._cuda.host: the same kernel bodies compiled for the CPU, over host
+memory). A runtime gives alloc / h2d / d2h / d2d, the kernel module, the stream and the device
+name; the Array and the backend are written once over it."""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import sys
+import threading
+
+import numpy as np
+
+_lock = threading.Lock()
+_device = None
+_host = None
+
+
+class DeviceRuntime:
+    is_device = True
+    device = "cuda:0"
+
+    @property
+    def array_type(self):
+        from ._array import Array
+        return Array
+
+    def __init__(self, mod):
+        self.module = mod
+        self.k = mod  # the kernels
+        mod.init()
+        self.alloc = mod.Buffer
+        self.d2d = mod.d2d
+        self.stream_wait = mod.stream_wait
+        self._stream = mod.stream()
+        self.cublas = _load_cublas(mod)
+        self._backend = None
+
+    def stream(self):
+        return self._stream
+
+    def h2d(self, dst, a):
+        self.module.h2d(dst, a)
+
+    def d2h(self, out, src):
+        self.module.d2h(out, src)
+
+    def synchronize(self):
+        self.module.synchronize()
+
+    def backend(self):
+        if self._backend is None:
+            from ._backend import CudaBackend
+            self._backend = CudaBackend(self, "cuda")
+        return self._backend
+
+
+class _HostBuffer:
+    __slots__ = ("mem", "ptr", "nbytes")
+
+    def __init__(self, nbytes):
+        self.nbytes = int(nbytes)
+        self.mem = np.empty(max(self.nbytes, 1) + 64, np.uint8)
+        base = self.mem.ctypes.data
+        self.ptr = base + (-base) % 64
+
+
+class HostRuntime:
+    """The kernels' bodies on the host: lamina._cuda.host over host memory (tests)."""
+    is_device = False
+    device = "cuda-host"
+
+    @property
+    def array_type(self):
+        from ._array import HostArray
+        return HostArray
+
+    def __init__(self, mod):
+        self.module = mod
+        self.k = mod.host
+        self.alloc = _HostBuffer
+        self._backend = None
+        self.cublas = "not used on the host"
+
+    def stream(self):
+        return 0
+
+    def stream_wait(self, other):
+        pass
+
+    def h2d(self, dst, a):
+        if a.nbytes:
+            ctypes.memmove(dst, a.ctypes.data, a.nbytes)
+
+    def d2h(self, out, src):
+        if out.nbytes:
+            ctypes.memmove(out.ctypes.data, src, out.nbytes)
+
+    def d2d(self, dst, src, n):
+        if n:
+            ctypes.memmove(dst, src, n)
+
+    def synchronize(self):
+        pass
+
+    def backend(self):
+        if self._backend is None:
+            from ._backend import CudaBackend
+            self._backend = CudaBackend(self, "cuda_host", device="cuda-host")
+        return self._backend
+
+
+def _cublas_candidates(mod):
+    env = os.environ.get("LAMINA_CUBLAS")
+    if env:
+        yield env
+    yield ""  # libcublas.so.13 through the loader's search path
+    libdir = getattr(mod, "toolkit_library_dir", "")
+    if libdir:
+        yield os.path.join(libdir, "libcublas.so.13")
+    for base in sys.path:  # the nvidia-cublas wheel (the `cuda` extra; PyTorch brings it too)
+        for sub in ("nvidia/cu13/lib", "nvidia/cublas/lib"):
+            for p in glob.glob(os.path.join(base, sub, "libcublas.so.13*")):
+                yield p
+
+
+def _load_cublas(mod):
+    """'loaded from <path>' or why not (lamina then runs its own SGEMM everywhere)."""
+    if os.environ.get("LAMINA_CUBLAS", "").lower() in ("0", "off", "none"):
+        return "not loaded (LAMINA_CUBLAS=off)"
+    errors = []
+    for path in _cublas_candidates(mod):
+        if path and not os.path.exists(path):
+            continue
+        err = mod.cublas_load(path)
+        if not err:
+            return f"loaded from {path or 'libcublas.so.13'}"
+        errors.append(err)
+    return "not found (" + "; ".join(errors[:3]) + "); lamina's own SGEMM is used"
+
+
+def device():
+    """The GPU runtime (RuntimeError with the reason when no GPU is usable)."""
+    global _device
+    if _device is None:
+        from . import _require_module, status
+        with _lock:
+            if _device is None:
+                st = status()
+                if not st["available"]:
+                    raise RuntimeError(f"CUDA is not available: {st['reason']}")
+                _device = DeviceRuntime(_require_module())
+    return _device
+
+
+def host():
+    global _host
+    if _host is None:
+        from . import _require_module
+        with _lock:
+            if _host is None:
+                _host = HostRuntime(_require_module())
+    return _host
