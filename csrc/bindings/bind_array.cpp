@@ -10,6 +10,7 @@
 
 #include "bind_eltwise.h"
 #include "lamina/array.h"
+#include "lamina/checked.h"
 
 namespace lamina::bind {
 namespace {
@@ -95,7 +96,7 @@ std::vector<int> axes_arg(py::handle axes_obj, int ndim) {
   std::vector<bool> seen(static_cast<std::size_t>(ndim), false);
   bool ok = static_cast<int>(s.size()) == ndim;
   for (std::size_t i = 0; ok && i < s.size(); ++i) {
-    const long long a = int_arg(s[i], "axes").cast<long long>();
+    const long long a = int64_arg(s[i], "axes");
     ok = a >= 0 && a < ndim && !seen[static_cast<std::size_t>(a)];
     if (ok) {
       seen[static_cast<std::size_t>(a)] = true;
@@ -168,6 +169,8 @@ py::array gather_rows(py::handle x_obj, py::handle idx_obj, py::handle out_obj) 
   index_t row_elems = 1;
   for (int d = 1; d < x.ndim; ++d) row_elems *= x.shape[d];
   const index_t row_bytes = row_elems * static_cast<index_t>(x.arr.itemsize());
+  // (len(indices),) + x.shape[1:] must be allocatable: x may be (0, 2**60) with 8 indices.
+  checked_nbytes(shape, static_cast<index_t>(x.arr.itemsize()), "indices (the output's length)");
 
   py::array fresh;
   View out;
@@ -201,7 +204,7 @@ py::array gather_rows(py::handle x_obj, py::handle idx_obj, py::handle out_obj) 
 py::array argmax(py::handle x_obj, py::handle axis_obj) {
   View x = contig_arg(x_obj, "x");
   if (x.ndim == 0) value_error("x must have at least 1 dimension to take an argmax along axis");
-  const long long ax = int_arg(axis_obj, "axis").cast<long long>();
+  const long long ax = int64_arg(axis_obj, "axis");
   if (ax < -x.ndim || ax >= x.ndim)
     value_error("axis " + std::to_string(ax) + " is out of range for x with " + std::to_string(x.ndim) +
                 " dimensions (shape " + x.shape_str() + ")");

@@ -1,5 +1,7 @@
 #include "bind_common.h"
 
+#include "lamina/checked.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <sstream>
@@ -114,6 +116,7 @@ View typed_arg(py::handle obj, const char* name, const std::vector<py::dtype>& d
 }
 
 py::array_t<float> new_f32(const std::vector<index_t>& shape) {
+  checked_nbytes(shape, sizeof(float), "the result's shape");
   std::vector<py::ssize_t> s(shape.begin(), shape.end());
   return py::array_t<float>(s);
 }
@@ -144,8 +147,10 @@ bool overlaps(const View& a, const View& b) {
 Output::Output(py::handle out_obj, const std::vector<index_t>& shape,
                const std::vector<const View*>& inputs, bool elementwise)
     : out_obj_(out_obj) {
-  size_ = 1;
-  for (index_t d : shape) size_ *= d;
+  // A shape made from caller-controlled numbers is checked before anything is formed from it
+  // (the bindings name the argument first; this is the backstop).
+  size_ = checked_nbytes(shape, sizeof(float), "the output shape") / index_t(sizeof(float));
+  for (index_t d : shape) size_ = d == 0 ? 0 : size_;
   if (!out_obj.is_none()) {
     out_ = f32_contig_arg(out_obj, "out", -1, true);
     if (out_.shape != shape)

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "bind_common.h"
+#include "lamina/checked.h"
 #include "lamina/conv.h"
 
 namespace lamina::bind {
@@ -54,6 +55,15 @@ Conv2dShape conv_shape(const View& xv, const View& wv, py::handle stride, py::ha
   const index_t eh = s.dh * (s.kH - 1) + 1, ew = s.dw * (s.kW - 1) + 1;
   s.OH = (hp - eh) / s.sh + 1;
   s.OW = (wp - ew) / s.sw + 1;
+  // y (N, O, OH, OW) must be allocatable, and the kernels form OH * OW and C * kH * kW * OW
+  // (an image's column matrix, tiled): padding (2**39, 2**39) on a 1x1 input asks for
+  // (2**40 + 1)**2 outputs per plane (checked.h).
+  index_t cols, bytes;
+  if (!mul_ok(s.OH, s.OW, cols) || !mul_ok(cols, s.C * s.kH * s.kW, cols) ||
+      !nbytes_ok({s.N, s.O, s.OH, s.OW}, sizeof(float), bytes))
+    value_error("conv2d: padding " + pair_str(s.ph, s.pw) + " and stride " + pair_str(s.sh, s.sw) +
+                " give an output of " + pair_str(s.OH, s.OW) + " per plane (x shape " + xv.shape_str() +
+                ", w shape " + wv.shape_str() + "): too large to allocate (the sizes overflow 64 bits)");
   return s;
 }
 

@@ -1,6 +1,7 @@
 // bind_eltwise.h: small argument helpers shared by the element-wise, row, loss, dropout, SGD
 // and pooling bindings (on top of bind_common.h).
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include "bind_common.h"
@@ -43,6 +44,21 @@ inline py::int_ int_arg(py::handle obj, const char* name) {
                std::string(py::str(py::type::of(obj).attr("__name__"))));
   }
   return py::reinterpret_steal<py::int_>(i);
+}
+
+// int_arg as a 64-bit value: beyond int64 is a ValueError naming `name` (pybind11's own cast
+// would raise RuntimeError), or, with `saturate`, clamps to the int64 range (for counts such
+// as Adam's step, where every value past 2**63 - 1 means the same).
+inline index_t int64_arg(py::handle obj, const char* name, bool saturate = false) {
+  py::int_ i = int_arg(obj, name);
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow) {
+    if (!saturate) value_error(std::string(name) + " is out of range: " + std::string(py::repr(obj)));
+    return overflow > 0 ? INT64_MAX : INT64_MIN;
+  }
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return static_cast<index_t>(v);
 }
 
 }  // namespace lamina::bind

@@ -1,6 +1,7 @@
 // bind_gemm.cpp: matmul and linear. Any strides (negative included) are read in place;
 // `out` must be a C-contiguous float32 array of the result's shape.
 #include "bind_common.h"
+#include "lamina/checked.h"
 #include "lamina/gemm.h"
 
 namespace lamina::bind {
@@ -25,6 +26,8 @@ Mat as_mat(const View& v, bool trans) {
 py::array run_gemm(const Mat& a, const Mat& b, py::handle out_obj, GemmEpilogue ep,
                    const std::vector<const View*>& inputs) {
   const index_t M = a.rows, N = b.cols, K = a.cols;
+  // (M, N) from two arrays of (M, 0) and (0, N) need not be allocatable (checked.h).
+  checked_nbytes({M, N}, sizeof(float), "the result (op(a) rows x op(b) columns)");
   Output out(out_obj, {M, N}, inputs);
   {
     py::gil_scoped_release nogil;

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "bind_eltwise.h"
+#include "lamina/checked.h"
 #include "lamina/pool.h"
 
 namespace lamina::bind {
@@ -32,9 +33,12 @@ Pool2d geometry(index_t N, index_t C, index_t H, index_t W, py::handle ks, py::h
   if (H < 1 || W < 1)
     value_error(std::string(input_name) + " must have nonzero height and width, got H=" + std::to_string(H) +
                 ", W=" + std::to_string(W));
-  if (H + 2 * ph < kh || W + 2 * pw < kw)
+  // The padded extents, in checked arithmetic: padding (0, 2**61) must not wrap (checked.h).
+  const index_t hp = checked_add(H, checked_mul(2, ph, "padding"), "padding");
+  const index_t wp = checked_add(W, checked_mul(2, pw, "padding"), "padding");
+  if (hp < kh || wp < kw)
     value_error("kernel_size " + pair_str(kh, kw) + " is larger than the padded input " +
-                pair_str(H + 2 * ph, W + 2 * pw) + " (" + input_name + " H, W = " + pair_str(H, W) +
+                pair_str(hp, wp) + " (" + input_name + " H, W = " + pair_str(H, W) +
                 ", padding " + pair_str(ph, pw) + ")");
   Pool2d g;
   g.planes = N * C;
@@ -46,8 +50,10 @@ Pool2d geometry(index_t N, index_t C, index_t H, index_t W, py::handle ks, py::h
   g.sw = sw;
   g.ph = ph;
   g.pw = pw;
-  g.OH = (H + 2 * ph - kh) / sh + 1;
-  g.OW = (W + 2 * pw - kw) / sw + 1;
+  g.OH = (hp - kh) / sh + 1;  // <= H + 1, as 2 p <= k
+  g.OW = (wp - kw) / sw + 1;
+  // y (float32) and indices (int64) of (N, C, OH, OW) must be allocatable.
+  checked_nbytes({N, C, g.OH, g.OW}, sizeof(std::int64_t), "kernel_size");
   return g;
 }
 
@@ -59,10 +65,12 @@ std::vector<index_t> input_shape_arg(py::handle obj) {
     value_error("input_shape must have 4 entries (N, C, H, W), got " + std::to_string(s.size()));
   std::vector<index_t> shape;
   for (std::size_t i = 0; i < 4; ++i) {
-    const index_t v = int_arg(s[i], "input_shape").cast<index_t>();
+    const index_t v = int64_arg(s[i], "input_shape");
     if (v < 0) value_error("input_shape has a negative entry: " + std::string(py::repr(obj)));
     shape.push_back(v);
   }
+  // grad_x is allocated with this shape, and H * W bounds the indices (checked.h).
+  checked_nbytes(shape, sizeof(float), "input_shape");
   return shape;
 }
 

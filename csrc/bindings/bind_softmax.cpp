@@ -12,7 +12,7 @@ namespace {
 int normalise_axis(py::handle axis_obj, const View& x) {
   if (!py::isinstance<py::int_>(axis_obj) || py::isinstance<py::bool_>(axis_obj))
     type_error("axis must be an int, got " + std::string(py::str(py::type::of(axis_obj).attr("__name__"))));
-  const long long axis = axis_obj.cast<long long>();
+  const long long axis = int64_arg(axis_obj, "axis");
   if (x.ndim == 0) value_error("x must have at least 1 dimension to take a softmax along axis");
   if (axis < -x.ndim || axis >= x.ndim)
     value_error("axis " + std::to_string(axis) + " is out of range for x with " +

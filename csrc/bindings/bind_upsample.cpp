@@ -2,30 +2,25 @@
 #include <string>
 
 #include "bind_eltwise.h"
+#include "lamina/checked.h"
 #include "lamina/upsample.h"
 
 namespace lamina::bind {
 namespace {
 
 index_t scale_arg(py::handle obj) {
-  const long long s = int_arg(obj, "scale").cast<long long>();
+  const index_t s = int64_arg(obj, "scale");
   if (s < 1) value_error("scale must be >= 1, got " + std::to_string(s));
-  return static_cast<index_t>(s);
-}
-
-// a * b, or a ValueError naming `scale` when the product does not fit in 64 bits.
-index_t times(index_t a, index_t b) {
-  index_t r;
-  if (__builtin_mul_overflow(a, b, &r)) value_error("scale is too large: the output size overflows");
-  return r;
+  return s;
 }
 
 py::array upsample_nearest2d(py::handle x_obj, py::handle scale_obj, py::handle out_obj) {
   View x = contig_arg(x_obj, "x", 4);
   const index_t s = scale_arg(scale_obj);
   const index_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
-  const std::vector<index_t> shape{N, C, times(s, H), times(s, W)};
-  times(times(times(N, C), shape[2]), shape[3]);
+  // y (N, C, s*H, s*W): its extents and its bytes must fit in 64 bits (checked.h).
+  const std::vector<index_t> shape{N, C, checked_mul(s, H, "scale"), checked_mul(s, W, "scale")};
+  checked_nbytes(shape, sizeof(float), "scale");
   Output out(out_obj, shape, {&x});
   float* y = out.data();
   {

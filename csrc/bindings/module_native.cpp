@@ -88,7 +88,9 @@ PYBIND11_MODULE(_native, m) {
       [](py::handle n) {
         if (!py::isinstance<py::int_>(n) || py::isinstance<py::bool_>(n))
           throw py::type_error("n must be an int, got " + std::string(py::str(py::type::of(n).attr("__name__"))));
-        long long v = n.cast<long long>();
+        int overflow = 0;  // beyond long long: as many threads as allowed
+        long long v = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
+        if (overflow) v = overflow > 0 ? 1024 : 0;
         if (v < 1) throw py::value_error("n must be >= 1, got " + std::to_string(v));
         lamina::set_num_threads(static_cast<int>(v > 1024 ? 1024 : v));
       },
@@ -101,6 +103,19 @@ PYBIND11_MODULE(_native, m) {
       },
       py::arg("name"),
       "Testing aid: switch the CPU path at run time (not thread-safe while kernels run).");
+  m.def(
+      "_fail_next_workspace_alloc",
+      [](py::handle count) {
+        if (!py::isinstance<py::int_>(count) || py::isinstance<py::bool_>(count))
+          throw py::type_error("count must be an int");
+        int overflow = 0;
+        const long long c = PyLong_AsLongLongAndOverflow(count.ptr(), &overflow);
+        if (overflow || c < 0 || c > (1LL << 30)) throw py::value_error("count must be in [0, 2**30]");
+        lamina::workspace_testing_failures().store(static_cast<int>(c));
+      },
+      py::arg("count") = 1,
+      "Testing aid: the next `count` per-thread workspace requests of the kernels fail with "
+      "std::bad_alloc (MemoryError), on whichever threads make them; 0 cancels what is left.");
   for (auto f : lamina::bind::registry()) f(m);
   m.def(
       // A borrowed handle: the module outlives its functions (and a captured module_ would be a

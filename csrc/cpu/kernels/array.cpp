@@ -305,7 +305,7 @@ void argmax(const float* x, std::int64_t* out, index_t outer, index_t K, index_t
   const index_t chunks = ceil_div(inner, cw);
   parallel_for(outer * chunks, nt, [&](index_t item) {
     const index_t o = item / chunks, j0 = (item % chunks) * cw, j1 = min_of(inner, j0 + cw);
-    float* best = thread_buffer(0, static_cast<std::size_t>(cw));
+    float* best = thread_buffer(0, workspace_floats(1, cw));
     argmax_columns(x + o * K * inner, K, inner, j0, j1, out + o * inner + j0, best);
   });
 }

@@ -431,7 +431,7 @@ void forward_range(const Conv2dShape& s, const Tiling& tl, index_t u0, index_t u
     if (tl.nb > 1 && oh0 == 0 && u + 2 * OH <= u1) {
       // Several whole images: col (K x nb*P) and a staging y tile (O x nb*P).
       const index_t cnt = min_of<index_t>(tl.nb, (u1 - u) / OH), ncols = cnt * P;
-      float* col = thread_buffer(kSlotTile, static_cast<std::size_t>((K + O) * ncols));
+      float* col = thread_buffer(kSlotTile, workspace_floats(K + O, ncols));
       float* out = col + K * ncols;
       for (index_t b = 0; b < cnt; ++b) im2col(s, x + (n + b) * xsz, 0, OH, col + b * P, ncols);
       forward_gemm(O, ncols, K, w, MatRef{col, ncols, 1}, out, ncols, ep, gemm_threads);
@@ -445,7 +445,7 @@ void forward_range(const Conv2dShape& s, const Tiling& tl, index_t u0, index_t u
     const float* xn = x + n * xsz;
     MatRef bm{xn + oh0 * OW, s.H * s.W, 1};  // pointwise: x[n] is already (C x P)
     if (!direct) {
-      float* col = thread_buffer(kSlotTile, static_cast<std::size_t>(K * ncols));
+      float* col = thread_buffer(kSlotTile, workspace_floats(K, ncols));
       im2col(s, xn, oh0, oh1, col, ncols);
       bm = MatRef{col, ncols, 1};
     }
@@ -531,7 +531,7 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
   const index_t nb = min_of(pl.tl.nb, n1 - n0);
   const index_t max_cols = nb > 1 ? nb * P : min_of(P, pl.tl.rc * OW);
   const index_t tile_floats = Kc * max_cols, stage_floats = nb > 1 ? O * max_cols : 0;
-  float* tile = thread_buffer(kSlotTile, static_cast<std::size_t>(tile_floats + stage_floats));
+  float* tile = thread_buffer(kSlotTile, workspace_floats(Kc + (nb > 1 ? O : 0), max_cols));
   float* gyt = tile + tile_floats;
   // grad_x of one image from its grad_col (rows oh0..oh1, row stride ld); `whole`: the tile
   // covers the image, which is then written without being zeroed first.
@@ -649,22 +649,27 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
   const BackwardPlan pl = plan_backward(s, ceil_div(s.N, index_t(nt)), false);
   const index_t acc_len = O * K + O;
   std::vector<float*> partial(static_cast<std::size_t>(nt), nullptr);
-  parallel_team(nt, [&](int tid, int team) {
-    float* acc = thread_buffer(kSlotPartial, static_cast<std::size_t>(acc_len));
-    partial[static_cast<std::size_t>(tid)] = acc;
-    const index_t n0 = s.N * tid / team, n1 = s.N * (tid + 1) / team;
-    if (n0 == n1) fill_zero(acc, acc_len);
-    else backward_range(s, pl, n0, n1, 0, s.C, x, w, grad_y, grad_x, acc, acc + O * K, 1);
-#pragma omp barrier
-    // Reduce: thread tid sums its slice of every partial into grad_w, then grad_b.
-    auto [i0, i1] = split_range(acc_len, team, tid, W);
-    for (index_t i = i0; i < i1; ++i) {
-      float t = 0.0f;
-      for (int p = 0; p < team; ++p) t += partial[static_cast<std::size_t>(p)][i];
-      if (i < O * K) grad_w[i] = t;
-      else grad_b[i - O * K] = t;
-    }
-  });
+  // A thread that fails (out of memory for its workspace) still reaches the barrier between
+  // the two phases; the reduction is then skipped and the error rethrown (parallel.h).
+  parallel_team_then(
+      nt,
+      [&](int tid, int team) {
+        float* acc = thread_buffer(kSlotPartial, workspace_floats(O, K + 1));
+        partial[static_cast<std::size_t>(tid)] = acc;
+        const index_t n0 = s.N * tid / team, n1 = s.N * (tid + 1) / team;
+        if (n0 == n1) fill_zero(acc, acc_len);
+        else backward_range(s, pl, n0, n1, 0, s.C, x, w, grad_y, grad_x, acc, acc + O * K, 1);
+      },
+      [&](int tid, int team) {
+        // Reduce: thread tid sums its slice of every partial into grad_w, then grad_b.
+        auto [i0, i1] = split_range(acc_len, team, tid, W);
+        for (index_t i = i0; i < i1; ++i) {
+          float t = 0.0f;
+          for (int p = 0; p < team; ++p) t += partial[static_cast<std::size_t>(p)][i];
+          if (i < O * K) grad_w[i] = t;
+          else grad_b[i - O * K] = t;
+        }
+      });
 }
 
 }  // namespace lamina::cpu::LAMINA_ISA_NS

@@ -170,11 +170,11 @@ void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, 
   // the fewest tiles (16 rows: 8 + 8 rather than 14 + 2, which would leave the 2-row kernel
   // bound by its loads of B).
   const index_t mr = one_a_block ? ceil_div(M, ceil_div(M, index_t(MR))) : index_t(MR);
-  float* abuf = thread_buffer(0, static_cast<std::size_t>(ceil_div(mc_max, mr) * MR * kc_max));
+  float* abuf = thread_buffer(0, workspace_floats(ceil_div(mc_max, mr) * MR, kc_max));
   // With at most two row tiles, each element of B is used once or twice: packing it would
   // cost as much as the product, so full-width slivers of a row-major B are read in place.
   const bool b_in_place = B.cs == 1 && M <= 2 * MR;
-  float* bbuf = thread_buffer(1, static_cast<std::size_t>((b_in_place ? NR : nc_max) * kc_max));
+  float* bbuf = thread_buffer(1, workspace_floats(b_in_place ? NR : nc_max, kc_max));
 
   // C[ic:ic+mc, jc:jc+nc] += packed A block (mc x kc) * B panel (kc x nc) at depth pc.
   auto macro_kernel = [&](index_t ic, index_t mc, index_t jc, index_t nc, index_t pc, index_t kc) {
@@ -260,7 +260,7 @@ bool use_dot_path(index_t N) { return W > 1 && N <= NR / 2; }
 
 void gemm_dot(index_t m0, index_t m1, index_t N, index_t K, MatRef A, const float* bt, float* C,
               index_t ldc, const GemmEpilogue& ep) {
-  float* apack = A.cs == 1 ? nullptr : thread_buffer(0, static_cast<std::size_t>(kDotRows * K));
+  float* apack = A.cs == 1 ? nullptr : thread_buffer(0, workspace_floats(kDotRows, K));
   for (index_t i = m0; i < m1; i += kDotRows) {
     const index_t rb = min_of(kDotRows, m1 - i);
     const float* rows[kDotRows];
@@ -287,7 +287,7 @@ void sgemm_small_n(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C
                    const GemmEpilogue& ep, int nt) {
   const float* bt = B.p;
   if (B.rs != 1) {  // op(B)(k, n) at k*rs + n*cs; we need Bt(n, k) contiguous along k
-    float* d = thread_buffer(1, static_cast<std::size_t>(N * K));
+    float* d = thread_buffer(1, workspace_floats(N, K));
     index_t k0 = 0;
 #if LAMINA_ISA_ID == 2
     // Row-major B (the usual non-transposed case): gather 16 depth steps of a column at once.
@@ -304,7 +304,7 @@ void sgemm_small_n(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C
       for (index_t n = 0; n < N; ++n) d[n * K + k] = B.p[k * B.rs + n * B.cs];
     bt = d;
   } else if (B.cs != K) {
-    float* d = thread_buffer(1, static_cast<std::size_t>(N * K));
+    float* d = thread_buffer(1, workspace_floats(N, K));
     for (index_t n = 0; n < N; ++n)
       for (index_t k = 0; k < K; ++k) d[n * K + k] = B.p[n * B.cs + k];
     bt = d;

@@ -20,8 +20,11 @@
 // and a later NaN beats an earlier one; otherwise larger wins and equal values go to the
 // earlier cell (smaller row, then smaller column). Padding cells carry a row past every real
 // row so they never win a tie against an input cell. Rows and flat indices are held in float
-// lanes (exact below 2^24); planes of 2^24 cells or more, and the generic (one-lane) build,
-// take the direct scalar loop.
+// lanes (exact below 2^24); planes of 2^24 cells or more, padded rows (W + 2 pw) of 2^24
+// cells or more (their start columns would not be exact either: kernel (4, 2**25) with padding
+// (0, 2**24) once returned index 16 in a 4x4 plane), padding wider than the row (the scratch
+// would grow with the padding, not the input), and the generic (one-lane) build take the
+// direct scalar loop, which visits only the input cells of each window.
 #include "lamina/pool.h"
 
 #include <cstring>
@@ -179,7 +182,9 @@ void max_plane_simd(const float* x, float* y, std::int64_t* idx, const Pool2d& g
 template <int KH, int KW>
 void avg_plane(const float* x, float* y, const Pool2d& g) {
   const index_t kh = KH ? KH : g.kh, kw = KW ? KW : g.kw, W = g.W;
-  const float inv = 1.0f / static_cast<float>(kh * kw);
+  // kh * kw in float: kernel (2**62, 2**62) on a padded 1x1 input is a valid (if absurd)
+  // window whose integer area overflows; exact (the same value) below 2^24.
+  const float inv = 1.0f / (static_cast<float>(kh) * static_cast<float>(kw));
   for (index_t oh = 0; oh < g.OH; ++oh) {
     const Span r = span(oh, g.sh, g.ph, kh, g.H);
     for (index_t ow = 0; ow < g.OW; ++ow) {
@@ -200,7 +205,7 @@ void avg_plane(const float* x, float* y, const Pool2d& g) {
 template <int KH, int KW>
 void avg_plane_backward(const float* gy, float* gx, const Pool2d& g) {
   const index_t kh = KH ? KH : g.kh, kw = KW ? KW : g.kw, W = g.W;
-  const float inv = 1.0f / static_cast<float>(kh * kw);
+  const float inv = 1.0f / (static_cast<float>(kh) * static_cast<float>(kw));  // as avg_plane
   std::memset(gx, 0, sizeof(float) * static_cast<std::size_t>(g.H * W));
   for (index_t oh = 0; oh < g.OH; ++oh) {
     const Span r = span(oh, g.sh, g.ph, kh, g.H);
@@ -243,14 +248,16 @@ void max_pool2d(const float* x, float* y, std::int64_t* idx, const Pool2d& g) {
   const index_t in = g.H * g.W, out = g.OH * g.OW;
   // The scalar build keeps the direct loop (one lane gains nothing from the two-step form);
   // very large planes too (flat indices would not be exact in float lanes).
-  if (LAMINA_ISA_ID == 0 || in >= kMaxFloatIndex) {
+  // Window cells visited (an estimate, in double: kh * kw may not fit in 64 bits).
+  const double work = double(out) * double(g.kh) * double(g.kw);
+  const index_t wp = g.W + 2 * g.pw;  // checked by the binding
+  if (LAMINA_ISA_ID == 0 || in >= kMaxFloatIndex || wp + 2 * simd::W >= kMaxFloatIndex || g.pw > g.W) {
     const auto plane_fn = pick<MaxSel>(g);
-    for_planes(g, double(out * g.kh * g.kw),
-               [&](index_t p) { plane_fn(x + p * in, y + p * out, idx + p * out, g); });
+    for_planes(g, work, [&](index_t p) { plane_fn(x + p * in, y + p * out, idx + p * out, g); });
     return;
   }
-  const std::size_t scratch = static_cast<std::size_t>(4 * kBand * (g.W + 2 * g.pw));
-  for_planes(g, double(out * g.kh * g.kw), [&](index_t p) {
+  const std::size_t scratch = workspace_floats(4 * kBand, wp);
+  for_planes(g, work, [&](index_t p) {
     max_plane_simd(x + p * in, y + p * out, idx + p * out, g, thread_buffer(2, scratch));
   });
 }
@@ -288,13 +295,14 @@ index_t max_pool2d_backward(const float* grad_y, const std::int64_t* idx, float*
 void avg_pool2d(const float* x, float* y, const Pool2d& g) {
   const auto plane_fn = pick<AvgSel>(g);
   const index_t in = g.H * g.W, out = g.OH * g.OW;
-  for_planes(g, double(out * g.kh * g.kw), [&](index_t p) { plane_fn(x + p * in, y + p * out, g); });
+  for_planes(g, double(out) * double(g.kh) * double(g.kw),
+             [&](index_t p) { plane_fn(x + p * in, y + p * out, g); });
 }
 
 void avg_pool2d_backward(const float* grad_y, float* grad_x, const Pool2d& g) {
   const auto plane_fn = pick<AvgBwdSel>(g);
   const index_t in = g.H * g.W, out = g.OH * g.OW;
-  for_planes(g, double(in + out * g.kh * g.kw),
+  for_planes(g, double(in) + double(out) * double(g.kh) * double(g.kw),
              [&](index_t p) { plane_fn(grad_y + p * out, grad_x + p * in, g); });
 }
 

@@ -1,4 +1,6 @@
-// sgd.cpp: the optimiser updates, each in one pass, in place. Compiled once per ISA.
+// sgd.cpp: the optimiser updates, each in one pass, in place or out of place (each state
+// array is read from its input and its new value stored to its output, which is the input
+// itself for an in-place step: the same loads and stores either way). Compiled once per ISA.
 //
 // SGD (weight decay, momentum, Nesterov):
 //
@@ -32,7 +34,8 @@ using namespace simd;
 constexpr double kPerThread = 32 * 1024;
 
 template <bool WD, bool MOM, bool NEST>
-void sgd_range(float* param, const float* grad, float* vel, index_t n, float lr, float mu, float wd) {
+void sgd_range(const float* param, const float* grad, const float* vel, float* param_out, float* vel_out,
+               index_t n, float lr, float mu, float wd) {
   const vf vlr = set1(-lr), vmu = set1(mu), vwd = set1(wd);
   auto step = [&](vf p, vf g, vf& v) {
     if (WD) g = fma(vwd, p, g);
@@ -45,18 +48,18 @@ void sgd_range(float* param, const float* grad, float* vel, index_t n, float lr,
   index_t i = 0;
   for (; i + W <= n; i += W) {
     vf v = MOM ? load(vel + i) : zero();
-    store(param + i, step(load(param + i), load(grad + i), v));
-    if (MOM) store(vel + i, v);
+    store(param_out + i, step(load(param + i), load(grad + i), v));
+    if (MOM) store(vel_out + i, v);
   }
   if (i < n) {
     const mask_t m = tail_mask(static_cast<int>(n - i));
     vf v = MOM ? load_mask(vel + i, m) : zero();
-    store_mask(param + i, m, step(load_mask(param + i, m), load_mask(grad + i, m), v));
-    if (MOM) store_mask(vel + i, m, v);
+    store_mask(param_out + i, m, step(load_mask(param + i, m), load_mask(grad + i, m), v));
+    if (MOM) store_mask(vel_out + i, m, v);
   }
 }
 
-using range_fn = void (*)(float*, const float*, float*, index_t, float, float, float);
+using range_fn = void (*)(const float*, const float*, const float*, float*, float*, index_t, float, float, float);
 
 #if LAMINA_ISA_ID == 2
 inline vf vsqrt(vf a) { return _mm512_sqrt_ps(a); }
@@ -78,7 +81,8 @@ struct AdamCoef {
 
 // WD: 0 none, 1 L2 (Adam), 2 decoupled (AdamW).
 template <int WD>
-void adam_range(float* param, const float* grad, float* m, float* v, index_t n, const AdamCoef& c) {
+void adam_range(const float* param, const float* grad, const float* m, const float* v, float* param_out,
+                float* m_out, float* v_out, index_t n, const AdamCoef& c) {
   const vf decay = set1(c.decay), wd = set1(c.wd), b1 = set1(c.b1), c1 = set1(c.c1), b2 = set1(c.b2),
            c2 = set1(c.c2), neg_step = set1(-c.step_size), bc2s = set1(c.bc2_sqrt), eps = set1(c.eps);
   auto update = [&](vf p, vf g, vf& mv, vf& vv) {
@@ -92,36 +96,37 @@ void adam_range(float* param, const float* grad, float* m, float* v, index_t n, 
   index_t i = 0;
   for (; i + W <= n; i += W) {
     vf mv = load(m + i), vv = load(v + i);
-    store(param + i, update(load(param + i), load(grad + i), mv, vv));
-    store(m + i, mv);
-    store(v + i, vv);
+    store(param_out + i, update(load(param + i), load(grad + i), mv, vv));
+    store(m_out + i, mv);
+    store(v_out + i, vv);
   }
   if (i < n) {
     const mask_t k = tail_mask(static_cast<int>(n - i));
     vf mv = load_mask(m + i, k), vv = load_mask(v + i, k);
-    store_mask(param + i, k, update(load_mask(param + i, k), load_mask(grad + i, k), mv, vv));
-    store_mask(m + i, k, mv);
-    store_mask(v + i, k, vv);
+    store_mask(param_out + i, k, update(load_mask(param + i, k), load_mask(grad + i, k), mv, vv));
+    store_mask(m_out + i, k, mv);
+    store_mask(v_out + i, k, vv);
   }
 }
 
 }  // namespace
 
-void sgd_step(float* param, const float* grad, float* velocity, index_t n, float lr, float momentum,
-              float weight_decay, bool nesterov) {
+void sgd_step(const float* param, const float* grad, const float* velocity, float* param_out,
+              float* velocity_out, index_t n, float lr, float momentum, float weight_decay, bool nesterov) {
   const bool wd = weight_decay != 0.0f, mom = momentum != 0.0f;
   range_fn f = wd ? (mom ? (nesterov ? &sgd_range<true, true, true> : &sgd_range<true, true, false>)
                          : &sgd_range<true, false, false>)
                   : (mom ? (nesterov ? &sgd_range<false, true, true> : &sgd_range<false, true, false>)
                          : &sgd_range<false, false, false>);
   parallel_range(n, threads_for(double(n), kPerThread), [&](index_t lo, index_t hi) {
-    f(param + lo, grad + lo, mom ? velocity + lo : nullptr, hi - lo, lr, momentum, weight_decay);
+    f(param + lo, grad + lo, mom ? velocity + lo : nullptr, param_out + lo, mom ? velocity_out + lo : nullptr,
+      hi - lo, lr, momentum, weight_decay);
   });
 }
 
-void adam_step(float* param, const float* grad, float* m, float* v, index_t n, double lr,
-               std::int64_t step, double beta1, double beta2, double eps, double weight_decay,
-               bool decoupled) {
+void adam_step(const float* param, const float* grad, const float* m, const float* v, float* param_out,
+               float* m_out, float* v_out, index_t n, double lr, std::int64_t step, double beta1,
+               double beta2, double eps, double weight_decay, bool decoupled) {
   AdamCoef c;
   c.decay = static_cast<float>(1.0 - lr * weight_decay);
   c.wd = static_cast<float>(weight_decay);
@@ -135,7 +140,7 @@ void adam_step(float* param, const float* grad, float* m, float* v, index_t n, d
   c.eps = static_cast<float>(eps);
   auto f = weight_decay == 0.0 ? &adam_range<0> : decoupled ? &adam_range<2> : &adam_range<1>;
   parallel_range(n, threads_for(double(n), kPerThread / 2), [&](index_t lo, index_t hi) {
-    f(param + lo, grad + lo, m + lo, v + lo, hi - lo, c);
+    f(param + lo, grad + lo, m + lo, v + lo, param_out + lo, m_out + lo, v_out + lo, hi - lo, c);
   });
 }
 

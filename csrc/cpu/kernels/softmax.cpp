@@ -224,7 +224,7 @@ void softmax_along(const float* x, float* y, index_t outer, index_t K, index_t i
   const index_t chunks = ceil_div(inner, cw);
   parallel_for(outer * chunks, nt, [&](index_t item) {
     const index_t o = item / chunks, j0 = (item % chunks) * cw, j1 = min_of(inner, j0 + cw);
-    float* scratch = thread_buffer(2, static_cast<std::size_t>(round_up(2 * cw, 2) + 2 * cw));
+    float* scratch = thread_buffer(2, workspace_floats(1, round_up(2 * cw, 2) + 2 * cw));
     const index_t off = o * K * inner;
     softmax_columns(x + off, y + off, K, inner, j0, j1, log, scratch);
   });
@@ -256,7 +256,7 @@ void softmax_backward(const float* grad_y, const float* y, float* grad_x, index_
   const index_t chunks = ceil_div(inner, cw);
   parallel_for(outer * chunks, nt, [&](index_t item) {
     const index_t o = item / chunks, j0 = (item % chunks) * cw, j1 = min_of(inner, j0 + cw);
-    float* scratch = thread_buffer(2, static_cast<std::size_t>(3 * cw));
+    float* scratch = thread_buffer(2, workspace_floats(3, cw));
     const index_t off = o * K * inner;
     softmax_backward_columns(grad_y + off, y + off, grad_x + off, K, inner, j0, j1,
                              reinterpret_cast<double*>(scratch), scratch + 2 * cw);

@@ -60,7 +60,7 @@ void upsample_nearest2d_backward(const float* grad_y, float* grad_x, index_t pla
   if (rows <= 0 || W <= 0) return;
   parallel_range(rows, threads_for(double(rows) * double(OW) * double(s), kPerThread),
                  [&](index_t lo, index_t hi) {
-                   float* acc = s == 1 ? nullptr : thread_buffer(0, static_cast<std::size_t>(OW));
+                   float* acc = s == 1 ? nullptr : thread_buffer(0, workspace_floats(1, OW));
                    for (index_t r = lo; r < hi; ++r) {
                      const float* g = grad_y + r * s * OW;
                      float* gx = grad_x + r * W;

@@ -6,6 +6,7 @@
 // switch on the path chosen at import); a CUDA backend's csrc/cuda/<family>.cu keeps the
 // same stem and names.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -26,6 +27,14 @@ inline int threads_for(double work, double min_work_per_thread) {
   if (t <= 1 || work < 2.0 * min_work_per_thread) return 1;
   double cap = work / min_work_per_thread;
   return cap < t ? static_cast<int>(cap) : t;
+}
+
+// Testing aid: while positive, each per-thread workspace request (kernels/workspace.h) takes
+// one and fails with std::bad_alloc, on whichever thread makes it; set by
+// lamina._native._fail_next_workspace_alloc. One instance for every ISA's kernels.
+inline std::atomic<int>& workspace_testing_failures() {
+  static std::atomic<int> n{0};
+  return n;
 }
 
 inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
