@@ -17,11 +17,12 @@ EXPECTED_PLOTS = {
     "distill": ["distill_training.png"],
     "saddle": ["saddle_hessian_hist.png", "saddle_index.png"],
     "sgd": ["sgd_loss_vs_evaluations.png"],
+    "saddle_free": ["saddle_free_loss.png", "saddle_free_index.png", "saddle_free_spectra.png"],
 }
 
 
 def test_names():
-    assert set(NAMES) == {"vanishing", "init", "pretrain", "transfer", "distill", "saddle", "sgd"}
+    assert set(NAMES) == {"vanishing", "init", "pretrain", "transfer", "distill", "saddle", "sgd", "saddle_free"}
     assert set(EXPECTED_PLOTS) == set(NAMES)
 
 

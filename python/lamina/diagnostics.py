@@ -219,9 +219,7 @@ class _HessianOperator:
         self.batch_size = batch_size
         self.theta = _get_vector(self.params)
         self.n = self.theta.size
-        if eps is None:
-            eps = (1e-5 if dtype == np.float64 else 3e-3) * max(1.0, float(np.sqrt(np.mean(self.theta ** 2))))
-        self.eps = float(eps)
+        self.eps = default_hvp_eps(dtype, self.theta) if eps is None else float(eps)
         self.evaluations = 0
 
     def gradient(self, theta=None):
@@ -232,14 +230,31 @@ class _HessianOperator:
         return lval, _grad_vector(self.params)
 
     def __call__(self, v):
-        nv = float(np.linalg.norm(v))
-        if nv == 0.0:
-            return np.zeros_like(v)
-        h = self.eps / nv
-        _, gp = self.gradient(self.theta + h * v)
-        _, gm = self.gradient(self.theta - h * v)
+        hv = central_difference_hvp(lambda t: self.gradient(t)[1], self.theta, v, self.eps)
         _set_vector(self.params, self.theta)
-        return (gp - gm) / (2 * h)
+        return hv
+
+
+def default_hvp_eps(dtype, theta):
+    """The perturbation norm of ``central_difference_hvp``: 1e-5 in float64, 3e-3 in float32
+    (about the cube root of the unit roundoff, where truncation and rounding errors balance),
+    relative to the parameters' RMS when that exceeds 1."""
+    scale = max(1.0, float(np.sqrt(np.mean(np.square(theta))))) if np.size(theta) else 1.0
+    return (1e-5 if np.dtype(dtype) == np.float64 else 3e-3) * scale
+
+
+def central_difference_hvp(gradient, theta, v, eps):
+    """H v ~ (g(theta + h v) - g(theta - h v)) / (2 h), h = eps / ||v||: two gradient
+    evaluations, exact for quadratics up to rounding. ``gradient(point)`` returns the gradient
+    vector (float64, host) at a point; theta and v are float64 host vectors of one length. The
+    caller puts its parameters back at theta afterwards (gradient() leaves them at the last point)."""
+    nv = float(np.linalg.norm(v))
+    if nv == 0.0:
+        return np.zeros_like(v)
+    h = eps / nv
+    gp = gradient(theta + h * v)
+    gm = gradient(theta - h * v)
+    return (gp - gm) / (2 * h)
 
 
 def hessian_vector_product(model, X, y, v, loss="cross_entropy", batch_size=None, eps=None):
@@ -248,17 +263,27 @@ def hessian_vector_product(model, X, y, v, loss="cross_entropy", batch_size=None
     return _HessianOperator(model, X, y, loss, batch_size, eps=eps)(np.asarray(v, dtype=np.float64))
 
 
-def lanczos(matvec, n, steps, seed=0, tol=1e-10):
+def lanczos(matvec, n, steps, seed=0, tol=1e-10, v0=None, return_basis=False):
     """Lanczos tridiagonalisation with full reorthogonalisation for a symmetric operator on R^n.
     Returns (alphas, betas): the diagonal (steps) and off-diagonal (steps - 1) of T. On an
     invariant subspace (beta ~ 0) it restarts with a random vector orthogonal to the basis
-    (beta = 0 in T), so with steps = n the eigenvalues of T are those of the operator."""
+    (beta = 0 in T), so with steps = n the eigenvalues of T are those of the operator.
+
+    ``v0``: the start vector (default: random; SaddleFreeNewton starts from the gradient, so the
+    basis spans the Krylov subspace span{g, Hg, ..., H^(steps-1) g}). ``return_basis``: also
+    return V (steps, n), the orthonormal Lanczos vectors as rows, with T = V H V^T (the operator
+    projected on their span). One matvec per step."""
     rng = np.random.default_rng(seed)
     steps = int(min(steps, n))
     V = np.zeros((steps, n))
     alphas, betas = [], []
-    v = rng.standard_normal(n)
-    v /= np.linalg.norm(v)
+    v = rng.standard_normal(n) if v0 is None else np.array(v0, dtype=np.float64).ravel()
+    if v.shape != (n,):
+        raise ValueError(f"v0 must have {n} elements, got {v.size}")
+    nv0 = float(np.linalg.norm(v))
+    if not (nv0 > 0 and math.isfinite(nv0)):
+        raise ValueError("the Lanczos start vector must be finite and nonzero")
+    v /= nv0
     v_prev, beta, scale = np.zeros(n), 0.0, 0.0
     for j in range(steps):
         V[j] = v
@@ -281,7 +306,17 @@ def lanczos(matvec, n, steps, seed=0, tol=1e-10):
         else:
             betas.append(beta)
             v_prev, v = v, w / beta
+    if return_basis:
+        return np.array(alphas), np.array(betas), V
     return np.array(alphas), np.array(betas)
+
+
+def tridiagonal(alphas, betas):
+    """The symmetric tridiagonal matrix T of a Lanczos run."""
+    T = np.diag(np.asarray(alphas, dtype=np.float64))
+    if len(betas):
+        T += np.diag(betas, 1) + np.diag(betas, -1)
+    return T
 
 
 @dataclass
@@ -361,10 +396,7 @@ def hessian_spectrum(model, X, y, loss="cross_entropy", k=20, steps=None, full=F
     steps = max(1, min(int(steps), n))
     loss0, g0 = op.gradient()
     alphas, betas = lanczos(op, n, steps, seed=seed)
-    T = np.diag(alphas)
-    if len(betas):
-        T += np.diag(betas, 1) + np.diag(betas, -1)
-    theta, U = np.linalg.eigh(T)
+    theta, U = np.linalg.eigh(tridiagonal(alphas, betas))
     # the spectral measure of the start vector (stochastic Lanczos quadrature with one probe):
     # a rough density estimate, used for the saddle index when the run is not full
     weights = U[0] ** 2
@@ -446,4 +478,5 @@ def mc_dropout_predict(model, X, samples=30, batch_size=256, probabilities="auto
 
 
 __all__ = ["gradient_norms", "GradientNormRecorder", "hessian_spectrum", "hessian_vector_product",
-           "exact_hessian", "saddle_index", "lanczos", "HessianSpectrum", "mc_dropout_predict"]
+           "exact_hessian", "saddle_index", "lanczos", "tridiagonal", "central_difference_hvp", "default_hvp_eps",
+           "HessianSpectrum", "mc_dropout_predict"]

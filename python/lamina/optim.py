@@ -8,6 +8,10 @@ be given as a list or as PyTorch-style param groups (dicts with "params" and ove
 The effective learning rate of a parameter is ``group["lr"] * param.lr_scale``. Frozen
 parameters (``trainable=False``) are skipped.
 
+``SaddleFreeNewton`` is second order: its ``step(closure)`` re-evaluates the loss and gradients
+through a closure (as PyTorch's LBFGS) for Hessian-vector products, a Krylov subspace and a
+line search; ``fit`` drives it with a closure over each (large) minibatch.
+
 Schedules (``StepLR``, ``CosineLR``) set ``group["lr"]`` from ``group["initial_lr"]`` and the
 epoch count; call ``step()`` once per epoch, or pass them to ``fit(callbacks=[...])``.
 """
@@ -365,3 +369,226 @@ def get(optimizer, params, **kwargs):
     except KeyError:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(names)}") from None
     return cls(params, **kwargs)
+
+
+# -- second order: saddle-free Newton (Dauphin et al. 2014), a closure-driven step -----------
+_ARMIJO_C1 = 1e-4
+_CURVATURES = ("absolute", "signed")
+
+
+class SaddleFreeNewton(Optimizer):
+    """The saddle-free Newton method (Dauphin et al. 2014) in its Krylov-subspace form.
+
+    Newton's method steps by -H^-1 g. Along a direction of negative curvature that step points
+    *towards* the critical point, so saddle points attract Newton's method. Gradient descent moves
+    away from them, but slowly where the curvature is small. The saddle-free Newton step is
+    -|H|^-1 g, where |H| is the Hessian with its eigenvalues replaced by their absolute values: it
+    rescales each eigen-direction as Newton's method does, and it always goes downhill, so a saddle
+    repels it.
+
+    One ``step(closure)``, with the trainable parameters as one vector w of P
+    numbers (kept on the host in float64; parameters of any backend cross with p.numpy()/p.assign()):
+
+    1. g, the gradient at w: one closure call.
+    2. k = ``krylov_dim`` Lanczos steps starting from g (``lamina.diagnostics.lanczos``, the same
+       code that ``hessian_spectrum`` runs) on Hessian-vector products. Each product is a central
+       difference of the closure's gradients at w +- h v (``diagnostics.central_difference_hvp``),
+       so it costs two closure calls. The result is an orthonormal basis V (k, P) of the Krylov
+       subspace span{g, Hg, ..., H^(k-1) g} and the projected Hessian T = V H V^T (k x k,
+       tridiagonal).
+    3. T = U diag(lambda) U^T, and the step within the subspace is
+       d = -V^T U diag(1 / (|lambda| + damping)) U^T V g. With k = P and damping 0 this is
+       exactly -|H|^-1 g. With damping 0, eigenvalues below 1e-12 max|lambda| are left out (a
+       pseudo-inverse).
+    4. A backtracking line search over the step length, t = lr, lr/2, lr/4, ... (at most
+       ``max_backtracks`` halvings). It accepts the first t whose loss (one closure call each)
+       satisfies Armijo's condition f(w + t d) <= f(w) + 1e-4 t g.d. A non-finite loss at a trial
+       point counts as a rejection. When no t is accepted the parameters stay at w.
+       ``line_search=False`` takes t = lr without evaluating it.
+
+    Closure calls per step: 1 + 2k + the line-search trials (1 to max_backtracks + 1; 0 without
+    the line search). ``closure_calls`` counts them over the optimiser's life and ``last_step``
+    describes the latest step. ``curvature="signed"`` uses lambda in place of |lambda|, which is
+    Newton's method restricted to the Krylov subspace. It is there for comparison: saddles attract
+    it, and its direction need not be a descent direction, so use it with ``line_search=False``.
+
+    ``closure()`` follows PyTorch's LBFGS: it zeroes the gradients, runs the forward and backward
+    passes and returns the loss as a number. It must compute the same function every time it is
+    called within a step (the same data, no dropout), because the Hessian-vector products are
+    differences of its gradients. ``fit`` builds such a closure over each minibatch, so use large
+    batches or full batches.
+
+    Options:
+
+    lr: the first step length the line search tries (1 is the full saddle-free Newton step).
+    damping: added to |lambda| (absolute, in the loss's curvature units; >= 0).
+    krylov_dim: k, the Lanczos steps per optimiser step (>= 1; at most the parameter count).
+    eps: the norm of the central-difference perturbation (default
+        ``diagnostics.default_hvp_eps``: 1e-5 in float64, 3e-3 in float32, relative to the RMS
+        of the parameters when that exceeds 1).
+    line_search, max_backtracks: step 4. curvature: "absolute" (saddle-free Newton) or
+        "signed" (Newton's method in the subspace).
+
+    The trainable parameters are stepped together as one vector. A parameter's ``lr_scale``
+    multiplies its part of the step, and 0 leaves it out of the vector altogether. Param groups
+    must share their options. ``step(closure, keep_previous=True)`` remembers the point before
+    the step, which ``undo()`` brings back (``fit`` uses this after a non-finite loss).
+    """
+
+    defaults = {"lr": 1.0, "damping": 1e-3, "krylov_dim": 20, "eps": None, "line_search": True,
+                "max_backtracks": 10, "curvature": "absolute"}
+    requires_closure = True  # fit and train_step call step(closure)
+
+    def __init__(self, params, lr=1.0, damping=1e-3, krylov_dim=20, eps=None, line_search=True, max_backtracks=10,
+                 curvature="absolute"):
+        super().__init__(params, None, lr=lr, damping=damping, krylov_dim=krylov_dim, eps=eps,
+                         line_search=line_search, max_backtracks=max_backtracks, curvature=curvature)
+        first = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+        for g in self.param_groups[1:]:
+            if {k: v for k, v in g.items() if k != "params"} != first:
+                raise ValueError("SaddleFreeNewton steps all its parameters as one vector: its param groups must "
+                                 "share their options")
+        self.closure_calls = 0
+        self.steps = 0
+        self.last_step = None
+        self._before = None  # (params, w) kept by step(keep_previous=True), for undo()
+
+    @property
+    def closure_calls_per_step(self):
+        """The mean number of closure calls per step so far (None before the first step)."""
+        return self.closure_calls / self.steps if self.steps else None
+
+    def _check(self, group):
+        lr, damping, k = group["lr"], group["damping"], group["krylov_dim"]
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not (
+                math.isfinite(damping) and damping >= 0):
+            raise ValueError(f"damping must be a finite number >= 0, got {damping!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"krylov_dim must be an integer >= 1, got {k!r}")
+        eps = group["eps"]
+        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or
+                                not (math.isfinite(eps) and eps > 0)):
+            raise ValueError(f"eps must be None or a finite number > 0, got {eps!r}")
+        mb = group["max_backtracks"]
+        if isinstance(mb, bool) or not isinstance(mb, (int, np.integer)) or mb < 0:
+            raise ValueError(f"max_backtracks must be an integer >= 0, got {mb!r}")
+        if group["curvature"] not in _CURVATURES:
+            raise ValueError(f"curvature must be one of {_CURVATURES}, got {group['curvature']!r}")
+        if not isinstance(group["line_search"], bool):
+            raise ValueError(f"line_search must be True or False, got {group['line_search']!r}")
+
+    # -- one step --------------------------------------------------------------------------------
+    def _stepped(self):
+        return [p for p in self.params() if p.trainable and p.lr_scale != 0.0]
+
+    def step(self, closure=None, keep_previous=False):
+        """One saddle-free Newton step; returns the loss at the point before the step.
+
+        closure(): zeroes the gradients, computes the loss and its gradients, and returns the loss.
+        A non-finite loss or gradient at the current point raises FloatingPointError before
+        anything has changed. A non-finite Hessian-vector product raises after the parameters
+        have been put back."""
+        from .diagnostics import _get_vector, _grad_vector, _set_vector, central_difference_hvp, default_hvp_eps, \
+            lanczos, tridiagonal
+
+        if closure is None or not callable(closure):
+            raise TypeError("SaddleFreeNewton.step needs a closure: step(closure), where closure() zeroes the "
+                            "gradients, runs forward and backward, and returns the loss")
+        g0 = self.param_groups[0]
+        params = self._stepped()
+        calls_before = self.closure_calls
+        if not params:
+            self.last_step = self._before = None
+            return float(closure())
+        w = _get_vector(params)
+        scale = np.concatenate([np.full(p.size, p.lr_scale) for p in params])
+
+        def evaluate(point, gradient=True):
+            """Loss (and gradient) at ``point``; the parameters are left there."""
+            if point is not None:
+                _set_vector(params, point)
+            value = closure()
+            self.closure_calls += 1
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise TypeError(f"the closure must return the loss as a number, got {type(value).__name__}") from None
+            return (value, _grad_vector(params)) if gradient else (value, None)
+
+        f0, g = evaluate(None)
+        if not math.isfinite(f0) or not np.all(np.isfinite(g)):
+            what = f"loss ({f0})" if not math.isfinite(f0) else "gradient"
+            raise FloatingPointError(f"SaddleFreeNewton: the closure returned a non-finite {what} at the current "
+                                     "parameters; nothing was changed")
+        # (only now: after a non-finite loss here, undo() still brings back the previous step's start)
+        self._before = (params, w.copy()) if keep_previous else None
+        self.steps += 1
+        info = {"loss": f0, "grad_norm": float(np.linalg.norm(g)), "new_loss": f0, "step_length": 0.0,
+                "accepted": False, "trials": 0, "ritz_values": np.zeros(0)}
+        self.last_step = info
+        if info["grad_norm"] == 0.0:  # a critical point: the step -|H|^-1 g is zero
+            info["closure_calls"] = self.closure_calls - calls_before
+            return f0
+
+        dtype = np.float64 if all(p.dtype == np.float64 for p in params) else np.float32
+        eps = default_hvp_eps(dtype, w) if g0["eps"] is None else float(g0["eps"])
+
+        def hvp(v):
+            hv = central_difference_hvp(lambda point: evaluate(point)[1], w, v, eps)
+            if not np.all(np.isfinite(hv)):
+                _set_vector(params, w)
+                raise FloatingPointError("SaddleFreeNewton: a Hessian-vector product is not finite (the loss is not "
+                                         "finite near the current parameters); the parameters are back where the "
+                                         "step started")
+            return hv
+
+        alphas, betas, V = lanczos(hvp, w.size, int(g0["krylov_dim"]), seed=self.steps, v0=g, return_basis=True)
+        lam, U = np.linalg.eigh(tridiagonal(alphas, betas))
+        curv = np.abs(lam) if g0["curvature"] == "absolute" else lam.copy()
+        curv += float(g0["damping"])
+        if g0["damping"] == 0:  # a pseudo-inverse: directions of (numerically) zero curvature are left out
+            keep = np.abs(curv) > 1e-12 * max(float(np.max(np.abs(lam))), 1e-300)
+        else:
+            keep = np.ones(len(curv), bool)
+        coef = np.zeros(len(curv))
+        coef[keep] = -(U[:, keep].T @ (V @ g)) / curv[keep]
+        d = (V.T @ (U @ coef)) * scale
+        slope = float(g @ d)
+        info.update(ritz_values=lam, slope=slope, step_norm=float(np.linalg.norm(d)))
+
+        t = float(g0["lr"])
+        if not g0["line_search"]:
+            _set_vector(params, w + t * d)
+            info.update(step_length=t, accepted=True, new_loss=None)
+        else:
+            for trial in range(int(g0["max_backtracks"]) + 1):
+                f, _ = evaluate(w + t * d, gradient=False)
+                info["trials"] = trial + 1
+                if math.isfinite(f) and f <= f0 + _ARMIJO_C1 * t * slope:
+                    info.update(step_length=t, accepted=True, new_loss=f)
+                    break
+                t *= 0.5
+            else:
+                _set_vector(params, w)  # no acceptable step length: stay
+        info["closure_calls"] = self.closure_calls - calls_before
+        return f0
+
+    # -- fit's non-finite-loss recovery ------------------------------------------------------------
+    def undo(self):
+        """Puts the parameters back where the latest ``step(closure, keep_previous=True)``
+        started; a second undo does nothing."""
+        from .diagnostics import _set_vector
+
+        if self._before is not None:
+            params, w = self._before
+            _set_vector(params, w)
+            self._before = None
+
+    def drop_previous(self):
+        self._before = None
+
+
+
+OPTIMIZERS["SaddleFreeNewton"] = SaddleFreeNewton

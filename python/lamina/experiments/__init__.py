@@ -16,6 +16,8 @@ tests; the full runs take at most a few minutes on 2 cores.
 - distill:   a deep thin student alone vs knowledge distillation vs FitNets from a wider teacher.
 - saddle:    the Hessian's spectrum of a small net at initialisation and during training.
 - sgd:       full-batch gradient descent vs minibatch SGD: loss against gradient evaluations.
+- saddle_free: from near the saddle at zero: GD, momentum SGD, Newton and saddle-free Newton,
+             loss against gradient evaluations and the saddle index along each trajectory.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import sys
 
 from ._common import Result  # noqa: F401
 
-NAMES = ("vanishing", "init", "pretrain", "transfer", "distill", "saddle", "sgd")
+NAMES = ("vanishing", "init", "pretrain", "transfer", "distill", "saddle", "sgd", "saddle_free")
 _SUMMARY = {
     "vanishing": "per-layer gradient norms: deep sigmoid N(0,1) vs ReLU + He",
     "init": "16-layer MLP from six initialisations: did it train?",
@@ -34,6 +36,7 @@ _SUMMARY = {
     "distill": "deep thin student: alone vs distillation vs FitNets hints",
     "saddle": "Hessian spectrum (fraction of negative eigenvalues) at init and in training",
     "sgd": "full-batch GD vs minibatch SGD: loss against gradient evaluations",
+    "saddle_free": "from near the saddle at zero: GD, momentum SGD, Newton, saddle-free Newton",
 }
 
 
@@ -60,7 +63,7 @@ def build_parser(prog="lamina experiment"):
         prog=prog, description="Run one of the talk's experiments on the bundled MNIST sample: print a "
                                "table of measured numbers, write PNG plots and a JSON of the numbers.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="experiments:\n" + "\n".join(f"  {n:<10} {_SUMMARY[n]}" for n in NAMES))
+        epilog="experiments:\n" + "\n".join(f"  {n:<11} {_SUMMARY[n]}" for n in NAMES))
     p.add_argument("name", metavar="NAME", choices=NAMES + ("all", "list"),
                    help="an experiment name (below), 'all', or 'list'")
     p.add_argument("--out", metavar="DIR", default="lamina-experiments",
@@ -76,7 +79,7 @@ def main(argv=None, prog="lamina experiment"):
     args = build_parser(prog).parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.name == "list":
         for n in NAMES:
-            print(f"{n:<10} {_SUMMARY[n]}")
+            print(f"{n:<11} {_SUMMARY[n]}")
         return 0
     if args.threads:
         import lamina

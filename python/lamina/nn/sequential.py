@@ -218,9 +218,12 @@ class Sequential(Layer):
         ``keep_previous`` is passed to the optimiser's step (``optimizer.undo()`` then restores
         the weights and its state); ``before_update()``, when given, runs just before the step.
         With a DistributedOptimizer the gradients and the loss are averaged over all ranks after
-        the backward pass, and the averaged loss is the one checked (all ranks stop together)."""
+        the backward pass, and the averaged loss is the one checked (all ranks stop together).
+        An optimiser with ``requires_closure`` gets ``step(closure)`` instead (``_closure_step``)."""
         if self.loss is None or self.optimizer is None:
             self.compile(self.optimizer, self.loss)
+        if getattr(self.optimizer, "requires_closure", False):
+            return self._closure_step(xb, yb, keep_previous, before_update)
         be = self._be()
         out = self._forward(_backend.move(xb, be), True)
         lval, grad = _apply_loss(self.loss, out, yb, be)
@@ -240,6 +243,39 @@ class Sequential(Layer):
         else:
             self.optimizer.step()
         return lval, out
+
+    def _closure_step(self, xb, yb, keep_previous, before_update):
+        """train_step for an optimiser whose step takes a closure (``requires_closure``, e.g.
+        SaddleFreeNewton): the closure re-runs zero_grad, forward (training mode), the loss and
+        backward on this minibatch and returns the loss. Its first call is at the current
+        weights: a non-finite loss there raises NonFiniteLossError before the optimiser has
+        changed anything, and ``before_update()`` runs after it. Returns (that first loss, a
+        copy of that first output), as train_step does for the other optimisers."""
+        be = self._be()
+        xb = _backend.move(xb, be)
+        first = []
+
+        def closure():
+            self.zero_grad()
+            out = self._forward(xb, True)
+            lval, grad = _apply_loss(self.loss, out, yb, be)
+            if not first:
+                if not math.isfinite(lval):
+                    raise NonFiniteLossError(f"non-finite loss ({lval})", None, None, lval)
+                first.append((lval, be.copy(out)))
+                if before_update is not None:
+                    before_update()
+            if math.isfinite(lval):  # (a line search may try points where it is not)
+                self._backward(grad, False)
+            return lval
+
+        if keep_previous:
+            self.optimizer.step(closure, keep_previous=True)
+        else:
+            self.optimizer.step(closure)
+        if not first:
+            raise RuntimeError(f"{type(self.optimizer).__name__}.step(closure) never called the closure")
+        return first[0]
 
     def fit(self, X, y, epochs=1, batch_size=32, optimizer=None, loss=None, validation_data=None,
             shuffle=True, seed=None, callbacks=(), verbose=1, initial_epoch=0, distributed=False):
@@ -268,6 +304,9 @@ class Sequential(Layer):
             runs the others (schedulers). Any rank setting ``stop_training`` stops them all; an
             exception on one rank aborts the job (MPI_Abort). Same weights as one process with
             the same batch_size, up to float32 summation order, whatever the number of ranks.
+        An optimiser whose step takes a closure (``requires_closure``: SaddleFreeNewton) gets
+        one over each minibatch, which it may evaluate many times: use large or full batches
+        (batch_size=len(X)). The loss and accuracy logged are those at the weights before each step.
         A NaN or infinite loss stops training with NonFiniteLossError naming the epoch and batch;
         the model keeps the last good weights and the optimiser its last good state (velocities,
         moments, step counts), from before the update that led to it.
