@@ -102,11 +102,15 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--block-s", type=float, default=0.1)
     ap.add_argument("--pause-s", type=float, default=0.2)
+    ap.add_argument("--only", default="", help="comma-separated substrings: time only the workloads matching one")
     a = ap.parse_args(argv)
     workers = {"base": start(a.base, a.threads), "new": start(a.new, a.threads)}
     names = workers["new"][1]
     print(f"| workload | base ms | new ms | base / new | threads |\n|---|---:|---:|---:|---:|")
+    wanted = [w for w in a.only.split(",") if w]
     for name in names:
+        if wanted and not any(w in name for w in wanted):
+            continue
         times = {"base": [], "new": []}
         for r in range(a.rounds):
             for key in (("base", "new") if r % 2 == 0 else ("new", "base")):
