@@ -21,6 +21,7 @@ from .. import backend as _backend
 from .. import reference as _ref
 from ..reference import _geometry
 from ..reference import conv as _ref_conv
+from ..reference import sgd as _ref_sgd
 from ..reference import pool as _ref_pool
 from ..reference.array import _axes
 from ..reference.dropout import _check_p
@@ -456,11 +457,7 @@ class CudaBackend:
         grad = self._c(grad, "grad")
         if grad.shape != param.shape:
             raise ValueError(f"grad has shape {grad.shape} but param has shape {param.shape}")
-        for name, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
-            if not v >= 0:
-                raise ValueError(f"{name} must be >= 0, got {v!r}")
-        if nesterov and momentum <= 0:
-            raise ValueError("nesterov=True requires momentum > 0")
+        _ref_sgd.check_sgd_hyper(lr, momentum, weight_decay, nesterov)
         pout = param if param_out is None else self._state(param_out, "param_out", param)
         vel = vout = None
         if momentum != 0:
@@ -479,13 +476,7 @@ class CudaBackend:
         if grad.shape != param.shape:
             raise ValueError(f"grad has shape {grad.shape} but param has shape {param.shape}")
         m, v = self._state(m, "m", param), self._state(v, "v", param)
-        step = _geometry._count(step, "step")
-        for name, val in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
-            if not val >= 0:
-                raise ValueError(f"{name} must be >= 0, got {val!r}")
-        for name, val in (("beta1", beta1), ("beta2", beta2)):
-            if not 0 <= val < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {val!r}")
+        step = _ref_sgd.check_adam_hyper(lr, step, beta1, beta2, eps, weight_decay)
         pout = param if param_out is None else self._state(param_out, "param_out", param)
         mout = m if m_out is None else self._state(m_out, "m_out", param)
         vout = v if v_out is None else self._state(v_out, "v_out", param)

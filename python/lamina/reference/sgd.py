@@ -25,6 +25,27 @@ def _out(a, out, name, out_name):
     return out
 
 
+def check_sgd_hyper(lr, momentum, weight_decay, nesterov):
+    """sgd_step's scalar arguments, checked once for every backend that implements it in Python."""
+    for name, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+        if not v >= 0:
+            raise ValueError(f"{name} must be >= 0, got {v!r}")
+    if nesterov and momentum <= 0:
+        raise ValueError("nesterov=True requires momentum > 0")
+
+
+def check_adam_hyper(lr, step, beta1, beta2, eps, weight_decay):
+    """adam_step's scalar arguments, checked; returns step as an int (the first step is 1)."""
+    step = _count(step, "step")
+    for name, val in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
+        if not val >= 0:
+            raise ValueError(f"{name} must be >= 0, got {val!r}")
+    for name, val in (("beta1", beta1), ("beta2", beta2)):
+        if not 0 <= val < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {val!r}")
+    return step
+
+
 def sgd_step(param, grad, lr, velocity=None, momentum=0.0, weight_decay=0.0, nesterov=False,
              param_out=None, velocity_out=None):
     """param, grad, velocity (and param_out, velocity_out): same shape. Returns None.
@@ -40,11 +61,7 @@ def sgd_step(param, grad, lr, velocity=None, momentum=0.0, weight_decay=0.0, nes
     """
     if param.shape != grad.shape:
         raise ValueError(f"grad has shape {grad.shape} but param has shape {param.shape}")
-    for name, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
-        if not v >= 0:
-            raise ValueError(f"{name} must be >= 0, got {v!r}")
-    if nesterov and momentum <= 0:
-        raise ValueError("nesterov=True requires momentum > 0")
+    check_sgd_hyper(lr, momentum, weight_decay, nesterov)
     if velocity_out is not None and velocity is None:
         raise ValueError("velocity_out requires velocity")
     p_out = _out(param, param_out, "param", "param_out")
@@ -80,13 +97,7 @@ def adam_step(param, grad, m, v, lr, step, beta1=0.9, beta2=0.999, eps=1e-8, wei
     for name, a in (("grad", grad), ("m", m), ("v", v)):
         if a.shape != param.shape:
             raise ValueError(f"{name} has shape {a.shape} but param has shape {param.shape}")
-    step = _count(step, "step")  # the first step is 1
-    for name, val in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
-        if not val >= 0:
-            raise ValueError(f"{name} must be >= 0, got {val!r}")
-    for name, val in (("beta1", beta1), ("beta2", beta2)):
-        if not 0 <= val < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {val!r}")
+    step = check_adam_hyper(lr, step, beta1, beta2, eps, weight_decay)
     p_out = _out(param, param_out, "param", "param_out")
     mo, vo = _out(m, m_out, "m", "m_out"), _out(v, v_out, "v", "v_out")
     dt = param.dtype.type
