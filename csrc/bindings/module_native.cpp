@@ -5,7 +5,9 @@
 #include <string>
 
 #include "bind_common.h"
+#include "fast_kwargs.h"
 #include "lamina/cpu/isa.h"
+#include "lamina/cpu/tuning.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -39,6 +41,37 @@ py::dict backend_info() {
 #else
   d["sanitizers"] = false;
 #endif
+  // What the CPU is and what was chosen from it (tuning.h).
+  const Tuning& t = tuning();
+  py::dict cpu;
+  cpu["vendor"] = t.cpu.vendor;
+  cpu["family"] = t.cpu.family;
+  cpu["model"] = t.cpu.model;
+  cpu["avx512_split"] = t.avx512_split;
+  cpu["slow_gather"] = t.slow_gather;
+  d["cpu"] = cpu;
+  py::dict caches;
+  caches["l1d"] = t.cpu.l1d;
+  caches["l2"] = t.cpu.l2;
+  caches["l3"] = t.cpu.l3;
+  caches["source"] = t.cpu.cache_source.empty() ? std::string("not reported (defaults assumed)")
+                                                : t.cpu.cache_source;
+  d["caches"] = caches;
+  py::dict blocking;
+  const GemmBlocking& b = t.blocking[static_cast<int>(active_isa())];
+  const RegisterTile& rt = kRegisterTile[static_cast<int>(active_isa())];
+  blocking["mr"] = rt.mr;
+  blocking["nr"] = rt.nr;
+  blocking["kc"] = b.kc;
+  blocking["mc"] = b.mc;
+  blocking["nc"] = b.nc;
+  blocking["nc_small"] = b.nc_small;
+  d["gemm_blocking"] = blocking;
+  py::dict variants;
+  variants["small_n_b"] = t.small_n_b == SmallNB::gather ? "gather" : "transpose";
+  variants["dot_width"] = t.dot_width;
+  d["variants"] = variants;
+  d["tuning_source"] = t.source;
   return d;
 }
 
@@ -49,7 +82,7 @@ py::dict backend_info() {
 py::dict kernel_signatures(py::handle m) {
   py::dict out;
   for (auto item : py::reinterpret_borrow<py::dict>(m.attr("__dict__"))) {
-    py::handle fn = py::detail::get_function(item.second);
+    py::handle fn = py::detail::get_function(lamina::bind::unwrap_fast_kwargs(item.second));
     if (!fn || !PyCFunction_Check(fn.ptr())) continue;
     PyObject* self = PyCFunction_GET_SELF(fn.ptr());
     const py::detail::function_record* rec =
@@ -79,6 +112,8 @@ PYBIND11_MODULE(_native, m) {
   m.doc() = "lamina's native CPU kernels (C++, SIMD + OpenMP)";
   std::string err = lamina::cpu::select_isa(std::getenv("LAMINA_CPU"));
   if (!err.empty()) throw std::runtime_error(err);
+  err = lamina::cpu::init_tuning(std::getenv("LAMINA_TUNING"));
+  if (!err.empty()) throw std::runtime_error(err);
 
   m.attr("__version__") = LAMINA_VERSION;
   m.def("backend_info", &backend_info, "Which CPU path, how many threads, and how lamina was built.");
@@ -104,6 +139,37 @@ PYBIND11_MODULE(_native, m) {
       py::arg("name"),
       "Testing aid: switch the CPU path at run time (not thread-safe while kernels run).");
   m.def(
+      "_set_tuning",
+      [](const std::string& spec) {
+        std::string e = lamina::cpu::apply_tuning(spec);
+        if (!e.empty()) throw py::value_error("spec: " + e);
+      },
+      py::arg("spec"),
+      "Testing aid: override the blocking or variants, as LAMINA_TUNING does at import "
+      "('kc=256,mc=168,small_n_b=transpose,dot_width=256'; 'avx2.kc=...' for another path). "
+      "Not thread-safe while kernels run.");
+  m.def(
+      "_blocking_for",
+      [](long l1d, long l2, const std::string& isa) {
+        using namespace lamina::cpu;
+        for (Isa i : {Isa::generic, Isa::avx2, Isa::avx512}) {
+          if (isa != isa_name(i)) continue;
+          const GemmBlocking b = blocking_for(i, l1d, l2);
+          py::dict d;
+          d["kc"] = b.kc;
+          d["mc"] = b.mc;
+          d["nc"] = b.nc;
+          d["nc_small"] = b.nc_small;
+          return d;
+        }
+        throw py::value_error("isa must be generic, avx2 or avx512, got '" + isa + "'");
+      },
+      py::arg("l1d"), py::arg("l2"), py::arg("isa"),
+      "Testing aid: the GEMM blocking the cache model picks for a CPU path on a CPU with these "
+      "L1d and L2 sizes (bytes per core).");
+  m.def("_reset_tuning", &lamina::cpu::reset_tuning,
+        "Testing aid: back to the tuning chosen at import (cpuid, then LAMINA_TUNING).");
+  m.def(
       "_fail_next_workspace_alloc",
       [](py::handle count) {
         if (!py::isinstance<py::int_>(count) || py::isinstance<py::bool_>(count))
@@ -124,4 +190,5 @@ PYBIND11_MODULE(_native, m) {
       "{function name: [(arg name, has_default, default or None), ...]} for every function of "
       "this module, from pybind11's function records (tests/test_signatures.py compares them "
       "with lamina.reference's signatures).");
+  lamina::bind::install_fast_kwargs(m);
 }

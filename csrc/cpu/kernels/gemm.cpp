@@ -157,7 +157,8 @@ void pack_a(index_t mc, index_t kc, const float* a, index_t rs, index_t cs, floa
 
 // One thread's share: the whole five-loop driver on an M x N sub-problem.
 void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_t ldc,
-                 const GemmEpilogue& ep) {
+                 const GemmEpilogue& ep, const GemmBlocking& blk) {
+  const index_t KC = blk.kc, MC = blk.mc, NC = blk.nc, NC_SMALL = blk.nc_small;
   // With a single A block (M <= MC) the packed B panel is consumed once, right after it is
   // packed, so it is kept L2-sized (NC_SMALL) and A is packed once per depth block instead
   // of once per panel (the pc loop goes outside the jc loop).
@@ -258,6 +259,8 @@ std::pair<int, int> thread_grid(index_t M, index_t N, int nt) {
 constexpr index_t kDotRows = 4;
 bool use_dot_path(index_t N) { return W > 1 && N <= NR / 2; }
 
+#if LAMINA_ISA_ID >= 1
+template <class V>
 void gemm_dot(index_t m0, index_t m1, index_t N, index_t K, MatRef A, const float* bt, float* C,
               index_t ldc, const GemmEpilogue& ep) {
   float* apack = A.cs == 1 ? nullptr : thread_buffer(0, workspace_floats(kDotRows, K));
@@ -275,45 +278,72 @@ void gemm_dot(index_t m0, index_t m1, index_t N, index_t K, MatRef A, const floa
     }
     float* c = C + i * ldc;
     switch (rb) {
-      case 4: dot_rows<4>(K, N, rows, bt, c, ldc, ep, i); break;
-      case 3: dot_rows<3>(K, N, rows, bt, c, ldc, ep, i); break;
-      case 2: dot_rows<2>(K, N, rows, bt, c, ldc, ep, i); break;
-      default: dot_rows<1>(K, N, rows, bt, c, ldc, ep, i); break;
+      case 4: dot_rows<V, 4>(K, N, rows, bt, c, ldc, ep, i); break;
+      case 3: dot_rows<V, 3>(K, N, rows, bt, c, ldc, ep, i); break;
+      case 2: dot_rows<V, 2>(K, N, rows, bt, c, ldc, ep, i); break;
+      default: dot_rows<V, 1>(K, N, rows, bt, c, ldc, ep, i); break;
     }
   }
 }
 
+// d (N x K) = op(B)^T for a row-major op(B) (K x N, row stride rs, unit column stride).
+// SmallNB::gather (fast gathers, Sapphire Rapids): 16 depth steps of one column per
+// vgatherdps. SmallNB::transpose (microcoded gathers, Zen): 8 x 8 blocks transposed in
+// registers, 64 elements per 8 loads, 24 shuffles and 8 stores.
+void transpose_small_b(index_t K, index_t N, MatRef B, float* d, SmallNB how) {
+  index_t k0 = 0;
+#if LAMINA_ISA_ID == 2
+  if (how == SmallNB::gather && B.rs > 0 && B.rs < (index_t(1) << 26)) {
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(static_cast<int>(B.rs)));
+    for (; k0 + 16 <= K; k0 += 16)
+      for (index_t n = 0; n < N; ++n)
+        _mm512_storeu_ps(d + n * K + k0, _mm512_i32gather_ps(idx, B.p + k0 * B.rs + n, 4));
+  }
+#endif
+  if (how == SmallNB::transpose) {
+    const index_t n8 = N - N % 8;
+    for (; k0 + 8 <= K; k0 += 8) {
+      for (index_t n = 0; n < n8; n += 8) transpose8x8(B.p + k0 * B.rs + n, B.rs, d + n * K + k0, K);
+      for (index_t k = k0; k < k0 + 8; ++k)
+        for (index_t n = n8; n < N; ++n) d[n * K + k] = B.p[k * B.rs + n];
+    }
+  }
+  for (index_t k = k0; k < K; ++k)
+    for (index_t n = 0; n < N; ++n) d[n * K + k] = B.p[k * B.rs + n];
+}
+
 void sgemm_small_n(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_t ldc,
                    const GemmEpilogue& ep, int nt) {
+  const Tuning& tu = tuning();
   const float* bt = B.p;
-  if (B.rs != 1) {  // op(B)(k, n) at k*rs + n*cs; we need Bt(n, k) contiguous along k
+  if (B.rs != 1 || B.cs != K) {  // op(B)(k, n) at k*rs + n*cs; we need Bt(n, k) contiguous along k
     float* d = thread_buffer(1, workspace_floats(N, K));
-    index_t k0 = 0;
-#if LAMINA_ISA_ID == 2
-    // Row-major B (the usual non-transposed case): gather 16 depth steps of a column at once.
-    if (B.cs == 1 && B.rs > 0 && B.rs < (index_t(1) << 26)) {
-      const __m512i idx = _mm512_mullo_epi32(
-          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-          _mm512_set1_epi32(static_cast<int>(B.rs)));
-      for (; k0 + 16 <= K; k0 += 16)
-        for (index_t n = 0; n < N; ++n)
-          _mm512_storeu_ps(d + n * K + k0, _mm512_i32gather_ps(idx, B.p + k0 * B.rs + n, 4));
+    if (B.cs == 1) {
+      transpose_small_b(K, N, B, d, tu.small_n_b);
+    } else {
+      for (index_t n = 0; n < N; ++n)
+        for (index_t k = 0; k < K; ++k) d[n * K + k] = B.p[n * B.cs + k * B.rs];
     }
-#endif
-    for (index_t k = k0; k < K; ++k)
-      for (index_t n = 0; n < N; ++n) d[n * K + k] = B.p[k * B.rs + n * B.cs];
-    bt = d;
-  } else if (B.cs != K) {
-    float* d = thread_buffer(1, workspace_floats(N, K));
-    for (index_t n = 0; n < N; ++n)
-      for (index_t k = 0; k < K; ++k) d[n * K + k] = B.p[n * B.cs + k];
     bt = d;
   }
+#if LAMINA_ISA_ID == 2
+  const bool wide = tu.dot_width == 512;
+#else
+  const bool wide = false;
+#endif
   parallel_team(nt, [&](int tid, int team) {
     auto [m0, m1] = split_range(M, team, tid, kDotRows);
-    if (m1 > m0) gemm_dot(m0, m1, N, K, A, bt, C, ldc, ep);
+    if (m1 <= m0) return;
+#if LAMINA_ISA_ID == 2
+    if (wide) return gemm_dot<V512>(m0, m1, N, K, A, bt, C, ldc, ep);
+#endif
+    (void)wide;
+    gemm_dot<V256>(m0, m1, N, K, A, bt, C, ldc, ep);
   });
 }
+#endif
 
 // K == 0: the product is zero; only beta*C, bias and ReLU remain.
 void epilogue_only(index_t M, index_t N, float* C, index_t ldc, const GemmEpilogue& ep) {
@@ -337,10 +367,13 @@ void sgemm(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_
     return;
   }
   int nt = nthreads > 0 ? nthreads : threads_for(2.0 * double(M) * N * K, 1.5e6);
+#if LAMINA_ISA_ID >= 1
   if (use_dot_path(N)) {
     sgemm_small_n(M, N, K, A, B, C, ldc, ep, nt);
     return;
   }
+#endif
+  const GemmBlocking blk = blocking();  // read once: a test may change it between calls
   parallel_team(nt, [&](int tid, int team) {
     auto [tm, tn] = thread_grid(M, N, team);
     auto [m0, m1] = split_range(M, tm, tid / tn, MR);
@@ -350,7 +383,7 @@ void sgemm(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_
     if (ep.bias_mode == Bias::per_row) e.bias = ep.bias + m0;
     if (ep.bias_mode == Bias::per_col) e.bias = ep.bias + n0;
     MatRef a{A.p + m0 * A.rs, A.rs, A.cs}, b{B.p + n0 * B.cs, B.rs, B.cs};
-    gemm_serial(m1 - m0, n1 - n0, K, a, b, C + m0 * ldc + n0, ldc, e);
+    gemm_serial(m1 - m0, n1 - n0, K, a, b, C + m0 * ldc + n0, ldc, e, blk);
   });
 }
 

@@ -1,28 +1,17 @@
-// gemm_config.h: register tile and cache blocking per ISA (BLIS naming).
+// gemm_config.h: the register tile per ISA (BLIS naming), for the per-ISA kernel sources.
 //   MR x NR  register tile of C held in MR * NV vector accumulators (NR = NV * W)
-//   KC       depth of one packed block: an MR x KC sliver of A and a KC x NR sliver of B
-//            together stay in L1 while the micro-kernel runs
-//   MC       rows of A packed per block (MC x KC floats live in L2)
-//   NC       columns of B packed per panel (KC x NC floats live in L2/L3)
-//   NC_SMALL the panel width when all of A is one block (the panel is used once: keep it in L2)
-// Measured on a 2-core Sapphire Rapids (48 KiB L1d, 2 MiB L2 per core); see benchmarks/.
+// The cache blocking (KC, MC, NC, NC_SMALL) is not compiled in: it is derived at import from
+// the CPU's own cache sizes (tuning.h, csrc/cpu/dispatch/tuning.cpp).
 #pragma once
 #include "lamina/cpu/simd.h"
+#include "lamina/cpu/tuning.h"
 
 namespace lamina::cpu::LAMINA_ISA_NS::gemm_config {
-#if LAMINA_ISA_ID == 2
-// 14 x 32: 28 zmm accumulators + 2 for B + 1 broadcast = 31 of 32 registers.
-constexpr int MR = 14, NV = 2;
-constexpr int KC = 512, MC = 14 * 12, NC = 2048, NC_SMALL = 512;
-#elif LAMINA_ISA_ID == 1
-// 6 x 16: 12 ymm accumulators + 2 for B + 1 broadcast of 16 registers.
-constexpr int MR = 6, NV = 2;
-constexpr int KC = 256, MC = 6 * 28, NC = 2048, NC_SMALL = 512;
-#else
-// Portable scalar tile: simple and correct, left to the compiler.
-constexpr int MR = 4, NV = 8;
-constexpr int KC = 256, MC = 4 * 32, NC = 1024, NC_SMALL = 512;
-#endif
 constexpr int W = simd::W;
-constexpr int NR = NV * W;
+constexpr int MR = kRegisterTile[LAMINA_ISA_ID].mr;
+constexpr int NR = kRegisterTile[LAMINA_ISA_ID].nr;
+constexpr int NV = NR / W;
+static_assert(NV * W == NR, "NR must be a whole number of vectors");
+// The blocking of this ISA, as chosen at import (or overridden by LAMINA_TUNING / a test).
+inline const GemmBlocking& blocking() { return tuning().blocking[LAMINA_ISA_ID]; }
 }  // namespace lamina::cpu::LAMINA_ISA_NS::gemm_config

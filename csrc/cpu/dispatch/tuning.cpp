@@ -1,0 +1,148 @@
+// tuning.cpp: the choices made from the CPU's identity (tuning.h) once at import, and the
+// LAMINA_TUNING override. Compiled with no arch flags.
+#include "lamina/cpu/tuning.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <sstream>
+
+namespace lamina::cpu {
+namespace {
+
+Tuning g_tuning;
+std::string g_env;  // LAMINA_TUNING as given at import, re-applied by reset_tuning
+
+constexpr long kAssumedL1 = 32 * 1024, kAssumedL2 = 512 * 1024;  // when cpuid says nothing
+
+int round_down_to(long x, int step, int lo, int hi) {
+  const long r = std::clamp<long>(x, lo, hi);
+  return static_cast<int>(std::max<long>(step, r / step * step));
+}
+
+// The GEMM's cache blocking for one register tile, from the cache sizes (BLIS's analytical
+// model, Low et al. 2016, with the fractions measured on the two CPUs the project meets):
+//   KC: an MR x KC sliver of A and a KC x NR sliver of B are the micro-kernel's operands;
+//       the B sliver is reused by every A sliver of the block, so it should stay near L1.
+//   MC: the packed A block (MC x KC) stays in L2 while the B panel streams past it.
+//   NC: the packed B panel (KC x NC) lives in L3 (or L2 when L3 is small).
+//   NC_SMALL: with only one A block the panel is used once, right after packing: keep it in
+//       L2 next to the A block.
+GemmBlocking blocking_for(RegisterTile t, const CpuIdentity& id) {
+  const long l1 = id.l1d > 0 ? id.l1d : kAssumedL1;
+  const long l2 = id.l2 > 0 ? id.l2 : kAssumedL2;
+  GemmBlocking b;
+  b.kc = round_down_to(l1 * t.l1_share_num / t.l1_share_den / (4L * t.nr), 16, 128, 1024);
+  b.mc = round_down_to(l2 / 6 / (4L * b.kc), t.mr, t.mr, 32 * t.mr);
+  b.nc = round_down_to(l2 * 2 / (4L * b.kc), 2 * t.nr, 4 * t.nr, 8192);
+  b.nc_small = round_down_to(l2 / 2 / (4L * b.kc), t.nr, t.nr, 4096);
+  return b;
+}
+
+Tuning from_cpu(const CpuIdentity& id) {
+  Tuning t;
+  t.cpu = id;
+  const bool amd = id.vendor == "AuthenticAMD" || id.vendor == "HygonGenuine";
+  // Zen 4 (family 0x19) runs each 512-bit operation as two 256-bit halves; Zen 5 (0x1A) has
+  // full-width units (desktop and server parts). Gathers are microcoded on every Zen with
+  // AVX-512 (a 16-lane vgatherdps costs ~4x the 16 scalar loads it replaces on Zen 4), while
+  // Sapphire Rapids gathers at about one element per cycle.
+  t.avx512_split = amd && id.family == 0x19;
+  t.slow_gather = amd;
+  // The small-N path needs op(B)^T contiguous along K. A row-major B is gathered 16 depth
+  // steps at a time where gathers are fast, else transposed in 8 x 8 register blocks.
+  t.small_n_b = t.slow_gather ? SmallNB::transpose : SmallNB::gather;
+  // Its dot products reduce one accumulator per output element at the end: with 512-bit
+  // halves issued separately, 256-bit accumulators halve the reduction and the masked tail
+  // at the same FMA throughput.
+  t.dot_width = t.avx512_split ? 256 : 512;
+  for (int i = 0; i < 3; ++i) t.blocking[i] = blocking_for(kRegisterTile[i], id);
+  t.source = "cpuid";
+  return t;
+}
+
+bool parse_int(const std::string& v, int lo, int hi, int& out) {
+  char* end = nullptr;
+  const long x = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || x < lo || x > hi) return false;
+  out = static_cast<int>(x);
+  return true;
+}
+
+}  // namespace
+
+const Tuning& tuning() { return g_tuning; }
+
+GemmBlocking blocking_for(Isa isa, long l1d, long l2) {
+  CpuIdentity id;
+  id.l1d = l1d;
+  id.l2 = l2;
+  return blocking_for(kRegisterTile[static_cast<int>(isa)], id);
+}
+
+std::string apply_tuning(const std::string& spec) {
+  Tuning t = g_tuning;
+  std::stringstream ss(spec);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    const auto eq = item.find('=');
+    if (eq == std::string::npos) return "'" + item + "' is not key=value";
+    std::string key = item.substr(0, eq);
+    const std::string val = item.substr(eq + 1);
+    int isa = static_cast<int>(active_isa());
+    const auto dot = key.find('.');
+    if (dot != std::string::npos) {
+      const std::string prefix = key.substr(0, dot);
+      key = key.substr(dot + 1);
+      isa = -1;
+      for (Isa i : {Isa::generic, Isa::avx2, Isa::avx512})
+        if (prefix == isa_name(i)) isa = static_cast<int>(i);
+      if (isa < 0) return "'" + prefix + "' is not a CPU path (generic, avx2, avx512)";
+    }
+    GemmBlocking& b = t.blocking[isa];
+    const RegisterTile tile = kRegisterTile[isa];
+    if (key == "kc" || key == "mc" || key == "nc" || key == "nc_small") {
+      int x = 0;
+      if (!parse_int(val, 1, 1 << 16, x)) return key + "=" + val + " is not an integer in [1, 65536]";
+      // MC must be whole row tiles and the panels whole column tiles: the driver's loops
+      // step by them.
+      if (key == "kc") b.kc = x;
+      if (key == "mc") b.mc = std::max(tile.mr, x / tile.mr * tile.mr);
+      if (key == "nc") b.nc = std::max(tile.nr, x / tile.nr * tile.nr);
+      if (key == "nc_small") b.nc_small = std::max(tile.nr, x / tile.nr * tile.nr);
+    } else if (key == "small_n_b") {
+      if (val == "gather") t.small_n_b = SmallNB::gather;
+      else if (val == "transpose") t.small_n_b = SmallNB::transpose;
+      else return "small_n_b=" + val + ": expected gather or transpose";
+    } else if (key == "dot_width") {
+      if (val != "256" && val != "512") return "dot_width=" + val + ": expected 256 or 512";
+      t.dot_width = val == "256" ? 256 : 512;
+    } else {
+      return "unknown key '" + key + "' (expected kc, mc, nc, nc_small, small_n_b, dot_width)";
+    }
+  }
+  if (t.source.find("LAMINA_TUNING") == std::string::npos && !spec.empty()) t.source += " + override";
+  g_tuning = t;
+  return {};
+}
+
+void reset_tuning() {
+  g_tuning = from_cpu(detect_cpu_identity());
+  if (!g_env.empty()) {
+    apply_tuning(g_env);
+    g_tuning.source = "cpuid + LAMINA_TUNING";
+  }
+}
+
+std::string init_tuning(const char* env) {
+  g_env.clear();
+  reset_tuning();
+  if (env == nullptr || *env == '\0') return {};
+  std::string err = apply_tuning(env);
+  if (!err.empty()) return std::string("LAMINA_TUNING=") + env + ": " + err;
+  g_env = env;
+  g_tuning.source = "cpuid + LAMINA_TUNING";
+  return {};
+}
+
+}  // namespace lamina::cpu

@@ -1,0 +1,64 @@
+// tuning.h: what lamina knows about the CPU beyond its instruction sets (vendor, family,
+// cache sizes), and the choices made from it once at import: the GEMM's cache blocking per
+// ISA and the variants of paths whose best form differs between microarchitectures.
+//
+// Detected with cpuid (cpu_features.cpp: leaf 4 on Intel, 0x8000001D on AMD, the legacy AMD
+// leaves 0x80000005/6 as a fallback); computed in tuning.cpp; LAMINA_TUNING overrides any
+// of it for experiments ("kc=256,mc=168,small_n_b=transpose,dot_width=256"); backend_info()
+// reports all of it. Kernels read tuning() on every call (a few loads), so tests may change
+// it at run time (_native._set_tuning) to force each variant.
+#pragma once
+#include <string>
+
+#include "lamina/cpu/isa.h"
+
+namespace lamina::cpu {
+
+struct CpuIdentity {
+  std::string vendor;     // "GenuineIntel", "AuthenticAMD", ... or "" off x86
+  int family = 0, model = 0;
+  long l1d = 0, l2 = 0, l3 = 0;  // bytes per core (L3: the whole cache one core can reach)
+  std::string cache_source;      // "cpuid leaf 4", "cpuid 0x8000001D", ... or "assumed"
+};
+CpuIdentity detect_cpu_identity();  // cpu_features.cpp, no arch flags
+
+// BLIS blocking of the GEMM driver (csrc/cpu/kernels/gemm.cpp; gemm_config.h for MR, NR).
+struct GemmBlocking {
+  int kc = 0, mc = 0, nc = 0, nc_small = 0;
+};
+
+// How the small-N GEMM (sgemm_dot.h) gets op(B)^T when B is row-major.
+enum class SmallNB : int { gather = 0, transpose = 1 };
+
+struct Tuning {
+  CpuIdentity cpu;
+  bool avx512_split = false;   // 512-bit operations issue as two 256-bit halves (Zen 4)
+  bool slow_gather = false;    // AVX-512 gathers are microcoded (AMD Zen 4/5)
+  SmallNB small_n_b = SmallNB::gather;
+  int dot_width = 512;         // vector bits of the small-N dot kernel on the avx512 path
+  GemmBlocking blocking[3];    // per Isa (generic, avx2, avx512)
+  std::string source;          // "cpuid" or "cpuid + LAMINA_TUNING"
+};
+
+const Tuning& tuning();
+// The blocking the model chooses for register tile `isa` on a CPU with these caches (bytes).
+GemmBlocking blocking_for(Isa isa, long l1d, long l2);
+// Applies "key=value,..." over the current tuning (keys: kc, mc, nc, nc_small -- for the
+// active ISA unless prefixed "avx2." etc. --, small_n_b, dot_width). Returns "" or why not.
+std::string apply_tuning(const std::string& spec);
+void reset_tuning();  // back to what cpuid chose (and LAMINA_TUNING, when `with_env`)
+std::string init_tuning(const char* env);  // once at import; "" or the error
+
+// The register tile (MR rows x NR columns of C) of each ISA's micro-kernel, indexed by Isa:
+// generic 4 x 8 scalar, AVX2 6 x 16 (12 of 16 ymm), AVX-512 14 x 32 (28 of 32 zmm).
+// gemm_config.h takes its MR and NR from here; the blocking is derived from it.
+// l1_share: the share of L1d the KC x NR sliver of B may take (numerator / denominator).
+// The 6 x 16 tile loads 2 vectors of B per 12 FMAs and needs its sliver in L1 (half of it,
+// as BLIS's Haswell blocking); the 14 x 32 tile loads 2 per 28 FMAs, so its sliver may
+// spill to L2 and a deeper KC (4/3 of L1) pays off in fewer passes over C.
+struct RegisterTile {
+  int mr, nr, l1_share_num, l1_share_den;
+};
+constexpr RegisterTile kRegisterTile[3] = {{4, 8, 1, 2}, {6, 16, 1, 2}, {14, 32, 4, 3}};
+
+}  // namespace lamina::cpu
