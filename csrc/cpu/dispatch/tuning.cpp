@@ -51,9 +51,10 @@ Tuning from_cpu(const CpuIdentity& id) {
   // The small-N path needs op(B)^T contiguous along K. A row-major B is gathered 16 depth
   // steps at a time where gathers are fast, else transposed in 8 x 8 register blocks.
   t.small_n_b = t.slow_gather ? SmallNB::transpose : SmallNB::gather;
-  // Its dot products reduce one accumulator per output element at the end: with 512-bit
-  // halves issued separately, 256-bit accumulators halve the reduction and the masked tail
-  // at the same FMA throughput.
+  // Its dot kernel in 512 or 256-bit vectors: where 512-bit operations issue as two halves
+  // the FMA throughput is the same and 256-bit accumulators make the final reduction one fold
+  // shorter and the masked K tail half as long; on the Zen 4 measured (README, issue 13) the
+  // two were within noise of each other. Full-width units do half the instructions in 512.
   t.dot_width = t.avx512_split ? 256 : 512;
   for (int i = 0; i < 3; ++i) t.blocking[i] = blocking_for(kRegisterTile[i], id);
   t.source = "cpuid";

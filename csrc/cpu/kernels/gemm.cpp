@@ -256,13 +256,15 @@ std::pair<int, int> thread_grid(index_t M, index_t N, int nt) {
 
 // Small N: rows [m0, m1) of C as dot products (sgemm_dot.h). Bt = op(B)^T is packed N x K
 // (N <= NR / 2, so at most 16 K floats) unless it already is unit-stride along K.
-constexpr index_t kDotRows = 4;
+// Rows per dot block: 4 x 4 outputs use 16 accumulators + 5 operands of AVX-512's 32
+// registers; AVX2 has 16, so 2 x 4 there.
+constexpr index_t kDotRows = LAMINA_ISA_ID == 2 ? 4 : 2;
 bool use_dot_path(index_t N) { return W > 1 && N <= NR / 2; }
 
 #if LAMINA_ISA_ID >= 1
 template <class V>
-void gemm_dot(index_t m0, index_t m1, index_t N, index_t K, MatRef A, const float* bt, float* C,
-              index_t ldc, const GemmEpilogue& ep) {
+void gemm_dot(index_t m0, index_t m1, index_t N, index_t K, MatRef A, const float* bt, index_t ldb,
+              float* C, index_t ldc, const GemmEpilogue& ep) {
   float* apack = A.cs == 1 ? nullptr : thread_buffer(0, workspace_floats(kDotRows, K));
   for (index_t i = m0; i < m1; i += kDotRows) {
     const index_t rb = min_of(kDotRows, m1 - i);
@@ -277,20 +279,25 @@ void gemm_dot(index_t m0, index_t m1, index_t N, index_t K, MatRef A, const floa
       rows[r] = src;
     }
     float* c = C + i * ldc;
-    switch (rb) {
-      case 4: dot_rows<V, 4>(K, N, rows, bt, c, ldc, ep, i); break;
-      case 3: dot_rows<V, 3>(K, N, rows, bt, c, ldc, ep, i); break;
-      case 2: dot_rows<V, 2>(K, N, rows, bt, c, ldc, ep, i); break;
-      default: dot_rows<V, 1>(K, N, rows, bt, c, ldc, ep, i); break;
+    if constexpr (kDotRows == 4) {
+      switch (rb) {
+        case 4: dot_rows<V, 4>(K, N, rows, bt, ldb, c, ldc, ep, i); break;
+        case 3: dot_rows<V, 3>(K, N, rows, bt, ldb, c, ldc, ep, i); break;
+        case 2: dot_rows<V, 2>(K, N, rows, bt, ldb, c, ldc, ep, i); break;
+        default: dot_rows<V, 1>(K, N, rows, bt, ldb, c, ldc, ep, i); break;
+      }
+    } else {
+      if (rb == 2) dot_rows<V, 2>(K, N, rows, bt, ldb, c, ldc, ep, i);
+      else dot_rows<V, 1>(K, N, rows, bt, ldb, c, ldc, ep, i);
     }
   }
 }
 
-// d (N x K) = op(B)^T for a row-major op(B) (K x N, row stride rs, unit column stride).
+// d (N rows of K, row stride ldd) = op(B)^T for a row-major op(B) (K x N, row stride rs).
 // SmallNB::gather (fast gathers, Sapphire Rapids): 16 depth steps of one column per
 // vgatherdps. SmallNB::transpose (microcoded gathers, Zen): 8 x 8 blocks transposed in
 // registers, 64 elements per 8 loads, 24 shuffles and 8 stores.
-void transpose_small_b(index_t K, index_t N, MatRef B, float* d, SmallNB how) {
+void transpose_small_b(index_t K, index_t N, MatRef B, float* d, index_t ldd, SmallNB how) {
   index_t k0 = 0;
 #if LAMINA_ISA_ID == 2
   if (how == SmallNB::gather && B.rs > 0 && B.rs < (index_t(1) << 26)) {
@@ -299,34 +306,36 @@ void transpose_small_b(index_t K, index_t N, MatRef B, float* d, SmallNB how) {
         _mm512_set1_epi32(static_cast<int>(B.rs)));
     for (; k0 + 16 <= K; k0 += 16)
       for (index_t n = 0; n < N; ++n)
-        _mm512_storeu_ps(d + n * K + k0, _mm512_i32gather_ps(idx, B.p + k0 * B.rs + n, 4));
+        _mm512_store_ps(d + n * ldd + k0, _mm512_i32gather_ps(idx, B.p + k0 * B.rs + n, 4));
   }
 #endif
   if (how == SmallNB::transpose) {
     const index_t n8 = N - N % 8;
     for (; k0 + 8 <= K; k0 += 8) {
-      for (index_t n = 0; n < n8; n += 8) transpose8x8(B.p + k0 * B.rs + n, B.rs, d + n * K + k0, K);
+      for (index_t n = 0; n < n8; n += 8) transpose8x8(B.p + k0 * B.rs + n, B.rs, d + n * ldd + k0, ldd);
       for (index_t k = k0; k < k0 + 8; ++k)
-        for (index_t n = n8; n < N; ++n) d[n * K + k] = B.p[k * B.rs + n];
+        for (index_t n = n8; n < N; ++n) d[n * ldd + k] = B.p[k * B.rs + n];
     }
   }
   for (index_t k = k0; k < K; ++k)
-    for (index_t n = 0; n < N; ++n) d[n * K + k] = B.p[k * B.rs + n];
+    for (index_t n = 0; n < N; ++n) d[n * ldd + k] = B.p[k * B.rs + n];
 }
 
 void sgemm_small_n(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_t ldc,
                    const GemmEpilogue& ep, int nt) {
   const Tuning& tu = tuning();
-  const float* bt = B.p;
-  if (B.rs != 1 || B.cs != K) {  // op(B)(k, n) at k*rs + n*cs; we need Bt(n, k) contiguous along k
-    float* d = thread_buffer(1, workspace_floats(N, K));
-    if (B.cs == 1) {
-      transpose_small_b(K, N, B, d, tu.small_n_b);
-    } else {
-      for (index_t n = 0; n < N; ++n)
-        for (index_t k = 0; k < K; ++k) d[n * K + k] = B.p[n * B.cs + k * B.rs];
-    }
-    bt = d;
+  // Bt = op(B)^T, N rows of K, is always copied (N x K floats: at most 16 K) into rows that
+  // start on cache lines: a row of B^T at an arbitrary offset would split every vector load
+  // of it over two lines, and those loads are what the dot blocks are short of.
+  const index_t ldb = round_up(K, index_t(16));
+  float* bt = thread_buffer(1, workspace_floats(N, ldb));
+  if (B.rs == 1) {
+    for (index_t n = 0; n < N; ++n) std::memcpy(bt + n * ldb, B.p + n * B.cs, sizeof(float) * K);
+  } else if (B.cs == 1) {
+    transpose_small_b(K, N, B, bt, ldb, tu.small_n_b);
+  } else {  // op(B)(k, n) at k*rs + n*cs
+    for (index_t n = 0; n < N; ++n)
+      for (index_t k = 0; k < K; ++k) bt[n * ldb + k] = B.p[n * B.cs + k * B.rs];
   }
 #if LAMINA_ISA_ID == 2
   const bool wide = tu.dot_width == 512;
@@ -337,10 +346,10 @@ void sgemm_small_n(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C
     auto [m0, m1] = split_range(M, team, tid, kDotRows);
     if (m1 <= m0) return;
 #if LAMINA_ISA_ID == 2
-    if (wide) return gemm_dot<V512>(m0, m1, N, K, A, bt, C, ldc, ep);
+    if (wide) return gemm_dot<V512>(m0, m1, N, K, A, bt, ldb, C, ldc, ep);
 #endif
     (void)wide;
-    gemm_dot<V256>(m0, m1, N, K, A, bt, C, ldc, ep);
+    gemm_dot<V256>(m0, m1, N, K, A, bt, ldb, C, ldc, ep);
   });
 }
 #endif
@@ -366,13 +375,14 @@ void sgemm(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_
     epilogue_only(M, N, C, ldc, ep);
     return;
   }
-  int nt = nthreads > 0 ? nthreads : threads_for(2.0 * double(M) * N * K, 1.5e6);
 #if LAMINA_ISA_ID >= 1
   if (use_dot_path(N)) {
+    const int nt = nthreads > 0 ? nthreads : threads_for(2.0 * double(M) * N * K, 1.5e6);
     sgemm_small_n(M, N, K, A, B, C, ldc, ep, nt);
     return;
   }
 #endif
+  const int nt = nthreads > 0 ? nthreads : threads_for(2.0 * double(M) * N * K, 1.5e6);
   const GemmBlocking blk = blocking();  // read once: a test may change it between calls
   parallel_team(nt, [&](int tid, int team) {
     auto [tm, tn] = thread_grid(M, N, team);

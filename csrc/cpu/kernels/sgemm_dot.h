@@ -10,13 +10,14 @@
 // Two vector widths (x86 paths only): V512 (zmm) and V256 (ymm; the AVX2 path's only width,
 // and the AVX-512 path's choice where 512-bit operations issue as two 256-bit halves, Zen 4:
 // the FMA throughput is the same, the masked K tail is half as long and the final
-// reduction is one fold shorter; tuning.h dot_width). Four accumulators of one row are
-// reduced together into the four outputs they make (reduce4: 3 horizontal adds and a fold,
-// instead of four separate horizontal sums) before the epilogue.
+// reduction is one fold shorter; tuning.h dot_width). The accumulators of a 2 x 4 block of
+// outputs are reduced together (reduce8) and the epilogue runs on the 8 sums at once.
 #pragma once
 #include "lamina/gemm.h"
 #include "lamina/cpu/simd.h"
 #include "vmath.h"
+
+#include <cmath>
 
 #if LAMINA_ISA_ID >= 1
 namespace lamina::cpu::LAMINA_ISA_NS {
@@ -51,28 +52,53 @@ struct V512 {
 };
 #endif
 
-// {hsum(a0), hsum(a1), hsum(a2), hsum(a3)} of four 8-lane sums.
-inline __m128 reduce4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
-  const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+// {hsum(a0), ..., hsum(a7)} of eight 8-lane sums: 6 horizontal adds, 2 lane permutes, 1 add
+// (eight separate horizontal sums would take 40 operations).
+inline __m256 reduce8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6,
+                      __m256 a7) {
+  const __m256 lo = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));  // a0..a3 by halves
+  const __m256 hi = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));  // a4..a7 by halves
+  return _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31));
 }
 
-// The epilogue on n (1..4) outputs of one row at c; `x` holds their sums in its first lanes.
-inline void store_outputs(__m128 x, float* c, int n, const GemmEpilogue& ep, index_t row,
-                          index_t col) {
-  alignas(16) float v[4];
-  _mm_store_ps(v, x);
-  for (int j = 0; j < n; ++j) {
-    float y = v[j];
-    if (ep.beta != 0.0f) y += ep.beta * c[j];
-    if (ep.bias_mode == Bias::per_row) y += ep.bias[row];
-    if (ep.bias_mode == Bias::per_col) y += ep.bias[col + j];
-    if (ep.relu) y = vmath::relu(y);
-    c[j] = y;
+// The epilogue on the outputs of rows (row, row + 1) and columns [col, col + n) (n <= 4):
+// lanes 0..3 of x hold row `row`, lanes 4..7 row `row + 1` (absent when !two). The same
+// arithmetic, in the same order, as the micro-kernel's write-back: sum + (bias_row +
+// bias_col), then beta * C, then ReLU.
+inline void store_pair(__m256 x, float* c0, float* c1, bool two, int n, const GemmEpilogue& ep,
+                       index_t row, index_t col) {
+  alignas(32) float v[8];
+  if (n == 4) {
+    __m256 bias = _mm256_setzero_ps();
+    if (ep.bias_mode == Bias::per_row)
+      bias = _mm256_setr_m128(_mm_set1_ps(ep.bias[row]), _mm_set1_ps(two ? ep.bias[row + 1] : 0.0f));
+    if (ep.bias_mode == Bias::per_col) bias = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(ep.bias + col));
+    x = _mm256_add_ps(x, bias);
+    if (ep.beta != 0.0f) {
+      const __m256 cv = _mm256_setr_m128(_mm_loadu_ps(c0), two ? _mm_loadu_ps(c1) : _mm_setzero_ps());
+      x = _mm256_fmadd_ps(_mm256_set1_ps(ep.beta), cv, x);
+    }
+    if (ep.relu) x = _mm256_max_ps(_mm256_setzero_ps(), x);  // vmath::relu's lane arithmetic
+    _mm_storeu_ps(c0, _mm256_castps256_ps128(x));
+    if (two) _mm_storeu_ps(c1, _mm256_extractf128_ps(x, 1));
+    return;
+  }
+  _mm256_store_ps(v, x);  // a ragged right edge: scalar, with the same arithmetic
+  for (int r = 0; r < (two ? 2 : 1); ++r) {
+    float* c = r ? c1 : c0;
+    for (int j = 0; j < n; ++j) {
+      float bias = 0.0f;
+      if (ep.bias_mode == Bias::per_row) bias = ep.bias[row + r];
+      if (ep.bias_mode == Bias::per_col) bias = ep.bias[col + j];
+      float y = v[4 * r + j] + bias;
+      if (ep.beta != 0.0f) y = std::fma(ep.beta, c[j], y);
+      if (ep.relu) y = vmath::relu(y);
+      c[j] = y;
+    }
   }
 }
 
-// RB rows of A x CB (<= 5) rows of Bt -> an RB x CB block of C.
+// RB rows of A x CB (<= 4) rows of Bt -> an RB x CB block of C.
 template <class V, int RB, int CB>
 inline void dot_block(index_t K, const float* const* a, const float* bt, index_t ldb, float* c,
                       index_t ldc, const GemmEpilogue& ep, index_t row0, index_t col0) {
@@ -108,29 +134,25 @@ inline void dot_block(index_t K, const float* const* a, const float* bt, index_t
     }
   }
   const __m256 z = _mm256_setzero_ps();
-  auto col = [&](int i, int j) { return j < CB ? V::to256(acc[i][j < CB ? j : 0]) : z; };
-#pragma GCC unroll 4
-  for (int i = 0; i < RB; ++i) {
-    store_outputs(reduce4(col(i, 0), col(i, 1), col(i, 2), col(i, 3)), c + i * ldc, CB < 4 ? CB : 4,
-                  ep, row0 + i, col0);
-    if constexpr (CB > 4)
-      store_outputs(reduce4(col(i, 4), z, z, z), c + i * ldc + 4, CB - 4, ep, row0 + i, col0 + 4);
+  auto at = [&](int i, int j) { return i < RB && j < CB ? V::to256(acc[i < RB ? i : 0][j < CB ? j : 0]) : z; };
+#pragma GCC unroll 2
+  for (int i = 0; i < RB; i += 2) {
+    const __m256 sums = reduce8(at(i, 0), at(i, 1), at(i, 2), at(i, 3), at(i + 1, 0), at(i + 1, 1),
+                                at(i + 1, 2), at(i + 1, 3));
+    store_pair(sums, c + i * ldc, c + (i + 1) * ldc, i + 1 < RB, CB, ep, row0 + i, col0);
   }
 }
 
+// bt: N rows of K floats, row stride ldb.
 template <class V, int RB>
-inline void dot_rows(index_t K, index_t N, const float* const* a, const float* bt, float* c,
+inline void dot_rows(index_t K, index_t N, const float* const* a, const float* bt, index_t ldb, float* c,
                      index_t ldc, const GemmEpilogue& ep, index_t row0) {
   index_t j = 0;
-  // Five columns per block when they divide N (N = 10: 2 blocks, 9 loads per 20 FMAs),
-  // else four (8 loads per 16).
-  if (N % 5 == 0)
-    for (; j + 5 <= N; j += 5) dot_block<V, RB, 5>(K, a, bt + j * K, K, c + j, ldc, ep, row0, j);
-  for (; j + 4 <= N; j += 4) dot_block<V, RB, 4>(K, a, bt + j * K, K, c + j, ldc, ep, row0, j);
+  for (; j + 4 <= N; j += 4) dot_block<V, RB, 4>(K, a, bt + j * ldb, ldb, c + j, ldc, ep, row0, j);
   switch (N - j) {
-    case 3: dot_block<V, RB, 3>(K, a, bt + j * K, K, c + j, ldc, ep, row0, j); break;
-    case 2: dot_block<V, RB, 2>(K, a, bt + j * K, K, c + j, ldc, ep, row0, j); break;
-    case 1: dot_block<V, RB, 1>(K, a, bt + j * K, K, c + j, ldc, ep, row0, j); break;
+    case 3: dot_block<V, RB, 3>(K, a, bt + j * ldb, ldb, c + j, ldc, ep, row0, j); break;
+    case 2: dot_block<V, RB, 2>(K, a, bt + j * ldb, ldb, c + j, ldc, ep, row0, j); break;
+    case 1: dot_block<V, RB, 1>(K, a, bt + j * ldb, ldb, c + j, ldc, ep, row0, j); break;
     default: break;
   }
 }
