@@ -151,7 +151,7 @@ def test_lamina_tuning_environment_variable():
     assert r.returncode == 0, r.stderr
     import json
     blocking, variants, source = json.loads(r.stdout)
-    assert blocking["kc"] == 128 and variants == {"small_n_b": "gather", "dot_width": 512}
+    assert blocking["kc"] == 128 and variants["small_n_b"] == "gather" and variants["dot_width"] == 512
     assert source == "cpuid + LAMINA_TUNING"
     if INFO["isa"] == "avx512":
         assert blocking["mc"] == 28
@@ -200,3 +200,52 @@ def test_wrapped_functions_keep_their_identity():
     assert f.__wrapped__.__name__ == "matmul"
     assert "matmul" in repr(f)
     assert set(_native._kernel_signatures()) >= set(lamina.backend.KERNELS)
+
+
+# -- the direct convolution (csrc/cpu/kernels/conv_direct.h), forced on and off ---------------
+CONV_CASES = [  # (N, C, H, W, O, k, pad): eligible for the direct path (stride 1, few taps,
+    (64, 1, 28, 28, 6, 5, 2),  # LeNet's conv1
+    (3, 2, 17, 20, 5, 3, 1), (2, 3, 32, 33, 16, 5, 0), (1, 1, 16, 16, 1, 1, 0), (5, 1, 40, 37, 7, 4, 3),
+    (2, 3, 19, 19, 12, 5, 4), (3, 1, 9, 47, 9, 2, 1),
+    (4, 6, 14, 14, 16, 5, 0),  # LeNet's conv2: too narrow (10 wide) and too many taps: GEMM path
+]
+
+
+@pytest.mark.parametrize("direct", ["0", "1"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "x".join(map(str, c)))
+def test_conv_direct_forced_each_way(case, direct, isa, threads, tuning, rng):
+    n, c, h, w_, o, k, pad = case
+    tuning("conv_direct=" + direct)
+    assert lamina.backend_info()["variants"]["conv_direct"] == (direct == "1")
+    x = rng.standard_normal((n, c, h, w_), dtype=np.float32)
+    w = rng.standard_normal((o, c, k, k), dtype=np.float32)
+    b = rng.standard_normal(o, dtype=np.float32)
+    x64, w64, b64 = x.astype(np.float64), w.astype(np.float64), b.astype(np.float64)
+    scale = np.sqrt(c * k * k)
+    for bias, act in ((b, "relu"), (None, None)):
+        got = _native.conv2d(x, w, bias, padding=pad, activation=act)
+        want = reference.conv2d(x64, w64, None if bias is None else b64, padding=pad, activation=act)
+        np.testing.assert_allclose(got, want, atol=2e-6 * scale * np.abs(want).max(), rtol=0)
+    gy = rng.standard_normal(got.shape, dtype=np.float32)
+    want = reference.conv2d_backward(x64, w64, gy.astype(np.float64), padding=pad)
+    for need_dx in (False, True):
+        gx, gw, gb = _native.conv2d_backward(x, w, gy, padding=pad, compute_grad_x=need_dx)
+        assert (gx is None) == (not need_dx)
+        if need_dx:
+            np.testing.assert_allclose(gx, want[0], atol=2e-6 * np.sqrt(o * k * k) * np.abs(want[0]).max(), rtol=0)
+        tol = 2e-6 * np.sqrt(n * got.shape[2] * got.shape[3])
+        np.testing.assert_allclose(gw, want[1], atol=tol * np.abs(want[1]).max(), rtol=0)
+        np.testing.assert_allclose(gb, want[2], atol=tol * np.abs(want[2]).max(), rtol=0)
+
+
+def test_conv_direct_forward_matches_the_gemm_path_bit_for_bit(tuning, rng):
+    # Both sum the taps in the same order from zero, then add the bias: the direct forward is
+    # a faster schedule of the same arithmetic.
+    x = rng.standard_normal((8, 1, 28, 28), dtype=np.float32)
+    w = rng.standard_normal((6, 1, 5, 5), dtype=np.float32)
+    b = rng.standard_normal(6, dtype=np.float32)
+    ys = []
+    for direct in "01":
+        tuning("conv_direct=" + direct)
+        ys.append(_native.conv2d(x, w, b, padding=2, activation="relu"))
+    np.testing.assert_array_equal(ys[0], ys[1])

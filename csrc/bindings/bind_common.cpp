@@ -105,13 +105,18 @@ View i64_arg(py::handle obj, const char* name, int ndim) {
 
 View typed_arg(py::handle obj, const char* name, const std::vector<py::dtype>& dtypes, int ndim,
                bool writeable) {
-  std::string names;
-  for (std::size_t i = 0; i < dtypes.size(); ++i)
-    names += (i == 0 ? "" : i + 1 == dtypes.size() ? " or " : ", ") + std::string(py::str(dtypes[i]));
-  py::array arr = require_ndarray(obj, name, names.c_str());
+  // The list of dtypes is spelled out only for an error (py::str of a dtype costs microseconds).
+  auto names = [&] {
+    std::string s;
+    for (std::size_t i = 0; i < dtypes.size(); ++i)
+      s += (i == 0 ? "" : i + 1 == dtypes.size() ? " or " : ", ") + std::string(py::str(dtypes[i]));
+    return s;
+  };
+  if (!py::isinstance<py::array>(obj)) require_ndarray(obj, name, names().c_str());
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
   bool ok = false;
   for (const py::dtype& d : dtypes) ok = ok || arr.dtype().equal(d);
-  if (!ok) type_error(std::string(name) + " must have dtype " + names + ", got " + std::string(py::str(arr.dtype())));
+  if (!ok) type_error(std::string(name) + " must have dtype " + names() + ", got " + std::string(py::str(arr.dtype())));
   return make_view(std::move(arr), name, ndim, writeable);
 }
 

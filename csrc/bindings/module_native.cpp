@@ -70,6 +70,7 @@ py::dict backend_info() {
   py::dict variants;
   variants["small_n_b"] = t.small_n_b == SmallNB::gather ? "gather" : "transpose";
   variants["dot_width"] = t.dot_width;
+  variants["conv_direct"] = t.conv_direct;
   d["variants"] = variants;
   d["tuning_source"] = t.source;
   return d;

@@ -12,6 +12,9 @@ namespace {
 Tuning g_tuning;
 std::string g_env;  // LAMINA_TUNING as given at import, re-applied by reset_tuning
 
+#ifndef LAMINA_CONV_DIRECT_DEFAULT
+#define LAMINA_CONV_DIRECT_DEFAULT false
+#endif
 constexpr long kAssumedL1 = 32 * 1024, kAssumedL2 = 512 * 1024;  // when cpuid says nothing
 
 int round_down_to(long x, int step, int lo, int hi) {
@@ -56,6 +59,9 @@ Tuning from_cpu(const CpuIdentity& id) {
   // shorter and the masked K tail half as long; on the Zen 4 measured (README, issue 13) the
   // two were within noise of each other. Full-width units do half the instructions in 512.
   t.dot_width = t.avx512_split ? 256 : 512;
+  // A first conv layer (few taps, wide rows) is faster computed directly than through im2col
+  // + GEMM on both CPUs; the switch exists to test and compare the two.
+  t.conv_direct = LAMINA_CONV_DIRECT_DEFAULT;
   for (int i = 0; i < 3; ++i) t.blocking[i] = blocking_for(kRegisterTile[i], id);
   t.source = "cpuid";
   return t;
@@ -115,11 +121,14 @@ std::string apply_tuning(const std::string& spec) {
       if (val == "gather") t.small_n_b = SmallNB::gather;
       else if (val == "transpose") t.small_n_b = SmallNB::transpose;
       else return "small_n_b=" + val + ": expected gather or transpose";
+    } else if (key == "conv_direct") {
+      if (val != "0" && val != "1") return "conv_direct=" + val + ": expected 0 or 1";
+      t.conv_direct = val == "1";
     } else if (key == "dot_width") {
       if (val != "256" && val != "512") return "dot_width=" + val + ": expected 256 or 512";
       t.dot_width = val == "256" ? 256 : 512;
     } else {
-      return "unknown key '" + key + "' (expected kc, mc, nc, nc_small, small_n_b, dot_width)";
+      return "unknown key '" + key + "' (expected kc, mc, nc, nc_small, small_n_b, dot_width, conv_direct)";
     }
   }
   if (t.source.find("LAMINA_TUNING") == std::string::npos && !spec.empty()) t.source += " + override";

@@ -44,6 +44,8 @@
 #include "lamina/cpu/simd.h"
 #include "lamina/gemm.h"
 #include "lamina/parallel.h"
+#include "lamina/cpu/tuning.h"
+#include "conv_direct.h"
 #include "workspace.h"
 
 namespace lamina::cpu::LAMINA_ISA_NS {
@@ -596,6 +598,20 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
   const double flops = 2.0 * double(s.N) * s.O * P * max_of<index_t>(K, 1) + double(s.N) * K * P;
   const int nt = threads_for(flops, kMinFlopsPerThread);
   const index_t units = s.N * s.OH;  // (image, output row) pairs
+  if (tuning().conv_direct && direct::eligible(s)) {
+    const auto rows = direct::kForward[static_cast<std::size_t>(s.O - 1)];
+    parallel_team(nt, [&](int tid, int team) {
+      const index_t u0 = units * tid / team, u1 = units * (tid + 1) / team;
+      float* xp = thread_buffer(kSlotTile, workspace_floats(1, direct::image_floats(s)));
+      for (index_t u = u0; u < u1;) {  // the rows of one image at a time
+        const index_t n = u / s.OH, oh0 = u % s.OH, oh1 = min_of(s.OH, oh0 + (u1 - u));
+        direct::pad_planes(s, x + n * s.C * s.H * s.W, xp);
+        rows(s, xp, w, b, relu, y + n * s.O * P, oh0, oh1);
+        u += oh1 - oh0;
+      }
+    });
+    return;
+  }
   if (nt <= 1 || units < nt) {
     // One thread, or too few rows to share (batch 1 with one output row): thread the GEMM.
     forward_range(s, make_tiling(s, s.N), 0, units, x, w, ep, y, nt > 1 ? 0 : 1);
@@ -624,7 +640,21 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
     return;
   }
   const int nt = threads_for(6.0 * double(s.N) * O * P * max_of<index_t>(K, 1), kMinFlopsPerThread);
-  const bool by_images = s.N % nt == 0 || s.N >= 4 * nt;  // imbalance under 1/4
+  const bool use_direct = grad_x == nullptr && tuning().conv_direct && direct::eligible(s);
+  // The direct grad_w / grad_b of images [n0, n1) (overwritten), conv_direct.h.
+  auto direct_range = [&](index_t n0, index_t n1, float* gw, float* gb) {
+    const index_t img = direct::image_floats(s);
+    float* xp = thread_buffer(kSlotTile, workspace_floats(1, img + W + direct::vacc_floats(s)));
+    float* zero_row = xp + img;
+    fill_zero(zero_row, W);
+    direct::grad_w(s, x + n0 * xsz, n1 - n0, grad_y + n0 * O * P, xp, zero_row, zero_row + W, gw, gb);
+  };
+
+  if (use_direct && nt <= 1) {
+    direct_range(0, s.N, grad_w, grad_b);
+    return;
+  }
+  const bool by_images = use_direct || s.N % nt == 0 || s.N >= 4 * nt;  // imbalance under 1/4
   const bool by_channels = !by_images && (s.C % nt == 0 || s.C >= 2 * nt);
   if (nt <= 1 || (!by_images && !by_channels)) {
     // One thread, or too few images and channels to share: threads inside the GEMMs.
@@ -648,6 +678,7 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
   // Each thread: whole images, its own grad_w / grad_b partial sums, reduced at the end.
   const BackwardPlan pl = plan_backward(s, ceil_div(s.N, index_t(nt)), false);
   const index_t acc_len = O * K + O;
+
   std::vector<float*> partial(static_cast<std::size_t>(nt), nullptr);
   // A thread that fails (out of memory for its workspace) still reaches the barrier between
   // the two phases; the reduction is then skipped and the error rethrown (parallel.h).
@@ -658,6 +689,7 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
         partial[static_cast<std::size_t>(tid)] = acc;
         const index_t n0 = s.N * tid / team, n1 = s.N * (tid + 1) / team;
         if (n0 == n1) fill_zero(acc, acc_len);
+        else if (use_direct) direct_range(n0, n1, acc, acc + O * K);
         else backward_range(s, pl, n0, n1, 0, s.C, x, w, grad_y, grad_x, acc, acc + O * K, 1);
       },
       [&](int tid, int team) {

@@ -36,6 +36,7 @@ struct Tuning {
   bool slow_gather = false;    // AVX-512 gathers are microcoded (AMD Zen 4/5)
   SmallNB small_n_b = SmallNB::gather;
   int dot_width = 512;         // vector bits of the small-N dot kernel on the avx512 path
+  bool conv_direct = true;     // direct convolution for wide planes with few taps (conv_direct.h)
   GemmBlocking blocking[3];    // per Isa (generic, avx2, avx512)
   std::string source;          // "cpuid" or "cpuid + LAMINA_TUNING"
 };

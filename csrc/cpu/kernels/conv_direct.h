@@ -1,0 +1,198 @@
+// conv_direct.h: direct convolution for wide planes with few input taps and few output
+// channels -- the first layer of an image model (LeNet's conv1: 1 channel, 5x5, 6 outputs,
+// 28 wide) -- where im2col + GEMM has a depth of only C*kH*kW (25) and spends as much time
+// unrolling the columns (25 copies of every pixel) as multiplying them.
+//
+//   forward:  y[n, o, oh, ow] = b[o] + sum over taps (c, ki, kj) of w[o, c, ki, kj] *
+//                               xp[n, c, oh + ki, ow + kj]               (then ReLU)
+//   grad_w:   grad_w[o, c, ki, kj] = sum over n, oh, ow of grad_y[n, o, oh, ow] *
+//                               xp[n, c, oh + ki, ow + kj];  grad_b[o] = sum of grad_y[n, o]
+// xp: the input planes copied once into zero-padded rows of L floats (pad_planes), so that
+// every tap is one unaligned vector load at a fixed offset and no bound is tested. Output
+// rows are computed W lanes at a time (the last chunk masked; in grad_w the masked lanes of
+// grad_y are zero, so whatever the padded row holds there adds nothing).
+// Stride 1 and dilation 1 only; the input gradient is left to the GEMM path (conv.cpp).
+#pragma once
+#include "lamina/conv.h"
+#include "lamina/cpu/simd.h"
+#include "vmath.h"
+
+namespace lamina::cpu::LAMINA_ISA_NS::direct {
+
+using namespace simd;
+
+// Registers of this ISA's vector file (AVX-512: 32, AVX2: 16).
+constexpr int kRegs = LAMINA_ISA_ID == 2 ? 32 : 16;
+constexpr int kMaxO = 16;     // output channels held in registers by the forward
+constexpr int kMaxTaps = 75;  // C * kH * kW (e.g. 3 x 5 x 5)
+
+inline bool eligible(const Conv2dShape& s) {
+  return W > 1 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 && s.O >= 1 && s.O <= kMaxO &&
+         s.C * s.kH * s.kW <= kMaxTaps && s.OW >= W && s.ph < s.kH && s.pw < s.kW;
+}
+
+// Padded row length and rows per plane.
+inline index_t row_len(const Conv2dShape& s) { return round_up(s.OW, index_t(W)) + s.kW - 1; }
+inline index_t plane_rows(const Conv2dShape& s) { return s.H + 2 * s.ph; }
+inline index_t image_floats(const Conv2dShape& s) { return s.C * plane_rows(s) * row_len(s); }
+
+// Image xn (C, H, W) -> xp (C, H + 2ph, L): zero borders, the input in rows ph.., columns pw..
+inline void pad_planes(const Conv2dShape& s, const float* xn, float* xp) {
+  const index_t L = row_len(s), Hp = plane_rows(s);
+  for (index_t c = 0; c < s.C; ++c)
+    for (index_t r = 0; r < Hp; ++r) {
+      float* d = xp + (c * Hp + r) * L;
+      const index_t ih = r - s.ph;
+      for (index_t j = 0; j < L; ++j) d[j] = 0.0f;
+      if (ih < 0 || ih >= s.H) continue;
+      const float* src = xn + (c * s.H + ih) * s.W;
+      const index_t n = min_of(s.W, L - s.pw);
+      for (index_t j = 0; j < n; ++j) d[s.pw + j] = src[j];
+    }
+}
+
+// Output rows [oh0, oh1) of one image from its padded planes; O output channels in registers,
+// each tap one load and O broadcast FMAs.
+template <int O>
+void forward_rows(const Conv2dShape& s, const float* xp, const float* w, const float* b, bool relu,
+                  float* yn, index_t oh0, index_t oh1) {
+  const index_t L = row_len(s), Hp = plane_rows(s), K = s.C * s.kH * s.kW, P = s.OH * s.OW;
+  for (index_t oh = oh0; oh < oh1; ++oh)
+    for (index_t ow0 = 0; ow0 < s.OW; ow0 += W) {
+      vf acc[O];
+#pragma GCC unroll 16
+      for (int o = 0; o < O; ++o) acc[o] = zero();
+      for (index_t c = 0; c < s.C; ++c)
+        for (index_t ki = 0; ki < s.kH; ++ki) {
+          const float* row = xp + (c * Hp + oh + ki) * L + ow0;
+          const float* wt = w + (c * s.kH + ki) * s.kW;
+          for (index_t kj = 0; kj < s.kW; ++kj) {
+            const vf xv = load(row + kj);
+#pragma GCC unroll 16
+            for (int o = 0; o < O; ++o) acc[o] = fma(set1(wt[o * K + kj]), xv, acc[o]);
+          }
+        }
+      const int n = static_cast<int>(min_of<index_t>(W, s.OW - ow0));
+#pragma GCC unroll 16
+      for (int o = 0; o < O; ++o) {
+        // The GEMM path's epilogue order: product + bias, then ReLU.
+        vf x = b ? add(acc[o], set1(b[o])) : acc[o];
+        if (relu) x = vmath::relu(x);
+        float* dst = yn + o * P + oh * s.OW + ow0;
+        if (n == W) store(dst, x);
+        else store_mask(dst, tail_mask(n), x);
+      }
+    }
+}
+
+using forward_fn = void (*)(const Conv2dShape&, const float*, const float*, const float*, bool, float*,
+                            index_t, index_t);
+template <std::size_t... I>
+constexpr auto make_forward_table(std::index_sequence<I...>) {
+  return std::array<forward_fn, sizeof...(I)>{&forward_rows<int(I) + 1>...};
+}
+inline const auto kForward = make_forward_table(std::make_index_sequence<kMaxO>{});
+
+// One image's share of grad_w for output channels o0 .. o0+OB and taps t0 .. t0+TB, added
+// to their vector accumulators vacc (O x K vectors of W lanes: reduced across lanes once,
+// after the last image). xn: the image's padded planes; gyn: its grad_y (O, OH, OW). Taps
+// past K read a zero row and are not stored. Image by image, so the image's planes and its
+// grad_y stay in L1 across the tap blocks.
+template <int OB, int TB>
+void grad_w_block(const Conv2dShape& s, const float* xn, const float* gyn, index_t o0, index_t t0,
+                  const float* zero_row, float* vacc) {
+  const index_t L = row_len(s), Hp = plane_rows(s), K = s.C * s.kH * s.kW, P = s.OH * s.OW;
+  const float* base[TB];
+  for (int t = 0; t < TB; ++t) {
+    const index_t tap = t0 + t;
+    const index_t c = tap / (s.kH * s.kW), r = tap % (s.kH * s.kW);
+    base[t] = tap < K ? xn + (c * Hp + r / s.kW) * L + r % s.kW : nullptr;
+  }
+  vf acc[OB][TB];
+#pragma GCC unroll 8
+  for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t) acc[o][t] = t0 + t < K ? load(vacc + ((o0 + o) * K + t0 + t) * W) : zero();
+  for (index_t oh = 0; oh < s.OH; ++oh)
+    for (index_t ow0 = 0; ow0 < s.OW; ow0 += W) {
+      const int nl = static_cast<int>(min_of<index_t>(W, s.OW - ow0));
+      const mask_t m = tail_mask(nl);
+      vf dy[OB];
+#pragma GCC unroll 8
+      for (int o = 0; o < OB; ++o) {
+        const float* p = gyn + (o0 + o) * P + oh * s.OW + ow0;
+        dy[o] = nl == W ? load(p) : load_mask(p, m);
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < TB; ++t) {
+        const vf xv = load(base[t] ? base[t] + oh * L + ow0 : zero_row);
+#pragma GCC unroll 8
+        for (int o = 0; o < OB; ++o) acc[o][t] = fma(dy[o], xv, acc[o][t]);
+      }
+    }
+#pragma GCC unroll 8
+  for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 8
+    for (int t = 0; t < TB; ++t)
+      if (t0 + t < K) store(vacc + ((o0 + o) * K + t0 + t) * W, acc[o][t]);
+}
+
+// Taps per block for OB output channels: OB x TB accumulators + OB gradients + 1 input.
+template <int OB>
+constexpr int taps_for() {
+  const int t = (kRegs - 1 - OB) / OB;
+  return t > 8 ? 8 : (t < 1 ? 1 : t);
+}
+
+template <int OB>
+void grad_w_image(const Conv2dShape& s, const float* xn, const float* gyn, const float* zero_row,
+                  float* vacc) {
+  constexpr int TB = taps_for<OB>();
+  const index_t K = s.C * s.kH * s.kW;
+  for (index_t o0 = 0; o0 < s.O; o0 += OB)
+    for (index_t t0 = 0; t0 < K; t0 += TB) grad_w_block<OB, TB>(s, xn, gyn, o0, t0, zero_row, vacc);
+}
+
+// Floats of the vector accumulators grad_w needs.
+inline index_t vacc_floats(const Conv2dShape& s) { return s.O * s.C * s.kH * s.kW * W; }
+
+// grad_w (O x K) and grad_b (O) = the contributions of images [0, nimg) of x (N, C, H, W)
+// and gy (grad_y from the first of them). xp: one image's padded planes; zero_row: W zero
+// floats; vacc: vacc_floats(s) floats.
+inline void grad_w(const Conv2dShape& s, const float* x, index_t nimg, const float* gy, float* xp,
+                   const float* zero_row, float* vacc, float* gw, float* gb) {
+  // Output channels per block: the largest of 6, 4, 3, 2, 1 that divides O (AVX2: at most 3,
+  // with its 16 registers).
+  const int cands[5] = {6, 4, 3, 2, 1};
+  int ob = 1;
+  for (int c : cands)
+    if ((LAMINA_ISA_ID == 2 || c <= 3) && s.O % c == 0) {
+      ob = c;
+      break;
+    }
+  const index_t K = s.C * s.kH * s.kW, P = s.OH * s.OW;
+  for (index_t i = 0; i < s.O * K * W; ++i) vacc[i] = 0.0f;
+  for (index_t o = 0; o < s.O; ++o) gb[o] = 0.0f;
+  for (index_t n = 0; n < nimg; ++n) {
+    pad_planes(s, x + n * s.C * s.H * s.W, xp);
+    const float* gyn = gy + n * s.O * P;
+    switch (ob) {
+      case 6: grad_w_image<6>(s, xp, gyn, zero_row, vacc); break;
+      case 4: grad_w_image<4>(s, xp, gyn, zero_row, vacc); break;
+      case 3: grad_w_image<3>(s, xp, gyn, zero_row, vacc); break;
+      case 2: grad_w_image<2>(s, xp, gyn, zero_row, vacc); break;
+      default: grad_w_image<1>(s, xp, gyn, zero_row, vacc); break;
+    }
+    for (index_t o = 0; o < s.O; ++o) {
+      const float* p = gyn + o * P;
+      vf a = zero();
+      index_t i = 0;
+      for (; i + W <= P; i += W) a = add(a, load(p + i));
+      if (i < P) a = add(a, load_mask(p + i, tail_mask(int(P - i))));
+      gb[o] += hsum(a);
+    }
+  }
+  for (index_t i = 0; i < s.O * K; ++i) gw[i] = hsum(load(vacc + i * W));
+}
+
+}  // namespace lamina::cpu::LAMINA_ISA_NS::direct
