@@ -193,3 +193,106 @@ def test_avg_pool_backward_bad_inputs():
         ops.avg_pool2d_backward(g, (2, 3, 4), 2)
     ops.avg_pool2d_backward(g, (2, 3, 4, 4), 2)
     ops.avg_pool2d_backward(g, (2, 3, 5, 5), 2)  # the last row / column is in no window
+
+
+# ---- the 2x2 / stride 2 / no padding path (LeNet's pools; its own vector kernels) ---------------
+
+POOL22_SHAPES = [(1, 1, 2, 2), (2, 3, 2, 3), (2, 3, 3, 5), (1, 1, 5, 2), (1, 2, 3, 3), (2, 5, 10, 10),
+                 (3, 4, 28, 28), (2, 3, 33, 17), (1, 2, 2, 40), (1, 2, 9, 67), (1, 1, 4, 33),
+                 (64, 6, 28, 28), (64, 16, 10, 10)]
+
+
+def _pool22_data(rng, shape, kind):
+    if kind == "normal":
+        return rng.standard_normal(shape).astype(np.float32)
+    if kind == "ties":
+        return rng.integers(0, 3, size=shape).astype(np.float32)
+    if kind == "equal":
+        return np.full(shape, 1.5, np.float32)
+    if kind == "all_neg_inf":
+        return np.full(shape, -np.inf, np.float32)
+    if kind == "all_nan":
+        return np.full(shape, np.nan, np.float32)
+    x = rng.integers(0, 3, size=shape).astype(np.float32)  # "special": NaN, -inf, inf, ties
+    u = rng.random(shape)
+    x[u < 0.3] = np.nan  # often two or more NaNs in a window: the last one wins
+    x[(u >= 0.3) & (u < 0.55)] = -np.inf
+    x[(u >= 0.55) & (u < 0.6)] = np.inf
+    return x
+
+
+def _assert_bits_equal(a, b):
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "equal", "all_neg_inf", "all_nan", "special"])
+@pytest.mark.parametrize("shape", POOL22_SHAPES, ids=str)
+def test_max_pool22_matches_reference(isa, threads, rng, shape, kind):
+    x = _pool22_data(rng, shape, kind)
+    y, idx = ops.max_pool2d(x, 2)
+    ry, ridx = ref.max_pool2d(x, 2)
+    assert idx.dtype == np.int64 and y.shape == ry.shape
+    np.testing.assert_array_equal(idx, ridx)
+    np.testing.assert_array_equal(y, ry)  # NaN == NaN here
+    # the forward's value is the input at its index, bit for bit
+    picked = np.take_along_axis(x.reshape(*shape[:2], -1), idx.reshape(*shape[:2], -1), axis=2)
+    _assert_bits_equal(y, picked.reshape(y.shape))
+    # backward: grad_y with -0.0 and exact ties, NaN in the unused cells only
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gy[rng.random(y.shape) < 0.2] = -0.0
+    gx = ops.max_pool2d_backward(gy, idx, x.shape)
+    _assert_bits_equal(gx, ref.max_pool2d_backward(gy, idx, x.shape))  # -0 + 0 = +0 in both
+
+
+def test_max_pool22_window_order(isa):
+    # ties, NaNs (one, two, in every cell) and -inf in each position, one window each
+    nan, inf = np.nan, np.inf
+    cells = [[0, 1, 2, 3], [3, 3, 3, 3], [1, 3, 3, 0], [2, 0, 3, 3], [3, 0, 0, 3],
+             [nan, 1, 2, 3], [1, nan, 2, nan], [nan, nan, 1, 1], [1, 2, nan, nan], [-inf] * 4,
+             [-inf, nan, -inf, 0], [0, -inf, -inf, -inf]]
+    k = len(cells)
+    x = np.zeros((1, 1, 2, 2 * k), np.float32)
+    for j, a in enumerate(cells):
+        x[0, 0, :, 2 * j:2 * j + 2] = np.float32(a).reshape(2, 2)
+    y, idx = ops.max_pool2d(x, 2)
+    ry, ridx = ref.max_pool2d(x, 2)
+    np.testing.assert_array_equal(idx, ridx)
+    np.testing.assert_array_equal(y, ry)
+    # first maximum / last NaN, spelled out: the winning cell of each window in row-major order
+    win = [3, 0, 1, 2, 0, 0, 3, 1, 3, 0, 1, 0]
+    want = [(c // 2) * 2 * k + c % 2 + 2 * j for j, c in enumerate(win)]
+    np.testing.assert_array_equal(idx.reshape(-1), want)
+
+
+def test_max_pool22_backward_relu_first(isa, threads, rng):
+    # Sequential's ReLU -> MaxPool2D backward: relu mask at the pooled resolution, then unpool
+    z = rng.standard_normal((64, 6, 28, 28)).astype(np.float32)
+    x = np.maximum(z, 0)
+    y, idx = ops.max_pool2d(x, 2)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    got = ops.max_pool2d_backward(ops.relu_backward(gy, y), idx, x.shape)
+    want = ref.max_pool2d_backward(gy * (y > 0), idx, x.shape)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 28, 28), (3, 2, 10, 11), (1, 1, 4, 4)], ids=str)
+def test_max_pool22_backward_indices_outside_their_window(isa, threads, rng, shape):
+    # OH = H / 2, OW = W / 2 but the indices are not one per own 2x2 window: the general scatter
+    N, C, H, W = shape
+    gy = rng.standard_normal((N, C, H // 2, W // 2)).astype(np.float32)
+    # from another geometry with the same output size (3x3, stride 2, padding 1) ...
+    _, idx = ops.max_pool2d(rng.standard_normal(shape).astype(np.float32), 3, stride=2, padding=1)
+    if idx.shape == gy.shape:
+        np.testing.assert_array_equal(ops.max_pool2d_backward(gy, idx, shape),
+                                      ref.max_pool2d_backward(gy, idx, shape))
+    # ... and arbitrary in-range indices, repeated ones accumulating, in one plane only
+    _, idx = ops.max_pool2d(rng.standard_normal(shape).astype(np.float32), 2)
+    idx[-1, -1].flat[:] = rng.integers(0, H * W, size=idx[-1, -1].size)
+    idx[0, 0].flat[:] = 0
+    np.testing.assert_allclose(ops.max_pool2d_backward(gy, idx, shape),
+                               ref.max_pool2d_backward(gy, idx, shape), rtol=1e-6, atol=1e-6)
+    # an out-of-range index in the last window of the last plane is still reported
+    idx[-1, -1, -1, -1] = H * W
+    with pytest.raises(ValueError, match=r"indices\[%d, %d, %d, %d\] = %d" % (N - 1, C - 1, H // 2 - 1, W // 2 - 1, H * W)):
+        ops.max_pool2d_backward(gy, idx, shape)
