@@ -174,6 +174,11 @@ def get_backend(name=None):
     if name is None:
         return current()
     if not isinstance(name, str):
+        # A registered backend was checked when it was registered (lamina's own fulfil the
+        # contract by construction): only other objects are checked here, on every call.
+        n = getattr(name, "name", None)
+        if type(n) is str and _registry.get(n) is name:
+            return name
         check_backend(name)
         return name
     be = _registry.get(name)
@@ -199,7 +204,9 @@ def backend_of(a):
     """The backend whose arrays ``a`` is one of. A host NumPy array belongs to "native" when
     native computes in its dtype, else to "numpy"."""
     if isinstance(a, np.ndarray):
-        return get_backend("native" if a.dtype == np.float32 else "numpy")
+        name = "native" if a.dtype == np.float32 else "numpy"
+        be = _registry.get(name)
+        return be if be is not None else get_backend(name)
     be = _array_types.get(type(a))
     if be is None:
         raise TypeError(f"{type(a).__name__} is not an array of any registered lamina backend")

@@ -30,8 +30,11 @@ class Loss:
 
     def __call__(self, output, target, backend=None):
         be = self._backend_for(output, backend)
-        loss, grad = getattr(be, self.kernel)(output, _backend.move(target, be))
-        return float(loss), grad
+        if type(target) is not np.ndarray or not target.ndim or not target.flags.c_contiguous \
+                or be.asarray is not _HOST_ASARRAY:
+            target = _backend.move(target, be)  # (a C-contiguous host array is already one of a host backend)
+        loss, grad = getattr(be, self.kernel)(output, target)
+        return (loss if type(loss) is float else float(loss)), grad
 
     def prepare_target(self, y, dtype):
         """The target array as the kernel wants it (converted once per fit, not per batch)."""
@@ -46,6 +49,9 @@ class Loss:
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+_HOST_ASARRAY = _backend.Backend.asarray  # the host backends' asarray: no-op on C-contiguous arrays
 
 
 def _host(a):

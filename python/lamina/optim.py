@@ -22,6 +22,16 @@ import math
 import numpy as np
 
 from . import backend as _backend
+from .nn.parameter import Parameter as _Parameter
+
+_KEYSETS: dict = {}  # keys -> frozenset({"data", *keys}), the spare arrays of a kept step
+
+
+def _keyset(keys):
+    ks = _KEYSETS.get(keys)
+    if ks is None:
+        ks = _KEYSETS[keys] = frozenset(("data", *keys))
+    return ks
 
 
 class Optimizer:
@@ -51,6 +61,7 @@ class Optimizer:
         self.state = {}  # Parameter -> dict of arrays / scalars
         self.backend = None if backend is None else _backend.get_backend(backend)
         self._spares, self._home, self._previous = {}, {}, []
+        self._settle = False
 
     def _check(self, group):
         if group["lr"] < 0:
@@ -81,7 +92,7 @@ class Optimizer:
     def _outputs(self, p, st, keys):
         """The spare arrays that receive the new p.data and st[k] (k in keys) in a kept step."""
         sp = self._spares.get(p)
-        if sp is None or set(sp) != {"data", *keys}:
+        if sp is None or sp.keys() != _keyset(keys):
             be = self._be(p)
             sp = self._spares[p] = {k: be.empty(p.shape, p.dtype) for k in ("data", *keys)}
             self._home.setdefault(p, {"data": p.data, **{k: st[k] for k in keys}})
@@ -100,6 +111,29 @@ class Optimizer:
     def _begin_step(self, keep_previous):
         self._previous = []
         return bool(keep_previous)
+
+    def _settling(self):
+        """Whether this kept step is the last one before ``drop_previous`` (``fit`` says so for
+        its last step, whose update is never undone): a parameter whose arrays are then its own
+        is stepped in place, one whose arrays are the spares swaps back, so ``drop_previous``
+        has nothing to copy. Consumed by the call."""
+        settle = getattr(self, "_settle", False)
+        if settle:
+            self._settle = False
+        return settle
+
+    def _at_home(self, p, st, keys):
+        """Whether p.data and st[k] (k in keys) are the parameter's own arrays (as before the
+        first kept step), so that an in-place step leaves nothing for drop_previous."""
+        home = self._home.get(p)
+        if home is None:
+            return p not in self._spares
+        if home.keys() != _keyset(keys) or home["data"] is not p.data:
+            return False
+        for k in keys:
+            if home[k] is not st[k]:
+                return False
+        return True
 
     def undo(self):
         """Brings back the parameters and the optimiser state (step counts included) from before
@@ -202,34 +236,44 @@ class SGD(Optimizer):
 
     def step(self, keep_previous=False):
         keep = self._begin_step(keep_previous)
-        state = self.state
+        settle = keep and self._settling()
+        state, obe, spares, previous = self.state, self.backend, self._spares, self._previous
+        vkeys, vset, dset = ("velocity",), _keyset(("velocity",)), _keyset(())
         for g in self.param_groups:
             lr, m, wd, nest = g["lr"], g["momentum"], g["weight_decay"], g["nesterov"]
             for p in g["params"]:
                 if not p.trainable:
                     continue
-                be = self._be(p)
+                be = obe if obe is not None else p.be
                 plr = lr * p.lr_scale
+                grad = p._grad if type(p) is _Parameter and not p._zeroed else p.grad
                 if m:
                     st = state.get(p)
                     if st is None:
                         st = state[p] = {"velocity": be.zeros(p.shape, p.dtype)}
                     # (with lr 0 the velocity still integrates the gradient, as in PyTorch)
-                    if keep:
-                        out = self._outputs(p, st, ("velocity",))
-                        be.sgd_step(p.data, p.grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd,
+                    if keep and not (settle and self._at_home(p, st, vkeys)):
+                        out = spares.get(p)
+                        if out is None or out.keys() != vset:
+                            out = self._outputs(p, st, vkeys)
+                        be.sgd_step(p.data, grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd,
                                     nesterov=nest, param_out=out["data"], velocity_out=out["velocity"])
-                        self._swap_in(p, st, ("velocity",))
+                        p.data, out["data"] = out["data"], p.data
+                        st["velocity"], out["velocity"] = out["velocity"], st["velocity"]
+                        previous.append((p, st, vkeys, False))
                     else:
-                        be.sgd_step(p.data, p.grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd,
+                        be.sgd_step(p.data, grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd,
                                     nesterov=nest)
                 elif plr != 0.0:
-                    if keep:
-                        out = self._outputs(p, {}, ())
-                        be.sgd_step(p.data, p.grad, plr, weight_decay=wd, param_out=out["data"])
-                        self._swap_in(p, {}, ())
+                    if keep and not (settle and self._at_home(p, {}, ())):
+                        out = spares.get(p)
+                        if out is None or out.keys() != dset:
+                            out = self._outputs(p, {}, ())
+                        be.sgd_step(p.data, grad, plr, weight_decay=wd, param_out=out["data"])
+                        p.data, out["data"] = out["data"], p.data
+                        previous.append((p, {}, (), False))
                     else:
-                        be.sgd_step(p.data, p.grad, plr, weight_decay=wd)
+                        be.sgd_step(p.data, grad, plr, weight_decay=wd)
 
 
 class Adam(Optimizer):
@@ -252,6 +296,7 @@ class Adam(Optimizer):
 
     def step(self, keep_previous=False):
         keep = self._begin_step(keep_previous)
+        settle = keep and self._settling()
         for g in self.param_groups:
             lr, (b1, b2), eps, wd = g["lr"], g["betas"], g["eps"], g["weight_decay"]
             for p in g["params"]:
@@ -263,12 +308,13 @@ class Adam(Optimizer):
                     st = self.state[p] = {"step": 0, "m": be.zeros(p.shape, p.dtype), "v": be.zeros(p.shape, p.dtype)}
                 st["step"] += 1
                 kw = {}
-                if keep:
+                kept = keep and not (settle and self._at_home(p, st, ("m", "v")))
+                if kept:
                     out = self._outputs(p, st, ("m", "v"))
                     kw = {"param_out": out["data"], "m_out": out["m"], "v_out": out["v"]}
                 be.adam_step(p.data, p.grad, st["m"], st["v"], lr * p.lr_scale, st["step"], beta1=b1, beta2=b2,
                              eps=eps, weight_decay=wd, decoupled=self.decoupled, **kw)
-                if keep:
+                if kept:
                     self._swap_in(p, st, ("m", "v"), counted=True)
 
 

@@ -16,14 +16,17 @@ import contextlib
 import functools
 import inspect
 import math
+import operator
 import sys
 import time
 
 import numpy as np
 
 from .. import backend as _backend
+from ..losses import Loss as _Loss
 from .batches import Batches
 from .layers import LAYER_TYPES, Conv2D, Dense, Layer, MaxPool2D, ReLU, register_layer
+from .parameter import Parameter
 
 _PLAIN, _FUSE_RELU, _FUSED_RELU, _NESTED = 0, 1, 2, 3
 
@@ -67,6 +70,7 @@ class Sequential(Layer):
                 raise TypeError(f"Sequential: item {i} is {type(layer).__name__}, not a lamina.nn layer")
         self.layers = list(layers)
         self._plan, self._plan_key = None, None
+        self._pcache = None
         self._input_shape = None
         self.stop_training = False
         self.loss = None
@@ -105,6 +109,61 @@ class Sequential(Layer):
                     out.append((f"{i}.{name}", p))
         return out
 
+    # -- the parameters, cached between steps ---------------------------------------------------
+    def _param_lists(self, key=None):
+        """(flat parameters as ``parameters()`` lists them, per-layer parameter lists) or None
+        when some layer lists its parameters its own way (then nothing is cached). The cache is
+        checked on every call: the same layer objects in the same order, and each layer the
+        same ``_param_names`` holding the same Parameter objects (a replaced or removed
+        parameter, a changed layer list rebuild it)."""
+        if type(self).named_parameters is not Sequential.named_parameters:
+            return None
+        layers = self.layers
+        if key is None:
+            key = tuple(map(id, layers))
+        c = getattr(self, "_pcache", None)
+        if c is not None and c[0] == key:
+            is_ = operator.is_
+            for layer, names, getter, expected in c[3]:
+                if layer._param_names is not names or not all(map(is_, getter(layer), expected)):
+                    break
+            else:
+                return c[1], c[2]
+        checks, per_layer, flat, seen = [], [], [], set()
+        for layer in layers:
+            if type(layer).named_parameters is not Layer.named_parameters:
+                self._pcache = None
+                return None
+            names = layer._param_names
+            if names:
+                getter = operator.attrgetter(*names) if len(names) > 1 else (lambda o, n=names[0]: (getattr(o, n),))
+                got = tuple(getter(layer))
+                checks.append((layer, names, getter, got))
+                ps = [p for p in got if p is not None]
+            else:
+                ps = []
+            per_layer.append(ps)
+            for p in ps:
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    flat.append(p)
+        self._pcache = (key, flat, per_layer, checks, tuple(layers))  # (the layers kept alive: ids stay theirs)
+        return flat, per_layer
+
+    def parameters(self):
+        lists = self._param_lists()
+        return [p for _, p in self.named_parameters()] if lists is None else list(lists[0])
+
+    def zero_grad(self):
+        lists = self._param_lists()
+        if lists is None:
+            return super().zero_grad()
+        for p in lists[0]:
+            if type(p) is Parameter:
+                p._zeroed = True
+            else:
+                p.zero_grad()
+
     def to(self, backend):
         super().to(backend)
         for layer in self.layers:
@@ -127,8 +186,9 @@ class Sequential(Layer):
         return {}
 
     # -- forward / backward -----------------------------------------------------------------
-    def _get_plan(self):
-        key = tuple(map(id, self.layers))
+    def _get_plan(self, key=None):
+        if key is None:
+            key = tuple(map(id, self.layers))
         if key != self._plan_key:
             plan, n = [], len(self.layers)
             for i, layer in enumerate(self.layers):
@@ -165,18 +225,30 @@ class Sequential(Layer):
         """Runs every layer; returns a new array (the caller may keep it)."""
         return self._be().copy(self._forward(x, training))
 
-    def _first_trainable(self):
-        return next((i for i, layer in enumerate(self.layers) if layer.trainable), len(self.layers))
+    def _first_trainable(self, key=None):
+        lists = self._param_lists(key)
+        if lists is None:
+            return next((i for i, layer in enumerate(self.layers) if layer.trainable), len(self.layers))
+        per_layer = lists[1]
+        for i, layer in enumerate(self.layers):
+            if type(layer).trainable is _LAYER_TRAINABLE and type(layer).parameters is _LAYER_PARAMETERS:
+                for p in per_layer[i]:  # Layer.trainable: any parameter trainable
+                    if p.trainable:
+                        return i
+            elif layer.trainable:
+                return i
+        return len(self.layers)
 
     def _backward(self, grad, need_input_grad, first=None):
         layers = self.layers
         # Layers before the first one with a trainable parameter need no backward at all when
         # the input gradient is not wanted (frozen feature extractors cost nothing).
+        key = tuple(map(id, layers))
         if need_input_grad:
             first = 0
         elif first is None:
-            first = self._first_trainable()
-        self._get_plan()
+            first = self._first_trainable(key)
+        self._get_plan(key)
         relu_pool = self._relu_pool
         i = len(layers) - 1
         while i >= first:
@@ -359,6 +431,7 @@ class Sequential(Layer):
             self._call(cbs, "on_epoch_begin", epoch, {})
             order = np.random.default_rng([base_seed, epoch]).permutation(data.n) if shuffle else None
             good.follow_trainable()  # (callbacks may freeze or unfreeze parameters between epochs)
+            good.final = shard is None and epoch == epochs - 1
             bar = None
             if use_bar:
                 from tqdm import tqdm
@@ -401,8 +474,12 @@ class Sequential(Layer):
         t0 = last_post = time.perf_counter()
         loss_sum, correct, judged, seen = 0.0, 0, 0, 0
         bar_sum, bar_seen = 0.0, 0
+        # fit's very last update is never undone: the optimiser may end it in the own arrays
+        settle_at = steps - 1 if good.settles and getattr(good, "final", False) else -1
         for b, (xb, yb) in enumerate(batches):
             keep, before = good.undoable, None if good.undoable else good.keep
+            if b == settle_at:
+                self.optimizer._settle = True
             try:
                 if xb is None:  # distributed: this rank holds no sample of the (last) step
                     lval, out = _dist.step_without_samples(self, keep, before), None
@@ -535,6 +612,19 @@ class Sequential(Layer):
         return text
 
 
+_UNDOABLE_STEPS: dict = {}  # an optimiser class's step function -> whether it takes keep_previous
+
+
+def _step_keeps_previous(step):
+    func = getattr(step, "__func__", None)
+    if func is not None:
+        known = _UNDOABLE_STEPS.get(func)
+        if known is None:
+            known = _UNDOABLE_STEPS[func] = "keep_previous" in inspect.signature(step).parameters
+        return known
+    return "keep_previous" in inspect.signature(step).parameters
+
+
 class _LastGoodWeights:
     """What fit restores after a non-finite loss: the weights and the optimiser state from
     before the latest update. With lamina's optimisers the step keeps its previous arrays (no
@@ -542,9 +632,13 @@ class _LastGoodWeights:
     gets a copy of the trainable parameters before every update (the weights only)."""
 
     def __init__(self, params, optimizer):
+        from .. import optim as _optim
+
         self.params, self.optimizer, self.trainable, self.copies = params, optimizer, [], []
-        self.undoable = callable(getattr(optimizer, "undo", None)) and \
-            "keep_previous" in inspect.signature(optimizer.step).parameters
+        self.undoable = callable(getattr(optimizer, "undo", None)) and _step_keeps_previous(optimizer.step)
+        # lamina's own optimisers can take fit's last update so that it ends in the parameters'
+        # own arrays (Optimizer._settling): drop_previous then copies nothing.
+        self.settles = self.undoable and isinstance(optimizer, _optim.Optimizer)
 
     def follow_trainable(self):
         if self.undoable:
@@ -566,6 +660,8 @@ class _LastGoodWeights:
 
     def close(self):
         if self.undoable:
+            if self.settles:
+                self.optimizer._settle = False
             self.optimizer.drop_previous()
 
 
@@ -576,11 +672,12 @@ def _prepare_target(loss_fn, y, dtype):
     return loss_fn.prepare_target(y, dtype)
 
 
+_LAYER_TRAINABLE, _LAYER_PARAMETERS = Layer.trainable, Layer.parameters
+
+
 def _apply_loss(loss_fn, out, yb, be):
     """(loss, dC/d(output)) of a lamina Loss on backend ``be``, or of a plain callable."""
-    from ..losses import Loss
-
-    if isinstance(loss_fn, Loss):
+    if isinstance(loss_fn, _Loss):
         return loss_fn(out, yb, backend=be)
     lval, grad = loss_fn(out, yb)
     return float(lval), grad
