@@ -13,7 +13,7 @@ Tuning g_tuning;
 std::string g_env;  // LAMINA_TUNING as given at import, re-applied by reset_tuning
 
 #ifndef LAMINA_CONV_DIRECT_DEFAULT
-#define LAMINA_CONV_DIRECT_DEFAULT false
+#define LAMINA_CONV_DIRECT_DEFAULT true
 #endif
 constexpr long kAssumedL1 = 32 * 1024, kAssumedL2 = 512 * 1024;  // when cpuid says nothing
 
