@@ -207,7 +207,10 @@ CONV_CASES = [  # (N, C, H, W, O, k, pad): eligible for the direct path (stride 
     (64, 1, 28, 28, 6, 5, 2),  # LeNet's conv1
     (3, 2, 17, 20, 5, 3, 1), (2, 3, 32, 33, 16, 5, 0), (1, 1, 16, 16, 1, 1, 0), (5, 1, 40, 37, 7, 4, 3),
     (2, 3, 19, 19, 12, 5, 4), (3, 1, 9, 47, 9, 2, 1),
-    (4, 6, 14, 14, 16, 5, 0),  # LeNet's conv2: too narrow (10 wide) and too many taps: GEMM path
+    # channels in lanes (narrow rows, 8..16 output channels; AVX-512), LeNet's conv2 first:
+    (4, 6, 14, 14, 16, 5, 0), (3, 4, 9, 11, 8, 3, 1), (2, 6, 14, 14, 12, 5, 2), (5, 3, 12, 7, 9, 5, 4),
+    (2, 2, 30, 6, 16, 4, 1),
+    (3, 2, 8, 8, 20, 3, 1),  # more channels than lanes: the GEMM path either way
 ]
 
 
@@ -238,14 +241,18 @@ def test_conv_direct_forced_each_way(case, direct, isa, threads, tuning, rng):
         np.testing.assert_allclose(gb, want[2], atol=tol * np.abs(want[2]).max(), rtol=0)
 
 
-def test_conv_direct_forward_matches_the_gemm_path_bit_for_bit(tuning, rng):
-    # Both sum the taps in the same order from zero, then add the bias: the direct forward is
-    # a faster schedule of the same arithmetic.
-    x = rng.standard_normal((8, 1, 28, 28), dtype=np.float32)
-    w = rng.standard_normal((6, 1, 5, 5), dtype=np.float32)
-    b = rng.standard_normal(6, dtype=np.float32)
+@pytest.mark.parametrize("shape", [((8, 1, 28, 28), (6, 1, 5, 5), 2), ((8, 6, 14, 14), (16, 6, 5, 5), 0)],
+                         ids=["conv1", "conv2"])
+def test_conv_direct_forward_matches_the_gemm_path_bit_for_bit(shape, tuning, rng):
+    # Both sum the taps in the same order from zero, then add the bias: the direct forwards
+    # (rows in lanes for conv1, channels in lanes for conv2) are faster schedules of the same
+    # arithmetic.
+    xs, ws, pad = shape
+    x = rng.standard_normal(xs, dtype=np.float32)
+    w = rng.standard_normal(ws, dtype=np.float32)
+    b = rng.standard_normal(ws[0], dtype=np.float32)
     ys = []
     for direct in "01":
         tuning("conv_direct=" + direct)
-        ys.append(_native.conv2d(x, w, b, padding=2, activation="relu"))
+        ys.append(_native.conv2d(x, w, b, padding=pad, activation="relu"))
     np.testing.assert_array_equal(ys[0], ys[1])

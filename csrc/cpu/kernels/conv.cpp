@@ -496,7 +496,7 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
   const index_t Kc = sc.C * s.kH * s.kW, r0 = c0 * s.kH * s.kW;
   x += c0 * HW;
   if (gx) gx += c0 * HW;
-  grad_w_acc += r0;
+  if (grad_w_acc) grad_w_acc += r0;  // null: grad_w is computed elsewhere (no im2col needed)
   const MatRef wT{w + r0, 1, K};  // w^T rows r0.. (Kc x O)
   const GemmEpilogue overwrite;
   GemmEpilogue acc;  // grad_w: overwritten by the first GEMM, then accumulated
@@ -504,6 +504,7 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
   bool first = true;
   // grad_w_acc (=|+=) gyt (O x L, row stride ldg) * col (Kc x L, row stride ldc)^T.
   auto grad_w_tile = [&](const float* gyt, index_t ldg, const float* col, index_t ldc, index_t L) {
+    if (!grad_w_acc) return;
     if (pl.method == GradW::dot) {
       gemm_nt_dot(O, Kc, L, gyt, ldg, col, ldc, grad_w_acc, K, !first);
     } else {
@@ -554,7 +555,7 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
       // Several whole images side by side: L = cnt*P columns, grad_y staged as (O x L).
       const index_t L = cnt * P;
       for (index_t b = 0; b < cnt; ++b) {
-        im2col(sc, x + (n + b) * xsz, 0, OH, tile + b * P, L);
+        if (grad_w_acc) im2col(sc, x + (n + b) * xsz, 0, OH, tile + b * P, L);
         for (index_t o = 0; o < O; ++o) copy_n(gyt + o * L + b * P, gy + ((n + b) * O + o) * P, P);
       }
       grad_w_tile(gyt, L, tile, L, L);
@@ -572,7 +573,7 @@ void backward_range(const Conv2dShape& s, const BackwardPlan& pl, index_t n0, in
     if (gxn && !whole) fill_zero(gxn, sc.C * HW);
     for (index_t oh0 = 0; oh0 < OH; oh0 += pl.tl.rc) {
       const index_t oh1 = min_of(oh0 + pl.tl.rc, OH), L = (oh1 - oh0) * OW;
-      im2col(sc, xn, oh0, oh1, tile, L);
+      if (grad_w_acc) im2col(sc, xn, oh0, oh1, tile, L);
       const float* gyc = gy + n * ysz + oh0 * OW;  // (O x L), row stride P
       grad_w_tile(gyc, P, tile, L, L);
       if (gxn) {
@@ -612,6 +613,22 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
     });
     return;
   }
+  if (tuning().conv_direct && direct::lanes_eligible(s)) {
+    parallel_team(nt, [&](int tid, int team) {
+      const index_t u0 = units * tid / team, u1 = units * (tid + 1) / team;
+      const index_t img = direct::image_floats(s);
+      float* xp = thread_buffer(kSlotTile, workspace_floats(1, img + K * W));
+      float* wT = xp + img;
+      direct::transpose_weights(s, w, wT);
+      for (index_t u = u0; u < u1;) {
+        const index_t n = u / s.OH, oh0 = u % s.OH, oh1 = min_of(s.OH, oh0 + (u1 - u));
+        direct::pad_planes(s, x + n * s.C * s.H * s.W, xp);
+        direct::lanes_forward_rows(s, xp, wT, b, relu, y + n * s.O * P, oh0, oh1);
+        u += oh1 - oh0;
+      }
+    });
+    return;
+  }
   if (nt <= 1 || units < nt) {
     // One thread, or too few rows to share (batch 1 with one output row): thread the GEMM.
     forward_range(s, make_tiling(s, s.N), 0, units, x, w, ep, y, nt > 1 ? 0 : 1);
@@ -641,6 +658,7 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
   }
   const int nt = threads_for(6.0 * double(s.N) * O * P * max_of<index_t>(K, 1), kMinFlopsPerThread);
   const bool use_direct = grad_x == nullptr && tuning().conv_direct && direct::eligible(s);
+  const bool use_lanes = !use_direct && tuning().conv_direct && direct::lanes_eligible(s);
   // The direct grad_w / grad_b of images [n0, n1) (overwritten), conv_direct.h.
   auto direct_range = [&](index_t n0, index_t n1, float* gw, float* gb) {
     const index_t img = direct::image_floats(s);
@@ -654,7 +672,19 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
     direct_range(0, s.N, grad_w, grad_b);
     return;
   }
-  const bool by_images = use_direct || s.N % nt == 0 || s.N >= 4 * nt;  // imbalance under 1/4
+  // Channels in lanes: grad_w / grad_b of images [n0, n1) directly, grad_x (if wanted) by the
+  // GEMM path without its grad_w (and so without im2col).
+  auto lanes_range = [&](const BackwardPlan& pl, index_t n0, index_t n1, float* gw, float* gb, int gemm_threads) {
+    float* scratch = thread_buffer(kSlotTile, workspace_floats(1, direct::lanes_scratch_floats(s)));
+    direct::lanes_grad_w(s, x + n0 * xsz, n1 - n0, grad_y + n0 * O * P, scratch, gw, gb);
+    if (grad_x)
+      backward_range(s, pl, n0, n1, 0, s.C, x, w, grad_y, grad_x, nullptr, nullptr, gemm_threads);
+  };
+  if (use_lanes && nt <= 1) {
+    lanes_range(plan_backward(s, s.N, false), 0, s.N, grad_w, grad_b, 1);
+    return;
+  }
+  const bool by_images = use_direct || use_lanes || s.N % nt == 0 || s.N >= 4 * nt;  // imbalance under 1/4
   const bool by_channels = !by_images && (s.C % nt == 0 || s.C >= 2 * nt);
   if (nt <= 1 || (!by_images && !by_channels)) {
     // One thread, or too few images and channels to share: threads inside the GEMMs.
@@ -690,6 +720,7 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
         const index_t n0 = s.N * tid / team, n1 = s.N * (tid + 1) / team;
         if (n0 == n1) fill_zero(acc, acc_len);
         else if (use_direct) direct_range(n0, n1, acc, acc + O * K);
+        else if (use_lanes) lanes_range(pl, n0, n1, acc, acc + O * K, 1);
         else backward_range(s, pl, n0, n1, 0, s.C, x, w, grad_y, grad_x, acc, acc + O * K, 1);
       },
       [&](int tid, int team) {

@@ -195,4 +195,142 @@ inline void grad_w(const Conv2dShape& s, const float* x, index_t nimg, const flo
   for (index_t i = 0; i < s.O * K; ++i) gw[i] = hsum(load(vacc + i * W));
 }
 
+// ---- channels in lanes: narrow planes, up to one vector of output channels ----------------
+// LeNet's conv2 (6 channels 14 x 14 -> 16 channels 10 x 10, 5 x 5): rows of 10 outputs would
+// leave most lanes of a row-vectorised kernel idle and im2col copies every input 25 times in
+// 10-float pieces. Here the lanes are the output channels (O <= 16 on AVX-512: all 16 lanes
+// busy for conv2): a chunk of PB outputs of one row is PB accumulators, and each tap is one
+// load of the tap's weights for every channel (wT, taps x 16) and PB broadcast FMAs.
+//   forward: acc[p][o] = sum over taps (c, ki, kj) of wT[tap][o] * xp[c][oh + ki][ow0 + p + kj]
+// The taps are summed in the GEMM path's order, then the bias is added: the same arithmetic.
+constexpr int kLanesMaxPB = 12;  // outputs of a row per chunk (12 accumulators + 2 operands)
+
+inline bool lanes_eligible(const Conv2dShape& s) {
+  return LAMINA_ISA_ID == 2 && s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1 && s.O >= 8 &&
+         s.O <= W && s.OW < W && s.C * s.kH * s.kW >= 16 && s.ph < s.kH && s.pw < s.kW;
+}
+
+// wT (K x W): wT[tap][o] = w[o][tap], lanes past O zero.
+inline void transpose_weights(const Conv2dShape& s, const float* w, float* wT) {
+  const index_t K = s.C * s.kH * s.kW;
+  for (index_t t = 0; t < K; ++t)
+    for (index_t o = 0; o < W; ++o) wT[t * W + o] = o < s.O ? w[o * K + t] : 0.0f;
+}
+
+template <int PB>
+void lanes_forward_chunk(const Conv2dShape& s, const float* xp, const float* wT, const float* b,
+                         bool relu, float* yn, index_t oh, index_t ow0) {
+  const index_t L = row_len(s), Hp = plane_rows(s), P = s.OH * s.OW;
+  vf acc[PB];
+#pragma GCC unroll 16
+  for (int p = 0; p < PB; ++p) acc[p] = zero();
+  const float* wt = wT;
+  for (index_t c = 0; c < s.C; ++c)
+    for (index_t ki = 0; ki < s.kH; ++ki) {
+      const float* row = xp + (c * Hp + oh + ki) * L + ow0;
+      for (index_t kj = 0; kj < s.kW; ++kj, wt += W) {
+        const vf wv = load(wt);
+#pragma GCC unroll 16
+        for (int p = 0; p < PB; ++p) acc[p] = fma(set1(row[kj + p]), wv, acc[p]);
+      }
+    }
+  const vf bv = b ? load_mask(b, tail_mask(static_cast<int>(s.O))) : zero();
+  alignas(64) float st[PB][W];
+#pragma GCC unroll 16
+  for (int p = 0; p < PB; ++p) {
+    vf x = b ? add(acc[p], bv) : acc[p];
+    if (relu) x = vmath::relu(x);
+    store(st[p], x);
+  }
+  for (index_t o = 0; o < s.O; ++o) {
+    float* dst = yn + o * P + oh * s.OW + ow0;
+#pragma GCC unroll 16
+    for (int p = 0; p < PB; ++p) dst[p] = st[p][o];
+  }
+}
+
+using lanes_forward_fn = void (*)(const Conv2dShape&, const float*, const float*, const float*, bool,
+                                  float*, index_t, index_t);
+template <std::size_t... I>
+constexpr auto make_lanes_forward_table(std::index_sequence<I...>) {
+  return std::array<lanes_forward_fn, sizeof...(I)>{&lanes_forward_chunk<int(I) + 1>...};
+}
+inline const auto kLanesForward = make_lanes_forward_table(std::make_index_sequence<kLanesMaxPB>{});
+
+// Output rows [oh0, oh1) of one image (padded planes xp).
+inline void lanes_forward_rows(const Conv2dShape& s, const float* xp, const float* wT, const float* b,
+                               bool relu, float* yn, index_t oh0, index_t oh1) {
+  for (index_t oh = oh0; oh < oh1; ++oh)
+    for (index_t ow0 = 0; ow0 < s.OW; ow0 += kLanesMaxPB) {
+      const index_t pb = min_of<index_t>(kLanesMaxPB, s.OW - ow0);
+      kLanesForward[static_cast<std::size_t>(pb - 1)](s, xp, wT, b, relu, yn, oh, ow0);
+    }
+}
+
+//   grad_w: acc[tap][o] += sum over n, oh, ow of xp[c][oh + ki][ow + kj] * gT[oh, ow][o]
+// gT: one image's grad_y transposed to (P x W), channels in lanes; the taps go in blocks of
+// TB accumulators (vacc: K x W floats between images).
+constexpr int kLanesTB = 24;  // 24 accumulators + the gradient + the broadcast
+
+template <int TB>
+void lanes_grad_w_block(const Conv2dShape& s, const float* xp, const float* gT, index_t t0, float* vacc) {
+  const index_t L = row_len(s), Hp = plane_rows(s);
+  index_t off[TB];
+  for (int t = 0; t < TB; ++t) {
+    const index_t tap = t0 + t, c = tap / (s.kH * s.kW), r = tap % (s.kH * s.kW);
+    off[t] = (c * Hp + r / s.kW) * L + r % s.kW;
+  }
+  vf acc[TB];
+#pragma GCC unroll 24
+  for (int t = 0; t < TB; ++t) acc[t] = load(vacc + (t0 + t) * W);
+  for (index_t oh = 0; oh < s.OH; ++oh)
+    for (index_t ow = 0; ow < s.OW; ++ow) {
+      const vf g = load(gT + (oh * s.OW + ow) * W);
+      const float* xr = xp + oh * L + ow;
+#pragma GCC unroll 24
+      for (int t = 0; t < TB; ++t) acc[t] = fma(set1(xr[off[t]]), g, acc[t]);
+    }
+#pragma GCC unroll 24
+  for (int t = 0; t < TB; ++t) store(vacc + (t0 + t) * W, acc[t]);
+}
+
+using lanes_grad_w_fn = void (*)(const Conv2dShape&, const float*, const float*, index_t, float*);
+template <std::size_t... I>
+constexpr auto make_lanes_grad_w_table(std::index_sequence<I...>) {
+  return std::array<lanes_grad_w_fn, sizeof...(I)>{&lanes_grad_w_block<int(I) + 1>...};
+}
+inline const auto kLanesGradW = make_lanes_grad_w_table(std::make_index_sequence<kLanesTB>{});
+
+// Floats of the scratch lanes_grad_w needs.
+inline index_t lanes_scratch_floats(const Conv2dShape& s) {
+  return image_floats(s) + (s.OH * s.OW + s.C * s.kH * s.kW + 1) * W;
+}
+
+// grad_w (O x K) and grad_b (O) = the contributions of images [0, nimg) of x and gy.
+inline void lanes_grad_w(const Conv2dShape& s, const float* x, index_t nimg, const float* gy, float* scratch,
+                         float* gw, float* gb) {
+  const index_t K = s.C * s.kH * s.kW, P = s.OH * s.OW;
+  float* xp = scratch;
+  float* gT = xp + image_floats(s);
+  float* vacc = gT + P * W;
+  float* bacc = vacc + K * W;
+  for (index_t i = 0; i < (K + 1) * W; ++i) vacc[i] = 0.0f;
+  for (index_t n = 0; n < nimg; ++n) {
+    pad_planes(s, x + n * s.C * s.H * s.W, xp);
+    const float* gyn = gy + n * s.O * P;
+    vf bsum = load(bacc);
+    for (index_t p = 0; p < P; ++p) {
+      for (index_t o = 0; o < W; ++o) gT[p * W + o] = o < s.O ? gyn[o * P + p] : 0.0f;
+      bsum = add(bsum, load(gT + p * W));
+    }
+    store(bacc, bsum);
+    for (index_t t0 = 0; t0 < K; t0 += kLanesTB)
+      kLanesGradW[static_cast<std::size_t>(min_of<index_t>(kLanesTB, K - t0) - 1)](s, xp, gT, t0, vacc);
+  }
+  for (index_t o = 0; o < s.O; ++o) {
+    for (index_t t = 0; t < K; ++t) gw[o * K + t] = vacc[t * W + o];
+    gb[o] = bacc[o];
+  }
+}
+
 }  // namespace lamina::cpu::LAMINA_ISA_NS::direct
