@@ -83,7 +83,7 @@ def test_variants_follow_the_cpu():
 
 
 SMALL_N_SHAPES = [(64, 500, 10), (1, 1, 1), (7, 33, 3), (5, 17, 16), (9, 8, 9), (33, 100, 13), (4, 16, 8), (3, 1000, 5),
-                  (17, 24, 15)]
+                  (17, 24, 15), (6, 40, 6), (13, 20, 7), (11, 30, 11), (5, 9, 12), (3, 50, 14), (2, 7, 4)]
 
 
 @pytest.mark.parametrize("variant", ["small_n_b=gather,dot_width=512", "small_n_b=transpose,dot_width=512",

@@ -60,7 +60,7 @@ py::array copy_permuted(py::handle x_obj, const std::vector<int>& perm, py::hand
   }
   const int item = static_cast<int>(x.arr.itemsize());
   const int nd = static_cast<int>(shape.size());
-  py::array fresh;
+  py::array fresh = no_array();
   View out;
   char* dst = nullptr;
   std::vector<index_t> dst_st = c_strides(shape);
@@ -172,7 +172,7 @@ py::array gather_rows(py::handle x_obj, py::handle idx_obj, py::handle out_obj) 
   // (len(indices),) + x.shape[1:] must be allocatable: x may be (0, 2**60) with 8 indices.
   checked_nbytes(shape, static_cast<index_t>(x.arr.itemsize()), "indices (the output's length)");
 
-  py::array fresh;
+  py::array fresh = no_array();
   View out;
   char* dst = nullptr;
   bool via_tmp = false;

@@ -62,9 +62,10 @@ static View make_view(py::array arr, const char* name, int ndim, bool writeable)
     if (st % item != 0)
       value_error(std::string(name) + " has a stride that is not a multiple of its element size; pass np.ascontiguousarray(" +
                   name + ")");
-    v.shape.push_back(arr.shape(d));
-    v.strides.push_back(st / item);
   }
+  v.shape.assign(arr.shape(), arr.shape() + v.ndim);
+  v.strides.assign(arr.strides(), arr.strides() + v.ndim);
+  for (index_t& st : v.strides) st /= item;
   v.arr = std::move(arr);
   return v;
 }

@@ -27,9 +27,17 @@ struct Register {
   static ::lamina::bind::Register fname##_registered(&fname);  \
   static void fname(py::module_& m)
 
+// An empty (null) array handle. pybind11's default constructors of py::array and
+// py::array_t allocate a zero-length NumPy array (about 0.15 us each, and a View, an Output
+// and a fresh result are made on every call); this holds nothing until assigned.
+template <class A = py::array>
+A no_array() {
+  return py::reinterpret_steal<A>(py::handle());
+}
+
 // A validated float32 (or other dtype) ndarray seen through raw pointer + element strides.
 struct View {
-  py::array arr;
+  py::array arr = no_array();  // not py::array{}: that allocates an empty array
   char* data = nullptr;
   int ndim = 0;
   std::vector<index_t> shape, strides;  // strides in elements, may be negative or zero
@@ -75,7 +83,7 @@ class Output {
  private:
   py::handle out_obj_;
   View out_;
-  py::array_t<float> fresh_;
+  py::array_t<float> fresh_ = no_array<py::array_t<float>>();
   float* data_ = nullptr;
   index_t size_ = 0;
   bool copy_back_ = false;

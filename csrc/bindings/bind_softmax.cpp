@@ -51,7 +51,7 @@ py::array softmax_backward(py::handle gy_obj, py::handle y_obj, py::handle axis_
   for (int d = axis + 1; d < y.ndim; ++d) inner *= y.shape[d];
   const index_t K = y.shape[axis];
 
-  py::array_t<float> fresh;
+  py::array_t<float> fresh = no_array<py::array_t<float>>();
   View out;
   float* gx = nullptr;
   bool via_tmp = false;

@@ -61,6 +61,18 @@ inline __m256 reduce8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m
   return _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31));
 }
 
+// One output C(row, col) at c from its dot product `sum`: the epilogue's arithmetic in the
+// micro-kernel's write-back order (sum + bias, then beta * C, then ReLU).
+inline void store_one(float sum, float* c, const GemmEpilogue& ep, index_t row, index_t col) {
+  float bias = 0.0f;
+  if (ep.bias_mode == Bias::per_row) bias = ep.bias[row];
+  if (ep.bias_mode == Bias::per_col) bias = ep.bias[col];
+  float y = sum + bias;
+  if (ep.beta != 0.0f) y = std::fma(ep.beta, *c, y);
+  if (ep.relu) y = vmath::relu(y);
+  *c = y;
+}
+
 // The epilogue on the outputs of rows (row, row + 1) and columns [col, col + n) (n <= 4):
 // lanes 0..3 of x hold row `row`, lanes 4..7 row `row + 1` (absent when !two). The same
 // arithmetic, in the same order, as the micro-kernel's write-back: sum + (bias_row +
@@ -84,52 +96,42 @@ inline void store_pair(__m256 x, float* c0, float* c1, bool two, int n, const Ge
     return;
   }
   _mm256_store_ps(v, x);  // a ragged right edge: scalar, with the same arithmetic
-  for (int r = 0; r < (two ? 2 : 1); ++r) {
-    float* c = r ? c1 : c0;
-    for (int j = 0; j < n; ++j) {
-      float bias = 0.0f;
-      if (ep.bias_mode == Bias::per_row) bias = ep.bias[row + r];
-      if (ep.bias_mode == Bias::per_col) bias = ep.bias[col + j];
-      float y = v[4 * r + j] + bias;
-      if (ep.beta != 0.0f) y = std::fma(ep.beta, c[j], y);
-      if (ep.relu) y = vmath::relu(y);
-      c[j] = y;
-    }
-  }
+  for (int r = 0; r < (two ? 2 : 1); ++r)
+    for (int j = 0; j < n; ++j) store_one(v[4 * r + j], (r ? c1 : c0) + j, ep, row + r, col + j);
 }
 
-// RB rows of A x CB (<= 4) rows of Bt -> an RB x CB block of C.
+// RB (<= 4) rows of A x CB (<= 5) rows of Bt -> an RB x CB block of C.
 template <class V, int RB, int CB>
 inline void dot_block(index_t K, const float* const* a, const float* bt, index_t ldb, float* c,
                       index_t ldc, const GemmEpilogue& ep, index_t row0, index_t col0) {
   using vf = typename V::vf;
   constexpr int W = V::W;
   vf acc[RB][CB];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int i = 0; i < RB; ++i)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int j = 0; j < CB; ++j) acc[i][j] = V::zero();
   index_t k = 0;
   for (; k + W <= K; k += W) {
     vf av[RB];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int i = 0; i < RB; ++i) av[i] = V::load(a[i] + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int j = 0; j < CB; ++j) {
       const vf bv = V::load(bt + j * ldb + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int i = 0; i < RB; ++i) acc[i][j] = V::fma(av[i], bv, acc[i][j]);
     }
   }
   if (k < K) {
     const auto m = V::tail_mask(static_cast<int>(K - k));
     vf av[RB];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int i = 0; i < RB; ++i) av[i] = V::load_mask(a[i] + k, m);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int j = 0; j < CB; ++j) {
       const vf bv = V::load_mask(bt + j * ldb + k, m);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int i = 0; i < RB; ++i) acc[i][j] = V::fma(av[i], bv, acc[i][j]);
     }
   }
@@ -139,21 +141,34 @@ inline void dot_block(index_t K, const float* const* a, const float* bt, index_t
   for (int i = 0; i < RB; i += 2) {
     const __m256 sums = reduce8(at(i, 0), at(i, 1), at(i, 2), at(i, 3), at(i + 1, 0), at(i + 1, 1),
                                 at(i + 1, 2), at(i + 1, 3));
-    store_pair(sums, c + i * ldc, c + (i + 1) * ldc, i + 1 < RB, CB, ep, row0 + i, col0);
+    store_pair(sums, c + i * ldc, c + (i + 1) * ldc, i + 1 < RB, CB < 4 ? CB : 4, ep, row0 + i, col0);
+  }
+  if constexpr (CB == 5) {  // the fifth column of up to 4 rows: one more reduce8, lanes = rows
+    alignas(32) float v[8];
+    _mm256_store_ps(v, reduce8(at(0, 4), at(1, 4), at(2, 4), at(3, 4), z, z, z, z));
+    for (int i = 0; i < RB; ++i) store_one(v[i], c + i * ldc + 4, ep, row0 + i, col0 + 4);
   }
 }
 
-// bt: N rows of K floats, row stride ldb.
+// bt: N rows of K floats, row stride ldb. Columns go in blocks of up to 5, as few blocks as
+// that allows and as even as possible (N = 10: 5 + 5, not 4 + 4 + 2): every block reloads the
+// RB rows of A (of which most loads split over two cache lines, their rows starting anywhere),
+// so a block of 2 columns costs nearly what one of 4 or 5 does.
 template <class V, int RB>
 inline void dot_rows(index_t K, index_t N, const float* const* a, const float* bt, index_t ldb, float* c,
                      index_t ldc, const GemmEpilogue& ep, index_t row0) {
-  index_t j = 0;
-  for (; j + 4 <= N; j += 4) dot_block<V, RB, 4>(K, a, bt + j * ldb, ldb, c + j, ldc, ep, row0, j);
-  switch (N - j) {
-    case 3: dot_block<V, RB, 3>(K, a, bt + j * ldb, ldb, c + j, ldc, ep, row0, j); break;
-    case 2: dot_block<V, RB, 2>(K, a, bt + j * ldb, ldb, c + j, ldc, ep, row0, j); break;
-    case 1: dot_block<V, RB, 1>(K, a, bt + j * ldb, ldb, c + j, ldc, ep, row0, j); break;
-    default: break;
+  const index_t blocks = ceil_div(N, index_t(5));
+  for (index_t b = 0, j = 0; b < blocks; ++b) {
+    const index_t cb = ceil_div(N - j, blocks - b);
+    const float* btj = bt + j * ldb;
+    switch (cb) {
+      case 5: dot_block<V, RB, 5>(K, a, btj, ldb, c + j, ldc, ep, row0, j); break;
+      case 4: dot_block<V, RB, 4>(K, a, btj, ldb, c + j, ldc, ep, row0, j); break;
+      case 3: dot_block<V, RB, 3>(K, a, btj, ldb, c + j, ldc, ep, row0, j); break;
+      case 2: dot_block<V, RB, 2>(K, a, btj, ldb, c + j, ldc, ep, row0, j); break;
+      default: dot_block<V, RB, 1>(K, a, btj, ldb, c + j, ldc, ep, row0, j); break;
+    }
+    j += cb;
   }
 }
 
