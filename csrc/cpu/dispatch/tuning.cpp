@@ -54,11 +54,14 @@ Tuning from_cpu(const CpuIdentity& id) {
   // The small-N path needs op(B)^T contiguous along K. A row-major B is gathered 16 depth
   // steps at a time where gathers are fast, else transposed in 8 x 8 register blocks.
   t.small_n_b = t.slow_gather ? SmallNB::transpose : SmallNB::gather;
-  // Its dot kernel in 512 or 256-bit vectors: where 512-bit operations issue as two halves
-  // the FMA throughput is the same and 256-bit accumulators make the final reduction one fold
-  // shorter and the masked K tail half as long; on the Zen 4 measured (README, issue 13) the
-  // two were within noise of each other. Full-width units do half the instructions in 512.
-  t.dot_width = t.avx512_split ? 256 : 512;
+  // Its dot kernel in 512 or 256-bit vectors. Where 512-bit operations issue as two halves
+  // (Zen 4) the FMA throughput is the same either way, and 256-bit accumulators make the final
+  // reduction one fold shorter and the masked K tail half as long; but with 4 x 5 output
+  // blocks (9 loads per 20 FMAs) the instruction count is what is left, and 512-bit halves it:
+  // measured on Zen 4, interleaved, 512 beat 256 by 8-13 % (64x500x10 trans_b 8.5 vs 9.5 us,
+  // 256x1000x16 97 vs 110 us). So 512 on every AVX-512 CPU; 256 stays selectable (tests,
+  // LAMINA_TUNING) for a CPU where it measures better.
+  t.dot_width = 512;
   // A first conv layer (few taps, wide rows) is faster computed directly than through im2col
   // + GEMM on both CPUs; the switch exists to test and compare the two.
   t.conv_direct = LAMINA_CONV_DIRECT_DEFAULT;

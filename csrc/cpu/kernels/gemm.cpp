@@ -326,17 +326,10 @@ void sgemm_small_n(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C
   const Tuning& tu = tuning();
   // Bt = op(B)^T, N rows of K, is always copied (N x K floats: at most 16 K) into rows that
   // start on cache lines: a row of B^T at an arbitrary offset would split every vector load
-  // of it over two lines, and those loads are what the dot blocks are short of.
+  // of it over two lines, and those loads are what the dot blocks are short of. Each thread
+  // makes its own copy from B (which every core may cache): one made by the calling thread
+  // would have to move, line by line, from that core's cache to the others'.
   const index_t ldb = round_up(K, index_t(16));
-  float* bt = thread_buffer(1, workspace_floats(N, ldb));
-  if (B.rs == 1) {
-    for (index_t n = 0; n < N; ++n) std::memcpy(bt + n * ldb, B.p + n * B.cs, sizeof(float) * K);
-  } else if (B.cs == 1) {
-    transpose_small_b(K, N, B, bt, ldb, tu.small_n_b);
-  } else {  // op(B)(k, n) at k*rs + n*cs
-    for (index_t n = 0; n < N; ++n)
-      for (index_t k = 0; k < K; ++k) bt[n * ldb + k] = B.p[n * B.cs + k * B.rs];
-  }
 #if LAMINA_ISA_ID == 2
   const bool wide = tu.dot_width == 512;
 #else
@@ -345,6 +338,15 @@ void sgemm_small_n(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C
   parallel_team(nt, [&](int tid, int team) {
     auto [m0, m1] = split_range(M, team, tid, kDotRows);
     if (m1 <= m0) return;
+    float* bt = thread_buffer(1, workspace_floats(N, ldb));
+    if (B.rs == 1) {
+      for (index_t n = 0; n < N; ++n) std::memcpy(bt + n * ldb, B.p + n * B.cs, sizeof(float) * K);
+    } else if (B.cs == 1) {
+      transpose_small_b(K, N, B, bt, ldb, tu.small_n_b);
+    } else {  // op(B)(k, n) at k*rs + n*cs
+      for (index_t n = 0; n < N; ++n)
+        for (index_t k = 0; k < K; ++k) bt[n * ldb + k] = B.p[n * B.cs + k * B.rs];
+    }
 #if LAMINA_ISA_ID == 2
     if (wide) return gemm_dot<V512>(m0, m1, N, K, A, bt, ldb, C, ldc, ep);
 #endif
