@@ -210,6 +210,11 @@ CONV_CASES = [  # (N, C, H, W, O, k, pad): eligible for the direct path (stride 
     # channels in lanes (narrow rows, 8..16 output channels; AVX-512), LeNet's conv2 first:
     (4, 6, 14, 14, 16, 5, 0), (3, 4, 9, 11, 8, 3, 1), (2, 6, 14, 14, 12, 5, 2), (5, 3, 12, 7, 9, 5, 4),
     (2, 2, 30, 6, 16, 4, 1),
+    # and their input gradient with an input row in the lanes (W <= 16): channel blocks of 6
+    # (8 = 6 + 2, 13 = 6 + 6 + 1), a full-width row, 1 x 1 taps, fewer rows than a block; a
+    # row wider than a vector keeps the GEMM path's grad_x
+    (3, 8, 10, 16, 11, 3, 0), (2, 13, 7, 5, 16, 3, 2), (2, 16, 5, 9, 10, 1, 0), (4, 7, 3, 12, 8, 3, 1),
+    (2, 6, 18, 18, 9, 5, 0),
     (3, 2, 8, 8, 20, 3, 1),  # more channels than lanes: the GEMM path either way
 ]
 

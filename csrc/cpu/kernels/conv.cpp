@@ -677,7 +677,9 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
   auto lanes_range = [&](const BackwardPlan& pl, index_t n0, index_t n1, float* gw, float* gb, int gemm_threads) {
     float* scratch = thread_buffer(kSlotTile, workspace_floats(1, direct::lanes_scratch_floats(s)));
     direct::lanes_grad_w(s, x + n0 * xsz, n1 - n0, grad_y + n0 * O * P, scratch, gw, gb);
-    if (grad_x)
+    if (grad_x && direct::lanes_grad_x_eligible(s))
+      direct::lanes_grad_x(s, w, n1 - n0, grad_y + n0 * O * P, scratch, grad_x + n0 * xsz);
+    else if (grad_x)
       backward_range(s, pl, n0, n1, 0, s.C, x, w, grad_y, grad_x, nullptr, nullptr, gemm_threads);
   };
   if (use_lanes && nt <= 1) {

@@ -11,7 +11,8 @@
 // every tap is one unaligned vector load at a fixed offset and no bound is tested. Output
 // rows are computed W lanes at a time (the last chunk masked; in grad_w the masked lanes of
 // grad_y are zero, so whatever the padded row holds there adds nothing).
-// Stride 1 and dilation 1 only; the input gradient is left to the GEMM path (conv.cpp).
+// Stride 1 and dilation 1 only. The input gradient: lanes_grad_x below for narrow planes, else
+// the GEMM path (conv.cpp).
 #pragma once
 #include "lamina/conv.h"
 #include "lamina/cpu/simd.h"
@@ -20,6 +21,16 @@
 namespace lamina::cpu::LAMINA_ISA_NS::direct {
 
 using namespace simd;
+
+// The broadcast-FMA kernels below read overlapping scalars (x[ow + kj] is x[(ow + 1) + kj - 1]);
+// GCC's predictive commoning (-O3) then carries them from one iteration to the next in xmm
+// registers, with moves and register-to-register broadcasts that cost more than the FMAs'
+// own broadcast loads (measured on LeNet's conv2 grad_w: 494 -> 393 us without it).
+#if defined(__GNUC__) && !defined(__clang__)
+#define LAMINA_NO_PCOM __attribute__((optimize("no-predictive-commoning")))
+#else
+#define LAMINA_NO_PCOM
+#endif
 
 // Registers of this ISA's vector file (AVX-512: 32, AVX2: 16).
 constexpr int kRegs = LAMINA_ISA_ID == 2 ? 32 : 16;
@@ -218,7 +229,7 @@ inline void transpose_weights(const Conv2dShape& s, const float* w, float* wT) {
 }
 
 template <int PB>
-void lanes_forward_chunk(const Conv2dShape& s, const float* xp, const float* wT, const float* b,
+LAMINA_NO_PCOM void lanes_forward_chunk(const Conv2dShape& s, const float* xp, const float* wT, const float* b,
                          bool relu, float* yn, index_t oh, index_t ow0) {
   const index_t L = row_len(s), Hp = plane_rows(s), P = s.OH * s.OW;
   vf acc[PB];
@@ -301,9 +312,159 @@ constexpr auto make_lanes_grad_w_table(std::index_sequence<I...>) {
 }
 inline const auto kLanesGradW = make_lanes_grad_w_table(std::make_index_sequence<kLanesTB>{});
 
-// Floats of the scratch lanes_grad_w needs.
+// The same sums with the taps taken as ROWS whole kernel rows (c, ki) of KW taps: the KW
+// taps of a row are adjacent in xp, so a block needs ROWS row offsets (registers) rather than
+// one per tap (24 of them spill, and each FMA then waits on a reload of its offset).
+template <int ROWS, int KW>
+LAMINA_NO_PCOM void lanes_grad_w_rows(const Conv2dShape& s, const float* xp, const float* gT, index_t row0, float* vacc) {
+  const index_t L = row_len(s), Hp = plane_rows(s);
+  index_t off[ROWS];
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r) {
+    const index_t row = row0 + r, c = row / s.kH, ki = row % s.kH;
+    off[r] = (c * Hp + ki) * L;
+  }
+  float* va = vacc + row0 * KW * W;
+  vf acc[ROWS][KW];
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 8
+    for (int j = 0; j < KW; ++j) acc[r][j] = load(va + (r * KW + j) * W);
+  for (index_t oh = 0; oh < s.OH; ++oh)
+    for (index_t ow = 0; ow < s.OW; ++ow) {
+      const vf g = load(gT + (oh * s.OW + ow) * W);
+      const float* xr = xp + oh * L + ow;
+#pragma GCC unroll 8
+      for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 8
+        for (int j = 0; j < KW; ++j) acc[r][j] = fma(set1(xr[off[r] + j]), g, acc[r][j]);
+    }
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 8
+    for (int j = 0; j < KW; ++j) store(va + (r * KW + j) * W, acc[r][j]);
+}
+
+template <int KW, std::size_t... I>
+constexpr auto make_lanes_grad_w_rows_table(std::index_sequence<I...>) {
+  return std::array<lanes_grad_w_fn, sizeof...(I)>{&lanes_grad_w_rows<int(I) + 1, KW>...};
+}
+constexpr int kRowsKW5 = 4, kRowsKW3 = 8;  // 20 / 24 accumulators
+inline const auto kLanesGradW5 = make_lanes_grad_w_rows_table<5>(std::make_index_sequence<kRowsKW5>{});
+inline const auto kLanesGradW3 = make_lanes_grad_w_rows_table<3>(std::make_index_sequence<kRowsKW3>{});
+
+// One image's contribution to every tap's accumulator.
+inline void lanes_grad_w_image(const Conv2dShape& s, const float* xp, const float* gT, float* vacc) {
+  const index_t K = s.C * s.kH * s.kW, rows = s.C * s.kH;
+  if (s.kW == 5) {
+    for (index_t r0 = 0; r0 < rows; r0 += kRowsKW5)
+      kLanesGradW5[static_cast<std::size_t>(min_of<index_t>(kRowsKW5, rows - r0) - 1)](s, xp, gT, r0, vacc);
+    return;
+  }
+  if (s.kW == 3) {
+    for (index_t r0 = 0; r0 < rows; r0 += kRowsKW3)
+      kLanesGradW3[static_cast<std::size_t>(min_of<index_t>(kRowsKW3, rows - r0) - 1)](s, xp, gT, r0, vacc);
+    return;
+  }
+  for (index_t t0 = 0; t0 < K; t0 += kLanesTB)
+    kLanesGradW[static_cast<std::size_t>(min_of<index_t>(kLanesTB, K - t0) - 1)](s, xp, gT, t0, vacc);
+}
+
+// ---- grad_x of narrow planes: an input row in the lanes ------------------------------------
+//   grad_x[c, ih, iw] = sum over o, ki, kj of w[o, c, ki, kj] * gy[o, ih + ph - ki, iw + pw - kj]
+// (terms whose grad_y index falls outside its plane are zero). The GEMM path computes
+// grad_col = w^T grad_y, a product of depth O (16 for conv2, where the micro-kernel spends
+// as long on its edges as on its FMAs) and then sums grad_col's 25 shifted copies back into
+// grad_x (col2im): together about twice what the FMAs below take. Here a grad_x row (W <= one
+// vector) is one accumulator; grad_y's rows are first copied into zero-padded rows gp
+// (O x OH x GL), so the kj-th term of a row is one unaligned load at offset kW - 1 - kj; each
+// load then feeds every (channel, row) of a CB x RB block whose kernel row ki is in range.
+// Rows of grad_y that miss the block are skipped, so no FMA multiplies padding rows.
+constexpr int kGradXCB = 6, kGradXRB = 4;  // 24 accumulators + the load + the broadcast
+
+inline bool lanes_grad_x_eligible(const Conv2dShape& s) { return lanes_eligible(s) && s.W <= W; }
+
+// Padded grad_y row: gp[j] = gy[o, oh, j - (kW - 1 - pw)] where that is inside the row, else 0.
+inline index_t grad_row_len(const Conv2dShape& s) { return round_up(s.kW - 1 + W, index_t(W)); }
+inline index_t grad_x_scratch_floats(const Conv2dShape& s) {
+  return s.O * s.OH * grad_row_len(s) + s.O * s.C * s.kH * s.kW;
+}
+
+template <int CB>
+void lanes_grad_x_block(const Conv2dShape& s, const float* gp, const float* wt, float* gxn, index_t c0,
+                        index_t ih0) {
+  constexpr int RB = kGradXRB;
+  const index_t GL = grad_row_len(s), C = s.C, kW = s.kW;
+  vf acc[CB][RB];
+#pragma GCC unroll 8
+  for (int c = 0; c < CB; ++c)
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; ++r) acc[c][r] = zero();
+  // grad_y rows that reach rows ih0 .. ih0 + RB - 1 (oh = ih + ph - ki).
+  const index_t oh_lo = max_of<index_t>(0, ih0 + s.ph - (s.kH - 1));
+  const index_t oh_hi = min_of<index_t>(s.OH, ih0 + RB + s.ph);
+  const index_t rows = min_of<index_t>(RB, s.H - ih0);
+  for (index_t o = 0; o < s.O; ++o)
+    for (index_t oh = oh_lo; oh < oh_hi; ++oh) {
+      const float* row = gp + (o * s.OH + oh) * GL + (kW - 1);
+      // Block row r uses kernel row ki = ki0 + r, in range for r in [r_lo, r_hi).
+      const index_t ki0 = ih0 + s.ph - oh;
+      const index_t r_lo = max_of<index_t>(0, -ki0), r_hi = min_of<index_t>(rows, s.kH - ki0);
+      // wt[((o * kH + ki) * kW + kj) * C + c]: the CB weights of a tap are adjacent.
+      const float* w0 = wt + ((o * s.kH + ki0) * kW) * C + c0;
+      for (index_t kj = 0; kj < kW; ++kj) {
+        const vf v = load(row - kj);
+        const float* wk = w0 + kj * C;
+#pragma GCC unroll 8
+        for (int r = 0; r < RB; ++r) {
+          if (r < r_lo || r >= r_hi) continue;
+          const float* wr = wk + r * kW * C;
+#pragma GCC unroll 8
+          for (int c = 0; c < CB; ++c) acc[c][r] = fma(set1(wr[c]), v, acc[c][r]);
+        }
+      }
+    }
+  const mask_t m = tail_mask(static_cast<int>(s.W));
+#pragma GCC unroll 8
+  for (int c = 0; c < CB; ++c)
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; ++r)
+      if (r < rows) store_mask(gxn + ((c0 + c) * s.H + ih0 + r) * s.W, m, acc[c][r]);
+}
+
+using lanes_grad_x_fn = void (*)(const Conv2dShape&, const float*, const float*, float*, index_t, index_t);
+template <std::size_t... I>
+constexpr auto make_lanes_grad_x_table(std::index_sequence<I...>) {
+  return std::array<lanes_grad_x_fn, sizeof...(I)>{&lanes_grad_x_block<int(I) + 1>...};
+}
+inline const auto kLanesGradX = make_lanes_grad_x_table(std::make_index_sequence<kGradXCB>{});
+
+// grad_x of images [0, nimg) (overwritten) from gy (their grad_y) and w; scratch:
+// grad_x_scratch_floats(s) floats.
+inline void lanes_grad_x(const Conv2dShape& s, const float* w, index_t nimg, const float* gy, float* scratch,
+                         float* gx) {
+  const index_t GL = grad_row_len(s), P = s.OH * s.OW, D = s.kW - 1 - s.pw, taps = s.kH * s.kW;
+  float* gp = scratch;
+  float* wt = gp + s.O * s.OH * GL;
+  for (index_t o = 0; o < s.O; ++o)
+    for (index_t c = 0; c < s.C; ++c)
+      for (index_t t = 0; t < taps; ++t) wt[(o * taps + t) * s.C + c] = w[(o * s.C + c) * taps + t];
+  for (index_t i = 0; i < s.O * s.OH * GL; ++i) gp[i] = 0.0f;  // the padding stays zero
+  for (index_t n = 0; n < nimg; ++n) {
+    const float* gyn = gy + n * s.O * P;
+    for (index_t r = 0; r < s.O * s.OH; ++r)
+      for (index_t j = 0; j < s.OW; ++j) gp[r * GL + D + j] = gyn[r * s.OW + j];
+    float* gxn = gx + n * s.C * s.H * s.W;
+    for (index_t c0 = 0; c0 < s.C; c0 += kGradXCB) {
+      const auto fn = kLanesGradX[static_cast<std::size_t>(min_of<index_t>(kGradXCB, s.C - c0) - 1)];
+      for (index_t ih0 = 0; ih0 < s.H; ih0 += kGradXRB) fn(s, gp, wt, gxn, c0, ih0);
+    }
+  }
+}
+
+// Floats of the scratch lanes_grad_w (and lanes_grad_x after it) needs.
 inline index_t lanes_scratch_floats(const Conv2dShape& s) {
-  return image_floats(s) + (s.OH * s.OW + s.C * s.kH * s.kW + 1) * W;
+  return max_of(image_floats(s) + (s.OH * s.OW + s.C * s.kH * s.kW + 1) * W, grad_x_scratch_floats(s));
 }
 
 // grad_w (O x K) and grad_b (O) = the contributions of images [0, nimg) of x and gy.
@@ -324,8 +485,7 @@ inline void lanes_grad_w(const Conv2dShape& s, const float* x, index_t nimg, con
       bsum = add(bsum, load(gT + p * W));
     }
     store(bacc, bsum);
-    for (index_t t0 = 0; t0 < K; t0 += kLanesTB)
-      kLanesGradW[static_cast<std::size_t>(min_of<index_t>(kLanesTB, K - t0) - 1)](s, xp, gT, t0, vacc);
+    lanes_grad_w_image(s, xp, gT, vacc);
   }
   for (index_t o = 0; o < s.O; ++o) {
     for (index_t t = 0; t < K; ++t) gw[o * K + t] = vacc[t * W + o];
