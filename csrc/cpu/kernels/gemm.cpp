@@ -17,6 +17,7 @@
 #include "lamina/parallel.h"
 #include "sgemm_dot.h"
 #include "sgemm_ukernel.h"
+#include "transpose.h"
 #include "workspace.h"
 
 namespace lamina::cpu::LAMINA_ISA_NS {
@@ -37,42 +38,6 @@ const auto kUkernel = make_ukernel_table<NV>(std::make_index_sequence<MR>{});
 constexpr int NV_HALF = NV > 1 ? NV / 2 : 1;
 const auto kUkernelHalf = make_ukernel_table<NV_HALF>(std::make_index_sequence<MR>{});
 
-#if LAMINA_ISA_ID >= 1
-// dst[q * ldd + r] = src[r * lds + q] for an 8 x 8 block (AVX2 shuffles; also under AVX-512).
-inline void transpose8x8(const float* src, index_t lds, float* dst, index_t ldd) {
-  __m256 r[8], t[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  for (int i = 0; i < 4; ++i) {
-    _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
-    _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
-  }
-}
-
-// dst[q * ldd + r] = src[r * lds + q] for r < rows (<= 8) source rows of 8 floats: only the
-// first `rows` floats of each output row are written.
-inline void transpose8xr(const float* src, index_t lds, int rows, float* dst, index_t ldd) {
-  if (rows == 8) {
-    transpose8x8(src, lds, dst, ldd);
-    return;
-  }
-  alignas(32) float tmp[8 * 8] = {};
-  for (int r = 0; r < rows; ++r) _mm256_store_ps(tmp + 8 * r, _mm256_loadu_ps(src + r * lds));
-  alignas(32) float t2[8 * 8];
-  transpose8x8(tmp, 8, t2, 8);
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  for (int q = 0; q < 8; ++q) _mm256_maskstore_ps(dst + q * ldd, mask, _mm256_load_ps(t2 + 8 * q));
-}
-#endif
 
 // B panel (kc x nc at b, strides rs/cs) -> NR-column slivers, element (p, j) of sliver s at
 // dst[s*NR*kc + p*NR + j]; columns past nc are zero. B is read along its contiguous
