@@ -93,13 +93,13 @@ void pack_b(index_t kc, index_t nc, const float* b, index_t rs, index_t cs, floa
 }
 
 // A block (mc x kc at a, strides rs/cs) -> slivers of `mr` <= MR rows, element (i, p) of
-// sliver s at dst[s*MR*kc + p*MR + i]; the other rows of a sliver are zero.
+// sliver s at dst[s*MR*kc + p*MR + i]. The other rows of a sliver are left as they are: the
+// m-row micro-kernel reads rows i < m only (zeroing them cost 2 % of a 64-row GEMM).
 void pack_a(index_t mc, index_t kc, const float* a, index_t rs, index_t cs, float* dst, index_t mr) {
   for (index_t ir = 0; ir < mc; ir += mr) {
     const index_t m = min_of<index_t>(mr, mc - ir);
     float* d = dst + ir / mr * MR * kc;
     const float* s = a + ir * rs;
-    if (m < MR) std::memset(d, 0, sizeof(float) * MR * kc);
     if (rs == 1) {
       for (index_t p = 0; p < kc; ++p)
         for (index_t i = 0; i < m; ++i) d[p * MR + i] = s[p * cs + i];
