@@ -261,3 +261,27 @@ def test_conv_direct_forward_matches_the_gemm_path_bit_for_bit(shape, tuning, rn
         tuning("conv_direct=" + direct)
         ys.append(_native.conv2d(x, w, b, padding=pad, activation="relu"))
     np.testing.assert_array_equal(ys[0], ys[1])
+
+
+@pytest.mark.parametrize("case", [
+    # (N, C, H, W, O, kH, kW, pad): kernel rows longer than one segment of 8 taps (6 + 5 and
+    # 5 + 4), on the rows-in-lanes path (wide planes) and the channels-in-lanes path (narrow)
+    (3, 1, 9, 40, 6, 3, 11, (1, 5)), (2, 1, 18, 18, 10, 9, 9, (0, 0)), (2, 2, 6, 30, 7, 1, 13, (0, 6)),
+], ids=lambda c: "x".join(map(str, c[:7])))
+def test_conv_direct_long_kernel_rows(case, isa, tuning, rng):
+    n, c, h, w_, o, kh, kw, pad = case
+    x = rng.standard_normal((n, c, h, w_), dtype=np.float32)
+    w = rng.standard_normal((o, c, kh, kw), dtype=np.float32)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    y = reference.conv2d(x64, w64, None, padding=pad)
+    gy = rng.standard_normal(y.shape)
+    want = reference.conv2d_backward(x64, w64, gy, padding=pad)
+    for direct in "01":
+        tuning("conv_direct=" + direct)
+        got = _native.conv2d(x, w, padding=pad)
+        np.testing.assert_allclose(got, y, atol=2e-6 * np.sqrt(c * kh * kw) * np.abs(y).max(), rtol=0)
+        gx, gw, gb = _native.conv2d_backward(x, w, gy.astype(np.float32), padding=pad)
+        tol = 2e-6 * np.sqrt(n * y.shape[2] * y.shape[3])
+        np.testing.assert_allclose(gx, want[0], atol=2e-6 * np.sqrt(o * kh * kw) * np.abs(want[0]).max(), rtol=0)
+        np.testing.assert_allclose(gw, want[1], atol=tol * np.abs(want[1]).max(), rtol=0)
+        np.testing.assert_allclose(gb, want[2], atol=tol * np.abs(want[2]).max(), rtol=0)

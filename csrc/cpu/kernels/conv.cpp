@@ -662,10 +662,9 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
   // The direct grad_w / grad_b of images [n0, n1) (overwritten), conv_direct.h.
   auto direct_range = [&](index_t n0, index_t n1, float* gw, float* gb) {
     const index_t img = direct::image_floats(s);
-    float* xp = thread_buffer(kSlotTile, workspace_floats(1, img + W + direct::vacc_floats(s)));
-    float* zero_row = xp + img;
-    fill_zero(zero_row, W);
-    direct::grad_w(s, x + n0 * xsz, n1 - n0, grad_y + n0 * O * P, xp, zero_row, zero_row + W, gw, gb);
+    const index_t vacc_at = round_up(img, index_t(16));  // (the accumulators on a cache line)
+    float* xp = thread_buffer(kSlotTile, workspace_floats(1, vacc_at + direct::vacc_floats(s)));
+    direct::grad_w(s, x + n0 * xsz, n1 - n0, grad_y + n0 * O * P, xp, xp + vacc_at, gw, gb);
   };
 
   if (use_direct && nt <= 1) {

@@ -105,165 +105,116 @@ constexpr auto make_forward_table(std::index_sequence<I...>) {
 }
 inline const auto kForward = make_forward_table(std::make_index_sequence<kMaxO>{});
 
-// One image's share of grad_w for output channels o0 .. o0+OB and taps t0 .. t0+TB, added
-// to their vector accumulators vacc (O x K vectors of W lanes: reduced across lanes once,
-// after the last image). xn: the image's padded planes; gyn: its grad_y (O, OH, OW). Taps
-// past K read a zero row and are not stored. Image by image, so the image's planes and its
-// grad_y stay in L1 across the tap blocks.
-template <int OB, int TB>
-void grad_w_block(const Conv2dShape& s, const float* xn, const float* gyn, index_t o0, index_t t0,
-                  const float* zero_row, float* vacc) {
-  const index_t L = row_len(s), Hp = plane_rows(s), K = s.C * s.kH * s.kW, P = s.OH * s.OW;
-  const float* base[TB];
-  for (int t = 0; t < TB; ++t) {
-    const index_t tap = t0 + t;
-    const index_t c = tap / (s.kH * s.kW), r = tap % (s.kH * s.kW);
-    base[t] = tap < K ? xn + (c * Hp + r / s.kW) * L + r % s.kW : nullptr;
+// Tables of kernel instances F<A, B>::run for A in 1..NA and B in 1..NB, as table[B - 1][A - 1].
+template <template <int, int> class F, class Fn, int NA, int NB>
+struct KernelTable {
+  template <int B, std::size_t... A>
+  static constexpr std::array<Fn, NA> row(std::index_sequence<A...>) {
+    return {&F<int(A) + 1, B>::run...};
   }
-  vf acc[OB][TB];
-#pragma GCC unroll 8
-  for (int o = 0; o < OB; ++o)
-#pragma GCC unroll 8
-    for (int t = 0; t < TB; ++t) acc[o][t] = t0 + t < K ? load(vacc + ((o0 + o) * K + t0 + t) * W) : zero();
-  for (index_t oh = 0; oh < s.OH; ++oh)
-    for (index_t ow0 = 0; ow0 < s.OW; ow0 += W) {
-      const int nl = static_cast<int>(min_of<index_t>(W, s.OW - ow0));
-      const mask_t m = tail_mask(nl);
-      vf dy[OB];
-#pragma GCC unroll 8
-      for (int o = 0; o < OB; ++o) {
-        const float* p = gyn + (o0 + o) * P + oh * s.OW + ow0;
-        dy[o] = nl == W ? load(p) : load_mask(p, m);
-      }
-#pragma GCC unroll 8
-      for (int t = 0; t < TB; ++t) {
-        const vf xv = load(base[t] ? base[t] + oh * L + ow0 : zero_row);
-#pragma GCC unroll 8
-        for (int o = 0; o < OB; ++o) acc[o][t] = fma(dy[o], xv, acc[o][t]);
-      }
-    }
-#pragma GCC unroll 8
-  for (int o = 0; o < OB; ++o)
-#pragma GCC unroll 8
-    for (int t = 0; t < TB; ++t)
-      if (t0 + t < K) store(vacc + ((o0 + o) * K + t0 + t) * W, acc[o][t]);
+  template <std::size_t... B>
+  static constexpr std::array<std::array<Fn, NA>, NB> make(std::index_sequence<B...>) {
+    return {row<int(B) + 1>(std::make_index_sequence<NA>{})...};
+  }
+};
+
+// The grad_w kernels below take the taps a kernel row (c, ki) at a time, in segments of at
+// most kMaxSeg adjacent taps (kj0 .. kj0 + KW - 1): the taps of a segment are adjacent in the
+// padded planes, so a block needs one input pointer (or one per kernel row), where a block of
+// arbitrary taps needs one per tap (which spill to the stack once there are more than a
+// handful, each FMA then waiting on a reload) and leaves a partly empty last block.
+constexpr int kMaxSeg = 8;
+
+// Segments of a kernel row of kW taps: as few as allowed, as even as possible.
+template <class F>
+inline void for_each_segment(index_t kW, F&& f) {
+  const index_t nseg = ceil_div(kW, index_t(kMaxSeg));
+  for (index_t g = 0, j0 = 0; g < nseg; ++g) {
+    const index_t len = ceil_div(kW - j0, nseg - g);
+    f(j0, len);
+    j0 += len;
+  }
 }
 
-// Taps per block for OB output channels: OB x TB accumulators + OB gradients + 1 input.
-template <int OB>
-constexpr int taps_for() {
-  const int t = (kRegs - 1 - OB) / OB;
-  return t > 8 ? 8 : (t < 1 ? 1 : t);
-}
-
-template <int OB>
-void grad_w_image(const Conv2dShape& s, const float* xn, const float* gyn, const float* zero_row,
-                  float* vacc) {
-  constexpr int TB = taps_for<OB>();
-  const index_t K = s.C * s.kH * s.kW;
-  for (index_t o0 = 0; o0 < s.O; o0 += OB)
-    for (index_t t0 = 0; t0 < K; t0 += TB) grad_w_block<OB, TB>(s, xn, gyn, o0, t0, zero_row, vacc);
-}
-
-// The same sums a whole kernel row (c, ki) of KW taps at a time: its taps are adjacent in xp,
-// so the block needs one input pointer (grad_w_block's one per tap spill to the stack, and
-// taps are not left over in a last, partly empty block: 25 = 6 x 4 + 1).
+// One image's grad_w contributions for output channels o0 .. o0 + OB and the KW taps kj0 ..
+// of kernel row `row` (= c * kH + ki), added to their vector accumulators vacc (O x K vectors
+// of W lanes: reduced across lanes once, after the last image). xn: the image's padded
+// planes; gyn: its grad_y (O, OH, OW), whose masked lanes are zero, so whatever the padded
+// row holds past the plane adds nothing. Image by image, so the image's planes and its grad_y
+// stay in L1 across the blocks.
 template <int OB, int KW>
-LAMINA_NO_PCOM void grad_w_row_block(const Conv2dShape& s, const float* xn, const float* gyn, index_t o0,
-                                     index_t row, float* vacc) {
-  const index_t L = row_len(s), Hp = plane_rows(s), K = s.C * s.kH * s.kW, P = s.OH * s.OW;
-  const float* xb = xn + ((row / s.kH) * Hp + row % s.kH) * L;  // row = c * kH + ki
-  float* va = vacc + (o0 * K + row * KW) * W;
-  vf acc[OB][KW];
+struct GradWSeg {
+  LAMINA_NO_PCOM static void run(const Conv2dShape& s, const float* xn, const float* gyn, index_t o0,
+                                 index_t row, index_t kj0, float* vacc) {
+    const index_t L = row_len(s), Hp = plane_rows(s), K = s.C * s.kH * s.kW, P = s.OH * s.OW;
+    const float* xb = xn + ((row / s.kH) * Hp + row % s.kH) * L + kj0;
+    float* va = vacc + (o0 * K + row * s.kW + kj0) * W;
+    vf acc[OB][KW];
 #pragma GCC unroll 8
-  for (int o = 0; o < OB; ++o)
+    for (int o = 0; o < OB; ++o)
 #pragma GCC unroll 8
-    for (int j = 0; j < KW; ++j) acc[o][j] = load(va + (o * K + j) * W);
-  for (index_t oh = 0; oh < s.OH; ++oh)
-    for (index_t ow0 = 0; ow0 < s.OW; ow0 += W) {
-      const int nl = static_cast<int>(min_of<index_t>(W, s.OW - ow0));
-      const mask_t m = tail_mask(nl);
-      vf dy[OB];
+      for (int j = 0; j < KW; ++j) acc[o][j] = load(va + (o * K + j) * W);
+    for (index_t oh = 0; oh < s.OH; ++oh)
+      for (index_t ow0 = 0; ow0 < s.OW; ow0 += W) {
+        const int nl = static_cast<int>(min_of<index_t>(W, s.OW - ow0));
+        const mask_t m = tail_mask(nl);
+        vf dy[OB];
 #pragma GCC unroll 8
-      for (int o = 0; o < OB; ++o) {
-        const float* p = gyn + (o0 + o) * P + oh * s.OW + ow0;
-        dy[o] = nl == W ? load(p) : load_mask(p, m);
+        for (int o = 0; o < OB; ++o) {
+          const float* p = gyn + (o0 + o) * P + oh * s.OW + ow0;
+          dy[o] = nl == W ? load(p) : load_mask(p, m);
+        }
+        const float* xr = xb + oh * L + ow0;
+#pragma GCC unroll 8
+        for (int j = 0; j < KW; ++j) {
+          const vf xv = load(xr + j);
+#pragma GCC unroll 8
+          for (int o = 0; o < OB; ++o) acc[o][j] = fma(dy[o], xv, acc[o][j]);
+        }
       }
-      const float* xr = xb + oh * L + ow0;
 #pragma GCC unroll 8
-      for (int j = 0; j < KW; ++j) {
-        const vf xv = load(xr + j);
+    for (int o = 0; o < OB; ++o)
 #pragma GCC unroll 8
-        for (int o = 0; o < OB; ++o) acc[o][j] = fma(dy[o], xv, acc[o][j]);
+      for (int j = 0; j < KW; ++j) store(va + (o * K + j) * W, acc[o][j]);
+  }
+};
+
+// Output channels per block for a segment of kw taps: OB x kw accumulators + OB gradients + 1 input.
+constexpr int kMaxOB = 6;
+inline index_t grad_w_channels(index_t kw) { return min_of<index_t>(kMaxOB, (kRegs - 1) / (kw + 1)); }
+using grad_w_seg_fn = void (*)(const Conv2dShape&, const float*, const float*, index_t, index_t, index_t, float*);
+inline const auto kGradWSeg =
+    KernelTable<GradWSeg, grad_w_seg_fn, kMaxOB, kMaxSeg>::make(std::make_index_sequence<kMaxSeg>{});
+
+// One image's grad_w contributions. Channel blocks of the most that fit, the rest in a last
+// block (O = 6 with 5 taps: 5 + 1, measured on Zen 4 at 3.7 us per image against 4.2 for
+// 4 + 2 and 5.6 for 3 + 3: the wide block's FMAs per load matter more than the narrow one's).
+inline void grad_w_image(const Conv2dShape& s, const float* xn, const float* gyn, float* vacc) {
+  for (index_t row = 0; row < s.C * s.kH; ++row)
+    for_each_segment(s.kW, [&](index_t kj0, index_t kw) {
+      const index_t most = grad_w_channels(kw);
+      for (index_t o0 = 0; o0 < s.O; o0 += most) {
+        const index_t ob = min_of(most, s.O - o0);
+        kGradWSeg[static_cast<std::size_t>(kw - 1)][static_cast<std::size_t>(ob - 1)](s, xn, gyn, o0, row, kj0, vacc);
       }
-    }
-#pragma GCC unroll 8
-  for (int o = 0; o < OB; ++o)
-#pragma GCC unroll 8
-    for (int j = 0; j < KW; ++j) store(va + (o * K + j) * W, acc[o][j]);
-}
-
-// Output channels per row block: OB x KW accumulators + OB gradients + 1 input.
-template <int KW>
-constexpr int row_block_channels() {
-  const int ob = (kRegs - 1) / (KW + 1);
-  return ob > 6 ? 6 : ob;
-}
-using grad_w_row_fn = void (*)(const Conv2dShape&, const float*, const float*, index_t, index_t, float*);
-template <int KW, std::size_t... I>
-constexpr auto make_grad_w_row_table(std::index_sequence<I...>) {
-  return std::array<grad_w_row_fn, sizeof...(I)>{&grad_w_row_block<int(I) + 1, KW>...};
-}
-inline const auto kGradWRow5 = make_grad_w_row_table<5>(std::make_index_sequence<row_block_channels<5>()>{});
-inline const auto kGradWRow3 = make_grad_w_row_table<3>(std::make_index_sequence<row_block_channels<3>()>{});
-
-// One image's grad_w contributions: by kernel rows for 5- and 3-wide kernels, else by taps.
-inline void grad_w_image_any(const Conv2dShape& s, int ob, const float* xn, const float* gyn,
-                             const float* zero_row, float* vacc) {
-  if (s.kW == 5 || s.kW == 3) {
-    const auto* table = s.kW == 5 ? kGradWRow5.data() : kGradWRow3.data();
-    // Channel blocks of the most that fit, the rest in a last block (O = 6: 5 + 1, measured
-    // 265 us per LeNet conv1 batch at 1 thread against 311 for 4 + 2 and 411 for 3 + 3: the
-    // wide block's FMAs per load matter more than the narrow block's waste).
-    const index_t most = s.kW == 5 ? row_block_channels<5>() : row_block_channels<3>();
-    for (index_t row = 0; row < s.C * s.kH; ++row)
-      for (index_t o0 = 0; o0 < s.O; o0 += most)
-        table[static_cast<std::size_t>(min_of<index_t>(most, s.O - o0) - 1)](s, xn, gyn, o0, row, vacc);
-    return;
-  }
-  switch (ob) {
-    case 6: grad_w_image<6>(s, xn, gyn, zero_row, vacc); break;
-    case 4: grad_w_image<4>(s, xn, gyn, zero_row, vacc); break;
-    case 3: grad_w_image<3>(s, xn, gyn, zero_row, vacc); break;
-    case 2: grad_w_image<2>(s, xn, gyn, zero_row, vacc); break;
-    default: grad_w_image<1>(s, xn, gyn, zero_row, vacc); break;
-  }
+    });
 }
 
 // Floats of the vector accumulators grad_w needs.
 inline index_t vacc_floats(const Conv2dShape& s) { return s.O * s.C * s.kH * s.kW * W; }
 
 // grad_w (O x K) and grad_b (O) = the contributions of images [0, nimg) of x (N, C, H, W)
-// and gy (grad_y from the first of them). xp: one image's padded planes; zero_row: W zero
-// floats; vacc: vacc_floats(s) floats.
+// and gy (grad_y from the first of them). xp: one image's padded planes; vacc:
+// vacc_floats(s) floats.
 inline void grad_w(const Conv2dShape& s, const float* x, index_t nimg, const float* gy, float* xp,
-                   const float* zero_row, float* vacc, float* gw, float* gb) {
-  // Output channels per block: the largest of 6, 4, 3, 2, 1 that divides O (AVX2: at most 3,
-  // with its 16 registers).
-  const int cands[5] = {6, 4, 3, 2, 1};
-  int ob = 1;
-  for (int c : cands)
-    if ((LAMINA_ISA_ID == 2 || c <= 3) && s.O % c == 0) {
-      ob = c;
-      break;
-    }
+                   float* vacc, float* gw, float* gb) {
   const index_t K = s.C * s.kH * s.kW, P = s.OH * s.OW;
   for (index_t i = 0; i < s.O * K * W; ++i) vacc[i] = 0.0f;
   for (index_t o = 0; o < s.O; ++o) gb[o] = 0.0f;
   for (index_t n = 0; n < nimg; ++n) {
     pad_planes(s, x + n * s.C * s.H * s.W, xp);
     const float* gyn = gy + n * s.O * P;
-    grad_w_image_any(s, ob, xp, gyn, zero_row, vacc);
+    grad_w_image(s, xp, gyn, vacc);
     for (index_t o = 0; o < s.O; ++o) {
       const float* p = gyn + o * P;
       vf a = zero();
@@ -349,95 +300,59 @@ inline void lanes_forward_rows(const Conv2dShape& s, const float* xp, const floa
 }
 
 //   grad_w: acc[tap][o] += sum over n, oh, ow of xp[c][oh + ki][ow + kj] * gT[oh, ow][o]
-// gT: one image's grad_y transposed to (P x W), channels in lanes; the taps go in blocks of
-// TB accumulators (vacc: K x W floats between images).
-constexpr int kLanesTB = 24;  // 24 accumulators + the gradient + the broadcast
-
-template <int TB>
-void lanes_grad_w_block(const Conv2dShape& s, const float* xp, const float* gT, index_t t0, float* vacc) {
-  const index_t L = row_len(s), Hp = plane_rows(s);
-  index_t off[TB];
-  for (int t = 0; t < TB; ++t) {
-    const index_t tap = t0 + t, c = tap / (s.kH * s.kW), r = tap % (s.kH * s.kW);
-    off[t] = (c * Hp + r / s.kW) * L + r % s.kW;
-  }
-  vf acc[TB];
-#pragma GCC unroll 24
-  for (int t = 0; t < TB; ++t) acc[t] = load(vacc + (t0 + t) * W);
-  for (index_t oh = 0; oh < s.OH; ++oh)
-    for (index_t ow = 0; ow < s.OW; ++ow) {
-      const vf g = load(gT + (oh * s.OW + ow) * W);
-      const float* xr = xp + oh * L + ow;
-#pragma GCC unroll 24
-      for (int t = 0; t < TB; ++t) acc[t] = fma(set1(xr[off[t]]), g, acc[t]);
-    }
-#pragma GCC unroll 24
-  for (int t = 0; t < TB; ++t) store(vacc + (t0 + t) * W, acc[t]);
-}
-
-using lanes_grad_w_fn = void (*)(const Conv2dShape&, const float*, const float*, index_t, float*);
-template <std::size_t... I>
-constexpr auto make_lanes_grad_w_table(std::index_sequence<I...>) {
-  return std::array<lanes_grad_w_fn, sizeof...(I)>{&lanes_grad_w_block<int(I) + 1>...};
-}
-inline const auto kLanesGradW = make_lanes_grad_w_table(std::make_index_sequence<kLanesTB>{});
-
-// The same sums with the taps taken as ROWS whole kernel rows (c, ki) of KW taps: the KW
-// taps of a row are adjacent in xp, so a block needs ROWS row offsets (registers) rather than
-// one per tap (24 of them spill, and each FMA then waits on a reload of its offset).
+// gT: one image's grad_y transposed to (P x W), channels in lanes. A block: ROWS kernel rows
+// (row0 .. , row = c * kH + ki) x the KW taps kj0 .. of each, one accumulator per tap
+// (vacc: K x W floats between images).
 template <int ROWS, int KW>
-LAMINA_NO_PCOM void lanes_grad_w_rows(const Conv2dShape& s, const float* xp, const float* gT, index_t row0, float* vacc) {
-  const index_t L = row_len(s), Hp = plane_rows(s);
-  index_t off[ROWS];
+struct LanesGradWSeg {
+  LAMINA_NO_PCOM static void run(const Conv2dShape& s, const float* xp, const float* gT, index_t row0,
+                                 index_t kj0, float* vacc) {
+    const index_t L = row_len(s), Hp = plane_rows(s);
+    index_t off[ROWS];
 #pragma GCC unroll 8
-  for (int r = 0; r < ROWS; ++r) {
-    const index_t row = row0 + r, c = row / s.kH, ki = row % s.kH;
-    off[r] = (c * Hp + ki) * L;
-  }
-  float* va = vacc + row0 * KW * W;
-  vf acc[ROWS][KW];
-#pragma GCC unroll 8
-  for (int r = 0; r < ROWS; ++r)
-#pragma GCC unroll 8
-    for (int j = 0; j < KW; ++j) acc[r][j] = load(va + (r * KW + j) * W);
-  for (index_t oh = 0; oh < s.OH; ++oh)
-    for (index_t ow = 0; ow < s.OW; ++ow) {
-      const vf g = load(gT + (oh * s.OW + ow) * W);
-      const float* xr = xp + oh * L + ow;
-#pragma GCC unroll 8
-      for (int r = 0; r < ROWS; ++r)
-#pragma GCC unroll 8
-        for (int j = 0; j < KW; ++j) acc[r][j] = fma(set1(xr[off[r] + j]), g, acc[r][j]);
+    for (int r = 0; r < ROWS; ++r) {
+      const index_t row = row0 + r;
+      off[r] = ((row / s.kH) * Hp + row % s.kH) * L + kj0;
     }
+    vf acc[ROWS][KW];
 #pragma GCC unroll 8
-  for (int r = 0; r < ROWS; ++r)
+    for (int r = 0; r < ROWS; ++r)
 #pragma GCC unroll 8
-    for (int j = 0; j < KW; ++j) store(va + (r * KW + j) * W, acc[r][j]);
-}
+      for (int j = 0; j < KW; ++j) acc[r][j] = load(vacc + ((row0 + r) * s.kW + kj0 + j) * W);
+    for (index_t oh = 0; oh < s.OH; ++oh)
+      for (index_t ow = 0; ow < s.OW; ++ow) {
+        const vf g = load(gT + (oh * s.OW + ow) * W);
+        const float* xr = xp + oh * L + ow;
+#pragma GCC unroll 8
+        for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 8
+          for (int j = 0; j < KW; ++j) acc[r][j] = fma(set1(xr[off[r] + j]), g, acc[r][j]);
+      }
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 8
+      for (int j = 0; j < KW; ++j) store(vacc + ((row0 + r) * s.kW + kj0 + j) * W, acc[r][j]);
+  }
+};
 
-template <int KW, std::size_t... I>
-constexpr auto make_lanes_grad_w_rows_table(std::index_sequence<I...>) {
-  return std::array<lanes_grad_w_fn, sizeof...(I)>{&lanes_grad_w_rows<int(I) + 1, KW>...};
-}
-constexpr int kRowsKW5 = 4, kRowsKW3 = 8;  // 20 / 24 accumulators
-inline const auto kLanesGradW5 = make_lanes_grad_w_rows_table<5>(std::make_index_sequence<kRowsKW5>{});
-inline const auto kLanesGradW3 = make_lanes_grad_w_rows_table<3>(std::make_index_sequence<kRowsKW3>{});
+// Kernel rows per block for segments of kw taps: ROWS x kw accumulators (at most 24) + the
+// gradient + the broadcast.
+constexpr int kLanesMaxRows = 8;
+inline index_t lanes_grad_w_rows(index_t kw) { return min_of<index_t>(kLanesMaxRows, 24 / kw); }
+using lanes_grad_w_fn = void (*)(const Conv2dShape&, const float*, const float*, index_t, index_t, float*);
+inline const auto kLanesGradWSeg =
+    KernelTable<LanesGradWSeg, lanes_grad_w_fn, kLanesMaxRows, kMaxSeg>::make(std::make_index_sequence<kMaxSeg>{});
 
 // One image's contribution to every tap's accumulator.
 inline void lanes_grad_w_image(const Conv2dShape& s, const float* xp, const float* gT, float* vacc) {
-  const index_t K = s.C * s.kH * s.kW, rows = s.C * s.kH;
-  if (s.kW == 5) {
-    for (index_t r0 = 0; r0 < rows; r0 += kRowsKW5)
-      kLanesGradW5[static_cast<std::size_t>(min_of<index_t>(kRowsKW5, rows - r0) - 1)](s, xp, gT, r0, vacc);
-    return;
-  }
-  if (s.kW == 3) {
-    for (index_t r0 = 0; r0 < rows; r0 += kRowsKW3)
-      kLanesGradW3[static_cast<std::size_t>(min_of<index_t>(kRowsKW3, rows - r0) - 1)](s, xp, gT, r0, vacc);
-    return;
-  }
-  for (index_t t0 = 0; t0 < K; t0 += kLanesTB)
-    kLanesGradW[static_cast<std::size_t>(min_of<index_t>(kLanesTB, K - t0) - 1)](s, xp, gT, t0, vacc);
+  const index_t rows = s.C * s.kH;
+  for_each_segment(s.kW, [&](index_t kj0, index_t kw) {
+    const index_t most = lanes_grad_w_rows(kw);
+    for (index_t r0 = 0; r0 < rows; r0 += most) {
+      const index_t nr = min_of(most, rows - r0);
+      kLanesGradWSeg[static_cast<std::size_t>(kw - 1)][static_cast<std::size_t>(nr - 1)](s, xp, gT, r0, kj0, vacc);
+    }
+  });
 }
 
 // ---- grad_x of narrow planes: an input row in the lanes ------------------------------------
