@@ -7,11 +7,11 @@
 // Rows of A and Bt must be unit-stride along K; the caller packs them when they are not
 // (Bt is N x K floats, tiny here; A is packed RB rows at a time).
 //
-// Two vector widths (x86 paths only): V512 (zmm) and V256 (ymm; the AVX2 path's only width,
-// and the AVX-512 path's choice where 512-bit operations issue as two 256-bit halves, Zen 4:
-// the FMA throughput is the same, the masked K tail is half as long and the final
-// reduction is one fold shorter; tuning.h dot_width). The accumulators of a 2 x 4 block of
-// outputs are reduced together (reduce8) and the epilogue runs on the 8 sums at once.
+// Two vector widths (x86 paths only): V512 (zmm, the AVX-512 path's default) and V256 (ymm;
+// the AVX2 path's only width, and selectable on AVX-512 through tuning.h's dot_width: the
+// masked K tail is half as long and the final reduction one fold shorter, but on every CPU
+// measured 512 won). A block is up to 4 rows x 5 columns of outputs (dot_rows); the sums of
+// each 2 x 4 part are reduced together (reduce8) and the epilogue runs on 8 sums at once.
 #pragma once
 #include "lamina/gemm.h"
 #include "lamina/cpu/simd.h"
