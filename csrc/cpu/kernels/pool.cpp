@@ -562,7 +562,7 @@ void max_pool2d(const float* x, float* y, std::int64_t* idx, const Pool2d& g) {
 
 index_t max_pool2d_backward(const float* grad_y, const std::int64_t* idx, float* grad_x, const Pool2d& g) {
   const index_t in = g.H * g.W, out = g.OH * g.OW;
-  const int nt = static_cast<int>(min_of<index_t>(threads_for(double(g.planes) * (in + out), 4 * kPerThread), g.planes));
+  const int nt = static_cast<int>(min_of<index_t>(threads_for(double(g.planes) * (in + out), kPerThread), g.planes));
   // The first bad position of each thread's (contiguous) planes; the smallest is the first.
   std::vector<index_t> bad_of(static_cast<std::size_t>(max_of(nt, 1)), -1);
   const Max22BwdFn dense = max22_backward_kernel(g);
