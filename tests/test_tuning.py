@@ -62,10 +62,11 @@ def test_blocking_follows_the_cache_model():
 
 def test_blocking_model_on_the_two_cpus():
     # Sapphire Rapids (48 KiB L1d, 2 MiB L2): the blocking measured best there before it was
-    # derived (KC 512, MC 168, NC 2048, NC_SMALL 512). Zen 4 (32 KiB, 1 MiB): shallower
-    # blocks, panels that fit its smaller L2.
+    # derived (KC 512, MC 168, NC 2048, NC_SMALL 512). Zen 4 (32 KiB, 1 MiB): the same depth
+    # (the 14 x 32 tile's floor of 512, not the 336 its L1 alone gives), so smaller blocks and
+    # panels that fit its smaller L2.
     assert _native._blocking_for(48 * 1024, 2048 * 1024, "avx512") == {"kc": 512, "mc": 168, "nc": 2048, "nc_small": 512}
-    assert _native._blocking_for(32 * 1024, 1024 * 1024, "avx512") == {"kc": 336, "mc": 126, "nc": 1536, "nc_small": 384}
+    assert _native._blocking_for(32 * 1024, 1024 * 1024, "avx512") == {"kc": 512, "mc": 84, "nc": 1024, "nc_small": 256}
     # The AVX2 tile keeps its B sliver in half of L1 (BLIS's Haswell choice: KC 256 at 32 KiB).
     assert _native._blocking_for(32 * 1024, 256 * 1024, "avx2")["kc"] == 256
     with pytest.raises(ValueError, match="isa"):
@@ -123,6 +124,23 @@ def test_forced_blocking_is_exact(spec, isa, tuning, rng):
         np.testing.assert_allclose(_native.matmul(a, bb, trans_b=True), ref, atol=tol, rtol=0)
         np.testing.assert_allclose(_native.matmul(a, np.ascontiguousarray(bb.T)), ref, atol=tol, rtol=0)
         np.testing.assert_allclose(reference.matmul(a.astype(np.float64), bb.T.astype(np.float64)), ref)
+
+
+@pytest.mark.parametrize("spec", ["", "kc=48,mc=84", "kc=40,mc=28,nc=64"])
+def test_row_blocks_and_packed_a_edges(spec, isa, tuning, rng):
+    # Each A block's rows are shared evenly over its tiles (a ragged last block included), and
+    # pack_a stores whole 8-row transposes, spilling into the next depth step, the next sliver
+    # or the buffer's slack: depths that are multiples of 8 (and not), blocks of 1..MR + 1 rows.
+    tuning(spec)
+    for m, k, n in [(85, 48, 40), (97, 64, 33), (127, 96, 70), (128, 40, 64), (13, 48, 32), (22, 56, 50),
+                    (9, 8, 64), (169, 45, 96), (15, 800, 40)]:
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        ref = a.astype(np.float64) @ b.astype(np.float64)
+        tol = 1e-5 * np.sqrt(k) * (np.abs(a) @ np.abs(b)).max()
+        for got in (_native.matmul(a, b), _native.matmul(np.asfortranarray(a), b),
+                    _native.matmul(a, np.ascontiguousarray(b.T), trans_b=True)):
+            np.testing.assert_allclose(got, ref, atol=tol, rtol=0)
 
 
 def test_forced_blocking_reaches_another_path(tuning):

@@ -34,7 +34,7 @@ GemmBlocking blocking_for(RegisterTile t, const CpuIdentity& id) {
   const long l1 = id.l1d > 0 ? id.l1d : kAssumedL1;
   const long l2 = id.l2 > 0 ? id.l2 : kAssumedL2;
   GemmBlocking b;
-  b.kc = round_down_to(l1 * t.l1_share_num / t.l1_share_den / (4L * t.nr), 16, 128, 1024);
+  b.kc = round_down_to(l1 * t.l1_share_num / t.l1_share_den / (4L * t.nr), 16, t.kc_min, 1024);
   b.mc = round_down_to(l2 / 6 / (4L * b.kc), t.mr, t.mr, 32 * t.mr);
   b.nc = round_down_to(l2 * 2 / (4L * b.kc), 2 * t.nr, 4 * t.nr, 8192);
   b.nc_small = round_down_to(l2 / 2 / (4L * b.kc), t.nr, t.nr, 4096);

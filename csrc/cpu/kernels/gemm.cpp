@@ -95,6 +95,7 @@ void pack_b(index_t kc, index_t nc, const float* b, index_t rs, index_t cs, floa
 // A block (mc x kc at a, strides rs/cs) -> slivers of `mr` <= MR rows, element (i, p) of
 // sliver s at dst[s*MR*kc + p*MR + i]. The other rows of a sliver are left as they are: the
 // m-row micro-kernel reads rows i < m only (zeroing them cost 2 % of a 64-row GEMM).
+constexpr std::size_t kPackASlack = 8;  // floats past the packed A block that pack_a may write
 void pack_a(index_t mc, index_t kc, const float* a, index_t rs, index_t cs, float* dst, index_t mr) {
   for (index_t ir = 0; ir < mc; ir += mr) {
     const index_t m = min_of<index_t>(mr, mc - ir);
@@ -106,11 +107,16 @@ void pack_a(index_t mc, index_t kc, const float* a, index_t rs, index_t cs, floa
     } else {
       index_t p0 = 0;
 #if LAMINA_ISA_ID >= 1
-      if (cs == 1)  // row-major A: 8 depth steps x up to 8 rows transposed in registers
+      // Row-major A: 8 depth steps x up to 8 rows transposed in registers, stored whole (no
+      // masked stores). Row groups go last to first, so a group that ends past MR (rows 8..13
+      // of 14) spills into the next depth step's first rows before the group that owns them
+      // writes them; the last step's spill lands in the next sliver (packed after this one)
+      // or in the buffer's slack (kPackASlack).
+      if (cs == 1)
         for (; p0 + 8 <= kc; p0 += 8)
-          for (index_t i0 = 0; i0 < m; i0 += 8)
-            transpose8xr(s + i0 * rs + p0, rs, static_cast<int>(min_of<index_t>(8, m - i0)),
-                         d + p0 * MR + i0, MR);
+          for (index_t i0 = (m - 1) / 8 * 8; i0 >= 0; i0 -= 8)
+            transpose8xr_full(s + i0 * rs + p0, rs, static_cast<int>(min_of<index_t>(8, m - i0)),
+                              d + p0 * MR + i0, MR);
 #endif
       for (index_t i = 0; i < m; ++i) {
         const float* row = s + i * rs;
@@ -124,8 +130,8 @@ void pack_a(index_t mc, index_t kc, const float* a, index_t rs, index_t cs, floa
 void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_t ldc,
                  const GemmEpilogue& ep, const GemmBlocking& blk) {
   // A depth at most 1/4 past KC is one block: a thin second block would read and write all
-  // of C again for a few rank-1 updates (LeNet's 400-deep dense layer against KC = 336 on
-  // Zen 4), while a B sliver 1/4 over its L1 share still streams from L2 at full speed.
+  // of C again for a few rank-1 updates (a 600-deep product against KC = 512),
+  // while a B sliver 1/4 deeper still streams from L2 at full speed.
   const index_t KC = K <= blk.kc + blk.kc / 4 ? K : blk.kc;
   const index_t MC = blk.mc, NC = blk.nc, NC_SMALL = blk.nc_small;
   // With a single A block (M <= MC) the packed B panel is consumed once, right after it is
@@ -136,18 +142,18 @@ void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, 
   const index_t kc_max = min_of<index_t>(K, KC);
   const index_t mc_max = min_of<index_t>(round_up(M, MR), MC);
   const index_t nc_max = min_of<index_t>(round_up(N, NR), nc_blk);
-  // Row tiles: MR rows, except with one A block, where the M rows are shared evenly over
-  // the fewest tiles (16 rows: 8 + 8 rather than 14 + 2, which would leave the 2-row kernel
-  // bound by its loads of B).
-  const index_t mr = one_a_block ? ceil_div(M, ceil_div(M, index_t(MR))) : index_t(MR);
-  float* abuf = thread_buffer(0, workspace_floats(ceil_div(mc_max, mr) * MR, kc_max));
+  // Row tiles: each A block's rows are shared evenly over its fewest tiles (16 rows: 8 + 8
+  // rather than 14 + 2, which would leave the 2-row kernel bound by its loads of B; a
+  // 128-row product in blocks of 84 and 44 rows: 14 x 6 and 11 x 4).
+  auto tile_rows = [](index_t rows) { return ceil_div(rows, ceil_div(rows, index_t(MR))); };
+  float* abuf = thread_buffer(0, workspace_floats(ceil_div(mc_max, index_t(MR)) * MR, kc_max) + kPackASlack);
   // With at most two row tiles, each element of B is used once or twice: packing it would
   // cost as much as the product, so full-width slivers of a row-major B are read in place.
   const bool b_in_place = B.cs == 1 && M <= 2 * MR;
   float* bbuf = thread_buffer(1, workspace_floats(b_in_place ? NR : nc_max, kc_max));
 
   // C[ic:ic+mc, jc:jc+nc] += packed A block (mc x kc) * B panel (kc x nc) at depth pc.
-  auto macro_kernel = [&](index_t ic, index_t mc, index_t jc, index_t nc, index_t pc, index_t kc) {
+  auto macro_kernel = [&](index_t ic, index_t mc, index_t mr, index_t jc, index_t nc, index_t pc, index_t kc) {
     const bool last = pc + kc == K;
     const float* bpanel = B.p + pc * B.rs + jc * B.cs;
     TileEpilogue te;
@@ -183,11 +189,12 @@ void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, 
   if (one_a_block) {
     for (index_t pc = 0; pc < K; pc += KC) {
       const index_t kc = min_of<index_t>(KC, K - pc);
+      const index_t mr = tile_rows(M);
       pack_a(M, kc, A.p + pc * A.cs, A.rs, A.cs, abuf, mr);
       for (index_t jc = 0; jc < N; jc += nc_blk) {
         const index_t nc = min_of<index_t>(nc_blk, N - jc);
         pack_b_panel(jc, nc, pc, kc);
-        macro_kernel(0, M, jc, nc, pc, kc);
+        macro_kernel(0, M, mr, jc, nc, pc, kc);
       }
     }
     return;
@@ -198,9 +205,9 @@ void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, 
       const index_t kc = min_of<index_t>(KC, K - pc);
       pack_b_panel(jc, nc, pc, kc);
       for (index_t ic = 0; ic < M; ic += MC) {
-        const index_t mc = min_of<index_t>(MC, M - ic);
+        const index_t mc = min_of<index_t>(MC, M - ic), mr = tile_rows(mc);
         pack_a(mc, kc, A.p + ic * A.rs + pc * A.cs, A.rs, A.cs, abuf, mr);
-        macro_kernel(ic, mc, jc, nc, pc, kc);
+        macro_kernel(ic, mc, mr, jc, nc, pc, kc);
       }
     }
   }
