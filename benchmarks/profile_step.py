@@ -217,15 +217,29 @@ def _backward_cost(layer, x, y, need_input_grad, relu_first):
     raise NotImplementedError(f"profile_step has no cost model for {type(layer).__name__}")
 
 
+def _pooled_cost(conv, x, p):
+    """(flops, bytes) of a first conv's grad_w / grad_b from the max pool it feeds (pooled shape
+    p): one window per pooled cell, 2 C kh kw flops each (+1 for the ReLU mask); bytes 4 (x + dp
+    + the pooled y) + 8 dp (the argmax) + 4 (dW + db)."""
+    kh, kw = conv.kernel_size
+    npool = math.prod(p)
+    return (2 * npool * x[1] * kh * kw + npool,
+            F32 * (math.prod(x) + 2 * npool + conv.weight.size + _bias_size(conv)) + I64 * npool)
+
+
 def _backward_schedule(model):
     """[(layer index, relu_first, need_input_grad)] in the order Sequential._backward(grad,
     False) runs the layers (train_step's call): from the last layer down to the first trainable
-    one, a ReLU + MaxPool2D pair as one call of the pool's _backward_relu_first."""
+    one, a ReLU + MaxPool2D pair as one call of the pool's _backward_relu_first, and a first
+    Conv2D + ReLU + MaxPool2D as one call of the conv's _backward_pooled (relu_first "pooled")."""
     model._get_plan()  # (sets model._relu_pool)
     relu_pool, first = model._relu_pool, model._first_trainable()
     out, i = [], len(model.layers) - 1
     while i >= first:
-        if i in relu_pool and i - 1 >= first:
+        if model._conv_from_pool(i, first):  # conv i - 2 + ReLU + pool i: grad_w from the pool's
+            out.append((i, "pooled", False))
+            i -= 3
+        elif i in relu_pool and i - 1 >= first:
             out.append((i, True, True))
             i -= 2
         else:
@@ -273,6 +287,9 @@ def _parts(model, x_shape, schedule, updates):
                   "flops": logits, "bytes": 2 * F32 * logits + I64 * batch})  # read logits, labels; write dC/dlogits
     parts.append({"index": None, "layer": "(all)", "direction": "zero_grad", "flops": 0, "bytes": 0})
     for i, relu_first, need in schedule:
+        if relu_first == "pooled":
+            add(i - 2, f"backward (no dx) from pool {i} +ReLU {i - 1}", _pooled_cost(layers[i - 2], shapes[i - 2], shapes[i + 1]))
+            continue
         direction = f"backward +ReLU {i - 1}" if relu_first else "backward" if need else "backward (no dx)"
         add(i, direction, _backward_cost(layers[i], shapes[i], shapes[i + 1], need, relu_first))
     params = 0
@@ -313,7 +330,9 @@ def _timed_step(model, plan, schedule, updates, xb, yb, be, ns):
     k += 2
     for i, relu_first, need in schedule:  # Sequential._backward(grad, need_input_grad=False)
         t0 = clock()
-        if relu_first:
+        if relu_first == "pooled":
+            layers[i - 2]._backward_pooled(layers[i]._relu_masked(grad), layers[i])
+        elif relu_first:
             grad = layers[i]._backward_relu_first(grad, layers[i - 1])
         else:
             grad = layers[i]._backward(grad, need)

@@ -118,6 +118,38 @@ py::tuple conv2d_backward(py::handle x_obj, py::handle w_obj, py::handle gy_obj,
   return py::make_tuple(gx_obj, gw, gb);
 }
 
+py::tuple conv2d_backward_pooled(py::handle x_obj, py::handle w_obj, py::handle gp_obj, py::handle idx_obj,
+                                 py::handle stride, py::handle padding, py::handle dilation) {
+  View xv = f32_contig_arg(x_obj, "x", 4), wv = f32_contig_arg(w_obj, "w", 4);
+  const Conv2dShape s = conv_shape(xv, wv, stride, padding, dilation);
+  View gv = f32_contig_arg(gp_obj, "grad_pooled", 4);
+  View iv = i64_arg(idx_obj, "indices", 4);
+  if (gv.shape[0] != s.N || gv.shape[1] != s.O)
+    value_error("conv2d_backward_pooled: grad_pooled has shape " + gv.shape_str() + ", expected (" +
+                std::to_string(s.N) + ", " + std::to_string(s.O) + ", PH, PW) for x " + xv.shape_str() +
+                " and w " + wv.shape_str());
+  if (iv.shape != gv.shape)
+    value_error("conv2d_backward_pooled: indices has shape " + iv.shape_str() + " but grad_pooled has shape " +
+                gv.shape_str());
+  py::array_t<float> gw = new_f32(wv.shape), gb = new_f32({s.O});
+  const auto* ip = reinterpret_cast<const std::int64_t*>(iv.data);
+  const index_t P = gv.shape[2] * gv.shape[3];
+  index_t bad;
+  {
+    py::gil_scoped_release nogil;
+    bad = cpu::conv2d_backward_pooled(s, P, xv.f(), gv.f(), ip, gw.mutable_data(), gb.mutable_data());
+  }
+  if (bad >= 0) {
+    const index_t PW = gv.shape[3], PH = gv.shape[2], O = s.O;
+    value_error("conv2d_backward_pooled: indices[" + std::to_string(bad / (PW * PH * O)) + ", " +
+                std::to_string(bad / (PW * PH) % O) + ", " + std::to_string(bad / PW % PH) + ", " +
+                std::to_string(bad % PW) + "] = " + std::to_string(ip[bad]) + " is out of range [0, " +
+                std::to_string(s.OH * s.OW) + ") for conv output planes of " + std::to_string(s.OH) + "*" +
+                std::to_string(s.OW));
+  }
+  return py::make_tuple(gw, gb);
+}
+
 }  // namespace
 
 LAMINA_BINDINGS(bind_conv) {
@@ -132,6 +164,13 @@ LAMINA_BINDINGS(bind_conv) {
         py::arg("compute_grad_x") = true,
         "Gradients of conv2d: (grad_x, grad_w, grad_b) from x, w and grad_y (N, O, OH, OW); "
         "grad_x is None when compute_grad_x is False.");
+  m.def("conv2d_backward_pooled", &conv2d_backward_pooled, py::arg("x"), py::arg("w"), py::arg("grad_pooled"),
+        py::arg("indices"), py::arg("stride") = 1, py::arg("padding") = 0, py::arg("dilation") = 1,
+        "(grad_w, grad_b) of conv2d when its output y went into max_pool2d: grad_pooled and indices "
+        "(N, O, PH, PW) as max_pool2d returned them for y (flat positions within each OH x OW plane "
+        "of y); equal to conv2d_backward(x, w, max_pool2d_backward(grad_pooled, indices, y.shape), "
+        "compute_grad_x=False)[1:] without forming that gradient. Indices outside [0, OH*OW) are a "
+        "ValueError.");
   m.def(
       "_conv_grad_w_method",
       [](const std::string& name) {

@@ -49,6 +49,12 @@ KERNELS = (
     "fill", "copy", "transpose", "add", "scale", "gather_rows", "argmax", "all_finite", "dot",
 )
 
+# Fused kernels a backend may also provide (same rule: the signature of lamina.reference's
+# twin). The layers use one only where the backend has it, else the kernels it fuses:
+# conv2d_backward_pooled is conv2d_backward's grad_w / grad_b from a max pool's gradient
+# without the unpooled one (a first conv layer feeding ReLU + MaxPool2D).
+OPTIONAL_KERNELS = ("conv2d_backward_pooled",)
+
 # The attributes and array functions every backend has besides its kernels.
 ATTRIBUTES = ("name", "device", "dtypes")
 ARRAY_FUNCTIONS = ("empty", "zeros", "asarray", "to_numpy")
@@ -70,6 +76,9 @@ class Backend:
             raise ValueError(f"backend {name!r} lacks the kernel(s) {missing}")
         for k in KERNELS:
             setattr(self, k, kernels[k])
+        for k in OPTIONAL_KERNELS:
+            if k in kernels:
+                setattr(self, k, kernels[k])
 
     # Host NumPy arrays (the "native" and "numpy" backends).
     @staticmethod
@@ -124,9 +133,10 @@ def _build(name: str):
     from . import ops, reference
 
     if name == "numpy":
-        return Backend("numpy", "cpu", (np.float32, np.float64), {k: getattr(reference, k) for k in KERNELS})
+        return Backend("numpy", "cpu", (np.float32, np.float64),
+                       {k: getattr(reference, k) for k in KERNELS + OPTIONAL_KERNELS})
     if name == "native":
-        return Backend("native", "cpu", (np.float32,), {k: getattr(ops, k) for k in KERNELS})
+        return Backend("native", "cpu", (np.float32,), {k: getattr(ops, k) for k in KERNELS + OPTIONAL_KERNELS})
     raise AssertionError(name)
 
 

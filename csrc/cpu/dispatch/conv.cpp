@@ -6,6 +6,7 @@
 
 LAMINA_ISA_KERNEL(conv2d)
 LAMINA_ISA_KERNEL(conv2d_backward)
+LAMINA_ISA_KERNEL(conv2d_backward_pooled)
 
 namespace lamina::cpu {
 void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b, bool relu,
@@ -15,5 +16,9 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
 void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const float* grad_y,
                      float* grad_x, float* grad_w, float* grad_b) {
   LAMINA_DISPATCH(conv2d_backward, s, x, w, grad_y, grad_x, grad_w, grad_b)
+}
+index_t conv2d_backward_pooled(const Conv2dShape& s, index_t P, const float* x, const float* gp,
+                               const std::int64_t* idx, float* grad_w, float* grad_b) {
+  LAMINA_DISPATCH(conv2d_backward_pooled, s, P, x, gp, idx, grad_w, grad_b)
 }
 }  // namespace lamina::cpu

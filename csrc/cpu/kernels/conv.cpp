@@ -33,6 +33,7 @@
 // images (per-thread grad_w partials, reduced at the end); fewer images than threads split
 // the input channels (each thread its own columns of grad_w and channels of grad_x); with
 // neither, threads work inside the GEMMs. Small problems stay on one thread.
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdlib>
@@ -66,6 +67,99 @@ constexpr index_t kTargetCols = 512;
 constexpr double kMinFlopsPerThread = 3e5;
 // Workspace slots (0 and 1 belong to the GEMM).
 constexpr int kSlotTile = 2, kSlotPartial = 3;
+
+// Thread tid's share of summing the team's partial grad_w (wk floats) and grad_b (O floats),
+// each partial laid out [grad_w | grad_b], into grad_w and grad_b (overwritten).
+void reduce_partials(const std::vector<float*>& partial, int tid, int team, index_t wk, index_t O,
+                     float* grad_w, float* grad_b) {
+  auto [i0, i1] = split_range(wk + O, team, tid, W);
+  for (index_t i = i0; i < i1; ++i) {
+    float t = 0.0f;
+    for (int p = 0; p < team; ++p) t += partial[static_cast<std::size_t>(p)][i];
+    if (i < wk) grad_w[i] = t;
+    else grad_b[i - wk] = t;
+  }
+}
+
+// The rows of pooled_rows: W lanes (any kW <= W), or 8 lanes where kW <= 8 (one 256-bit
+// operation per row; AVX-512's masked ymm loads, AVX2's vmaskmovps).
+struct RowsW {
+  static constexpr int L = simd::W;
+  using vf = simd::vf;
+  using mask_t = simd::mask_t;
+  static vf zero() { return simd::zero(); }
+  static vf set1(float x) { return simd::set1(x); }
+  static mask_t tail(int n) { return simd::tail_mask(n); }
+  static vf load_mask(const float* p, mask_t m) { return simd::load_mask(p, m); }
+  static vf fma(vf a, vf b, vf c) { return simd::fma(a, b, c); }
+  static vf add(vf a, vf b) { return simd::add(a, b); }
+  static void store(float* p, vf v) { simd::store(p, v); }
+};
+#if LAMINA_ISA_ID >= 1
+struct Rows8 {
+  static constexpr int L = 8;
+  using vf = __m256;
+  static vf zero() { return _mm256_setzero_ps(); }
+  static vf set1(float x) { return _mm256_set1_ps(x); }
+#if LAMINA_ISA_ID == 2
+  using mask_t = __mmask8;
+  static mask_t tail(int n) { return static_cast<__mmask8>((1u << n) - 1u); }
+  static vf load_mask(const float* p, mask_t m) { return _mm256_maskz_loadu_ps(m, p); }
+#else
+  using mask_t = __m256i;
+  static mask_t tail(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static vf load_mask(const float* p, mask_t m) { return _mm256_maskload_ps(p, m); }
+#endif
+  static vf fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+  static vf add(vf a, vf b) { return _mm256_add_ps(a, b); }
+  static void store(float* p, vf v) { _mm256_storeu_ps(p, v); }
+};
+#else
+using Rows8 = RowsW;
+#endif
+
+// R rows (row stride rs) of kW <= V::L taps: out[r * kW + 0..kW) += sum over t < cnt of
+// g[t] * xc[off[t] + r * rs + 0..kW), the sums in registers.
+template <class V, int R>
+void pooled_rows(const float* xc, index_t rs, const float* g, const index_t* off, index_t cnt, int kW, float* out) {
+  // Two sets of accumulators (even and odd t): one set alone waits on the FMA latency.
+  typename V::vf acc[R], acc2[R];
+  const typename V::mask_t m = V::tail(kW);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r] = acc2[r] = V::zero();
+  index_t t = 0;
+  for (; t + 2 <= cnt; t += 2) {
+    const typename V::vf g0 = V::set1(g[t]), g1 = V::set1(g[t + 1]);
+    const float *p0 = xc + off[t], *p1 = xc + off[t + 1];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      acc[r] = V::fma(g0, V::load_mask(p0 + r * rs, m), acc[r]);
+      acc2[r] = V::fma(g1, V::load_mask(p1 + r * rs, m), acc2[r]);
+    }
+  }
+  if (t < cnt) {
+    const typename V::vf g0 = V::set1(g[t]);
+    const float* p0 = xc + off[t];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[r] = V::fma(g0, V::load_mask(p0 + r * rs, m), acc[r]);
+  }
+  alignas(64) float lanes[V::L];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    V::store(lanes, V::add(acc[r], acc2[r]));
+    for (int k = 0; k < kW; ++k) out[r * kW + k] += lanes[k];
+  }
+}
+using PooledRowsFn = void (*)(const float*, index_t, const float*, const index_t*, index_t, int, float*);
+template <class V>
+const std::array<PooledRowsFn, 8>& pooled_rows_table() {
+  static constexpr std::array<PooledRowsFn, 8> t{pooled_rows<V, 1>, pooled_rows<V, 2>, pooled_rows<V, 3>,
+                                                 pooled_rows<V, 4>, pooled_rows<V, 5>, pooled_rows<V, 6>,
+                                                 pooled_rows<V, 7>, pooled_rows<V, 8>};
+  return t;
+}
 
 inline void fill_zero(float* d, index_t n) {
   index_t i = 0;
@@ -724,16 +818,118 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
         else if (use_lanes) lanes_range(pl, n0, n1, acc, acc + O * K, 1);
         else backward_range(s, pl, n0, n1, 0, s.C, x, w, grad_y, grad_x, acc, acc + O * K, 1);
       },
-      [&](int tid, int team) {
-        // Reduce: thread tid sums its slice of every partial into grad_w, then grad_b.
-        auto [i0, i1] = split_range(acc_len, team, tid, W);
-        for (index_t i = i0; i < i1; ++i) {
-          float t = 0.0f;
-          for (int p = 0; p < team; ++p) t += partial[static_cast<std::size_t>(p)][i];
-          if (i < O * K) grad_w[i] = t;
-          else grad_b[i - O * K] = t;
+      [&](int tid, int team) { reduce_partials(partial, tid, team, O * K, O, grad_w, grad_b); });
+}
+
+namespace {
+bool pooled_vec(const Conv2dShape& s) { return s.dw == 1 && s.kW <= W; }
+
+// grad_w / grad_b (added to) of planes of images [n0, n1), from the pooled gradient and the
+// pool's indices (conv2d_backward_pooled). `list` holds a plane's contributions: P gradients
+// and P input offsets. Returns the position in gp / idx of the first index outside the conv
+// output plane, or -1.
+index_t pooled_grad_images(const Conv2dShape& s, index_t P, const float* x, const float* gp,
+                           const std::int64_t* idx, index_t n0, index_t n1, float* gw, float* gb,
+                           index_t* loff, const index_t* off_of, float* xpad) {
+  const index_t C = s.C, O = s.O, kH = s.kH, kW = s.kW;
+  const auto plane = static_cast<std::uint64_t>(s.OH * s.OW);
+  // Rows of kW <= W adjacent taps in one masked vector, kH rows in registers (blocks of 8),
+  // from the image itself or, with padding, from its zero-padded copy (xpad): every tap of a
+  // window is then inside the array read.
+  const bool vec = pooled_vec(s), padded = vec && (s.ph > 0 || s.pw > 0);
+  const index_t Hr = padded ? s.H + 2 * s.ph : s.H, Wr = padded ? s.W + 2 * s.pw : s.W;
+  const auto& rows = kW <= 8 ? pooled_rows_table<Rows8>() : pooled_rows_table<RowsW>();
+  for (index_t n = n0; n < n1; ++n) {
+    const float* xn = x + n * C * s.H * s.W;
+    if (padded) {
+      fill_zero(xpad, C * Hr * Wr);
+      for (index_t c = 0; c < C; ++c)
+        for (index_t r = 0; r < s.H; ++r)
+          std::copy(xn + (c * s.H + r) * s.W, xn + (c * s.H + r + 1) * s.W,
+                    xpad + (c * Hr + r + s.ph) * Wr + s.pw);
+      xn = xpad;
+    }
+    for (index_t o = 0; o < O; ++o) {
+      const index_t pl = (n * O + o) * P;
+      const float* g = gp + pl;
+      for (index_t q = 0; q < P; ++q) {
+        const auto at = static_cast<std::uint64_t>(idx[pl + q]);
+        if (at >= plane) return pl + q;
+        loff[q] = off_of[at];
+      }
+      // Every pooled cell contributes, a gradient of 0 (a ReLU-masked cell) too: NaN or inf
+      // in x reaches grad_w as it does through the unpooled gradient.
+      vf bs = zero();
+      index_t q = 0;
+      for (; q + W <= P; q += W) bs = add(bs, load(g + q));
+      float bsum = hsum(bs);
+      for (; q < P; ++q) bsum += g[q];
+      gb[o] += bsum;
+      for (index_t c = 0; c < C; ++c) {
+        const float* xc = xn + c * Hr * Wr;
+        float* wc = gw + (o * C + c) * kH * kW;
+        if (vec) {
+          for (index_t ky0 = 0; ky0 < kH; ky0 += 8)
+            rows[min_of<index_t>(8, kH - ky0) - 1](xc + ky0 * s.dh * Wr, s.dh * Wr, g, loff, P,
+                                                   static_cast<int>(kW), wc + ky0 * kW);
+          continue;
         }
-      });
+        for (index_t t = 0; t < P; ++t) {
+          const index_t oy = loff[t] / s.OW, ox = loff[t] % s.OW;  // (off_of is the identity here)
+          for (index_t ky = 0; ky < kH; ++ky) {
+            const index_t iy = oy * s.sh - s.ph + ky * s.dh;
+            if (iy < 0 || iy >= s.H) continue;
+            for (index_t kx = 0; kx < kW; ++kx) {
+              const index_t ix = ox * s.sw - s.pw + kx * s.dw;
+              if (ix >= 0 && ix < s.W) wc[ky * kW + kx] += g[t] * xc[iy * s.W + ix];
+            }
+          }
+        }
+      }
+    }
+  }
+  return -1;
+}
+}  // namespace
+
+index_t conv2d_backward_pooled(const Conv2dShape& s, index_t P, const float* x, const float* gp,
+                               const std::int64_t* idx, float* grad_w, float* grad_b) {
+  const index_t O = s.O, K = s.C * s.kH * s.kW;
+  fill_zero(grad_w, O * K);
+  fill_zero(grad_b, O);
+  if (s.N <= 0 || P <= 0) return -1;
+  // Work: the contributions (at most one per pooled cell) times the taps.
+  const int nt = threads_for(2.0 * double(s.N) * O * P * max_of<index_t>(K, 1), kMinFlopsPerThread);
+  // Each output cell's input offset (its window's first tap) for the vector path, else the
+  // cell itself: no division per contribution.
+  const index_t plane = s.OH * s.OW;
+  std::vector<index_t> off_of(static_cast<std::size_t>(plane));
+  const bool vec = pooled_vec(s);
+  const bool padded = vec && (s.ph > 0 || s.pw > 0);
+  const index_t Wr = padded ? s.W + 2 * s.pw : s.W, pad_floats = s.C * (s.H + 2 * s.ph) * Wr;
+  for (index_t oy = 0, i = 0; oy < s.OH; ++oy)
+    for (index_t ox = 0; ox < s.OW; ++ox, ++i) off_of[i] = vec ? oy * s.sh * Wr + ox * s.sw : i;
+  // A plane's input offsets and the padded image, in the GEMM's two slots (no GEMM runs here).
+  auto offsets = [&] { return reinterpret_cast<index_t*>(thread_buffer(0, workspace_floats(2, P))); };
+  auto xpad = [&] { return padded ? thread_buffer(1, workspace_floats(1, pad_floats)) : nullptr; };
+  if (nt <= 1)
+    return pooled_grad_images(s, P, x, gp, idx, 0, s.N, grad_w, grad_b, offsets(), off_of.data(), xpad());
+  std::vector<float*> partial(static_cast<std::size_t>(nt), nullptr);
+  std::vector<index_t> bad(static_cast<std::size_t>(nt), -1);
+  parallel_team_then(
+      nt,
+      [&](int tid, int team) {
+        float* acc = thread_buffer(kSlotPartial, workspace_floats(O, K + 1));
+        partial[static_cast<std::size_t>(tid)] = acc;
+        fill_zero(acc, O * K + O);
+        const auto [n0, n1] = split_range(s.N, team, tid);
+        bad[static_cast<std::size_t>(tid)] =
+            pooled_grad_images(s, P, x, gp, idx, n0, n1, acc, acc + O * K, offsets(), off_of.data(), xpad());
+      },
+      [&](int tid, int team) { reduce_partials(partial, tid, team, O * K, O, grad_w, grad_b); });
+  for (index_t b : bad)
+    if (b >= 0) return b;  // (threads hold increasing images: the first is the lowest)
+  return -1;
 }
 
 }  // namespace lamina::cpu::LAMINA_ISA_NS

@@ -8,6 +8,7 @@
 // kernels never read or write outside them.
 #pragma once
 #include <atomic>
+#include <cstdint>
 
 #include "lamina/common.h"
 
@@ -39,4 +40,11 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
 // grad_x may be null (not computed); grad_w and grad_b are always written (overwritten).
 void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const float* grad_y,
                      float* grad_x, float* grad_w, float* grad_b);
+// grad_w and grad_b (overwritten) of a convolution whose output went into a max pool, from
+// the pooled gradient gp and the pool's indices idx, both (N, O, P) (P = pooled cells per
+// plane; idx flat within each OH x OW output plane, as max_pool2d returns them): grad_y =
+// unpool(gp, idx) is never formed. Returns the flat position of the first index outside
+// [0, OH * OW) (nothing written then is meaningful), or -1.
+index_t conv2d_backward_pooled(const Conv2dShape& s, index_t P, const float* x, const float* gp,
+                               const std::int64_t* idx, float* grad_w, float* grad_b);
 }  // namespace lamina::cpu

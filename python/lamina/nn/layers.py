@@ -304,6 +304,18 @@ class Conv2D(Layer):
             self.bias.accumulate_grad(gb)
         return gx
 
+    def _backward_pooled(self, grad_pooled, pool):
+        """This layer's weight and bias gradients when its output went (through a ReLU, already
+        applied to ``grad_pooled``) into ``pool``, a MaxPool2D: from the pooled gradient and the
+        pool's indices, without the unpooled gradient (backend.OPTIONAL_KERNELS). No dC/dx."""
+        gw, gb = self._be().conv2d_backward_pooled(self._x, self.weight.data, grad_pooled, pool._idx,
+                                                   stride=self.stride, padding=self.padding,
+                                                   dilation=self.dilation)
+        if self.weight.trainable:
+            self.weight.accumulate_grad(gw)
+        if self.bias is not None and self.bias.trainable:
+            self.bias.accumulate_grad(gb)
+
     def output_shape(self, input_shape):
         C, H, W = input_shape
         return (self.out_channels,) + conv_output_shape((H, W), self.kernel_size, self.stride, self.padding,
@@ -352,9 +364,12 @@ class MaxPool2D(_Pool2D):
         """Backward through ``relu`` (the ReLU feeding this pool) and this pool: y = max over the
         window of relu(x) = relu(x at the argmax), so the ReLU mask of the unpooled gradient is
         [y > 0] at the pooled resolution. ``relu``'s own backward is skipped."""
+        return self._be().max_pool2d_backward(self._relu_masked(grad), self._idx, self._xshape)
+
+    def _relu_masked(self, grad):
+        """grad (at this pool's output) times the mask of the ReLU feeding this pool: [y > 0]."""
         be = self._be()
-        g = be.relu_backward(grad, self._y, out=self._buffer("dy", grad.shape, grad.dtype, be))
-        return be.max_pool2d_backward(g, self._idx, self._xshape)
+        return be.relu_backward(grad, self._y, out=self._buffer("dy", grad.shape, grad.dtype, be))
 
 
 @register_layer

@@ -7,6 +7,10 @@ reads the mask (z > 0 exactly where y > 0), so results are identical to the unfu
 A ReLU followed by a MaxPool2D is differentiated in the other order: the ReLU mask is applied
 to the pooled gradient (the pooled value is the ReLU output at the window's argmax, so the
 mask is the same) before unpooling, on a k*k times smaller array, with identical results.
+When such a ReLU's Dense-or-Conv2D is a Conv2D, and the first layer the backward reaches
+(no dC/d(input) wanted: a network's first layer), its weight and bias gradients come from the
+pooled gradient and the pool's indices (backend.OPTIONAL_KERNELS: conv2d_backward_pooled),
+without the unpooled gradient: equal up to float rounding (sums in another order).
 These rewrites are decided per Sequential, so ``model[:k]`` (which shares the layers) never
 applies them across its end.
 """
@@ -252,6 +256,12 @@ class Sequential(Layer):
         relu_pool = self._relu_pool
         i = len(layers) - 1
         while i >= first:
+            if not need_input_grad and self._conv_from_pool(i, first):
+                # The first conv layer (+ ReLU) feeding a max pool: its grad_w / grad_b from the
+                # pooled gradient and the pool's indices, never the unpooled gradient.
+                layers[i - 2]._backward_pooled(layers[i]._relu_masked(grad), layers[i])
+                i -= 3
+                continue
             if i in relu_pool and i - 1 >= first:
                 grad = layers[i]._backward_relu_first(grad, layers[i - 1])
                 i -= 2
@@ -259,6 +269,18 @@ class Sequential(Layer):
                 grad = layers[i]._backward(grad, need_input_grad or i > first)
                 i -= 1
         return grad if need_input_grad else None
+
+    def _conv_from_pool(self, i, first):
+        """Whether layers i - 2 .. i (a Conv2D with its ReLU fused, then a MaxPool2D), the first
+        of them the first layer the backward reaches, take the conv's gradients from the pool's
+        (their backend has conv2d_backward_pooled). After _get_plan."""
+        if i not in self._relu_pool or i - 2 != first or self._plan[i - 2][1] != _FUSE_RELU:
+            return False
+        conv, pool = self.layers[i - 2], self.layers[i]
+        if type(conv) is not Conv2D:
+            return False
+        be = conv._be()
+        return getattr(be, "conv2d_backward_pooled", None) is not None and be is pool._be()
 
     def backward(self, grad):
         """dC/d(output) -> dC/d(input), accumulating every trainable parameter's gradient."""

@@ -117,3 +117,20 @@ def conv2d_backward(x, w, grad_y, stride=1, padding=0, dilation=1, compute_grad_
             grad_xp[:, :, rows, cols_] += grad_cols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
     grad_x = grad_xp[:, :, ph:ph + H, pw:pw + W]
     return np.ascontiguousarray(grad_x), grad_w, grad_b
+
+
+def conv2d_backward_pooled(x, w, grad_pooled, indices, stride=1, padding=0, dilation=1):
+    """(grad_w, grad_b) of conv2d when its output y (N, O, OH, OW) went into max_pool2d:
+    grad_pooled and indices (N, O, PH, PW) as max_pool2d returned them for y. The same as
+    ``conv2d_backward(x, w, max_pool2d_backward(grad_pooled, indices, y.shape),
+    compute_grad_x=False)[1:]``, which is how it is computed here; the native kernel never
+    forms that unpooled gradient."""
+    from .pool import max_pool2d_backward
+
+    _, _, _, (OH, OW) = _geometry(x, w, stride, padding, dilation)
+    N, O = x.shape[0], w.shape[0]
+    if grad_pooled.ndim != 4 or grad_pooled.shape[:2] != (N, O):
+        raise ValueError(f"grad_pooled must have shape ({N}, {O}, PH, PW), got {grad_pooled.shape}")
+    grad_y = max_pool2d_backward(grad_pooled, indices, (N, O, OH, OW))
+    _, grad_w, grad_b = conv2d_backward(x, w, grad_y, stride, padding, dilation, compute_grad_x=False)
+    return grad_w, grad_b
