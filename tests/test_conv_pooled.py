@@ -103,6 +103,19 @@ def test_bad_arguments_are_named(impl, rng):
         impl.conv2d_backward_pooled(x[:, :, :3, :3], w, g, idx)  # conv output smaller than the kernel
 
 
+@pytest.mark.parametrize("case", [CASES[0], CASES[4], CASES[2], CASES[8]], ids=["lenet", "odd", "scalar", "one"])
+def test_every_bad_index_position_is_found(case, isa, threads, rng):
+    # Each position of a plane (first / second of a pair, the odd last one), every plane.
+    x, w, g, idx, geo, yshape = _pooled(case, rng)
+    plane = yshape[2] * yshape[3]
+    for where in [(0, 0, 0, 0), (-1, -1, -1, -1), (0, -1, 0, min(1, idx.shape[3] - 1)),
+                  (x.shape[0] // 2, w.shape[0] // 2, idx.shape[2] // 2, idx.shape[3] - 1)]:
+        bad = idx.copy()
+        bad[where] = plane
+        with pytest.raises(ValueError, match=f"= {plane} is out of range"):
+            _native.conv2d_backward_pooled(x, w, g, bad, **geo)
+
+
 def test_native_argument_types(rng):
     x, w, g, idx, _, _ = _pooled(CASES[1], rng)
     with pytest.raises(TypeError, match="indices"):

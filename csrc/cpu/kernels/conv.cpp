@@ -82,15 +82,14 @@ void reduce_partials(const std::vector<float*>& partial, int tid, int team, inde
 }
 
 // The rows of pooled_rows: W lanes (any kW <= W), or 8 lanes where kW <= 8 (one 256-bit
-// operation per row; AVX-512's masked ymm loads, AVX2's vmaskmovps).
+// operation per row).
+constexpr index_t kPooledSlack = 16;  // floats past the image copy that a row load may read
 struct RowsW {
   static constexpr int L = simd::W;
   using vf = simd::vf;
-  using mask_t = simd::mask_t;
   static vf zero() { return simd::zero(); }
   static vf set1(float x) { return simd::set1(x); }
-  static mask_t tail(int n) { return simd::tail_mask(n); }
-  static vf load_mask(const float* p, mask_t m) { return simd::load_mask(p, m); }
+  static vf load(const float* p) { return simd::load(p); }
   static vf fma(vf a, vf b, vf c) { return simd::fma(a, b, c); }
   static vf add(vf a, vf b) { return simd::add(a, b); }
   static void store(float* p, vf v) { simd::store(p, v); }
@@ -101,17 +100,7 @@ struct Rows8 {
   using vf = __m256;
   static vf zero() { return _mm256_setzero_ps(); }
   static vf set1(float x) { return _mm256_set1_ps(x); }
-#if LAMINA_ISA_ID == 2
-  using mask_t = __mmask8;
-  static mask_t tail(int n) { return static_cast<__mmask8>((1u << n) - 1u); }
-  static vf load_mask(const float* p, mask_t m) { return _mm256_maskz_loadu_ps(m, p); }
-#else
-  using mask_t = __m256i;
-  static mask_t tail(int n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  }
-  static vf load_mask(const float* p, mask_t m) { return _mm256_maskload_ps(p, m); }
-#endif
+  static vf load(const float* p) { return _mm256_loadu_ps(p); }
   static vf fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
   static vf add(vf a, vf b) { return _mm256_add_ps(a, b); }
   static void store(float* p, vf v) { _mm256_storeu_ps(p, v); }
@@ -121,29 +110,36 @@ using Rows8 = RowsW;
 #endif
 
 // R rows (row stride rs) of kW <= V::L taps: out[r * kW + 0..kW) += sum over t < cnt of
-// g[t] * xc[off[t] + r * rs + 0..kW), the sums in registers.
+// g[t] * xc[off_of[idx[t]] + r * rs + 0..kW), the sums in registers. Whole V::L-float rows are
+// loaded (one FMA with a memory operand per row; the lanes past kW are summed and dropped): xc
+// is the thread's copy of the image, with kPooledSlack floats past its end. Returns the first
+// t whose idx[t] is not below `plane` (nothing is added then), or -1.
 template <class V, int R>
-void pooled_rows(const float* xc, index_t rs, const float* g, const index_t* off, index_t cnt, int kW, float* out) {
+index_t pooled_rows(const float* xc, index_t rs, const float* g, const std::int64_t* idx, const index_t* off_of,
+                    std::uint64_t plane, index_t cnt, int kW, float* out) {
   // Two sets of accumulators (even and odd t): one set alone waits on the FMA latency.
   typename V::vf acc[R], acc2[R];
-  const typename V::mask_t m = V::tail(kW);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r] = acc2[r] = V::zero();
   index_t t = 0;
   for (; t + 2 <= cnt; t += 2) {
+    const auto at0 = static_cast<std::uint64_t>(idx[t]), at1 = static_cast<std::uint64_t>(idx[t + 1]);
+    if ((at0 >= plane) | (at1 >= plane)) return at0 >= plane ? t : t + 1;
     const typename V::vf g0 = V::set1(g[t]), g1 = V::set1(g[t + 1]);
-    const float *p0 = xc + off[t], *p1 = xc + off[t + 1];
+    const float *p0 = xc + off_of[at0], *p1 = xc + off_of[at1];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      acc[r] = V::fma(g0, V::load_mask(p0 + r * rs, m), acc[r]);
-      acc2[r] = V::fma(g1, V::load_mask(p1 + r * rs, m), acc2[r]);
+      acc[r] = V::fma(g0, V::load(p0 + r * rs), acc[r]);
+      acc2[r] = V::fma(g1, V::load(p1 + r * rs), acc2[r]);
     }
   }
   if (t < cnt) {
+    const auto at0 = static_cast<std::uint64_t>(idx[t]);
+    if (at0 >= plane) return t;
     const typename V::vf g0 = V::set1(g[t]);
-    const float* p0 = xc + off[t];
+    const float* p0 = xc + off_of[at0];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[r] = V::fma(g0, V::load_mask(p0 + r * rs, m), acc[r]);
+    for (int r = 0; r < R; ++r) acc[r] = V::fma(g0, V::load(p0 + r * rs), acc[r]);
   }
   alignas(64) float lanes[V::L];
 #pragma GCC unroll 8
@@ -151,8 +147,10 @@ void pooled_rows(const float* xc, index_t rs, const float* g, const index_t* off
     V::store(lanes, V::add(acc[r], acc2[r]));
     for (int k = 0; k < kW; ++k) out[r * kW + k] += lanes[k];
   }
+  return -1;
 }
-using PooledRowsFn = void (*)(const float*, index_t, const float*, const index_t*, index_t, int, float*);
+using PooledRowsFn = index_t (*)(const float*, index_t, const float*, const std::int64_t*, const index_t*,
+                                 std::uint64_t, index_t, int, float*);
 template <class V>
 const std::array<PooledRowsFn, 8>& pooled_rows_table() {
   static constexpr std::array<PooledRowsFn, 8> t{pooled_rows<V, 1>, pooled_rows<V, 2>, pooled_rows<V, 3>,
@@ -825,24 +823,25 @@ namespace {
 bool pooled_vec(const Conv2dShape& s) { return s.dw == 1 && s.kW <= W; }
 
 // grad_w / grad_b (added to) of planes of images [n0, n1), from the pooled gradient and the
-// pool's indices (conv2d_backward_pooled). `list` holds a plane's contributions: P gradients
-// and P input offsets. Returns the position in gp / idx of the first index outside the conv
-// output plane, or -1.
+// pool's indices (conv2d_backward_pooled); off_of: each conv output cell's window start in
+// the image copy (xpad) for the vector path. Returns the position in gp / idx of the first
+// index outside the conv output plane, or -1.
 index_t pooled_grad_images(const Conv2dShape& s, index_t P, const float* x, const float* gp,
                            const std::int64_t* idx, index_t n0, index_t n1, float* gw, float* gb,
-                           index_t* loff, const index_t* off_of, float* xpad) {
+                           const index_t* off_of, float* xpad) {
   const index_t C = s.C, O = s.O, kH = s.kH, kW = s.kW;
   const auto plane = static_cast<std::uint64_t>(s.OH * s.OW);
   // Rows of kW <= W adjacent taps in one masked vector, kH rows in registers (blocks of 8),
   // from the image itself or, with padding, from its zero-padded copy (xpad): every tap of a
   // window is then inside the array read.
   const bool vec = pooled_vec(s), padded = vec && (s.ph > 0 || s.pw > 0);
-  const index_t Hr = padded ? s.H + 2 * s.ph : s.H, Wr = padded ? s.W + 2 * s.pw : s.W;
+  const index_t Hr = vec ? s.H + 2 * s.ph : s.H, Wr = vec ? s.W + 2 * s.pw : s.W;
   const auto& rows = kW <= 8 ? pooled_rows_table<Rows8>() : pooled_rows_table<RowsW>();
   for (index_t n = n0; n < n1; ++n) {
     const float* xn = x + n * C * s.H * s.W;
-    if (padded) {
-      fill_zero(xpad, C * Hr * Wr);
+    if (vec) {  // the image (zero-padded) in the thread's buffer, whose slack the row loads may read
+      if (padded) fill_zero(xpad, C * Hr * Wr + kPooledSlack);
+      else fill_zero(xpad + C * Hr * Wr, kPooledSlack);
       for (index_t c = 0; c < C; ++c)
         for (index_t r = 0; r < s.H; ++r)
           std::copy(xn + (c * s.H + r) * s.W, xn + (c * s.H + r + 1) * s.W,
@@ -852,13 +851,11 @@ index_t pooled_grad_images(const Conv2dShape& s, index_t P, const float* x, cons
     for (index_t o = 0; o < O; ++o) {
       const index_t pl = (n * O + o) * P;
       const float* g = gp + pl;
-      for (index_t q = 0; q < P; ++q) {
-        const auto at = static_cast<std::uint64_t>(idx[pl + q]);
-        if (at >= plane) return pl + q;
-        loff[q] = off_of[at];
-      }
+      if (!vec)
+        for (index_t q = 0; q < P; ++q)
+          if (static_cast<std::uint64_t>(idx[pl + q]) >= plane) return pl + q;
       // Every pooled cell contributes, a gradient of 0 (a ReLU-masked cell) too: NaN or inf
-      // in x reaches grad_w as it does through the unpooled gradient.
+      // in x under any pooled cell's window reaches grad_w.
       vf bs = zero();
       index_t q = 0;
       for (; q + W <= P; q += W) bs = add(bs, load(g + q));
@@ -869,13 +866,15 @@ index_t pooled_grad_images(const Conv2dShape& s, index_t P, const float* x, cons
         const float* xc = xn + c * Hr * Wr;
         float* wc = gw + (o * C + c) * kH * kW;
         if (vec) {
-          for (index_t ky0 = 0; ky0 < kH; ky0 += 8)
-            rows[min_of<index_t>(8, kH - ky0) - 1](xc + ky0 * s.dh * Wr, s.dh * Wr, g, loff, P,
-                                                   static_cast<int>(kW), wc + ky0 * kW);
+          for (index_t ky0 = 0; ky0 < kH; ky0 += 8) {
+            const index_t bad = rows[min_of<index_t>(8, kH - ky0) - 1](
+                xc + ky0 * s.dh * Wr, s.dh * Wr, g, idx + pl, off_of, plane, P, static_cast<int>(kW), wc + ky0 * kW);
+            if (bad >= 0) return pl + bad;
+          }
           continue;
         }
         for (index_t t = 0; t < P; ++t) {
-          const index_t oy = loff[t] / s.OW, ox = loff[t] % s.OW;  // (off_of is the identity here)
+          const index_t oy = idx[pl + t] / s.OW, ox = idx[pl + t] % s.OW;
           for (index_t ky = 0; ky < kH; ++ky) {
             const index_t iy = oy * s.sh - s.ph + ky * s.dh;
             if (iy < 0 || iy >= s.H) continue;
@@ -905,15 +904,13 @@ index_t conv2d_backward_pooled(const Conv2dShape& s, index_t P, const float* x, 
   const index_t plane = s.OH * s.OW;
   std::vector<index_t> off_of(static_cast<std::size_t>(plane));
   const bool vec = pooled_vec(s);
-  const bool padded = vec && (s.ph > 0 || s.pw > 0);
-  const index_t Wr = padded ? s.W + 2 * s.pw : s.W, pad_floats = s.C * (s.H + 2 * s.ph) * Wr;
+  const index_t Wr = vec ? s.W + 2 * s.pw : s.W, pad_floats = s.C * (s.H + 2 * s.ph) * Wr + kPooledSlack;
   for (index_t oy = 0, i = 0; oy < s.OH; ++oy)
     for (index_t ox = 0; ox < s.OW; ++ox, ++i) off_of[i] = vec ? oy * s.sh * Wr + ox * s.sw : i;
-  // A plane's input offsets and the padded image, in the GEMM's two slots (no GEMM runs here).
-  auto offsets = [&] { return reinterpret_cast<index_t*>(thread_buffer(0, workspace_floats(2, P))); };
-  auto xpad = [&] { return padded ? thread_buffer(1, workspace_floats(1, pad_floats)) : nullptr; };
+  // The image copy, in the GEMM's second slot (no GEMM runs here).
+  auto xpad = [&] { return vec ? thread_buffer(1, workspace_floats(1, pad_floats)) : nullptr; };
   if (nt <= 1)
-    return pooled_grad_images(s, P, x, gp, idx, 0, s.N, grad_w, grad_b, offsets(), off_of.data(), xpad());
+    return pooled_grad_images(s, P, x, gp, idx, 0, s.N, grad_w, grad_b, off_of.data(), xpad());
   std::vector<float*> partial(static_cast<std::size_t>(nt), nullptr);
   std::vector<index_t> bad(static_cast<std::size_t>(nt), -1);
   parallel_team_then(
@@ -924,7 +921,7 @@ index_t conv2d_backward_pooled(const Conv2dShape& s, index_t P, const float* x, 
         fill_zero(acc, O * K + O);
         const auto [n0, n1] = split_range(s.N, team, tid);
         bad[static_cast<std::size_t>(tid)] =
-            pooled_grad_images(s, P, x, gp, idx, n0, n1, acc, acc + O * K, offsets(), off_of.data(), xpad());
+            pooled_grad_images(s, P, x, gp, idx, n0, n1, acc, acc + O * K, off_of.data(), xpad());
       },
       [&](int tid, int team) { reduce_partials(partial, tid, team, O * K, O, grad_w, grad_b); });
   for (index_t b : bad)
