@@ -132,14 +132,18 @@ def test_row_blocks_and_packed_a_edges(spec, isa, tuning, rng):
     # pack_a stores whole 8-row transposes, spilling into the next depth step, the next sliver
     # or the buffer's slack: depths that are multiples of 8 (and not), blocks of 1..MR + 1 rows.
     tuning(spec)
+    # (64, 800, 500), (40, 600, 300), (70, 33, 47): B read in place (short rows, <= 5 row tiles)
     for m, k, n in [(85, 48, 40), (97, 64, 33), (127, 96, 70), (128, 40, 64), (13, 48, 32), (22, 56, 50),
-                    (9, 8, 64), (169, 45, 96), (15, 800, 40)]:
+                    (9, 8, 64), (169, 45, 96), (15, 800, 40), (64, 800, 500), (40, 600, 300), (70, 33, 47),
+                    (71, 20, 40)]:
         a = rng.standard_normal((m, k), dtype=np.float32)
         b = rng.standard_normal((k, n), dtype=np.float32)
         ref = a.astype(np.float64) @ b.astype(np.float64)
         tol = 1e-5 * np.sqrt(k) * (np.abs(a) @ np.abs(b)).max()
+        wide = np.zeros((k, n + 7), np.float32)
+        wide[:, 3:3 + n] = b  # a row-major B whose row stride is not its width
         for got in (_native.matmul(a, b), _native.matmul(np.asfortranarray(a), b),
-                    _native.matmul(a, np.ascontiguousarray(b.T), trans_b=True)):
+                    _native.matmul(a, np.ascontiguousarray(b.T), trans_b=True), _native.matmul(a, wide[:, 3:3 + n])):
             np.testing.assert_allclose(got, ref, atol=tol, rtol=0)
 
 
