@@ -831,9 +831,9 @@ index_t pooled_grad_images(const Conv2dShape& s, index_t P, const float* x, cons
                            const index_t* off_of, float* xpad) {
   const index_t C = s.C, O = s.O, kH = s.kH, kW = s.kW;
   const auto plane = static_cast<std::uint64_t>(s.OH * s.OW);
-  // Rows of kW <= W adjacent taps in one masked vector, kH rows in registers (blocks of 8),
-  // from the image itself or, with padding, from its zero-padded copy (xpad): every tap of a
-  // window is then inside the array read.
+  // The vector path (kW <= W adjacent taps): a row of taps per vector, kH rows in registers
+  // (blocks of 8), read from the image's (zero-padded) copy in xpad, so every tap of a window
+  // and every lane past kW is inside the buffer. Otherwise scalar, with bounds checks.
   const bool vec = pooled_vec(s), padded = vec && (s.ph > 0 || s.pw > 0);
   const index_t Hr = vec ? s.H + 2 * s.ph : s.H, Wr = vec ? s.W + 2 * s.pw : s.W;
   const auto& rows = kW <= 8 ? pooled_rows_table<Rows8>() : pooled_rows_table<RowsW>();
