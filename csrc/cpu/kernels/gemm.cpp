@@ -95,7 +95,6 @@ void pack_b(index_t kc, index_t nc, const float* b, index_t rs, index_t cs, floa
 // A block (mc x kc at a, strides rs/cs) -> slivers of `mr` <= MR rows, element (i, p) of
 // sliver s at dst[s*MR*kc + p*MR + i]. The other rows of a sliver are left as they are: the
 // m-row micro-kernel reads rows i < m only (zeroing them cost 2 % of a 64-row GEMM).
-constexpr index_t kInPlaceRowFloats = 512;  // B rows this short are read in place up to 5 row tiles
 constexpr std::size_t kPackASlack = 8;  // floats past the packed A block that pack_a may write
 void pack_a(index_t mc, index_t kc, const float* a, index_t rs, index_t cs, float* dst, index_t mr) {
   for (index_t ir = 0; ir < mc; ir += mr) {
@@ -126,6 +125,8 @@ void pack_a(index_t mc, index_t kc, const float* a, index_t rs, index_t cs, floa
     }
   }
 }
+
+constexpr index_t kInPlaceRowFloats = 512;  // B rows this short are read in place up to 5 row tiles
 
 // One thread's share: the whole five-loop driver on an M x N sub-problem.
 void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, index_t ldc,
@@ -193,9 +194,9 @@ void gemm_serial(index_t M, index_t N, index_t K, MatRef A, MatRef B, float* C, 
   };
 
   if (one_a_block) {
+    const index_t mr = tile_rows(M);
     for (index_t pc = 0; pc < K; pc += KC) {
       const index_t kc = min_of<index_t>(KC, K - pc);
-      const index_t mr = tile_rows(M);
       pack_a(M, kc, A.p + pc * A.cs, A.rs, A.cs, abuf, mr);
       for (index_t jc = 0; jc < N; jc += nc_blk) {
         const index_t nc = min_of<index_t>(nc_blk, N - jc);
