@@ -298,11 +298,14 @@ class Conv2D(Layer):
         gx, gw, gb = self._be().conv2d_backward(self._x, self.weight.data, grad, stride=self.stride,
                                                 padding=self.padding, dilation=self.dilation,
                                                 compute_grad_x=need_input_grad)
+        self._accumulate(gw, gb)
+        return gx
+
+    def _accumulate(self, gw, gb):
         if self.weight.trainable:
             self.weight.accumulate_grad(gw)
         if self.bias is not None and self.bias.trainable:
             self.bias.accumulate_grad(gb)
-        return gx
 
     def _backward_pooled(self, grad_pooled, pool):
         """This layer's weight and bias gradients when its output went (through a ReLU, already
@@ -311,10 +314,7 @@ class Conv2D(Layer):
         gw, gb = self._be().conv2d_backward_pooled(self._x, self.weight.data, grad_pooled, pool._idx,
                                                    stride=self.stride, padding=self.padding,
                                                    dilation=self.dilation)
-        if self.weight.trainable:
-            self.weight.accumulate_grad(gw)
-        if self.bias is not None and self.bias.trainable:
-            self.bias.accumulate_grad(gb)
+        self._accumulate(gw, gb)
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
