@@ -20,7 +20,8 @@ __global__ void row_sums_kernel(const float* a, float* out, index_t cols) {
 
 void row_sums(const float* a, float* out, index_t rows, index_t cols) {
   if (rows <= 0) return;
-  row_sums_kernel<<<static_cast<unsigned>(rows), kThreads, 0, static_cast<cudaStream_t>(stream())>>>(a, out, cols);
+  LAMINA_LAUNCH("conv2d_backward (grad_b)", static_cast<unsigned>(rows), kThreads, 0, static_cast<cudaStream_t>(stream()),
+                row_sums_kernel)(a, out, cols);
   check_launch("conv2d_backward (grad_b)");
 }
 

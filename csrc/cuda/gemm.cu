@@ -108,12 +108,12 @@ void run_tiled(const GemmArgs& g) {
   auto st = static_cast<cudaStream_t>(stream());
   dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(splits));
   if (splits == 1) {
-    sgemm_tiled<BM, BN, TM, TN><<<grid, 256, 0, st>>>(g, nullptr, k_chunk);
+    LAMINA_LAUNCH("gemm (sgemm_tiled)", grid, 256, 0, st, sgemm_tiled<BM, BN, TM, TN>)(g, nullptr, k_chunk);
     check_launch("gemm (sgemm_tiled)");
     return;
   }
   TempBuffer part(sizeof(float) * splits * g.M * g.N);
-  sgemm_tiled<BM, BN, TM, TN><<<grid, 256, 0, st>>>(g, part.f(), k_chunk);
+  LAMINA_LAUNCH("gemm (sgemm_tiled, split K)", grid, 256, 0, st, sgemm_tiled<BM, BN, TM, TN>)(g, part.f(), k_chunk);
   check_launch("gemm (sgemm_tiled, split K)");
   launch_each("gemm (split-K sum + epilogue)", GemmFinishBody{g, part.f(), splits}, g.M * g.N);
 }

@@ -9,6 +9,17 @@
 #include "lamina/cuda/common.h"
 #include "lamina/cuda/device.h"
 
+// Every kernel launch goes through LAMINA_LAUNCH(name, grid, block, shmem, stream, kernel)(args):
+// nvcc sees kernel<<<grid, block, shmem, stream>>>(args); the CPU emulation of the execution
+// model (csrc/cuda/emu, LAMINA_CUDA_EMU) runs the same kernel there, checking the launch limits
+// and naming the kernel `name` in its errors. Template kernels name their arguments.
+#if defined(LAMINA_CUDA_EMU)
+#define LAMINA_LAUNCH(name, grid, block, shmem, stream, ...) \
+  ::lamina_emu::launcher((name), (grid), (block), (shmem), (stream), __VA_ARGS__)
+#else
+#define LAMINA_LAUNCH(name, grid, block, shmem, stream, ...) __VA_ARGS__<<<(grid), (block), (shmem), (stream)>>>
+#endif
+
 namespace lamina::cuda {
 
 constexpr int kThreads = 256;
@@ -27,7 +38,7 @@ inline unsigned blocks_for(index_t n, index_t cap = 65536) {
 template <class F>
 void launch_each(const char* name, const F& f, index_t n) {
   if (n <= 0) return;
-  each_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream())>>>(f, n);
+  LAMINA_LAUNCH(name, blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream()), each_kernel<F>)(f, n);
   check_launch(name);
 }
 
@@ -61,9 +72,9 @@ void launch_reduce(const char* name, const F& f, index_t n) {
   Scratch& s = scratch();
   const unsigned blocks = blocks_for(n, kReduceBlocks);
   auto st = static_cast<cudaStream_t>(stream());
-  reduce_kernel<<<blocks, kThreads, 0, st>>>(f, n, s.partials);
+  LAMINA_LAUNCH(name, blocks, kThreads, 0, st, reduce_kernel<F>)(f, n, s.partials);
   check_launch(name);
-  sum_partials_kernel<<<1, kThreads, 0, st>>>(s.partials, static_cast<int>(blocks), s.result);
+  LAMINA_LAUNCH(name, 1, kThreads, 0, st, sum_partials_kernel)(s.partials, static_cast<int>(blocks), s.result);
   check_launch(name);
 }
 
