@@ -180,6 +180,8 @@ def test_gradient_norms_and_mc_dropout_on_the_wrapped_backend(wrapped):
     mean, std = diagnostics.mc_dropout_predict(model, X, samples=3)
     mean_ref, std_ref = diagnostics.mc_dropout_predict(ref, X, samples=3)
     np.testing.assert_allclose(mean, mean_ref, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(std, std_ref, rtol=1e-4, atol=1e-6)
+    assert np.mean(std > 0) > 0.5  # the dropout layer was active in every sample
 
 
 def test_a_nan_loss_restores_the_last_good_weights_on_the_wrapped_backend(wrapped):

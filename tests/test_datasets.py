@@ -92,7 +92,10 @@ def test_mismatched_or_invalid_pairs(tmp_path, rng):
 def test_train_test_split(rng):
     X, y = np.arange(100).reshape(50, 2), np.arange(50) % 5
     a, b, ya, yb = datasets.train_test_split(X, y, test_size=10, shuffle=False)
-    np.testing.assert_array_equal(b, X[40:]) and np.testing.assert_array_equal(ya, y[:40])
+    np.testing.assert_array_equal(a, X[:40])
+    np.testing.assert_array_equal(b, X[40:])
+    np.testing.assert_array_equal(ya, y[:40])
+    np.testing.assert_array_equal(yb, y[40:])
     a, b, ya, yb = datasets.train_test_split(X, y, test_size=0.2, seed=0)
     assert len(a) == 40 and len(b) == 10
     assert sorted(np.concatenate([a[:, 0], b[:, 0]]).tolist()) == list(range(0, 100, 2))

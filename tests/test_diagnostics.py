@@ -209,6 +209,10 @@ def test_mc_dropout_std_nonzero_with_dropout_and_zero_without(rng):
     probs = Sequential(*with_dropout.layers, Softmax())
     m2, _ = mc_dropout_predict(probs, X, samples=5)
     np.testing.assert_allclose(m2.sum(1), 1.0, rtol=1e-5)
+    # a model that ends in Softmax gives its own probabilities (a second softmax would flatten them)
+    m3, s3 = mc_dropout_predict(Sequential(*plain.layers, Softmax()), X, samples=3)
+    np.testing.assert_allclose(m3, mean0, rtol=1e-5, atol=1e-7)
+    assert np.all(s3 == 0.0)
     with pytest.raises(ValueError, match="samples"):
         mc_dropout_predict(plain, X, samples=0)
 

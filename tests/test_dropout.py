@@ -82,8 +82,16 @@ def test_seed_types(rng):
     np.testing.assert_array_equal(ops.dropout(x, 0.5, np.int64(42))[1], want)
     np.testing.assert_array_equal(ops.dropout(x, 0.5, np.uint8(42))[1], want)
     np.testing.assert_array_equal(ops.dropout(x, np.float32(0.5), 42)[1], want)
-    ops.dropout(x, 0.5, 2**64 - 1)
-    ops.dropout(x, 0.5, 0)
+    # the extreme seeds give the reference's masks, and not one another's
+    masks = []
+    for seed in (2**64 - 1, 0):
+        y, mask = ops.dropout(x, 0.5, seed)
+        want_y, want_mask = ref.dropout(x, 0.5, seed)
+        np.testing.assert_array_equal(mask, want_mask)
+        np.testing.assert_allclose(y, want_y, rtol=1e-6)
+        assert 20 < mask.sum() < 80
+        masks.append(mask)
+    assert not np.array_equal(masks[0], masks[1])
 
 
 def test_bad_inputs():

@@ -176,7 +176,15 @@ def test_max_pool_backward_bad_inputs(rng):
     with pytest.raises(ValueError, match="grad_y"):
         ops.max_pool2d_backward(g[0], idx[0], x.shape)
     # indices from a smaller plane are fine; into a larger plane they are out of range
-    np.testing.assert_array_equal(ops.max_pool2d_backward(g, idx, (2, 3, 4, 5)).shape, (2, 3, 4, 5))
+    g = np.arange(1, g.size + 1, dtype=np.float32).reshape(g.shape)
+    wider = ops.max_pool2d_backward(g, idx, (2, 3, 4, 5))
+    assert wider.shape == (2, 3, 4, 5)
+    np.testing.assert_array_equal(wider, ref.max_pool2d_backward(g, idx, (2, 3, 4, 5)))
+    # the flat index i of a 4x4 plane is cell (i // 5, i % 5) of a 4x5 one
+    want = np.zeros((2, 3, 20), np.float32)
+    np.add.at(want, (np.arange(2)[:, None, None], np.arange(3)[None, :, None], idx.reshape(2, 3, -1)),
+              g.reshape(2, 3, -1))
+    np.testing.assert_array_equal(wider, want.reshape(2, 3, 4, 5))
     with pytest.raises(ValueError, match="indices"):
         ops.max_pool2d_backward(g, idx, (2, 3, 2, 2))
 
@@ -191,8 +199,16 @@ def test_avg_pool_backward_bad_inputs():
         ops.avg_pool2d_backward(g, (2, 3, 4, 4), 5)
     with pytest.raises(ValueError, match="input_shape"):
         ops.avg_pool2d_backward(g, (2, 3, 4), 2)
-    ops.avg_pool2d_backward(g, (2, 3, 4, 4), 2)
-    ops.avg_pool2d_backward(g, (2, 3, 5, 5), 2)  # the last row / column is in no window
+    g = np.arange(1, 25, dtype=np.float32).reshape(2, 3, 2, 2)
+    got = ops.avg_pool2d_backward(g, (2, 3, 4, 4), 2)
+    np.testing.assert_allclose(got, np.repeat(np.repeat(g, 2, 2), 2, 3) / 4, rtol=1e-6)
+    np.testing.assert_allclose(got, ref.avg_pool2d_backward(g, (2, 3, 4, 4), 2), rtol=1e-6)
+    got = ops.avg_pool2d_backward(g, (2, 3, 5, 5), 2)  # the last row / column is in no window
+    assert got.shape == (2, 3, 5, 5)
+    np.testing.assert_array_equal(got[:, :, 4], 0)
+    np.testing.assert_array_equal(got[:, :, :, 4], 0)
+    np.testing.assert_allclose(got[:, :, :4, :4], np.repeat(np.repeat(g, 2, 2), 2, 3) / 4, rtol=1e-6)
+    np.testing.assert_allclose(got, ref.avg_pool2d_backward(g, (2, 3, 5, 5), 2), rtol=1e-6)
 
 
 # ---- the 2x2 / stride 2 / no padding path (LeNet's pools; its own vector kernels) ---------------
