@@ -72,7 +72,8 @@ class CrossEntropy(Loss):
         y = np.asarray(y)
         if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or y.size == 0
                                or np.array_equal(y, np.round(y))):
-            raise ValueError(f"CrossEntropy needs integer class labels of shape (N,), got {y.dtype} {y.shape}")
+            hint = " (one-hot rows? pass y.argmax(axis=1))" if y.ndim == 2 else ""
+            raise ValueError(f"CrossEntropy needs integer class labels of shape (N,), got {y.dtype} {y.shape}{hint}")
         return np.ascontiguousarray(y, dtype=np.int64)
 
     def count_correct(self, output, target):
@@ -100,11 +101,22 @@ class BinaryCrossEntropy(Loss):
 
 
 LOSSES = {"cross_entropy": CrossEntropy, "crossentropy": CrossEntropy, "ce": CrossEntropy,
-          "mse": MSE, "binary_cross_entropy": BinaryCrossEntropy, "bce": BinaryCrossEntropy}
+          "mse": MSE, "binary_cross_entropy": BinaryCrossEntropy, "bce": BinaryCrossEntropy,
+          # Keras's names. Unlike Keras's defaults, CrossEntropy takes logits (from_logits=True)
+          # and MSE is 1/(2n) sum ||y - a||^2 (the talk's), not the mean over every element.
+          "sparse_categorical_crossentropy": CrossEntropy, "mean_squared_error": MSE,
+          "binary_crossentropy": BinaryCrossEntropy}
 
 
 def get(loss):
-    """A loss from an instance, a class or a name ("cross_entropy", "mse", "bce")."""
+    """A loss from an instance (returned as is), a Loss class, a callable
+    ``f(output, target) -> (loss, grad)`` (returned as is) or a name of ``LOSSES`` (case-insensitive).
+    ValueError, listing the names, for an unknown one.
+
+    Example::
+
+        loss_fn = lamina.losses.get("mse")
+    """
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, type) and issubclass(loss, Loss):

@@ -34,6 +34,8 @@ from .parameter import Parameter
 
 _PLAIN, _FUSE_RELU, _FUSED_RELU, _NESTED = 0, 1, 2, 3
 
+METRICS = ("accuracy", "acc")  # the names compile(metrics=...) accepts
+
 
 class NonFiniteLossError(FloatingPointError):
     """Training hit a NaN or infinite loss; ``epoch`` and ``batch`` are 1-based."""
@@ -287,11 +289,36 @@ class Sequential(Layer):
         return self._backward(grad, True)
 
     # -- training -----------------------------------------------------------------------------
-    def compile(self, optimizer=None, loss=None):
-        """Sets the optimiser and the loss of ``train_step`` and ``fit`` (Keras's spelling).
-        optimizer: an Optimizer (or any object with its ``step``, e.g. a DistributedOptimizer) or a
-        name ("sgd", "adam"); default SGD(lr=0.01).
-        loss: a Loss or a name ("cross_entropy", "mse", "bce"); default CrossEntropy."""
+    def compile(self, optimizer=None, loss=None, metrics=None):
+        """Sets the optimiser and the loss that ``fit``, ``train_step`` and ``evaluate`` use from
+        now on (Keras's spelling); they keep them until given others.
+
+        optimizer: an Optimizer over this model's parameters (or any object with its ``step``,
+            e.g. a DistributedOptimizer) or a name from ``lamina.optim.OPTIMIZERS`` ("sgd",
+            "adam", "adamw", "saddlefreenewton"), built with its default hyper-parameters;
+            default ``SGD(lr=0.01)``. An optimiser object is kept as it is: its state (momentum,
+            Adam moments, step counts) carries over from one ``fit`` to the next.
+        loss: a Loss, a callable ``f(output, target) -> (loss, dC/d(output))`` or a name of
+            ``lamina.losses.LOSSES`` ("cross_entropy", "mse", "bce", and Keras's names such as
+            "sparse_categorical_crossentropy"); default CrossEntropy (on logits, integer labels).
+        metrics: None or a list of metric names; only ``"accuracy"`` (alias ``"acc"``) exists, and
+            it is always reported where the loss defines it (cross-entropy, binary cross-entropy,
+            MSE against one-hot targets), so the list only checks the names.
+
+        Raises ValueError for an unknown name (the message lists the known ones). Returns self.
+
+        Example::
+
+            model.compile(optimizer=lamina.optim.Adam(model.parameters(), lr=1e-3), loss="cross_entropy")
+        """
+        for m in ([] if metrics is None else [metrics] if isinstance(metrics, str) else list(metrics)):
+            if m not in METRICS:
+                raise ValueError(f"unknown metric {m!r}; expected one of {sorted(METRICS)}")
+        self._set_training(optimizer, loss)
+        return self
+
+    def _set_training(self, optimizer, loss):
+        """The optimiser and the loss, with the defaults for those that are None."""
         from .. import losses as _losses
         from .. import optim as _optim
 
@@ -302,7 +329,13 @@ class Sequential(Layer):
         elif not isinstance(optimizer, _optim.Optimizer) and not callable(getattr(optimizer, "step", None)):
             optimizer = _optim.get(optimizer, params)
         self.optimizer = optimizer
-        return self
+
+    def _ensure_training(self, optimizer=None, loss=None):
+        """fit's and train_step's rule: given ones replace the compiled ones; with none compiled
+        and none given, the defaults are compiled (once: later calls keep them)."""
+        if optimizer is not None or loss is not None or self.optimizer is None or self.loss is None:
+            self._set_training(self.optimizer if optimizer is None else optimizer,
+                               self.loss if loss is None else loss)
 
     def train_step(self, xb, yb, keep_previous=False, before_update=None):
         """One optimisation step on one minibatch: forward in training mode, the loss, backward,
@@ -314,8 +347,7 @@ class Sequential(Layer):
         With a DistributedOptimizer the gradients and the loss are averaged over all ranks after
         the backward pass, and the averaged loss is the one checked (all ranks stop together).
         An optimiser with ``requires_closure`` gets ``step(closure)`` instead (``_closure_step``)."""
-        if self.loss is None or self.optimizer is None:
-            self.compile(self.optimizer, self.loss)
+        self._ensure_training()
         if getattr(self.optimizer, "requires_closure", False):
             return self._closure_step(xb, yb, keep_previous, before_update)
         be = self._be()
@@ -371,14 +403,25 @@ class Sequential(Layer):
             raise RuntimeError(f"{type(self.optimizer).__name__}.step(closure) never called the closure")
         return first[0]
 
-    def fit(self, X, y, epochs=1, batch_size=32, optimizer=None, loss=None, validation_data=None,
-            shuffle=True, seed=None, callbacks=(), verbose=1, initial_epoch=0, distributed=False):
-        """Mini-batch training. Returns a History of per-epoch loss/accuracy/time.
+    def fit(self, X, y, *, epochs=1, batch_size=32, optimizer=None, loss=None, validation_data=None,
+            validation_split=0.0, shuffle=True, seed=None, callbacks=(), verbose=1, initial_epoch=0,
+            distributed=False):
+        """Mini-batch training. Returns a History: per-epoch lists under Keras's keys "loss",
+        "accuracy", "val_loss", "val_accuracy" (and "time", "images_per_s", "lr").
 
         X, y: host NumPy arrays (each minibatch is gathered on the host and moved to the
-            model's backend once) or arrays already on the model's backend.
-        optimizer: an Optimizer or a name ("sgd", "adam"); default SGD(lr=0.01).
-        loss: a Loss or a name ("cross_entropy", "mse", "bce"); default CrossEntropy.
+            model's backend once) or arrays already on the model's backend. X is converted to
+            the model's dtype (float32 unless ``astype``); images are NCHW (N, C, H, W); for
+            cross-entropy y holds integer class labels (N,), not one-hot rows.
+        Every argument after ``y`` is keyword-only (Keras's positional order is
+        ``batch_size, epochs``, lamina's was ``epochs, batch_size``: a name avoids the mix-up).
+        optimizer, loss: as in ``compile``. Given, they replace the compiled ones (and are the
+            compiled ones afterwards); not given, the compiled ones are used; with none compiled,
+            the defaults (SGD(lr=0.01), cross-entropy) are compiled by the first call. A second
+            ``fit`` continues the same optimiser: its momentum, moments and step counts carry on.
+        validation_data: (X_val, y_val), evaluated with the compiled loss after every epoch.
+        validation_split: a fraction in [0, 1): the last ``ceil(split * N)`` samples of X, y (taken
+            before any shuffling, as in Keras) are held out as the validation data.
         shuffle/seed: each epoch visits the samples in the order of a generator seeded with
             (seed, epoch), so a run resumed at ``initial_epoch`` sees the same batches.
         callbacks: objects with any of on_train_begin(logs), on_epoch_begin(epoch, logs),
@@ -404,8 +447,27 @@ class Sequential(Layer):
         A NaN or infinite loss stops training with NonFiniteLossError naming the epoch and batch;
         the model keeps the last good weights and the optimiser its last good state (velocities,
         moments, step counts), from before the update that led to it.
+
+        Raises ValueError for no samples, a bad ``validation_split``, both validation arguments,
+        labels the loss cannot take, or a dtype the backend lacks.
+
+        Example::
+
+            model.compile(optimizer="adam", loss="cross_entropy")
+            history = model.fit(X, y, epochs=5, batch_size=64, validation_split=0.2)
+            history["val_accuracy"][-1]
         """
-        self.compile(optimizer, loss)
+        self._ensure_training(optimizer, loss)
+        split = float(validation_split)
+        if not 0.0 <= split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        if split:
+            if validation_data is not None:
+                raise ValueError("give validation_data or validation_split, not both")
+            if len(X) != len(y):
+                raise ValueError(f"X has {len(X)} samples and y {len(y)}")
+            at = int(math.ceil(len(X) * (1.0 - split)))
+            X, y, validation_data = X[:at], y[:at], (X[at:], y[at:])
         be = self._be()
         dtype = self.dtype or np.dtype(np.float32)
         if not _backend.supports(be, dtype):
@@ -550,7 +612,16 @@ class Sequential(Layer):
                 cb(*args)
 
     def evaluate(self, X, y, batch_size=256, loss=None):
-        """(mean loss, accuracy) over X; accuracy is None when the loss has no such notion."""
+        """(mean loss, accuracy) over X, y in inference mode (no dropout), with the compiled loss
+        (cross-entropy when none is compiled) or ``loss`` given for this call only. The accuracy
+        is Keras's ``metrics=["accuracy"]``: the fraction of argmax predictions equal to the
+        integer labels (cross-entropy; MSE with one-hot targets) or of outputs on the right side
+        of 0.5 (binary cross-entropy); it is None when the loss has no such notion.
+
+        Example::
+
+            test_loss, test_accuracy = model.evaluate(X_test, y_test)
+        """
         from .. import losses as _losses
 
         loss_fn = _losses.get(loss if loss is not None else (self.loss or "cross_entropy"))
@@ -571,7 +642,15 @@ class Sequential(Layer):
         return (loss_sum / n if n else float("nan")), (correct / judged if judged else None)
 
     def predict(self, X, batch_size=256):
-        """The model's outputs for X (inference mode), as one new host NumPy array."""
+        """The model's outputs for X (inference mode), as one new host NumPy array of shape
+        (N, ...) in the model's dtype. These are the last layer's outputs: for a classifier
+        ending in Dense, logits, not probabilities (add a Softmax layer, or take
+        ``predict(X).argmax(axis=1)`` for the classes). ValueError for an empty X.
+
+        Example::
+
+            classes = model.predict(X_test[:5]).argmax(axis=1)
+        """
         be = self._be()
         data = Batches(X, None, batch_size, be, self.dtype or np.dtype(np.float32))
         result, lo = None, 0
