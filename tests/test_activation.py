@@ -71,6 +71,42 @@ def test_tanh(target, rng, shape):
     opcheck.check(target, TANH, (_rand(rng, shape),), out=True)
 
 
+def _with_exact_zeros(rng, shape):
+    # +0 and -0 at every third position: every vector lane and the masked tail meet one
+    x = _rand(rng, shape).ravel()
+    x[::3] = 0.0
+    x[1::6] = -0.0
+    return x.reshape(shape)
+
+
+ZERO_SHAPES = [(1,), (17,), (4, 129)]
+
+
+@pytest.mark.parametrize("target", opcheck.targets(RELU, fd=False))
+@pytest.mark.parametrize("shape", ZERO_SHAPES, ids=str)
+def test_relu_at_exact_zero(target, rng, shape):
+    # the kink: relu'(0) = 0 (PyTorch's choice), no finite differences there
+    opcheck.check(target, RELU, (_with_exact_zeros(rng, shape),), out=True)
+
+
+@pytest.mark.parametrize("target", opcheck.targets(LEAKY_RELU, fd=False))
+@pytest.mark.parametrize("shape", ZERO_SHAPES, ids=str)
+@pytest.mark.parametrize("slope", SLOPES)
+def test_leaky_relu_at_exact_zero(target, rng, shape, slope):
+    # leaky_relu'(0) = slope (PyTorch's choice)
+    opcheck.check(target, LEAKY_RELU, (_with_exact_zeros(rng, shape),), dict(slope=slope), out=True)
+
+
+@pytest.mark.parametrize("impl", [ops, ref], ids=["native", "reference"])
+def test_backward_at_exact_zero_values(impl):
+    x = np.float32([0.0, -0.0, 1.0, -1.0] * 5)
+    g = np.arange(1, 21, dtype=np.float32)
+    pos = x > 0
+    np.testing.assert_array_equal(impl.relu_backward(g, x), np.where(pos, g, 0))
+    np.testing.assert_array_equal(impl.leaky_relu_backward(g, x, slope=0.25), np.where(pos, g, g * np.float32(0.25)))
+    np.testing.assert_array_equal(impl.relu(x), np.where(pos, x, 0))
+
+
 def test_default_slope_is_0_01(rng):
     x = _rand(rng, (50,))
     np.testing.assert_array_equal(ops.leaky_relu(x), ref.leaky_relu(x, 0.01))
