@@ -58,10 +58,22 @@ def test_cross_entropy_native_and_numpy_agree(rng, backend):
     assert_close(g, ref[1], 1e-4, 1e-7)
 
 
-def test_cross_entropy_stable_for_huge_logits():
-    logits = np.array([[1e30, -1e30, 0.0], [5e29, 5e29, 5e29]], np.float32)
-    loss, g = losses.CrossEntropy()(logits, np.array([0, 1]))
-    assert np.isfinite(loss) and np.isfinite(g).all()
+@pytest.mark.parametrize("backend", ["native", "numpy"])
+@pytest.mark.parametrize("k", [3, 17, 33])
+def test_cross_entropy_stable_for_huge_logits(backend, k):
+    # huge logits at the end of the row (in the masked tail for k = 17, 33), exact results:
+    # row 0 is right (loss 0), row 1 ties three ways (log 3), row 2 is wrong by 1e30
+    logits = np.zeros((3, k), np.float32)
+    logits[0, -1] = 1e30
+    logits[1, -3:] = 5e29
+    logits[2, -1], logits[2, 0] = 1e30, -1e30
+    loss, g = losses.CrossEntropy(backend=backend)(logits, np.array([k - 1, k - 2, 0]))
+    assert loss == pytest.approx((0 + np.log(3) + 2e30) / 3, rel=1e-6)
+    want = np.zeros((3, k))
+    want[1, -3:] = 1 / 3
+    want[1, k - 2] -= 1
+    want[2, -1], want[2, 0] = 1, -1
+    np.testing.assert_allclose(lamina.backend.get_backend(backend).to_numpy(g), want / 3, rtol=1e-6, atol=1e-9)
 
 
 def test_labels_validated():

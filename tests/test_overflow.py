@@ -144,3 +144,27 @@ def test_adam_step_past_int64_takes_the_step_of_the_last_int64(child):
         np.testing.assert_array_equal(got, last)
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     assert not np.allclose(results[2**70][0], state[0]), "the parameter did not move"
+
+
+def _empty_at_odd_address(shape, dtype):
+    """A zero-size array whose data pointer is not a multiple of its element size (as NumPy may
+    give an empty array it unpickles or slices)."""
+    a = np.ndarray(shape, dtype, buffer=np.zeros(64, np.uint8), offset=1)
+    assert a.size == 0 and a.ctypes.data % np.dtype(dtype).itemsize != 0
+    return a
+
+
+def test_zero_size_arrays_need_no_alignment():
+    g = _empty_at_odd_address((0, 1, 1, 1), f32)
+    idx = _empty_at_odd_address((0, 1, 1, 1), np.int64)
+    gx = lamina.ops.max_pool2d_backward(g, idx, (0, 1, 2, 2))
+    assert gx.shape == (0, 1, 2, 2) and gx.dtype == f32
+    # the impossible geometry is what is reported, not the empty array's address
+    with pytest.raises(ValueError, match=r"\binput_shape\b"):
+        lamina.ops.max_pool2d_backward(g, idx, (0, 1, 2**62, 2**62))
+    assert lamina.ops.relu(_empty_at_odd_address((0, 3), f32)).shape == (0, 3)
+    assert lamina.ops.matmul(_empty_at_odd_address((2, 0), f32), np.zeros((0, 3), f32)).tolist() == [[0] * 3] * 2
+    # an array with elements still has to be aligned
+    odd = np.zeros(4 * 8 + 1, np.uint8)[1:].view(f32)
+    with pytest.raises(ValueError, match=r"\bx\b.*not aligned"):
+        lamina.ops.relu(odd)

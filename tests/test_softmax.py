@@ -83,6 +83,73 @@ def test_stability_huge_logits(isa):
     np.testing.assert_allclose(loss, (2e30 + np.log(2) + np.log(4) + np.log(4) + 0) / 4, rtol=1e-6)
 
 
+HUGE = np.float32(1e30)
+
+
+def _huge_positions(rng, n):
+    # the first lane, the last, the first and last of the masked tail (n % 16), the first lane of
+    # the second vector, and random ones
+    tail = n - n % 16 if n % 16 else n - 16
+    fixed = {0, n - 1, n - 2, tail, min(16, n - 1)}
+    return sorted(fixed | set(rng.choice(n, size=3, replace=False).tolist()))
+
+
+def _huge_rows(rng, n, pairs):
+    """Rows of N(0, 1) logits with 1e30 at one position each (or at two: pairs=True), and the
+    positions; every exp(x - max) but the huge ones' is exactly 0."""
+    pos = _huge_positions(rng, n)
+    x = rng.standard_normal((len(pos), n)).astype(np.float32)
+    second = [(p + 1 + int(rng.integers(n - 1))) % n for p in pos] if pairs else None
+    for r, p in enumerate(pos):
+        x[r, p] = HUGE
+        if pairs:
+            x[r, second[r]] = HUGE
+    return x, pos, second
+
+
+@pytest.mark.parametrize("n", [17, 33, 1000])
+@pytest.mark.parametrize("pairs", [False, True], ids=["one", "two"])
+def test_huge_logits_anywhere(isa, rng, n, pairs):
+    # A max (or sum) that misses the masked tail or reads only the first vector overflows
+    # exp(1e30 - max) to inf here, or puts the mass in the wrong place.
+    x, pos, second = _huge_rows(rng, n, pairs)
+    rows = np.arange(len(pos))
+    want = np.zeros_like(x)
+    want_log = np.full_like(x, -HUGE)  # x_i - 1e30 rounds to -1e30 in float32 for |x_i| < 2**75
+    want[rows, pos] = 0.5 if pairs else 1.0
+    want_log[rows, pos] = -np.log(2.0) if pairs else 0.0
+    if pairs:
+        want[rows, second] = 0.5
+        want_log[rows, second] = -np.log(2.0)
+    for impl in (ops, ref):
+        for axis, t in ((-1, lambda a: a), (0, lambda a: np.ascontiguousarray(a.T))):  # rows, columns
+            y = impl.softmax(t(x), axis=axis)
+            np.testing.assert_allclose(y, t(want), rtol=1e-6, atol=0, err_msg=f"{impl.__name__} softmax axis {axis}")
+            ly = impl.log_softmax(t(x), axis=axis)
+            np.testing.assert_allclose(ly, t(want_log), rtol=1e-6, atol=0,
+                                       err_msg=f"{impl.__name__} log_softmax axis {axis}")
+            # the backward's sum(grad_y * y) meets y's mass wherever it is
+            g = rng.integers(-8, 9, x.shape).astype(np.float32)
+            gs = (g * want).sum(axis=1, keepdims=True)
+            gx = impl.softmax_backward(t(g), t(want), axis=axis)
+            np.testing.assert_allclose(gx, t(want * (g - gs)), rtol=1e-6, atol=0,
+                                       err_msg=f"{impl.__name__} softmax_backward axis {axis}")
+        # cross-entropy: the huge logit's own label costs 0, another label costs 1e30 - x_label
+        labels = np.array(pos)
+        labels[1::2] = (labels[1::2] + 1 + rng.integers(n - 1)) % n
+        if pairs:
+            labels[1::2] = np.where(labels[1::2] == np.array(second)[1::2], (labels[1::2] + 1) % n, labels[1::2])
+        loss, grad = impl.softmax_cross_entropy(x, labels)
+        per_row = -np.log(np.float64(want[rows, labels]), where=want[rows, labels] > 0,
+                          out=np.full(len(rows), np.nan))
+        wrong = want[rows, labels] == 0
+        per_row[wrong] = np.float64(HUGE) - x[rows, labels][wrong]
+        assert loss == pytest.approx(per_row.mean(), rel=1e-6), impl.__name__
+        onehot = np.zeros_like(x)
+        onehot[rows, labels] = 1
+        np.testing.assert_allclose(grad, (want - onehot) / len(rows), rtol=1e-6, atol=0, err_msg=impl.__name__)
+
+
 def test_neg_inf_and_nan(isa):
     x = np.float32([[0.0, -np.inf, 1.0], [np.nan, 0.0, 1.0], [1.0, 2.0, 3.0]])
     with np.errstate(invalid="ignore"):

@@ -54,10 +54,13 @@ static View make_view(py::array arr, const char* name, int ndim, bool writeable)
   if (writeable && !arr.writeable()) value_error(std::string(name) + " is read-only (not writeable)");
   const auto item = static_cast<index_t>(arr.itemsize());
   v.data = static_cast<char*>(const_cast<void*>(arr.data()));
-  if (reinterpret_cast<std::uintptr_t>(v.data) % static_cast<std::uintptr_t>(item) != 0)
+  // A zero-size array has no element to read: its pointer and strides may be anything (an
+  // unpickled or sliced empty array is often at an odd address), so only its shape matters.
+  const bool empty = arr.size() == 0;
+  if (!empty && reinterpret_cast<std::uintptr_t>(v.data) % static_cast<std::uintptr_t>(item) != 0)
     value_error(std::string(name) + " is not aligned to its element size; pass np.ascontiguousarray(" +
                 name + ")");
-  for (int d = 0; d < v.ndim; ++d) {
+  for (int d = 0; d < v.ndim && !empty; ++d) {
     const index_t st = arr.strides(d);
     if (st % item != 0)
       value_error(std::string(name) + " has a stride that is not a multiple of its element size; pass np.ascontiguousarray(" +
