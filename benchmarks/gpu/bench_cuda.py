@@ -3,7 +3,8 @@
 Rows: conv2d at the shapes of benchmarks/bench_conv.py (fwd, fwd+bwd), at batch 64 and 256;
 softmax cross-entropy (loss + gradient); the SGD update (momentum) of LeNet-5's parameters;
 LeNet-5 training images/s at batch 64 and 256 against PyTorch eager and PyTorch with the
-training step captured in a CUDA graph. Times are medians of CUDA-event-timed repeats after
+training step captured in a CUDA graph. Both sides compute in full float32 (PyTorch's TF32
+switches off, lamina.cuda.allow_tf32 False). Times are medians of CUDA-event-timed repeats after
 warm-up; lamina's kernel calls are timed end to end (Python included), as a user sees them.
 
     python benchmarks/gpu/bench_cuda.py [--quick] [--out table.md]
@@ -59,6 +60,11 @@ def main():
     import torch
     import torch.nn.functional as F
     import lamina.cuda as lc
+    # Full float32 on PyTorch's side, as lamina's: cuDNN's convolutions default to TF32 on
+    # Ampere and newer (a 1e-3 relative error that the correctness checks would see as lamina's),
+    # and the timings then compare the same arithmetic.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     be = backend.get_backend("cuda")
     tsync = torch.cuda.synchronize
     lsync = lc.synchronize

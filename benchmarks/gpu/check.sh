@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The GPU check (issue 10), for a machine with an NVIDIA GPU (first target: one H200, Python
-# 3.12 with torch+cu130, nvcc 13.0, compute-sanitizer, no network). In at most ~6 minutes:
-#   1. builds lamina for sm_90 only (CUDAARCHS=90; override with CUDAARCHS=...) into a target
-#      folder with pip --no-build-isolation --no-deps (no network needed),
+# The GPU check, for a machine with an NVIDIA GPU (first target: one H200, Python
+# 3.12 with torch+cu130, nvcc 13.0, compute-sanitizer, scikit-build-core and pybind11, no
+# network). In at most ~6 minutes:
+#   1. checks that scikit-build-core and pybind11 are importable (there is no network to fetch
+#      them; a clear failure if not), then builds lamina for sm_90 only (CUDAARCHS=90; override
+#      with CUDAARCHS=...) into a target folder with pip --no-build-isolation --no-deps,
 #   2. runs the CUDA tests (tests/test_cuda.py: every kernel vs the reference on the device,
 #      LeNet-5 training on the device, interchange, OOM) and the contract tests,
 #   3. runs a short subset under compute-sanitizer --tool memcheck,
@@ -22,6 +24,23 @@ step "machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1 | tee "$out/gpu.txt"
 nvcc --version | tail -2
 $py -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, torch.cuda.is_available())"
+
+step "build requirements (pip --no-build-isolation --no-deps: they must be installed already)"
+# The GPU machine has no network, so the build backend cannot be fetched: scikit-build-core and
+# pybind11 (>= 3), which the GPU machine's Python has, are used as installed.
+$py - <<'PY' || { echo "BUILD REQUIREMENTS MISSING: install scikit-build-core>=0.11 and pybind11>=3 into $py (e.g. pip install 'scikit-build-core>=0.11' 'pybind11>=3'), or set PYTHON to a Python that has them"; exit 1; }
+import importlib, sys
+missing = []
+for mod, dist in (("scikit_build_core", "scikit-build-core>=0.11"), ("pybind11", "pybind11>=3")):
+    try:
+        m = importlib.import_module(mod)
+        print(f"{dist.split('>')[0]} {getattr(m, '__version__', '?')}")
+    except ImportError as e:
+        missing.append(f"{dist} ({e})")
+if missing:
+    print("missing: " + ", ".join(missing), file=sys.stderr)
+    sys.exit(1)
+PY
 
 step "build for sm_${CUDAARCHS:-90} (pip --no-build-isolation --no-deps, target /tmp/lamina-site)"
 t0=$(date +%s)

@@ -38,6 +38,7 @@ struct HostExec {
   void reset_bad() { bad = kNoBad; }
   unsigned long long* bad_flag() { return &bad; }
   void zero(void* p, std::size_t nbytes) { std::memset(p, 0, nbytes); }
+  void set_bytes(void* p, int byte, std::size_t nbytes) { std::memset(p, byte, nbytes); }
   void gemm(const GemmArgs& g) {
     if (g.M > 0 && g.N > 0) each("gemm", GemmNaiveBody{g}, g.M * g.N);
   }

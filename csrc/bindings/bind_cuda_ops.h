@@ -126,12 +126,11 @@ void bind_ops(py::module_& m, X& x) {
     e->each("sgd_step", SgdBody{ptr(param), ptr(grad), opt(vel), ptr(param_out), opt(vel_out), lr, momentum,
                                 weight_decay, nesterov}, n);
   });
-  m.def("adam_step", [e](P param, P grad, P mm, P vv, P param_out, P m_out, P v_out, index_t n, float lr_t,
-                         float sqrt_bc2, float beta1, float beta2, float eps, float weight_decay, float decay,
+  m.def("adam_step", [e](P param, P grad, P mm, P vv, P param_out, P m_out, P v_out, index_t n, double lr,
+                         std::int64_t step, double beta1, double beta2, double eps, double weight_decay,
                          bool decoupled) {
     e->each("adam_step", AdamBody{ptr(param), ptr(grad), ptr(mm), ptr(vv), ptr(param_out), ptr(m_out), ptr(v_out),
-                                  lr_t, sqrt_bc2, beta1, 1.0f - beta1, beta2, 1.0f - beta2, eps, weight_decay, decay,
-                                  decoupled}, n);
+                                  adam_coef(lr, step, beta1, beta2, eps, weight_decay, decoupled)}, n);
   });
   m.def("fill", [e](P base, const std::vector<index_t>& shape, const std::vector<index_t>& strides, std::uint64_t bits,
                     int itemsize) {

@@ -17,6 +17,7 @@
 #include "lamina/cuda/cublas.h"
 #include "lamina/cuda/device.h"
 #include "lamina/cuda/gemm.h"
+#include "lamina/cuda/launch_plan.h"
 
 namespace py = pybind11;
 using lamina::cuda::index_t;
@@ -24,7 +25,15 @@ using lamina::cuda::index_t;
 namespace lamina::cuda::bind {
 void bind_kernels(py::module_& m);
 void bind_host(py::module_& m);
+#if defined(LAMINA_CUDA_EMU)
+void bind_emu(py::module_& m);  // csrc/cuda/emu/bind_emu.cpp
+#endif
 }  // namespace lamina::cuda::bind
+
+// lamina._cuda, or lamina._cuda_emu: the same bindings over the CUDA emulator (csrc/cuda/emu).
+#ifndef LAMINA_CUDA_MODULE_NAME
+#define LAMINA_CUDA_MODULE_NAME _cuda
+#endif
 
 namespace {
 
@@ -52,13 +61,21 @@ struct DLManagedTensor {
 };
 constexpr int32_t kDLCUDA = 2;
 
+constexpr std::intptr_t kNoStream = -1;
+
 struct DLContext {
   PyObject* owner;  // the lamina Array, kept alive while the consumer holds the tensor
   std::vector<int64_t> shape, strides;
+  std::intptr_t consumer_stream;  // the stream the consumer reads on; kNoStream: no ordering asked
+  bool consumed;  // false while only the capsule holds it
 };
 
-void dl_deleter(DLManagedTensor* t) {
+void release(DLManagedTensor* t) {
   auto* ctx = static_cast<DLContext*>(t->manager_ctx);
+  // The consumer is done with the tensor, but its queued kernels may still read it: lamina's
+  // stream, on which the owner's memory is freed and reused, waits for the consumer's stream.
+  if (ctx->consumed && ctx->consumer_stream != kNoStream)
+    lc::lamina_wait_for_release(reinterpret_cast<void*>(ctx->consumer_stream));
   {
     py::gil_scoped_acquire gil;
     Py_XDECREF(ctx->owner);
@@ -67,23 +84,28 @@ void dl_deleter(DLManagedTensor* t) {
   delete t;
 }
 
+void dl_deleter(DLManagedTensor* t) {
+  static_cast<DLContext*>(t->manager_ctx)->consumed = true;
+  release(t);
+}
+
 void capsule_destructor(PyObject* cap) {
-  // Only a capsule never consumed (still named "dltensor") is ours to free.
+  // Only a capsule never consumed (still named "dltensor") is ours to free: nothing read it.
   if (PyCapsule_IsValid(cap, "dltensor")) {
     auto* t = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, "dltensor"));
-    if (t && t->deleter) t->deleter(t);
+    if (t) release(t);
   } else {
     PyErr_Clear();
   }
 }
 
 py::object to_dlpack(py::object owner, std::uintptr_t ptr, std::vector<int64_t> shape, std::vector<int64_t> strides,
-                     int code, int bits) {
-  auto* ctx = new DLContext{owner.ptr(), std::move(shape), std::move(strides)};
+                     int code, int bits, std::intptr_t stream, int device_id) {
+  auto* ctx = new DLContext{owner.ptr(), std::move(shape), std::move(strides), stream, false};
   Py_INCREF(ctx->owner);
   auto* t = new DLManagedTensor{};
   t->dl_tensor.data = reinterpret_cast<void*>(ptr);
-  t->dl_tensor.device = DLDevice{kDLCUDA, 0};
+  t->dl_tensor.device = DLDevice{kDLCUDA, device_id};
   t->dl_tensor.ndim = static_cast<int32_t>(ctx->shape.size());
   t->dl_tensor.dtype = DLDataType{static_cast<uint8_t>(code), static_cast<uint8_t>(bits), 1};
   t->dl_tensor.shape = ctx->shape.data();
@@ -93,7 +115,7 @@ py::object to_dlpack(py::object owner, std::uintptr_t ptr, std::vector<int64_t> 
   t->deleter = dl_deleter;
   PyObject* cap = PyCapsule_New(t, "dltensor", capsule_destructor);
   if (!cap) {
-    dl_deleter(t);
+    release(t);
     throw py::error_already_set();
   }
   return py::reinterpret_steal<py::object>(cap);
@@ -113,13 +135,48 @@ py::dict status_dict() {
 py::dict device_properties() {
   lc::init();
   cudaDeviceProp p{};
-  lc::check(cudaGetDeviceProperties(&p, 0), "cudaGetDeviceProperties");
+  lc::check(cudaGetDeviceProperties(&p, lc::device_id()), "cudaGetDeviceProperties");
   py::dict d;
   d["name"] = std::string(p.name);
   d["capability"] = py::make_tuple(p.major, p.minor);
   d["multiprocessors"] = p.multiProcessorCount;
   d["memory"] = static_cast<std::size_t>(p.totalGlobalMem);
   return d;
+}
+
+py::dict plan_dict(const lc::LaunchPlan& p) {
+  py::dict d;
+  d["grid"] = py::make_tuple(p.grid[0], p.grid[1], p.grid[2]);
+  d["block"] = py::make_tuple(p.block[0], p.block[1], p.block[2]);
+  return d;
+}
+
+index_t nonnegative(index_t v, const char* name) {
+  if (v < 0) throw py::value_error(std::string(name) + " must be >= 0, got " + std::to_string(v));
+  return v;
+}
+
+void bind_plans(py::module_& m) {
+  m.def("each_plan", [](index_t n) { return plan_dict(lc::each_plan(nonnegative(n, "n"))); }, py::arg("n"),
+        "The launch of an element-wise kernel over n elements: {grid, block} (no device needed).");
+  m.def("reduce_plan", [](index_t n) { return plan_dict(lc::each_plan(nonnegative(n, "n"), lc::kReduceBlocks)); },
+        py::arg("n"), "The first launch of a sum over n elements (the partials' blocks).");
+  m.def("block_per_row_plan", [](index_t rows) { return plan_dict(lc::block_per_row_plan(nonnegative(rows, "rows"))); },
+        py::arg("rows"), "One block per row (conv2d_backward's grad_b).");
+  m.def("warp_per_row_plan", [](index_t rows) { return plan_dict(lc::warp_per_row_plan(nonnegative(rows, "rows"))); },
+        py::arg("rows"), "One warp per row (softmax, softmax cross-entropy, argmax).");
+  m.def("gemm_plan", [](index_t M, index_t N, index_t K, int sms) {
+    if (sms < 1) throw py::value_error("sms must be >= 1, got " + std::to_string(sms));
+    const lc::GemmPlan p = lc::gemm_plan(nonnegative(M, "M"), nonnegative(N, "N"), nonnegative(K, "K"), sms);
+    py::dict d = plan_dict(p.launch);
+    d["tile"] = py::make_tuple(p.bm, p.bn);
+    d["tiles"] = py::make_tuple(p.tiles_m, p.tiles_n);
+    d["splits"] = p.splits;
+    d["k_chunk"] = p.k_chunk;
+    return d;
+  }, py::arg("M"), py::arg("N"), py::arg("K"), py::arg("sms") = 132,
+  "The tiled SGEMM's launch for C (M, N) = A (M, K) B (K, N) on a device of `sms` multiprocessors: {grid, "
+  "block, tile: (rows, cols), tiles: (along M, along N), splits, k_chunk} (no device needed).");
 }
 
 template <class T>
@@ -130,7 +187,7 @@ T* host_ptr(py::buffer& b, bool writeable) {
 
 }  // namespace
 
-PYBIND11_MODULE(_cuda, m) {
+PYBIND11_MODULE(LAMINA_CUDA_MODULE_NAME, m) {
   m.doc() = "lamina's CUDA backend (kernels in csrc/cuda, bound here); use it through lamina.cuda";
   static py::exception<lc::Error> cuda_error(m, "CudaError", PyExc_RuntimeError);
   py::register_exception_translator([](std::exception_ptr p) {
@@ -147,7 +204,11 @@ PYBIND11_MODULE(_cuda, m) {
   m.attr("toolkit_library_dir") = LAMINA_CUDA_LIBRARY_DIR;
 
   m.def("status", &status_dict, "{count, error, reason, runtime_version, driver_version}: never raises");
-  m.def("init", &lc::init, "Make device 0 current, create lamina's stream, configure the pool.");
+  m.def("init", &lc::init, "Create lamina's stream and memory pool on lamina's device (the caller's current "
+        "device is left as it is).");
+  m.def("device_id", &lc::device_id, "lamina's device");
+  m.def("current_device", &lc::current_device, "The calling thread's current device (cudaGetDevice).");
+  m.def("sync_mode", &lc::sync_mode, "Whether LAMINA_CUDA_SYNC=1 was set at init: every launch synchronised.");
   m.def("properties", &device_properties);
   m.def("stream", []() { return reinterpret_cast<std::uintptr_t>(lc::stream()); }, "lamina's cudaStream_t as an int");
   m.def("synchronize", &lc::synchronize);
@@ -157,6 +218,22 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("stream"), "Makes lamina's stream wait for the work queued on stream `stream`.");
   m.def("pool_reserved", &lc::pool_reserved);
   m.def("pool_used", &lc::pool_used);
+  m.def("pool_info", []() {
+    const lc::PoolInfo i = lc::pool_info();
+    py::dict d;
+    d["pool_reserved"] = i.reserved;
+    d["pool_used"] = i.used;
+    d["pool_reserved_peak"] = i.reserved_high;
+    d["pool_used_peak"] = i.used_high;
+    return d;
+  }, "lamina's memory pool, in bytes: reserved from the device and in use, now and at their peaks.");
+  m.def("empty_cache", []() {
+    py::gil_scoped_release nogil;
+    return lc::empty_cache();
+  }, "Waits for lamina's stream, then gives the pool's unused memory back to the device; returns the bytes "
+     "released.");
+  m.def("default_pool_release_threshold", &lc::default_pool_release_threshold,
+        "The release threshold of the device's default memory pool (lamina never changes it).");
 
   py::class_<Buffer>(m, "Buffer")
       .def(py::init<std::size_t>(), py::arg("nbytes"))
@@ -176,16 +253,24 @@ PYBIND11_MODULE(_cuda, m) {
     lc::memcpy_d2d(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), n);
   });
   m.def("to_dlpack", &to_dlpack, py::arg("owner"), py::arg("ptr"), py::arg("shape"), py::arg("strides"),
-        py::arg("code"), py::arg("bits"));
+        py::arg("code"), py::arg("bits"), py::arg("stream") = kNoStream, py::arg("device_id") = 0,
+        "A DLPack capsule over [ptr, ...), keeping `owner` alive until the consumer releases it; the release "
+        "then makes lamina's stream wait for `stream` (the consumer's; -1: none).");
 
   m.def("cublas_load", &lc::cublas::load, py::arg("path") = "");
   m.def("cublas_loaded", &lc::cublas::loaded);
   m.def("cublas_path", &lc::cublas::loaded_path);
+  m.def("cublas_status", &lc::cublas::status, "\"\" while cuBLAS is usable (or untried), else why lamina's own SGEMM "
+        "serves instead (cublasCreate failed, ...).");
   m.def("set_gemm_path", [](int p) { lc::gemm_path() = p; }, "0 auto, 1 ours, 2 cuBLAS");
   m.def("get_gemm_path", []() { return lc::gemm_path(); });
   m.def("set_allow_tf32", [](bool v) { lc::allow_tf32() = v; });
 
+  bind_plans(m);
   lamina::cuda::bind::bind_kernels(m);
   py::module_ host = m.def_submodule("host", "The kernels' bodies compiled for the host, over NumPy arrays (tests)");
   lamina::cuda::bind::bind_host(host);
+#if defined(LAMINA_CUDA_EMU)
+  lamina::cuda::bind::bind_emu(m);
+#endif
 }

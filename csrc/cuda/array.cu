@@ -1,10 +1,13 @@
-// array.cu: fill and copy over any strides, gather_rows, argmax, all_finite, dot.
+// array.cu: fill and copy over any strides, gather_rows (a check pass, then the copy), argmax,
+// all_finite, dot.
 #include "launch.cuh"
 #include "lamina/cuda/array.h"
 
 namespace lamina::cuda {
 LAMINA_CUDA_EACH(FillBody)
 LAMINA_CUDA_EACH(CopyBody)
+LAMINA_CUDA_EACH(IndexCheckBody<std::int64_t>)
+LAMINA_CUDA_EACH(IndexCheckBody<std::int32_t>)
 LAMINA_CUDA_EACH(GatherRowsBody<std::int64_t>)
 LAMINA_CUDA_EACH(GatherRowsBody<std::int32_t>)
 LAMINA_CUDA_EACH(ArgmaxBody)

@@ -3,9 +3,12 @@
 // A block computes a BM x BN tile of C, stepping over K in BK slices staged in shared memory;
 // each of its 256 threads accumulates a TM x TN sub-tile in registers. Three shapes: 64x64
 // (general), 16x128 (few rows: the conv GEMMs, M = output channels) and 128x16 (few columns).
-// When the tiles cannot fill the device and K is long (conv2d_backward's grad_w: M = O,
-// N = C*kH*kW, K = N*OH*OW), the K range is split over gridDim.z; each split writes its
-// partial tile, and GemmFinishBody sums them and applies the epilogue.
+// The tiles are numbered along gridDim.x (row-major over the tiles of C; a block loops over
+// tiles when there are more than the grid holds), so no grid dimension bounds M or N. When the
+// tiles cannot fill the device and K is long (conv2d_backward's grad_w: M = O, N = C*kH*kW,
+// K = N*OH*OW), the K range is split over gridDim.z; each split writes its partial tile, and
+// GemmFinishBody sums them and applies the epilogue. gemm_plan (lamina/cuda/launch_plan.h)
+// chooses all of it.
 // cuBLAS (run-time loaded) takes large products in the "auto" path, then the epilogue runs
 // as its own pass (GemmFinishBody with one partial).
 #include <algorithm>
@@ -13,6 +16,7 @@
 #include "launch.cuh"
 #include "lamina/cuda/cublas.h"
 #include "lamina/cuda/gemm.h"
+#include "lamina/cuda/launch_plan.h"
 
 namespace lamina::cuda {
 
@@ -27,62 +31,66 @@ bool& allow_tf32() {
 
 namespace {
 
-constexpr int BK = 16;
+constexpr int BK = kGemmBK;
 
 template <int BM, int BN, int TM, int TN>
-__global__ void __launch_bounds__(256) sgemm_tiled(GemmArgs g, float* part, index_t k_chunk) {
+__global__ void __launch_bounds__(256) sgemm_tiled(GemmArgs g, float* part, index_t k_chunk, index_t tiles_n,
+                                                   index_t tiles) {
   static_assert((BM / TM) * (BN / TN) == 256, "256 threads");
   __shared__ float As[BK][BM + 1];
   __shared__ float Bs[BK][BN + 1];
   const int tid = threadIdx.x;
   const int tx = tid % (BN / TN), ty = tid / (BN / TN);
-  const index_t m0 = static_cast<index_t>(blockIdx.y) * BM, n0 = static_cast<index_t>(blockIdx.x) * BN;
   const index_t k_begin = static_cast<index_t>(blockIdx.z) * k_chunk;
   const index_t k_end = g.K < k_begin + k_chunk ? g.K : k_begin + k_chunk;
-  float acc[TM][TN];
+  // Every thread of the block walks the same tiles, so the barriers below stay uniform.
+  for (index_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const index_t m0 = (tile / tiles_n) * BM, n0 = (tile % tiles_n) * BN;
+    float acc[TM][TN];
 #pragma unroll
-  for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < TM; ++i)
 #pragma unroll
-    for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+      for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
 
-  for (index_t k0 = k_begin; k0 < k_end; k0 += BK) {
-    // Stage A (BM x BK) and B (BK x BN); the index order follows the memory order of each
-    // operand so that neighbouring threads read neighbouring addresses.
-    for (int e = tid; e < BM * BK; e += 256) {
-      const int kk = g.ta ? e / BM : e % BK, mm = g.ta ? e % BM : e / BK;
-      const index_t m = m0 + mm, k = k0 + kk;
-      As[kk][mm] = (m < g.M && k < k_end) ? g.a(m, k) : 0.0f;
+    for (index_t k0 = k_begin; k0 < k_end; k0 += BK) {
+      // Stage A (BM x BK) and B (BK x BN); the index order follows the memory order of each
+      // operand so that neighbouring threads read neighbouring addresses.
+      for (int e = tid; e < BM * BK; e += 256) {
+        const int kk = g.ta ? e / BM : e % BK, mm = g.ta ? e % BM : e / BK;
+        const index_t m = m0 + mm, k = k0 + kk;
+        As[kk][mm] = (m < g.M && k < k_end) ? g.a(m, k) : 0.0f;
+      }
+      for (int e = tid; e < BK * BN; e += 256) {
+        const int kk = g.tb ? e % BK : e / BN, nn = g.tb ? e / BK : e % BN;
+        const index_t n = n0 + nn, k = k0 + kk;
+        Bs[kk][nn] = (n < g.N && k < k_end) ? g.b(k, n) : 0.0f;
+      }
+      __syncthreads();
+#pragma unroll
+      for (int kk = 0; kk < BK; ++kk) {
+        float a[TM], b[TN];
+#pragma unroll
+        for (int i = 0; i < TM; ++i) a[i] = As[kk][ty * TM + i];
+#pragma unroll
+        for (int j = 0; j < TN; ++j) b[j] = Bs[kk][tx + j * (BN / TN)];
+#pragma unroll
+        for (int i = 0; i < TM; ++i)
+#pragma unroll
+          for (int j = 0; j < TN; ++j) acc[i][j] += a[i] * b[j];
+      }
+      __syncthreads();
     }
-    for (int e = tid; e < BK * BN; e += 256) {
-      const int kk = g.tb ? e % BK : e / BN, nn = g.tb ? e / BK : e % BN;
-      const index_t n = n0 + nn, k = k0 + kk;
-      Bs[kk][nn] = (n < g.N && k < k_end) ? g.b(k, n) : 0.0f;
-    }
-    __syncthreads();
 #pragma unroll
-    for (int kk = 0; kk < BK; ++kk) {
-      float a[TM], b[TN];
+    for (int i = 0; i < TM; ++i) {
+      const index_t m = m0 + ty * TM + i;
+      if (m >= g.M) continue;
 #pragma unroll
-      for (int i = 0; i < TM; ++i) a[i] = As[kk][ty * TM + i];
-#pragma unroll
-      for (int j = 0; j < TN; ++j) b[j] = Bs[kk][tx + j * (BN / TN)];
-#pragma unroll
-      for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < TN; ++j) acc[i][j] += a[i] * b[j];
-    }
-    __syncthreads();
-  }
-#pragma unroll
-  for (int i = 0; i < TM; ++i) {
-    const index_t m = m0 + ty * TM + i;
-    if (m >= g.M) continue;
-#pragma unroll
-    for (int j = 0; j < TN; ++j) {
-      const index_t n = n0 + tx + j * (BN / TN);  // columns strided by the thread count: coalesced stores
-      if (n >= g.N) continue;
-      if (part) part[static_cast<index_t>(blockIdx.z) * g.M * g.N + m * g.N + n] = acc[i][j];
-      else g.C[g.c_index(m, n)] = g.epilogue(m, n, acc[i][j]);
+      for (int j = 0; j < TN; ++j) {
+        const index_t n = n0 + tx + j * (BN / TN);  // columns strided by the thread count: coalesced stores
+        if (n >= g.N) continue;
+        if (part) part[static_cast<index_t>(blockIdx.z) * g.M * g.N + m * g.N + n] = acc[i][j];
+        else g.C[g.c_index(m, n)] = g.epilogue(m, n, acc[i][j]);
+      }
     }
   }
 }
@@ -90,32 +98,31 @@ __global__ void __launch_bounds__(256) sgemm_tiled(GemmArgs g, float* part, inde
 int device_sms() {
   static int sms = [] {
     int v = 0;
-    if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, 0) != cudaSuccess) v = 80;
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device_id()) != cudaSuccess) {
+      cudaGetLastError();
+      v = 80;
+    }
     return v;
   }();
   return sms;
 }
 
 template <int BM, int BN, int TM, int TN>
-void run_tiled(const GemmArgs& g) {
-  const index_t tiles_m = (g.M + BM - 1) / BM, tiles_n = (g.N + BN - 1) / BN;
-  const index_t tiles = tiles_m * tiles_n;
-  const index_t want = 2 * static_cast<index_t>(device_sms());
-  index_t splits = 1;
-  if (tiles < want && g.K >= 512) splits = std::min<index_t>({(want + tiles - 1) / tiles, g.K / 256, 64});
-  const index_t k_chunk = ((g.K + splits - 1) / splits + BK - 1) / BK * BK;
-  splits = (g.K + k_chunk - 1) / k_chunk;
+void run_tiled(const GemmArgs& g, const GemmPlan& p) {
   auto st = static_cast<cudaStream_t>(stream());
-  dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(splits));
-  if (splits == 1) {
-    LAMINA_LAUNCH("gemm (sgemm_tiled)", grid, 256, 0, st, sgemm_tiled<BM, BN, TM, TN>)(g, nullptr, k_chunk);
+  const dim3 grid(p.launch.grid[0], p.launch.grid[1], p.launch.grid[2]);
+  const index_t tiles = p.tiles_m * p.tiles_n;
+  if (p.splits == 1) {
+    LAMINA_LAUNCH("gemm (sgemm_tiled)", grid, 256, 0, st, sgemm_tiled<BM, BN, TM, TN>)(g, nullptr, p.k_chunk,
+                                                                                       p.tiles_n, tiles);
     check_launch("gemm (sgemm_tiled)");
     return;
   }
-  TempBuffer part(sizeof(float) * splits * g.M * g.N);
-  LAMINA_LAUNCH("gemm (sgemm_tiled, split K)", grid, 256, 0, st, sgemm_tiled<BM, BN, TM, TN>)(g, part.f(), k_chunk);
+  TempBuffer part(sizeof(float) * p.splits * g.M * g.N);
+  LAMINA_LAUNCH("gemm (sgemm_tiled, split K)", grid, 256, 0, st, sgemm_tiled<BM, BN, TM, TN>)(g, part.f(), p.k_chunk,
+                                                                                              p.tiles_n, tiles);
   check_launch("gemm (sgemm_tiled, split K)");
-  launch_each("gemm (split-K sum + epilogue)", GemmFinishBody{g, part.f(), splits}, g.M * g.N);
+  launch_each("gemm (split-K sum + epilogue)", GemmFinishBody{g, part.f(), p.splits}, g.M * g.N);
 }
 
 }  // namespace
@@ -133,6 +140,7 @@ void gemm(const GemmArgs& g) {
   bool use_cublas = cublas::loaded() &&
                     (gemm_path() == 2 || (gemm_path() == 0 && work >= double(1 << 22) && std::min(g.M, g.N) >= 64));
   if (use_cublas && std::max({g.M, g.N, g.K, g.lda, g.ldb, g.ldc}) >= (index_t(1) << 31)) use_cublas = false;
+  if (use_cublas) use_cublas = cublas::usable();  // creates the handle; false (and why) if that fails
   if (use_cublas) {
     const bool plain = g.bias_mode == kNoBias && !g.relu && g.nchw_p == 0;
     if (plain) {
@@ -144,9 +152,10 @@ void gemm(const GemmArgs& g) {
     launch_each("gemm (epilogue after cuBLAS)", GemmFinishBody{g, tmp.f(), 1}, g.M * g.N);
     return;
   }
-  if (g.M <= 16) run_tiled<16, 128, 2, 4>(g);
-  else if (g.N <= 16) run_tiled<128, 16, 4, 2>(g);
-  else run_tiled<64, 64, 4, 4>(g);
+  const GemmPlan p = gemm_plan(g.M, g.N, g.K, device_sms());
+  if (p.tile == kTile16x128) run_tiled<16, 128, 2, 4>(g, p);
+  else if (p.tile == kTile128x16) run_tiled<128, 16, 4, 2>(g, p);
+  else run_tiled<64, 64, 4, 4>(g, p);
 }
 
 }  // namespace lamina::cuda

@@ -8,6 +8,7 @@
 
 #include "lamina/cuda/common.h"
 #include "lamina/cuda/device.h"
+#include "lamina/cuda/launch_plan.h"
 
 // Every kernel launch goes through LAMINA_LAUNCH(name, grid, block, shmem, stream, kernel)(args):
 // nvcc sees kernel<<<grid, block, shmem, stream>>>(args); the CPU emulation of the execution
@@ -22,7 +23,7 @@
 
 namespace lamina::cuda {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = kEachThreads;
 
 template <class F>
 __global__ void each_kernel(F f, index_t n) {
@@ -31,9 +32,8 @@ __global__ void each_kernel(F f, index_t n) {
     f(i);
 }
 
-inline unsigned blocks_for(index_t n, index_t cap = 65536) {
-  return static_cast<unsigned>(std::max<index_t>(1, std::min<index_t>((n + kThreads - 1) / kThreads, cap)));
-}
+// The launch geometry is lamina/cuda/launch_plan.h's (checked there against the device's limits).
+inline unsigned blocks_for(index_t n, index_t cap = 65536) { return each_blocks(n, cap); }
 
 template <class F>
 void launch_each(const char* name, const F& f, index_t n) {

@@ -187,21 +187,35 @@ class Array:
         }
 
     def __dlpack_device__(self):
-        return (2, 0) if self._rt.is_device else (1, 0)  # kDLCUDA / kDLCPU
+        return (2, self._rt.module.device_id()) if self._rt.is_device else (1, 0)  # kDLCUDA / kDLCPU
 
     def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
-        """A DLPack capsule viewing this array. The consumer's ``stream`` (an int; None or 1:
-        the legacy default stream, 2: per-thread default) is made to wait for the work queued on
-        lamina's stream, so it reads finished values."""
+        """A DLPack capsule viewing this array. ``stream`` is the consumer's (an int; None or 1:
+        the legacy default stream, 2: per-thread default, -1: no ordering; 0 is disallowed): it
+        is made to wait for the work queued on lamina's stream, so it reads finished values, and
+        when the consumer releases the tensor lamina's stream waits for it before the memory is
+        freed or reused. ``dl_device`` must be this array's device (no copies)."""
         if not self._rt.is_device:
             raise BufferError("a host-emulated lamina.cuda array cannot be exported with DLPack")
         if copy:
             raise BufferError("lamina.cuda arrays export without copies only (copy=True is not supported)")
-        if stream != -1:  # None or 1: cudaStreamLegacy (handle 1), 2: cudaStreamPerThread (handle 2)
-            self._rt.stream_wait(1 if stream is None else int(stream))
+        if dl_device is not None:
+            want = self.__dlpack_device__()
+            if tuple(dl_device) != want:
+                raise BufferError(f"dl_device {tuple(dl_device)} is not this array's device {want}; "
+                                  "lamina.cuda arrays export without copies only")
+        if stream is None:
+            stream = 1  # cudaStreamLegacy
+        elif isinstance(stream, bool) or not isinstance(stream, int):
+            raise TypeError(f"stream must be an int (a cudaStream_t, 1, 2 or -1) or None, got {stream!r}")
+        elif stream == 0:
+            raise ValueError("stream 0 is disallowed by DLPack (ambiguous): pass 1 for the legacy default stream, "
+                             "2 for the per-thread default stream")
+        if stream != -1:
+            self._rt.stream_wait(stream)
         k = self.dtype.kind
         return self._rt.module.to_dlpack(self, self._ptr, list(self.shape), list(self.strides), _DLPACK_CODE[k],
-                                         self.itemsize * 8)
+                                         self.itemsize * 8, stream, self._rt.module.device_id())
 
     # -- what it must not do --------------------------------------------------------------
     def __array__(self, *args, **kwargs):
@@ -236,3 +250,9 @@ def _shape(shape):
 def _device_runtime():
     from . import _runtime
     return _runtime.device()
+
+
+class EmuArray(Array):
+    """An Array of the CUDA emulator's runtime (lamina._cuda_emu): its own type, so that
+    backend_of tells the "cuda_emu" backend's arrays from the "cuda" backend's."""
+    __slots__ = ()

@@ -103,9 +103,13 @@ class CudaBackend:
     def _new(self, shape, dtype=F32):
         return Array.empty(shape, dtype, self.rt)
 
-    def _out(self, out, shape, dtype=F32, inputs=()):
-        """(array to write, finish): ``out`` itself when it is a contiguous array of ``shape``
-        not partly overlapping an input, else a temporary copied into ``out`` by finish()."""
+    def _out(self, out, shape, dtype=F32, inputs=(), elementwise=False):
+        """(array to write, finish): ``out`` itself when it is a contiguous array of ``shape`` that
+        overlaps no input, else a temporary copied into ``out`` by finish(). An element-wise
+        kernel (``elementwise``: element i of the result reads only element i of each input) may
+        also write ``out`` when it is exactly an input (the same elements): the native backend's
+        rule. Any other kernel (a GEMM, a gather, a convolution, a row-wise softmax) reads inputs
+        after writing outputs, so any overlap goes through the temporary."""
         shape = tuple(shape)
         if out is None:
             return self._new(shape, dtype), None
@@ -114,7 +118,8 @@ class CudaBackend:
             raise TypeError(f"out must have dtype {dtype}, got {out.dtype}")
         if out.shape != shape:
             raise ValueError(f"out has shape {out.shape}, expected {shape}")
-        if out.is_contiguous() and not any(_partly_overlap(out, a) for a in inputs):
+        clash = _partly_overlap if elementwise else _overlap
+        if out.is_contiguous() and not any(clash(out, a) for a in inputs):
             return out, None
         return self._new(shape, dtype), out
 
@@ -208,7 +213,7 @@ class CudaBackend:
             b = self._c(b, "b")
             if b.shape != (O,):
                 raise ValueError(f"b must have shape ({O},), got {b.shape}")
-        y, target = self._out(out, (N, O, OH, OW), F32, (x, w))
+        y, target = self._out(out, (N, O, OH, OW), F32, (x, w) + ((b,) if b is not None else ()))
         if y.size:
             self.k.conv2d(g, x._ptr, w._ptr, b._ptr if b is not None else 0, activation == "relu", y._ptr)
         return self._finish(y, target)
@@ -314,7 +319,7 @@ class CudaBackend:
             b = self._c(b, names[1])
             if b.shape != a.shape:
                 raise ValueError(f"{names[1]} has shape {b.shape} but {names[0]} has shape {a.shape}; they must match")
-        y, target = self._out(out, a.shape, F32, (a,) + ((b,) if b is not None else ()))
+        y, target = self._out(out, a.shape, F32, (a,) + ((b,) if b is not None else ()), elementwise=True)
         self.k.activation(_ACT[kind], a._ptr, b._ptr if b is not None else 0, y._ptr, a.size, float(slope))
         return self._finish(y, target)
 
@@ -353,7 +358,8 @@ class CudaBackend:
     def _softmax_any(self, x, axis, out, log):
         x = self._c(x, "x")
         outer, K, inner = self._rows(x, axis)
-        y, target = self._out(out, x.shape, F32, (x,))
+        # a row is read in full before it is written: out may be x itself, as element-wise
+        y, target = self._out(out, x.shape, F32, (x,), elementwise=True)
         if x.size == 0:
             return self._finish(y, target)
         self.k.softmax(x._ptr, y._ptr, outer, K, inner, log)
@@ -370,7 +376,7 @@ class CudaBackend:
         if grad_y.shape != y.shape:
             raise ValueError(f"grad_y has shape {grad_y.shape} but y has shape {y.shape}; they must match")
         outer, K, inner = self._rows(y, axis)
-        gx, target = self._out(out, y.shape, F32, (grad_y, y))
+        gx, target = self._out(out, y.shape, F32, (grad_y, y), elementwise=True)  # row read before written
         if gx.size:
             self.k.softmax_backward(grad_y._ptr, y._ptr, gx._ptr, outer, K, inner)
         return self._finish(gx, target)
@@ -393,6 +399,8 @@ class CudaBackend:
         elif labels.dtype not in (I32, I64):
             raise TypeError(f"labels must be int32 or int64 on the device, got {labels.dtype}")
         labels = labels if labels.is_contiguous() else self._copy(labels)
+        if n and k == 0:  # every label is out of range [0, 0); there is no logit to read
+            raise ValueError(f"labels[0] = {int(labels[0:1].numpy()[0])} is out of range [0, 0)")
         grad = self._new((n, k))
         if n == 0:
             return float("nan"), grad
@@ -459,12 +467,21 @@ class CudaBackend:
             raise ValueError(f"grad has shape {grad.shape} but param has shape {param.shape}")
         _ref_sgd.check_sgd_hyper(lr, momentum, weight_decay, nesterov)
         pout = param if param_out is None else self._state(param_out, "param_out", param)
+        if velocity_out is not None and velocity is None:
+            raise ValueError("velocity_out requires velocity")
         vel = vout = None
         if momentum != 0:
             if velocity is None:
                 raise ValueError("velocity is required when momentum > 0")
             vel = self._state(velocity, "velocity", param)
             vout = vel if velocity_out is None else self._state(velocity_out, "velocity_out", param)
+        elif velocity_out is not None:  # momentum 0 leaves velocity as it is: copied to velocity_out
+            vel = self._state(velocity, "velocity", param)
+            vout = self._state(velocity_out, "velocity_out", param)
+            if vout._ptr == vel._ptr:
+                vel = vout = None
+            elif _overlap(vout, vel):
+                raise ValueError("velocity_out partly overlaps velocity; pass velocity itself or a separate array")
         self.k.sgd_step(param._ptr, grad._ptr, vel._ptr if vel is not None else 0, pout._ptr,
                         vout._ptr if vout is not None else 0, param.size, float(lr), float(momentum),
                         float(weight_decay), bool(nesterov))
@@ -480,11 +497,11 @@ class CudaBackend:
         pout = param if param_out is None else self._state(param_out, "param_out", param)
         mout = m if m_out is None else self._state(m_out, "m_out", param)
         vout = v if v_out is None else self._state(v_out, "v_out", param)
-        bc1, bc2 = 1 - beta1**step, 1 - beta2**step
-        f = np.float32
+        # The constants are formed in double in C++, as the CPU kernel forms them (the same bits);
+        # past 2**63 - 1 steps the bias corrections are 1 whatever the step.
         self.k.adam_step(param._ptr, grad._ptr, m._ptr, v._ptr, pout._ptr, mout._ptr, vout._ptr, param.size,
-                         float(f(lr / bc1)), float(f(np.sqrt(bc2))), float(f(beta1)), float(f(beta2)), float(f(eps)),
-                         float(f(weight_decay)), float(f(1 - lr * weight_decay)), bool(decoupled))
+                         float(lr), min(step, 2**63 - 1), float(beta1), float(beta2), float(eps),
+                         float(weight_decay), bool(decoupled))
 
     # -- the array operations ---------------------------------------------------------------
     def _fill(self, x, value):
@@ -513,13 +530,13 @@ class CudaBackend:
         a, b = self._c(a, "a"), self._c(b, "b")
         if a.shape != b.shape:
             raise ValueError(f"b has shape {b.shape} but a has shape {a.shape}; they must match")
-        y, target = self._out(out, a.shape, F32, (a, b))
+        y, target = self._out(out, a.shape, F32, (a, b), elementwise=True)
         self.k.axpy(a._ptr, b._ptr, y._ptr, a.size, float(alpha))
         return self._finish(y, target)
 
     def _scale(self, x, alpha, out=None):
         x = self._c(x, "x")
-        y, target = self._out(out, x.shape, F32, (x,))
+        y, target = self._out(out, x.shape, F32, (x,), elementwise=True)
         self.k.axpy(x._ptr, 0, y._ptr, x.size, float(alpha))
         return self._finish(y, target)
 
@@ -540,7 +557,7 @@ class CudaBackend:
         indices = indices if indices.is_contiguous() else self._copy(indices)
         M, R = indices.shape[0], x.shape[0]
         shape = (M,) + x.shape[1:]
-        y, target = self._out(out, shape, x.dtype, (x,))
+        y, target = self._out(out, shape, x.dtype, (x, indices))
         row = math.prod(x.shape[1:])
         if M and row:
             bad = self.k.gather_rows(x._ptr, y._ptr, indices._ptr, indices.dtype == I64, R, M, row, x.itemsize)
@@ -618,8 +635,47 @@ def _partly_overlap(out, a):
     return _overlap(out, a) and not (out._ptr == a._ptr and out.shape == a.shape and out.strides == a.strides)
 
 
+_LEGACY_STREAM = 1  # cudaStreamLegacy
+
+
+class _Foreign:
+    """The owner of an Array over another library's memory (``__cuda_array_interface__``): keeps
+    the producer's object alive while lamina arrays view it, and when the last of them goes makes
+    the producer's stream wait for the work queued on lamina's stream so far, which may still
+    read the memory the producer is then free to reuse."""
+    __slots__ = ("obj", "module", "stream")
+
+    def __init__(self, obj, module, stream):
+        self.obj, self.module, self.stream = obj, module, stream
+
+    def __del__(self):
+        if self.module is not None:
+            self.module.stream_wait(self.stream)
+
+
+def _producer_stream(cai):
+    """The stream the producer's work on the data is queued on: the published one (v3), the
+    legacy default stream where none is published (v2, e.g. PyTorch's), None where the producer
+    says no ordering is needed (v3 with ``stream: None``)."""
+    if "stream" not in cai:
+        return _LEGACY_STREAM
+    stream = cai["stream"]
+    if stream is None:
+        return None
+    if isinstance(stream, bool) or not isinstance(stream, int):
+        raise TypeError(f"__cuda_array_interface__['stream'] must be an int or None, got {stream!r}")
+    if stream == 0:
+        raise ValueError("__cuda_array_interface__['stream'] is 0, which the interface disallows (ambiguous): "
+                         "1 is the legacy default stream, 2 the per-thread default stream")
+    return stream
+
+
 def _from_cai(rt, obj):
-    """A zero-copy Array over an object with __cuda_array_interface__ (v2/v3), kept alive."""
+    """A zero-copy Array over an object with __cuda_array_interface__ (v2/v3), kept alive.
+
+    lamina's stream (non-blocking: it does not wait for the legacy default stream by itself)
+    is ordered after the producer's stream before any kernel reads the data, and the producer's
+    stream after lamina's when lamina lets the memory go."""
     cai = obj.__cuda_array_interface__
     dt = check_dtype(np.dtype(cai["typestr"]))
     shape = tuple(cai["shape"])
@@ -631,7 +687,8 @@ def _from_cai(rt, obj):
         if any(s % dt.itemsize for s in strides):
             raise ValueError("strides that are not multiples of the item size are not supported")
         strides = tuple(s // dt.itemsize for s in strides)
-    stream = cai.get("stream")
-    if stream:  # lamina's stream waits for the work queued on theirs (v3)
-        rt.module.lamina_wait(int(stream))
-    return Array(rt, obj, ptr, shape, strides, dt)
+    stream = _producer_stream(cai)
+    if stream is not None:
+        rt.module.lamina_wait(stream)
+    owner = _Foreign(obj, rt.module, stream if stream is not None else _LEGACY_STREAM)
+    return Array(rt, owner, ptr, shape, strides, dt)

@@ -32,23 +32,29 @@ struct CopyBody {
   }
 };
 
-// out (M, row) = x (R, row) [indices]: x and out contiguous; a bad index is recorded in *bad.
+// Each index in [0, R), the first bad position recorded in *bad (gather_rows' check pass).
+template <class I>
+struct IndexCheckBody {
+  const I* indices;
+  unsigned long long* bad;
+  index_t R;
+  LAMINA_HD void operator()(index_t m) const {
+    const I r = indices[m];
+    if (r < 0 || static_cast<index_t>(r) >= R) record_bad(bad, m);
+  }
+};
+
+// out (M, row) = x (R, row) [indices]: x and out contiguous, the indices checked already.
 template <class I>
 struct GatherRowsBody {
   const char* x;
   char* out;
   const I* indices;
-  unsigned long long* bad;
-  index_t R, row;  // row length in elements
+  index_t row;  // row length in elements
   int itemsize;
   LAMINA_HD void operator()(index_t t) const {
     const index_t m = t / row, k = t % row;
-    const I r = indices[m];
-    if (r < 0 || static_cast<index_t>(r) >= R) {
-      if (k == 0) record_bad(bad, m);
-      return;
-    }
-    const char* a = x + (static_cast<index_t>(r) * row + k) * itemsize;
+    const char* a = x + (static_cast<index_t>(indices[m]) * row + k) * itemsize;
     char* b = out + t * itemsize;
     if (itemsize == 8) *reinterpret_cast<std::uint64_t*>(b) = *reinterpret_cast<const std::uint64_t*>(a);
     else *reinterpret_cast<std::uint32_t*>(b) = *reinterpret_cast<const std::uint32_t*>(a);
@@ -98,6 +104,8 @@ struct DotBody {
 // Device launches of the bodies (csrc/cuda/array.cu), one grid-stride loop each.
 void launch(const char* name, const FillBody& body, index_t n);
 void launch(const char* name, const CopyBody& body, index_t n);
+void launch(const char* name, const IndexCheckBody<std::int64_t>& body, index_t n);
+void launch(const char* name, const IndexCheckBody<std::int32_t>& body, index_t n);
 void launch(const char* name, const GatherRowsBody<std::int64_t>& body, index_t n);
 void launch(const char* name, const GatherRowsBody<std::int32_t>& body, index_t n);
 void launch(const char* name, const ArgmaxBody& body, index_t n);

@@ -61,6 +61,22 @@ LAMINA_HD void atomic_add(float* p, float v) {
   *p += v;
 #endif
 }
+// Integer minimum / maximum into *p: atomic on the device (whatever the order, the same result),
+// plain on the host.
+LAMINA_HD void atomic_min_int(int* p, int v) {
+#if defined(__CUDA_ARCH__)
+  atomicMin(p, v);
+#else
+  if (v < *p) *p = v;
+#endif
+}
+LAMINA_HD void atomic_max_int(int* p, int v) {
+#if defined(__CUDA_ARCH__)
+  atomicMax(p, v);
+#else
+  if (v > *p) *p = v;
+#endif
+}
 // Records the smallest flat position i of a bad input (labels, indices) in *flag.
 LAMINA_HD void record_bad(unsigned long long* flag, index_t i) {
 #if defined(__CUDA_ARCH__)

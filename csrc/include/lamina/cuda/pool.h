@@ -2,8 +2,14 @@
 // semantics of lamina.reference.pool: padding -inf (max) or 0 (avg, counted in the divisor);
 // max gives the first maximum in row-major window order among input cells, a window with a
 // NaN gives NaN and the last NaN's index; idx = ih * W + iw within the plane.
-//   max_pool2d_backward scatters grad_y to grad_x[idx] (atomic adds into a zeroed grad_x) and
-//   records the first out-of-range index position in *bad.
+//   max_pool2d_backward gathers, deterministically (no atomic adds), in two passes, since it sees
+//   only grad_y, idx and the shapes, not the windows: MaxPoolRangesBody (one thread per output)
+//   checks each index, recording the first out-of-range position in *bad, and notes for each
+//   input row ih the range of output rows oh whose index lies in row ih (for each input column
+//   the range of output columns), with integer atomic min / max; then MaxPoolBackwardBody (one
+//   thread per input cell) sums grad_y over the outputs of those ranges whose index names the
+//   cell, in increasing output order: the CPU's scatter order, so the same bits. For indices made
+//   by max_pool2d a range spans about kernel / stride outputs.
 //   avg_pool2d_backward gathers (one thread per input cell, the windows that cover it).
 #pragma once
 #include "lamina/cuda/common.h"
@@ -49,19 +55,56 @@ struct MaxPoolBody {
   }
 };
 
-struct MaxPoolBackwardBody {
-  const float* grad_y;
+// Per input row and column, the range [lo, hi] of output rows / columns whose index points there
+// (lo starts at INT_MAX, hi at -1: an empty range). Layout of `ranges`: row_lo (H), col_lo (W),
+// row_hi (H), col_hi (W).
+struct PoolRanges {
+  int* lo;  // H + W
+  int* hi;  // H + W
+  index_t H;
+  LAMINA_HD int* row_lo() const { return lo; }
+  LAMINA_HD int* col_lo() const { return lo + H; }
+  LAMINA_HD int* row_hi() const { return hi; }
+  LAMINA_HD int* col_hi() const { return hi + H; }
+};
+
+struct MaxPoolRangesBody {
   const std::int64_t* idx;
-  float* grad_x;  // zeroed
   unsigned long long* bad;
-  index_t HW, OHW;
+  PoolRanges r;
+  index_t H, W, OH, OW;
   LAMINA_HD void operator()(index_t t) const {
     const std::int64_t k = idx[t];
-    if (k < 0 || k >= HW) {
+    if (k < 0 || k >= H * W) {
       record_bad(bad, t);
       return;
     }
-    atomic_add(grad_x + (t / OHW) * HW + k, grad_y[t]);
+    const int oh = static_cast<int>((t / OW) % OH), ow = static_cast<int>(t % OW);
+    const index_t ih = k / W, iw = k % W;
+    atomic_min_int(r.row_lo() + ih, oh);
+    atomic_max_int(r.row_hi() + ih, oh);
+    atomic_min_int(r.col_lo() + iw, ow);
+    atomic_max_int(r.col_hi() + iw, ow);
+  }
+};
+
+struct MaxPoolBackwardBody {
+  const float* grad_y;
+  const std::int64_t* idx;
+  float* grad_x;
+  PoolRanges r;
+  index_t H, W, OH, OW;
+  LAMINA_HD void operator()(index_t t) const {
+    const index_t w = t % W, h = (t / W) % H, p = t / (W * H);
+    const index_t cell = h * W + w, base = p * OH * OW;
+    const int oh1 = r.row_hi()[h], ow0 = r.col_lo()[w], ow1 = r.col_hi()[w];
+    float acc = 0.0f;
+    for (int oh = r.row_lo()[h]; oh <= oh1; ++oh)
+      for (int ow = ow0; ow <= ow1; ++ow) {
+        const index_t o = base + static_cast<index_t>(oh) * OW + ow;
+        if (idx[o] == cell) acc += grad_y[o];
+      }
+    grad_x[t] = acc;
   }
 };
 
@@ -109,6 +152,7 @@ struct AvgPoolBackwardBody {
 
 // Device launches of the bodies (csrc/cuda/pool.cu), one grid-stride loop each.
 void launch(const char* name, const MaxPoolBody& body, index_t n);
+void launch(const char* name, const MaxPoolRangesBody& body, index_t n);
 void launch(const char* name, const MaxPoolBackwardBody& body, index_t n);
 void launch(const char* name, const AvgPoolBody& body, index_t n);
 void launch(const char* name, const AvgPoolBackwardBody& body, index_t n);
