@@ -5,16 +5,26 @@ test run covers generic, avx2 and avx512; test_isa.py checks the LAMINA_CPU envi
 variable itself in subprocesses.
 
 The wrapped stand-in device backend (wrapped_backend.py) is registered here, before the test
-modules are collected, so that opcheck.targets() runs every kernel check on it as well; any
-backend registered here the same way (a CUDA one) becomes one more target.
+modules are collected, so that opcheck.targets() runs every kernel check on it as well; so is
+the CUDA emulator's backend "cuda_emu" where this install has it (LAMINA_CUDA_EMU=ON builds;
+LAMINA_REQUIRE_CUDA_EMU=1, set by CI, makes its absence a failure): every kernel check then runs
+the CUDA backend's real kernels, launches and GEMM paths too.
 """
+import os
+
 import numpy as np
 import pytest
 
 import lamina
+import lamina.cuda
 import wrapped_backend
 
 wrapped_backend.register()
+if lamina.cuda.emu_built():
+    lamina.get_backend("cuda_emu")
+elif os.environ.get("LAMINA_REQUIRE_CUDA_EMU") == "1":
+    raise RuntimeError("LAMINA_REQUIRE_CUDA_EMU=1 but this install has no CUDA emulator (lamina._cuda_emu): "
+                       "build with LAMINA_CUDA_EMU=ON")
 
 AVAILABLE_ISAS = lamina.backend_info()["isas_available"]
 

@@ -192,14 +192,14 @@ def get_backend(name=None):
         check_backend(name)
         return name
     be = _registry.get(name)
-    if be is None and name == "cuda":  # built and registered on first use; RuntimeError saying why not
+    if be is None and name in ("cuda", "cuda_emu"):  # built and registered on first use; RuntimeError saying why not
         from . import cuda
-        be = cuda.backend()
+        be = cuda.backend() if name == "cuda" else cuda.emu_backend()
         with _lock:
-            if _registry.get("cuda") is None:
-                _registry["cuda"] = be
+            if _registry.get(name) is None:
+                _registry[name] = be
                 _array_types.setdefault(_array_type(be), be)
-        return _registry["cuda"]
+        return _registry[name]
     if be is None:
         if name not in _BUILTIN:
             raise ValueError(f"unknown backend {name!r}; available: {', '.join(repr(n) for n in available())}")

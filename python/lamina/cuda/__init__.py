@@ -87,6 +87,22 @@ def host_backend():
     return be
 
 
+def emu_built() -> bool:
+    """Whether this install has the CUDA emulator (lamina._cuda_emu, built with LAMINA_CUDA_EMU=ON)."""
+    import importlib.util
+    return importlib.util.find_spec("lamina._cuda_emu") is not None
+
+
+def emu_backend():
+    """The "cuda_emu" backend: the CUDA backend's kernels, launches, GEMM paths, streams and
+    pool, compiled for the CPU against lamina's emulation of the CUDA execution model, which
+    checks launch limits, barriers, warp operations and stream ordering as it runs them. The
+    same object as ``lamina.get_backend("cuda_emu")``, which registers it on first use;
+    RuntimeError where this install has no emulator (build with LAMINA_CUDA_EMU=ON)."""
+    from . import _runtime
+    return _runtime.emu().backend()
+
+
 def synchronize():
     """Waits for the work queued on lamina's stream."""
     from . import _runtime

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import importlib
 import os
 import sys
 import threading
@@ -15,6 +16,7 @@ import numpy as np
 _lock = threading.Lock()
 _device = None
 _host = None
+_emu = None
 
 
 class DeviceRuntime:
@@ -53,6 +55,23 @@ class DeviceRuntime:
         if self._backend is None:
             from ._backend import CudaBackend
             self._backend = CudaBackend(self, "cuda")
+        return self._backend
+
+
+class EmuRuntime(DeviceRuntime):
+    """The CUDA emulator (lamina._cuda_emu): the CUDA backend's own sources compiled for the CPU
+    against an emulation of the execution model (csrc/cuda/emu), with a stand-in cuBLAS."""
+    device = "cuda_emu:0"
+
+    @property
+    def array_type(self):
+        from ._array import EmuArray
+        return EmuArray
+
+    def backend(self):
+        if self._backend is None:
+            from ._backend import CudaBackend
+            self._backend = CudaBackend(self, "cuda_emu")
         return self._backend
 
 
@@ -115,6 +134,9 @@ def _cublas_candidates(mod):
     env = os.environ.get("LAMINA_CUBLAS")
     if env:
         yield env
+    if getattr(mod, "emulated", False):  # the emulator's stand-in, installed beside the module
+        yield os.path.join(os.path.dirname(mod.__file__), "liblamina_cublas_emu.so")
+        return
     yield ""  # libcublas.so.13 through the loader's search path
     libdir = getattr(mod, "toolkit_library_dir", "")
     if libdir:
@@ -152,6 +174,21 @@ def device():
                     raise RuntimeError(f"CUDA is not available: {st['reason']}")
                 _device = DeviceRuntime(_require_module())
     return _device
+
+
+def emu():
+    """The CUDA emulator's runtime (RuntimeError when this install has no lamina._cuda_emu)."""
+    global _emu
+    if _emu is None:
+        with _lock:
+            if _emu is None:
+                try:
+                    mod = importlib.import_module("lamina._cuda_emu")
+                except ImportError as e:
+                    raise RuntimeError("the CUDA emulator is not built into this install (lamina._cuda_emu: "
+                                       f"{e}); reinstall with LAMINA_CUDA_EMU=ON pip install .") from None
+                _emu = EmuRuntime(mod)
+    return _emu
 
 
 def host():
