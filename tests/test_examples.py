@@ -1,6 +1,7 @@
 """Every script of examples/ runs to the end in its fast mode (LAMINA_FAST=1), in a fresh
 interpreter and an empty folder, and prints what it promises; the MPI example under
 ``mpiexec -n 2`` where mpi4py is installed."""
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -27,13 +28,6 @@ EXPECTED = {
 }
 
 
-def _have(module):
-    try:
-        __import__(module)
-        return True
-    except ImportError:
-        return False
-
 
 def test_every_example_is_tested():
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
@@ -49,7 +43,7 @@ def test_example_runs(script, tmp_path):
     p = _run([sys.executable, str(EXAMPLES / script)], tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     assert EXPECTED[script] in p.stdout, p.stdout
-    if script in ("lenet5_mnist.py", "vanishing_gradients.py") and _have("matplotlib"):
+    if script in ("lenet5_mnist.py", "vanishing_gradients.py") and importlib.util.find_spec("matplotlib"):
         assert list(tmp_path.glob("*.png")), "the plot was not written"
 
 
@@ -62,7 +56,7 @@ def test_lenet5_example_learns(tmp_path):
 
 
 def test_distributed_example_under_mpiexec(tmp_path):
-    if not _have("mpi4py"):
+    if not importlib.util.find_spec("mpi4py"):
         if os.environ.get("LAMINA_REQUIRE_MPI") == "1":
             pytest.fail('LAMINA_REQUIRE_MPI=1 but mpi4py is not installed: pip install ".[mpi]"')
         pytest.skip('mpi4py is not installed (pip install "lamina[mpi]")')

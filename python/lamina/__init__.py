@@ -34,7 +34,7 @@ def backend_info() -> dict:
 
 from . import ops, reference  # noqa: E402  (after the native module is loaded)
 
-# The model layer (issue 4). Submodules load on first use so `import lamina` stays light.
+# The model layer. Submodules load on first use so `import lamina` stays light.
 _LAZY_SUBMODULES = ("backend", "cuda", "nn", "losses", "init", "optim", "io", "datasets", "models", "cli", "bench",
                     "pretrain", "transfer", "distill", "diagnostics", "plot", "experiments")
 

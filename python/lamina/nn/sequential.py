@@ -413,8 +413,8 @@ class Sequential(Layer):
             model's backend once) or arrays already on the model's backend. X is converted to
             the model's dtype (float32 unless ``astype``); images are NCHW (N, C, H, W); for
             cross-entropy y holds integer class labels (N,), not one-hot rows.
-        Every argument after ``y`` is keyword-only (Keras's positional order is
-        ``batch_size, epochs``, lamina's was ``epochs, batch_size``: a name avoids the mix-up).
+        Every argument after ``y`` is keyword-only (Keras's third positional argument is
+        ``batch_size``: naming them leaves nothing to guess).
         optimizer, loss: as in ``compile``. Given, they replace the compiled ones (and are the
             compiled ones afterwards); not given, the compiled ones are used; with none compiled,
             the defaults (SGD(lr=0.01), cross-entropy) are compiled by the first call. A second
