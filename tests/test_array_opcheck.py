@@ -1,4 +1,4 @@
-"""The kernels the backend contract added (issue 8), as tables over tests/opcheck.py: every
+"""The array kernels of the backend contract, as tables over tests/opcheck.py: every
 native path and thread count, every registered backend (the wrapped stand-in device backend),
 finite differences for the backward kernels and PyTorch where it has a twin. The special cases
 (strided and overlapping outputs, int dtypes, bad input) are in test_array_ops.py,

@@ -1,4 +1,4 @@
-"""Training faults (issue 9, item 5): after a non-finite loss, fit restores the weights and the
+"""Training faults: after a non-finite loss, fit restores the weights and the
 optimiser's whole state (velocities, Adam moments, step counts) from before the update that led
 to it, without copying the parameters on every step."""
 import numpy as np

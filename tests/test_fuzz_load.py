@@ -1,4 +1,4 @@
-"""A fuzzer for the loader (issue 9): valid files, mutated (bit flips, truncation, header and
+"""A fuzzer for the loader: valid files, mutated (bit flips, truncation, header and
 metadata edits, offsets past the end), must all be rejected with a ValueError or load to a model
 that predicts exactly what the original predicts. Anything else (another exception type, a
 crash, a hang) is a bug. Bounded, derandomized example counts keep CI's time fixed."""

@@ -1,4 +1,4 @@
-"""Files that lie, saves that race, loads in other threads (issue 9, items 3, 4 and 6)."""
+"""Files that lie, saves that race, loads in other threads."""
 import json
 import os
 import stat

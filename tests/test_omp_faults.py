@@ -1,4 +1,4 @@
-"""Out of memory inside a parallel region (issue 9, item 2): std::bad_alloc thrown on an
+"""Out of memory inside a parallel region: std::bad_alloc thrown on an
 OpenMP worker used to call std::terminate and abort the process; now every region catches on
 each thread and rethrows on the caller after it (lamina/parallel.h), so it is a MemoryError
 at any thread count, and the next call works. Failures are injected with the testing aid

@@ -1,4 +1,4 @@
-"""Out-of-place optimiser steps (issue 9, item 3): sgd_step(..., param_out, velocity_out) and
+"""Out-of-place optimiser steps: sgd_step(..., param_out, velocity_out) and
 adam_step(..., param_out, m_out, v_out) write the new state into the outputs and leave the
 inputs as they were; the bits equal an in-place step's, on every CPU path at 1 and 2 threads,
 natively and in the reference."""

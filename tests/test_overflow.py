@@ -1,4 +1,4 @@
-"""Size arithmetic that overflows (issue 9, item 1): an impossible geometry is a ValueError
+"""Size arithmetic that overflows: an impossible geometry is a ValueError
 naming the argument, before anything is allocated; an absurd but possible one gives the right
 answer; nothing crashes. Every case runs in a child process (crashguard.py): the first one
 used to kill the interpreter with a segmentation fault (the scratch size 4*8*(W + 2*pw) of

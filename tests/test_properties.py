@@ -1,4 +1,4 @@
-"""Property-based tests of every kernel of lamina.backend.KERNELS (issue 9, item 4): generated
+"""Property-based tests of every kernel of lamina.backend.KERNELS: generated
 shapes, layouts (steps, negative steps, transposes, read-only), dtypes (float32, float64,
 int32, int64, bool, and non-arrays) and arguments (kernel_size, stride, padding, dilation,
 axis, scale, indices, ...), zero, negative and huge values (2**31, 2**62) included.
@@ -491,7 +491,7 @@ def test_kernel_matches_the_reference_or_rejects(child, name):
         f"{name}: {compared} of {len(OUTCOMES)} cases compared: {sorted(set(OUTCOMES))}"
 
 
-# The reproducer of issue 9, item 1 (a segmentation fault), and its relatives, explicitly.
+# The reproducer of an overflow that once crashed the process (a segmentation fault), and its relatives, explicitly.
 @pytest.mark.parametrize("kwargs", [
     dict(x=np.zeros((1, 1, 1, 1), np.float32), kernel_size=(1, 2**62), padding=(0, 2**61)),
     dict(x=np.zeros((1, 1, 1, 1), np.float32), kernel_size=(2**62, 2**62), padding=(2**61, 2**61)),
