@@ -51,6 +51,8 @@ def make_optimizer(name, model):
         return optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     if name == "adam":
         return optim.Adam(model.parameters(), lr=0.01)
+    if name == "sfn":  # a closure optimiser: step(closure) evaluates the loss and gradients again
+        return optim.SaddleFreeNewton(model.parameters(), lr=0.5, krylov_dim=4)
     raise ValueError(name)
 
 

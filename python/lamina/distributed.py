@@ -29,6 +29,7 @@ leaving the other ranks waiting in a collective forever.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import inspect
 import math
 import os
@@ -47,6 +48,9 @@ class MPIUnavailableError(ImportError):
 
 _comm = None
 _hook_installed = False
+# this rank's number of samples in the minibatch fit is stepping (set by Shard.batches): the
+# weight of its loss and gradients when a closure optimiser evaluates them
+_batch_samples: contextvars.ContextVar = contextvars.ContextVar("lamina_batch_samples", default=None)
 
 
 def _mpi():
@@ -311,7 +315,10 @@ class DistributedOptimizer:
                     be.scale(p.grad, w, out=view)
         last = buckets[-1]
         dtype = last.array.dtype
-        be.copy(be.asarray(np.array([loss * w if w else 0.0, w], dtype=dtype)), out=last.extra)
+        # (a rank without samples adds 0 to the loss, unless its loss is not finite: then every
+        # rank's mean is NaN and they all stop together)
+        lsum = loss * w if w else (0.0 if math.isfinite(loss) else float("nan"))
+        be.copy(be.asarray(np.array([lsum, w], dtype=dtype)), out=last.extra)
         mpi_s = 0.0
         results = []
         for flat in buckets:
@@ -337,16 +344,76 @@ class DistributedOptimizer:
         self.stats["mpi_s"] += mpi_s
         return self.last_loss
 
-    def step(self, keep_previous=False):
+    def step(self, closure=None, keep_previous=False, count=None):
         """Averages the gradients (unless ``synchronize`` did since the last step), then steps
-        the inner optimiser (with ``keep_previous`` when it is asked for)."""
+        the inner optimiser (with ``keep_previous`` when it is asked for).
+
+        An optimiser that takes a closure (``requires_closure``, e.g. SaddleFreeNewton) gets one
+        that runs ``closure()`` on this rank's samples and then averages its loss and gradients
+        over every rank, weighted by ``count``: each evaluation sees the loss and gradients of
+        the whole global batch, so every rank takes the same step, the one a single process
+        would. ``count`` is this rank's number of samples in the minibatch (default: what
+        ``fit`` is stepping, else 1). Every rank must call ``step`` together; a rank without
+        samples calls it without a closure (after ``synchronize(0.0, 0)``, which stands for the
+        first evaluation) and adds nothing."""
+        inner = self.optimizer
+        if closure is not None or getattr(inner, "requires_closure", False):
+            return self._closure_step(closure, keep_previous, count)
         if not self._synced:
             self.synchronize()
         self._synced = False
         self.stats["steps"] += 1
         if keep_previous:
-            return self.optimizer.step(keep_previous=True)
-        return self.optimizer.step()
+            return inner.step(keep_previous=True)
+        return inner.step()
+
+    def _closure_step(self, closure, keep_previous, count):
+        from .nn.sequential import NonFiniteLossError
+
+        if count is None:
+            count = _batch_samples.get()
+            count = 1 if count is None else count
+        if closure is None:
+            count = 0  # a rank without samples: it adds nothing to any evaluation
+        count = int(count)
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        first = [self._synced]  # a synchronize since the last step is the first evaluation
+
+        def averaged():
+            if first[0]:  # (its result is already in every p.grad)
+                first[0] = False
+                return self.last_loss
+            if count == 0:
+                return self.synchronize(0.0, 0)
+            try:
+                local = float(closure())
+            except NonFiniteLossError:
+                # this rank's loss is not finite at the current weights: every rank must see it
+                self.synchronize(float("nan"), 0)
+                raise
+            if not math.isfinite(local):  # (no gradient was computed: contribute none)
+                return self.synchronize(local, 0)
+            return self.synchronize(local, count)
+
+        calls = [0]
+
+        def evaluation():
+            total = averaged()
+            calls[0] += 1
+            if calls[0] == 1 and not math.isfinite(total):
+                # non-finite on another rank: stop together, before the optimiser changes anything
+                raise NonFiniteLossError(f"non-finite loss ({total})", None, None, total)
+            return total
+
+        self._synced = False
+        self.stats["steps"] += 1
+        try:
+            if keep_previous:
+                return self.optimizer.step(evaluation, keep_previous=True)
+            return self.optimizer.step(evaluation)
+        finally:
+            self._synced = False  # the evaluations' averages are not the next step's
 
 
 # -- what fit needs ------------------------------------------------------------------------------
@@ -382,8 +449,14 @@ class Shard:
         """Exactly ``steps`` items: (xb, yb) of this rank, or (None, None) for a step in which
         this rank has no sample (only the last one, when it holds fewer samples than ranks)."""
         it = data.iterate(self.order(order))
-        for _ in range(self.steps):
-            yield next(it, (None, None))
+        token = _batch_samples.set(None)
+        try:
+            for _ in range(self.steps):
+                xb, yb = next(it, (None, None))
+                _batch_samples.set(0 if xb is None else len(xb))
+                yield xb, yb
+        finally:
+            _batch_samples.reset(token)
 
 
 def step_without_samples(model, keep_previous, before_update):
