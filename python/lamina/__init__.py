@@ -78,6 +78,8 @@ def set_backend(name):
 
 
 def get_backend(name=None):
+    """The backend object named ``name`` (the default backend when None); ValueError, listing
+    the registered names, for an unknown one."""
     from .backend import get_backend as _get
     return _get(name)
 

@@ -60,22 +60,29 @@ def fans(shape):
 
 
 def normal(shape, rng=None, dtype=np.float32, std=1.0, mean=0.0):
+    """N(mean, std^2) values of ``shape``. Example: ``init.normal((10, 784), rng=0)``."""
     return (_gen(rng).standard_normal(shape) * std + mean).astype(dtype)
 
 
 def uniform(shape, rng=None, dtype=np.float32, low=-1.0, high=1.0):
+    """U(low, high) values of ``shape``."""
     return _gen(rng).uniform(low, high, size=shape).astype(dtype)
 
 
 def zeros(shape, rng=None, dtype=np.float32):
+    """Zeros (the default bias initialiser); ``rng`` is ignored."""
     return np.zeros(shape, dtype=dtype)
 
 
 def ones(shape, rng=None, dtype=np.float32):
+    """Ones; ``rng`` is ignored."""
     return np.ones(shape, dtype=dtype)
 
 
 def xavier(shape, rng=None, dtype=np.float32, gain=1.0, distribution="normal"):
+    """Glorot & Bengio: Var = gain^2 * 2 / (fan_in + fan_out), ``distribution`` "normal" or
+    "uniform" (ValueError otherwise). Keeps the variance of linear and tanh layers' signals.
+    Example: ``nn.Dense(784, 100, init="xavier")``."""
     fan_in, fan_out = fans(shape)
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
     if distribution == "uniform":
@@ -87,11 +94,14 @@ def xavier(shape, rng=None, dtype=np.float32, gain=1.0, distribution="normal"):
 
 
 def he(shape, rng=None, dtype=np.float32, gain=math.sqrt(2.0)):
+    """He et al.: N(0, gain^2 / fan_in), gain sqrt(2): unit variance through ReLU layers (the
+    default of Dense and Conv2D)."""
     fan_in, _ = fans(shape)
     return normal(shape, rng, dtype, gain / math.sqrt(fan_in))
 
 
 def lecun(shape, rng=None, dtype=np.float32):
+    """LeCun: N(0, 1 / fan_in)."""
     return he(shape, rng, dtype, gain=1.0)
 
 
@@ -120,6 +130,8 @@ def random_walk_gain(n: int, nonlinearity: str = "relu") -> float:
 
 
 def random_walk(shape, rng=None, dtype=np.float32, nonlinearity="relu"):
+    """Sussillo & Abbott's random-walk initialisation: N(0, omega^2 / fan_in) with
+    ``random_walk_gain(fan_in, nonlinearity)``; ``nonlinearity`` "relu", "tanh" or "linear"."""
     fan_in, _ = fans(shape)
     return normal(shape, rng, dtype, random_walk_gain(fan_in, nonlinearity) / math.sqrt(fan_in))
 

@@ -66,6 +66,13 @@ def _predicted_class(output):
 
 
 class CrossEntropy(Loss):
+    """Softmax + negative log-likelihood on logits (N, K) with integer labels (N,) in [0, K),
+    averaged over the batch; the gradient (softmax - onehot) / N comes from the same kernel.
+    The labels may be whole-number floats; one-hot rows are a ValueError (use ``y.argmax(1)``).
+    Keras's ``sparse_categorical_crossentropy(from_logits=True)``; PyTorch's CrossEntropyLoss.
+
+    Example: ``loss, grad = CrossEntropy()(logits, labels)``."""
+
     kernel = "softmax_cross_entropy"
 
     def prepare_target(self, y, dtype):
@@ -82,6 +89,12 @@ class CrossEntropy(Loss):
 
 
 class MSE(Loss):
+    """The talk's quadratic cost C = 1/(2n) sum_x ||y(x) - a(x)||^2, n = the batch size: summed
+    over the outputs, halved, averaged over the batch (Keras's and PyTorch's mean squared error
+    average over every element and do not halve). Output and target have one shape.
+
+    Example: ``loss, grad = MSE()(output, target)``."""
+
     kernel = "mse"
 
     def count_correct(self, output, target):
@@ -93,6 +106,12 @@ class MSE(Loss):
 
 
 class BinaryCrossEntropy(Loss):
+    """-[t log p + (1 - t) log(1 - p)] on probabilities p (e.g. after a Sigmoid layer), averaged
+    over every element; p is clamped to [1e-7, 1 - 1e-7] so 0 and 1 stay finite. Targets in
+    [0, 1], the output's shape.
+
+    Example: ``loss, grad = BinaryCrossEntropy()(probabilities, targets)``."""
+
     kernel = "binary_cross_entropy"
 
     def count_correct(self, output, target):

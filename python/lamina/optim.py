@@ -35,6 +35,13 @@ def _keyset(keys):
 
 
 class Optimizer:
+    """The base of lamina's optimisers. ``params``: a list of Parameters (``model.parameters()``)
+    or PyTorch-style param groups (dicts with "params" and per-group options); an empty list, a
+    parameter in two groups or an unknown option is a ValueError. ``step()`` updates every
+    trainable parameter from its ``grad``; ``zero_grad()`` clears the gradients; ``lr`` reads
+    or sets every group's rate; ``state_dict()`` / ``load_state_dict()`` carry the state
+    (``lamina.save(model, path, optimizer=opt)`` stores it in a checkpoint)."""
+
     defaults: dict = {}
 
     def __init__(self, params, backend=None, **hyper):
@@ -220,7 +227,10 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """PyTorch's SGD: g = grad + wd*p; v = momentum*v + g; p -= lr*(g + momentum*v if nesterov else v)."""
+    """PyTorch's SGD: g = grad + wd*p; v = momentum*v + g; p -= lr*(g + momentum*v if nesterov else v).
+    ValueError for a negative rate, momentum or weight decay, or nesterov without momentum.
+
+    Example: ``optim.SGD(model.parameters(), lr=0.05, momentum=0.9)``."""
 
     defaults = {"lr": 0.01, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
 
@@ -278,7 +288,9 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with PyTorch's formulas; weight_decay adds wd*p to the gradient (L2).
-    One fused ``adam_step`` kernel per parameter."""
+    One fused ``adam_step`` kernel per parameter. ``lr`` is Keras's ``learning_rate``.
+
+    Example: ``optim.Adam(model.parameters(), lr=1e-3)``."""
 
     defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
     decoupled = False

@@ -74,6 +74,9 @@ class Layer:
 
     # -- the layer contract -----------------------------------------------------------------
     def forward(self, x, training=False):
+        """The layer's output for a batch ``x`` (an array of the layer's backend, or host NumPy
+        on the CPU backends); ``training`` turns on training behaviour (dropout). Keeps what the
+        backward needs; the returned array is valid until the layer's next forward."""
         raise NotImplementedError
 
     def __call__(self, x, training=False):
@@ -205,7 +208,11 @@ class Dense(Layer):
 
     ``init`` / ``bias_init``: an initialiser name of lamina.init or a callable (shape, rng);
     He normal weights and zero biases by default; the talk's "typical" start is
-    ``init="normal", bias_init="normal"`` (every weight and bias N(0, 1))."""
+    ``init="normal", bias_init="normal"`` (every weight and bias N(0, 1)). Both sizes are given
+    (no shape inference); a wrong input width is a ValueError naming both. Activations are
+    layers of their own: a ReLU after a Dense inside a Sequential is fused into its kernel.
+
+    Example: ``nn.Dense(784, 100)`` maps (N, 784) to (N, 100)."""
 
     _param_names = ("weight", "bias")
 
@@ -260,7 +267,11 @@ class Dense(Layer):
 @register_layer
 class Conv2D(Layer):
     """Cross-correlation, NCHW: x (N, C, H, W), weight (O, C, kH, kW), bias (O,); ``init`` and
-    ``bias_init`` as for Dense."""
+    ``bias_init`` as for Dense. ``kernel_size``, ``stride``, ``padding``, ``dilation``: an int or
+    a pair. Output (N, O, OH, OW) with OH = (H + 2 pad - dilation (kH - 1) - 1) // stride + 1.
+    ValueError for sizes < 1 or an input whose channels or size do not fit.
+
+    Example: ``nn.Conv2D(1, 6, 5, padding=2)`` maps (N, 1, 28, 28) to (N, 6, 28, 28)."""
 
     _param_names = ("weight", "bias")
 
@@ -448,6 +459,9 @@ class LeakyReLU(Layer):
 
 @register_layer
 class Sigmoid(Layer):
+    """1 / (1 + exp(-x)), element-wise, any shape; its backward uses the stored output
+    (sigma' = y (1 - y)). ``nn.Sigmoid()``."""
+
     def forward(self, x, training=False):
         be = self._be()
         self._y = be.sigmoid(x, out=self._buffer("y", x.shape, x.dtype, be))
@@ -462,6 +476,9 @@ class Sigmoid(Layer):
 
 @register_layer
 class Tanh(Layer):
+    """tanh(x), element-wise, any shape; its backward uses the stored output (1 - y^2).
+    ``nn.Tanh()``."""
+
     def forward(self, x, training=False):
         be = self._be()
         self._y = be.tanh(x, out=self._buffer("y", x.shape, x.dtype, be))

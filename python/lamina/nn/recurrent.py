@@ -16,6 +16,13 @@ from .parameter import Parameter
 
 @register_layer
 class RNN(Layer):
+    """Elman RNN: x (N, T, input_size) -> the last hidden state (N, hidden_size), or every state
+    (N, T, hidden_size) with ``return_sequences=True``. ``nonlinearity``: "tanh" or "relu"
+    (ValueError otherwise); ``init`` (input weights, Xavier) and ``recurrent_init`` (orthogonal)
+    take initialiser names or callables. Backward is full backpropagation through time.
+
+    Example: ``nn.Sequential(nn.RNN(1, 32), nn.Dense(32, 2))`` classifies sequences (N, T, 1)."""
+
     _param_names = ("weight_ih", "weight_hh", "bias")
 
     def __init__(self, input_size, hidden_size, nonlinearity="tanh", return_sequences=False, bias=True,

@@ -67,6 +67,22 @@ def _isatty(stream):
 
 @register_layer
 class Sequential(Layer):
+    """A stack of layers run in order, with Keras's training API: ``compile``, ``fit``,
+    ``evaluate``, ``predict``, ``summary``, plus ``train_step``, ``forward`` and ``backward``.
+
+    ``Sequential(l1, l2, ...)`` or ``Sequential([l1, l2, ...])``; a non-layer item is a TypeError.
+    It is itself a Layer (it nests), a sequence (``len``, iteration, ``model[i]``; ``model[:k]``
+    is a Sequential sharing the same layer objects) and is saved and loaded by ``lamina.save`` /
+    ``lamina.load``. Inputs are batches: (N, features), images NCHW (N, C, H, W), sequences
+    (N, T, features), in the model's dtype (float32 unless ``astype``).
+
+    Example::
+
+        model = nn.Sequential(nn.Dense(784, 100), nn.ReLU(), nn.Dense(100, 10))
+        model.compile(optimizer="adam", loss="cross_entropy")
+        model.fit(X, y, epochs=5, batch_size=64)
+    """
+
     def __init__(self, *layers):
         super().__init__()
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
@@ -84,6 +100,7 @@ class Sequential(Layer):
 
     # -- container protocol -----------------------------------------------------------------
     def add(self, layer):
+        """Appends a layer (Keras's spelling); returns the model. TypeError for a non-layer."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add: {type(layer).__name__} is not a lamina.nn layer")
         self.layers.append(layer)
@@ -171,12 +188,18 @@ class Sequential(Layer):
                 p.zero_grad()
 
     def to(self, backend):
+        """Moves every layer's parameters onto ``backend`` (a name such as "native", "numpy",
+        "cuda", or a backend object) and pins the model there; returns the model. A compiled
+        optimiser keeps working: it follows its parameters. ValueError for an unknown name (the
+        message lists the registered ones)."""
         super().to(backend)
         for layer in self.layers:
             layer.to(backend)
         return self
 
     def astype(self, dtype):
+        """Converts every parameter to ``dtype`` (float32 or float64; the native backend computes
+        in float32 only, the numpy backend in both); returns the model."""
         for layer in self.layers:
             layer.astype(dtype)
         return self
@@ -666,6 +689,7 @@ class Sequential(Layer):
 
     # -- summary --------------------------------------------------------------------------------
     def output_shape(self, input_shape):
+        """The output shape for one input of ``input_shape`` (without the batch dimension)."""
         shape = tuple(input_shape)
         for layer in self.layers:
             shape = layer.output_shape(shape)
