@@ -146,6 +146,14 @@ def test_validation_split_holds_out_the_last_samples():
         a.fit(X, y, validation_split=0.5, validation_data=(X, y), **FIT)
 
 
+def test_verbose_takes_kerass_auto_and_nothing_else(capsys):
+    X, y = _data()
+    _model().fit(X, y, epochs=2, batch_size=16, verbose="auto")  # stderr is no terminal here: a line per epoch
+    assert capsys.readouterr().out.count("epoch ") == 2
+    with pytest.raises(ValueError, match="verbose"):
+        _model().fit(X, y, verbose="loud")
+
+
 def test_fit_takes_its_options_by_name():
     # Keras's third positional argument is batch_size, lamina's was epochs: neither is guessed.
     X, y = _data()

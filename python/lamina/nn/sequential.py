@@ -451,8 +451,8 @@ class Sequential(Layer):
             on_batch_end(batch, logs), on_epoch_end(epoch, logs), on_train_end(logs) (schedulers
             qualify), or plain callables f(epoch, logs) called after each epoch. Setting
             ``model.stop_training = True`` ends training after the current epoch.
-        verbose: 0 silent; 1 a progress bar (when stderr is a terminal) or one line per epoch;
-            2 one line per epoch.
+        verbose: 0 silent; 1 (or Keras's "auto") a progress bar (when stderr is a terminal) or one
+            line per epoch; 2 one line per epoch.
         initial_epoch: the number of epochs already done (resuming a checkpoint: training runs
             epochs initial_epoch .. epochs - 1).
         distributed: data-parallel over the ranks of ``mpiexec`` (lamina.distributed; needs the
@@ -480,6 +480,10 @@ class Sequential(Layer):
             history = model.fit(X, y, epochs=5, batch_size=64, validation_split=0.2)
             history["val_accuracy"][-1]
         """
+        if verbose == "auto":  # Keras's default
+            verbose = 1
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
         self._ensure_training(optimizer, loss)
         split = float(validation_split)
         if not 0.0 <= split < 1.0:
