@@ -2,6 +2,10 @@
 that resume training exactly."""
 import json
 import os
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -96,6 +100,59 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         lamina.save(make_model(), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def _kill_during_save(path):
+    """Starts a process whose ``lamina.save(path)`` stops inside its write (fsync blocks), waits
+    for its temporary to appear and returns (process, temporary's name)."""
+    code = textwrap.dedent(f"""
+        import os, time, lamina
+        os.fsync = lambda fd: time.sleep(600)   # the save stops with its temporary written
+        model = lamina.nn.Sequential(lamina.nn.Dense(3, 2))
+        lamina.save(model, {str(path)!r})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    folder = path.parent
+    for _ in range(600):
+        temps = [p.name for p in folder.iterdir() if p.name.startswith(f".{path.name}.") and p.name.endswith(".tmp")]
+        if temps:
+            return proc, temps[0]
+        assert proc.poll() is None, "the writer ended before writing its temporary"
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the writer wrote no temporary")
+
+
+@pytest.mark.parametrize("then", ["save", "load", "load_checkpoint", "load_weights"])
+def test_a_killed_save_leaves_a_temporary_that_a_later_save_or_load_removes(tmp_path, then):
+    path = tmp_path / "m.safetensors"
+    model = make_model()
+    lamina.save(model, path, optimizer=optim.SGD(model.parameters(), lr=0.1))
+    proc, temp = _kill_during_save(path)
+    try:
+        assert str(proc.pid) in temp.split(".")  # the temporary names its writer
+        # still being written: a save or load of the same path leaves it alone
+        lamina.load(path)
+        assert (tmp_path / temp).exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    # the writer is gone: its temporary is stale. Others are kept: a live process's (this
+    # one's), another host's, another file's
+    live = f".m.safetensors.{io._host_tag()}.{os.getpid()}.{'0' * 16}.tmp"
+    other_host = f".m.safetensors.not-{io._host_tag()}.{proc.pid}.{'1' * 16}.tmp"
+    other_file = f".n.safetensors.{io._host_tag()}.{proc.pid}.{'2' * 16}.tmp"
+    for name in (live, other_host, other_file):
+        (tmp_path / name).write_bytes(b"partial")
+    if then == "save":
+        lamina.save(make_model(), path)
+    elif then == "load":
+        lamina.load(path)
+    elif then == "load_checkpoint":
+        lamina.load_checkpoint(path)
+    else:
+        io.load_weights(make_model(), path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.safetensors", live, other_host, other_file])
 
 
 # -- bad files ---------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ tensors only, optional) still load.
 Saving writes a temporary file in the target's folder (created with the usual permissions
 under the process's umask, without changing it), fsyncs it, renames it over the target
 (os.replace) and fsyncs the folder, so an interrupted save or a power loss never leaves a broken
-or missing file. Loading validates everything (header, data, checksums, the architecture's
+or missing file; the temporary carries its writer's host and pid, and a later save or load of
+the same path removes those whose writer was killed (never one still being written). Loading validates everything (header, data, checksums, the architecture's
 nesting, every parameter shape it implies against the tensor table, every tensor's presence,
 shape and dtype) before building or changing anything, and reports any problem as a ValueError;
 a hostile file costs milliseconds and about its own size in memory.
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import socket
 import zlib
 from dataclasses import dataclass, field
 
@@ -88,10 +91,58 @@ def _meta_crc(meta):
     return format(zlib.crc32(body.encode("utf-8")), "08x")
 
 
+def _host_tag():
+    """This machine's name as it appears in temporary file names (letters, digits, - and _)."""
+    return re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())[:64] or "host"
+
+
+def _temporary_name(path):
+    """The hidden temporary a save of ``path`` writes first: the writer's host and pid tell a
+    later save or load whether it is still being written (see _remove_stale_temporaries)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.path.join(folder, f".{os.path.basename(path)}.{_host_tag()}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+
+
+def _writer_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process, or no way to tell: alive
+        return True
+    return True
+
+
+def _remove_stale_temporaries(path):
+    """Removes the temporaries of ``path`` left by a save that was killed: those written on this
+    host by a process that no longer exists. A temporary of a live process (a save under way),
+    of another host or of another name is left alone; any error is ignored (a read-only folder)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    pattern = re.compile(r"\." + re.escape(base) + r"\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d+)\.[0-9a-f]{16}\.tmp")
+    host = _host_tag()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m is None or m.group("host") != host:
+            continue
+        pid = int(m.group("pid"))
+        if pid == os.getpid() or _writer_alive(pid):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+
+
 def _atomic_write(path, data: bytes):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
+    _remove_stale_temporaries(path)
+    tmp = _temporary_name(path)
     # O_EXCL: never follows or clobbers an existing file; mode 0o666 goes through the umask as
     # for any new file (no process-wide umask juggling, which races with other threads)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
@@ -253,6 +304,7 @@ def load(path, backend=None):
     default backend). ValueError for a file that is not safetensors, truncated or corrupted, an
     unknown layer type, or a missing, extra or mis-shaped tensor."""
     where = os.fspath(path)
+    _remove_stale_temporaries(where)
     meta, tensors = _read(path)
     model, _ = _build(meta, tensors, where)
     if backend is not None:
@@ -281,6 +333,7 @@ def load_checkpoint(path, backend=None):
     from . import optim as _optim
 
     where = os.fspath(path)
+    _remove_stale_temporaries(where)
     meta, tensors = _read(path)
     model, named = _build(meta, tensors, where)
     if backend is not None:
@@ -334,6 +387,7 @@ def load_weights(model, path, strict=True):
     strict=False, names missing on either side are skipped (shapes must still match).
     Returns the list of names loaded."""
     where = os.fspath(path)
+    _remove_stale_temporaries(where)
     _, tensors = _read(path)
     named = model.named_parameters()
     model_names = {n for n, _ in named}
