@@ -16,7 +16,7 @@ def _store(z, out):
 
 def relu(x, out=None):
     """x (any shape) -> y = max(x, 0), same shape. NaN propagates."""
-    return _store(np.maximum(x, 0), out)
+    return _store(np.maximum(x, x.dtype.type(0)), out)  # (a typed 0: NumPy 1.x would promote a 0-d x)
 
 
 def relu_backward(grad_y, x, out=None):
@@ -33,7 +33,8 @@ def sigmoid(x, out=None):
 
 def sigmoid_backward(grad_y, y, out=None):
     """grad_y, y = sigmoid(x) (same shape) -> grad_x = grad_y * y * (1 - y)."""
-    return _store(grad_y * y * (1 - y), out)
+    one = y.dtype.type(1)  # typed constants keep a 0-d float32 in float32 under NumPy 1.x too
+    return _store(grad_y * y * (one - y), out)
 
 
 def tanh(x, out=None):
@@ -43,7 +44,8 @@ def tanh(x, out=None):
 
 def tanh_backward(grad_y, y, out=None):
     """grad_y, y = tanh(x) (same shape) -> grad_x = grad_y * (1 - y**2)."""
-    return _store(grad_y * (1 - y * y), out)
+    one = y.dtype.type(1)
+    return _store(grad_y * (one - y * y), out)
 
 
 def leaky_relu(x, slope=0.01, out=None):
