@@ -155,6 +155,7 @@ class GradientNormRecorder:
 
     @property
     def epochs(self):
+        """The completed-epoch count of each record (0 = before training)."""
         return [r["epoch"] for r in self.records]
 
     def series(self, key="bias"):

@@ -75,6 +75,7 @@ class Optimizer:
             raise ValueError(f"lr must be >= 0, got {group['lr']}")
 
     def params(self):
+        """Every parameter of every group, in order."""
         return [p for g in self.param_groups for p in g["params"]]
 
     def zero_grad(self):
@@ -359,6 +360,7 @@ class LRScheduler:
         raise NotImplementedError
 
     def step(self):
+        """Advances one epoch and sets every group's rate (``fit`` calls it after each epoch)."""
         self.last_epoch += 1
         for g in self.optimizer.param_groups:
             g["lr"] = self.lr_at(g["initial_lr"], self.last_epoch)
@@ -382,7 +384,9 @@ class LRScheduler:
 
 
 class StepLR(LRScheduler):
-    """lr = initial_lr * gamma ** (epoch // step_size)."""
+    """lr = initial_lr * gamma ** (epoch // step_size); ValueError for step_size < 1.
+
+    Example: ``model.fit(X, y, epochs=10, callbacks=[optim.StepLR(opt, step_size=3, gamma=0.1)])``."""
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         if int(step_size) < 1:
@@ -398,7 +402,10 @@ class StepLR(LRScheduler):
 
 
 class CosineLR(LRScheduler):
-    """lr = eta_min + (initial_lr - eta_min) (1 + cos(pi * min(epoch, T_max) / T_max)) / 2."""
+    """lr = eta_min + (initial_lr - eta_min) (1 + cos(pi * min(epoch, T_max) / T_max)) / 2;
+    ValueError for T_max < 1.
+
+    Example: ``model.fit(X, y, epochs=10, callbacks=[optim.CosineLR(opt, T_max=10)])``."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         if int(T_max) < 1:

@@ -60,17 +60,21 @@ class Parameter:
 
     @property
     def shape(self):
+        """The shape of ``data`` (and of ``grad``)."""
         return self.data.shape
 
     @property
     def dtype(self):
+        """The dtype of ``data``: float32, or float64 after ``astype``."""
         return self.data.dtype
 
     @property
     def size(self) -> int:
+        """The number of values."""
         return self.data.size
 
     def zero_grad(self):
+        """Marks the gradient zero (no memory is written: the next backward overwrites it)."""
         self._zeroed = True
 
     def grad_for_overwrite(self):
