@@ -640,17 +640,23 @@ _LEGACY_STREAM = 1  # cudaStreamLegacy
 
 class _Foreign:
     """The owner of an Array over another library's memory (``__cuda_array_interface__``): keeps
-    the producer's object alive while lamina arrays view it, and when the last of them goes makes
-    the producer's stream wait for the work queued on lamina's stream so far, which may still
-    read the memory the producer is then free to reuse."""
+    the producer's object alive while lamina arrays view it, and when the last of them goes orders
+    the producer's reuse of the memory after the work queued on lamina's stream so far, which may
+    still read it: the producer's stream waits for lamina's where it is a default stream (1:
+    legacy, 2: per-thread, always valid handles); a stream of its own, which may have been
+    destroyed since, is not touched: the host waits for lamina's stream instead."""
     __slots__ = ("obj", "module", "stream")
 
     def __init__(self, obj, module, stream):
         self.obj, self.module, self.stream = obj, module, stream
 
     def __del__(self):
-        if self.module is not None:
+        if self.module is None:
+            return
+        if self.stream in (1, 2):
             self.module.stream_wait(self.stream)
+        else:
+            self.module.synchronize()
 
 
 def _producer_stream(cai):

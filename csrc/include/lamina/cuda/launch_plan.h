@@ -82,7 +82,9 @@ inline GemmPlan gemm_plan(plan_index_t M, plan_index_t N, plan_index_t K, int sm
   else p.tile = kTile64x64, p.bm = 64, p.bn = 64;
   p.tiles_m = std::max<plan_index_t>(1, (M + p.bm - 1) / p.bm);
   p.tiles_n = std::max<plan_index_t>(1, (N + p.bn - 1) / p.bn);
-  const plan_index_t tiles = p.tiles_m * p.tiles_n;
+  // (saturated: past 2^62 tiles C could not be held anyway, and the grid is capped far below)
+  const plan_index_t tiles =
+      p.tiles_m > (plan_index_t(1) << 62) / p.tiles_n ? (plan_index_t(1) << 62) : p.tiles_m * p.tiles_n;
   const plan_index_t want = 2 * static_cast<plan_index_t>(std::max(sms, 1));
   plan_index_t splits = 1;
   if (tiles < want && K >= 512) splits = std::min<plan_index_t>({(want + tiles - 1) / tiles, K / 256, kMaxSplits});
