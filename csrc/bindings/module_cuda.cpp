@@ -190,7 +190,8 @@ T* host_ptr(py::buffer& b, bool writeable) {
 PYBIND11_MODULE(LAMINA_CUDA_MODULE_NAME, m) {
   m.doc() = "lamina's CUDA backend (kernels in csrc/cuda, bound here); use it through lamina.cuda";
   static py::exception<lc::Error> cuda_error(m, "CudaError", PyExc_RuntimeError);
-  py::register_exception_translator([](std::exception_ptr p) {
+  // Module-local: lamina._cuda and lamina._cuda_emu both throw lamina::cuda::Error, a type of one name.
+  py::register_local_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const lc::OutOfMemory& e) {
