@@ -21,7 +21,7 @@ WORKER = r'''
 import json, sys, time
 import numpy as np
 import lamina
-from lamina import models, optim, ops
+from lamina import models, optim, ops, reference as ref
 lamina.set_num_threads(int(sys.argv[1]))
 rng = np.random.default_rng(0)
 X = rng.random((2048, 1, 28, 28), dtype=np.float32)
@@ -48,17 +48,47 @@ big = rng.standard_normal(1 << 20, dtype=np.float32)
 logits = rng.standard_normal((64, 10), dtype=np.float32)
 labels = rng.integers(0, 10, 64)
 p, g, v = (rng.standard_normal(61706, dtype=np.float32) for _ in range(3))
-W = {
-    "lenet5 fit, batch 64, 20 steps": trainer("lenet5", 64),
-    "mlp fit, batch 32, 20 steps": trainer("mlp", 32),
-    "matmul 512x512x512": lambda: ops.matmul(a, a),
-    "conv2d (64,6,14,14)*(16,6,5,5)": lambda: ops.conv2d(cx, cw),
-    "conv2d_backward (64,6,14,14)": lambda: ops.conv2d_backward(cx, cw, cg),
-    "max_pool2d (64,6,28,28) k2": lambda: ops.max_pool2d(px, 2),
-    "relu 1M": lambda: ops.relu(big),
-    "softmax_cross_entropy (64,10)": lambda: ops.softmax_cross_entropy(logits, labels),
-    "sgd_step 61706 momentum": lambda: ops.sgd_step(p, g, 1e-4, v, momentum=0.9),
+# the kernels, each a function of the module that computes it (lamina.ops or lamina.reference)
+K = {
+    "matmul 512x512x512": lambda m: m.matmul(a, a),
+    "conv2d (64,6,14,14)*(16,6,5,5)": lambda m: m.conv2d(cx, cw),
+    "conv2d_backward (64,6,14,14)": lambda m: m.conv2d_backward(cx, cw, cg),
+    "max_pool2d (64,6,28,28) k2": lambda m: m.max_pool2d(px, 2),
+    "relu 1M": lambda m: m.relu(big),
+    "softmax_cross_entropy (64,10)": lambda m: m.softmax_cross_entropy(logits, labels),
+    "sgd_step 61706 momentum": lambda m: m.sgd_step(p, g, 1e-4, v, momentum=0.9),
 }
+IN_PLACE = [p, v]
+
+
+def close(got, want, where):
+    if isinstance(want, (tuple, list)):
+        for i, (u, w) in enumerate(zip(got, want)):
+            close(u, w, f"{where}[{i}]")
+    elif want is None or np.ndim(want) == 0 and not isinstance(want, np.ndarray):
+        assert (got is None) == (want is None) and (want is None or abs(got - want) <= 1e-4 * max(1, abs(want))), \
+            (where, got, want)
+    else:
+        w = np.asarray(want, np.float64)
+        np.testing.assert_allclose(np.asarray(got, np.float64), w, rtol=1e-3,
+                                   atol=1e-4 * max(1.0, float(np.abs(w).max(initial=0))), err_msg=where)
+
+
+def check(name, f):
+    """The kernel's result (and its in-place arrays) once against lamina.reference."""
+    saved = [s.copy() for s in IN_PLACE]
+    outcome = []
+    for m in (ops, ref):
+        outcome.append((f(m), [s.copy() for s in IN_PLACE]))
+        for s, o in zip(IN_PLACE, saved):
+            s[...] = o
+    close(outcome[0], outcome[1], name)
+
+
+W = {"lenet5 fit, batch 64, 20 steps": trainer("lenet5", 64), "mlp fit, batch 32, 20 steps": trainer("mlp", 32)}
+for name, f in K.items():
+    check(name, f)
+    W[name] = (lambda f: lambda: f(ops))(f)
 for f in W.values():
     f()
 print(json.dumps(list(W)), flush=True)
@@ -84,14 +114,24 @@ def start(python, threads):
     env.pop("OPENBLAS_L2_SIZE", None)
     proc = subprocess.Popen([python, "-c", WORKER, str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, env=env, cwd="/")
-    names = json.loads(proc.stdout.readline())
+    names = json.loads(_reply(proc, python))
     return proc, names
+
+
+def _reply(proc, what):
+    """The worker's next line; a worker that died (a wrong result, a crash) ends the comparison
+    with its exit status (its traceback is on stderr)."""
+    line = proc.stdout.readline()
+    if not line:
+        rc = proc.wait()
+        raise SystemExit(f"compare_envs: the worker of {what} ended without answering (exit status {rc})")
+    return line
 
 
 def ask(proc, name, block_s):
     proc.stdin.write(json.dumps([name, block_s]) + "\n")
     proc.stdin.flush()
-    return json.loads(proc.stdout.readline())
+    return json.loads(_reply(proc, name))
 
 
 def main(argv=None):
@@ -118,9 +158,11 @@ def main(argv=None):
                 times[key].append(ask(workers[key][0], name, a.block_s))
         tb, tn = statistics.median(times["base"]), statistics.median(times["new"])
         print(f"| {name} | {tb * 1e3:.3f} | {tn * 1e3:.3f} | {tb / tn:.3f} | {a.threads} |", flush=True)
-    for proc, _ in workers.values():
+    for key, (proc, _) in workers.items():
         proc.stdin.close()
-        proc.wait()
+        rc = proc.wait()
+        if rc != 0:
+            raise SystemExit(f"compare_envs: the {key} worker exited with status {rc}")
 
 
 if __name__ == "__main__":
