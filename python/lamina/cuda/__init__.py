@@ -12,8 +12,9 @@ Importing ``lamina`` never imports this; importing ``lamina.cuda`` does not load
   slicing views, ``from_numpy`` / ``numpy()``, ``__cuda_array_interface__`` and ``__dlpack__``.
 - ``allow_tf32``: set True to let large float32 GEMMs use TF32 tensor cores (cuBLAS); default
   False (full float32).
-- ``host_backend()``: the same backend with its kernel bodies compiled for the CPU and run
-  over host memory ("cuda_host"): how the kernels are tested without a GPU.
+- ``emu_backend()``: the same backend's sources compiled for the CPU against lamina's emulation
+  of the CUDA execution model ("cuda_emu", in builds with LAMINA_CUDA_EMU=ON): how every kernel,
+  launch and GEMM path is tested without a GPU.
 """
 from __future__ import annotations
 
@@ -74,17 +75,6 @@ def backend():
     """The "cuda" backend on device 0 (RuntimeError giving the reason when no GPU is usable)."""
     from . import _runtime
     return _runtime.device().backend()
-
-
-def host_backend():
-    """The "cuda_host" backend: the CUDA backend's Python layer and kernel bodies over host
-    memory (lamina._cuda.host), for testing without a GPU. Registered on first call."""
-    from .. import backend as _backend
-    from . import _runtime
-    be = _runtime.host().backend()
-    if be.name not in _backend.available():
-        _backend.register_backend(be)
-    return be
 
 
 def emu_built() -> bool:

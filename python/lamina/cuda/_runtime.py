@@ -1,21 +1,18 @@
 """Where lamina.cuda arrays live and kernels run: the GPU (lamina._cuda) or, for tests without
-a GPU, the host (lamina._cuda.host: the same kernel bodies compiled for the CPU, over host
-memory). A runtime gives alloc / h2d / d2h / d2d, the kernel module, the stream and the device
-name; the Array and the backend are written once over it."""
+a GPU, the CUDA emulator (lamina._cuda_emu: the same sources compiled for the CPU against an
+emulation of the execution model). A runtime gives alloc / h2d / d2h / d2d, the kernel module,
+the stream and the device name; the Array and the backend are written once over it."""
 from __future__ import annotations
 
-import ctypes
 import glob
 import importlib
 import os
 import sys
 import threading
 
-import numpy as np
 
 _lock = threading.Lock()
 _device = None
-_host = None
 _emu = None
 
 
@@ -72,61 +69,6 @@ class EmuRuntime(DeviceRuntime):
         if self._backend is None:
             from ._backend import CudaBackend
             self._backend = CudaBackend(self, "cuda_emu")
-        return self._backend
-
-
-class _HostBuffer:
-    __slots__ = ("mem", "ptr", "nbytes")
-
-    def __init__(self, nbytes):
-        self.nbytes = int(nbytes)
-        self.mem = np.empty(max(self.nbytes, 1) + 64, np.uint8)
-        base = self.mem.ctypes.data
-        self.ptr = base + (-base) % 64
-
-
-class HostRuntime:
-    """The kernels' bodies on the host: lamina._cuda.host over host memory (tests)."""
-    is_device = False
-    device = "cuda-host"
-
-    @property
-    def array_type(self):
-        from ._array import HostArray
-        return HostArray
-
-    def __init__(self, mod):
-        self.module = mod
-        self.k = mod.host
-        self.alloc = _HostBuffer
-        self._backend = None
-        self.cublas = "not used on the host"
-
-    def stream(self):
-        return 0
-
-    def stream_wait(self, other):
-        pass
-
-    def h2d(self, dst, a):
-        if a.nbytes:
-            ctypes.memmove(dst, a.ctypes.data, a.nbytes)
-
-    def d2h(self, out, src):
-        if out.nbytes:
-            ctypes.memmove(out.ctypes.data, src, out.nbytes)
-
-    def d2d(self, dst, src, n):
-        if n:
-            ctypes.memmove(dst, src, n)
-
-    def synchronize(self):
-        pass
-
-    def backend(self):
-        if self._backend is None:
-            from ._backend import CudaBackend
-            self._backend = CudaBackend(self, "cuda_host", device="cuda-host")
         return self._backend
 
 
@@ -189,13 +131,3 @@ def emu():
                                        f"{e}); reinstall with LAMINA_CUDA_EMU=ON pip install .") from None
                 _emu = EmuRuntime(mod)
     return _emu
-
-
-def host():
-    global _host
-    if _host is None:
-        from . import _require_module
-        with _lock:
-            if _host is None:
-                _host = HostRuntime(_require_module())
-    return _host
