@@ -61,7 +61,7 @@ class Array:
     @classmethod
     def from_numpy(cls, a, dtype=None, rt=None):
         """A new device array holding a copy of host data ``a``."""
-        a = np.ascontiguousarray(a, dtype=dtype)
+        a = np.asarray(a, dtype=dtype, order="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
         out = cls.empty(a.shape, a.dtype, rt)
         out._rt.h2d(out._ptr, a)
         return out
