@@ -540,3 +540,41 @@ def test_cublas_alloc_failed_is_a_memory_error(tmp_path):
     assert "MemoryError: lamina.cuda: out of device memory in gemm (cublasSgemm: status 3: CUBLAS_STATUS_ALLOC_FAILED)" \
         in out
     assert "status: \n" in out or out.rstrip().endswith("status:")
+
+
+# -- one warp per row: softmax, cross-entropy, argmax ---------------------------------------------
+@needs_emu
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the reference's inf - inf in the rows of infinities
+@pytest.mark.parametrize("K", [1, 5, 31, 32, 33, 100, 1000])
+def test_row_kernels_match_the_reference_at_every_row_length(be, K):
+    rng = np.random.default_rng(K)
+    rows = 37
+    x = (rng.standard_normal((rows, K)) * 4).astype(F32)
+    x[3] = 1.5  # ties everywhere: the first maximum
+    x[5, K // 2] = np.nan  # a NaN: the row's softmax is NaN, its argmax the first NaN
+    x[5, -1] = np.nan
+    x[6] = -np.inf
+    if K > 2:
+        x[7, 1:] = np.inf
+    dx = be.asarray(x)
+    for axis in (-1, 0):
+        np.testing.assert_allclose(be.to_numpy(be.softmax(dx, axis=axis)), ref.softmax(x, axis=axis), rtol=2e-6,
+                                   atol=1e-7)
+        np.testing.assert_allclose(be.to_numpy(be.log_softmax(dx, axis=axis)), ref.log_softmax(x, axis=axis),
+                                   rtol=2e-6, atol=2e-6)
+        np.testing.assert_array_equal(be.to_numpy(be.argmax(dx, axis=axis)), ref.argmax(x, axis=axis))
+        y = ref.softmax(x, axis=axis)
+        gy = rng.standard_normal(x.shape).astype(F32)
+        np.testing.assert_allclose(be.to_numpy(be.softmax_backward(be.asarray(gy), be.asarray(y), axis=axis)),
+                                   ref.softmax_backward(gy, y, axis=axis), rtol=1e-5, atol=1e-6)
+    finite = np.where(np.isfinite(x), x, 0.0).astype(F32)
+    labels = rng.integers(0, K, rows)
+    for lab in (labels, labels.astype(np.int32)):
+        loss, grad = be.softmax_cross_entropy(be.asarray(finite), be.asarray(lab))
+        want_loss, want_grad = ref.softmax_cross_entropy(finite, lab)
+        assert loss == pytest.approx(want_loss, rel=1e-6)
+        np.testing.assert_allclose(be.to_numpy(grad), want_grad, rtol=1e-5, atol=1e-7)
+    bad = labels.copy()
+    bad[20], bad[30] = K, -1
+    with pytest.raises(ValueError, match=rf"labels\[20\] = {K} is out of range \[0, {K}\)"):
+        be.softmax_cross_entropy(be.asarray(finite), be.asarray(bad))

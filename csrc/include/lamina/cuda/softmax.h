@@ -1,7 +1,9 @@
 // cuda/softmax.h: softmax, log_softmax, softmax_backward along any axis, and softmax
 // cross-entropy with its gradient in one pass (bodies + launchers).
 // An array is seen as (outer, K, inner): the axis has length K and stride inner; row r of
-// outer*inner starts at (r / inner) * K * inner + r % inner. One thread per row, max-subtracted
+// outer*inner starts at (r / inner) * K * inner + r % inner. A body computes one row (the host path
+// and, on the device, rows along an inner axis); rows along the last axis run one warp per row on
+// the device (csrc/cuda/softmax.cu). Max-subtracted
 // (a NaN in a row propagates to the whole row, as in the reference).
 #pragma once
 #include "lamina/cuda/common.h"
