@@ -26,6 +26,18 @@ def test_backend_info_fields():
     assert isinstance(lamina.__version__, str) and lamina.__version__.count(".") >= 2
 
 
+def test_the_required_cpu_paths_are_available():
+    # The kernels of a path this CPU lacks run nowhere: LAMINA_REQUIRE_ISAS (comma-separated,
+    # e.g. "generic,avx2,avx512" in CI) turns a missing one into a failure instead of fewer tests.
+    required = [s.strip() for s in os.environ.get("LAMINA_REQUIRE_ISAS", "generic").split(",") if s.strip()]
+    unknown = set(required) - {"generic", "avx2", "avx512"}
+    assert not unknown, f"LAMINA_REQUIRE_ISAS names unknown paths {sorted(unknown)}"
+    available = lamina.backend_info()["isas_available"]
+    missing = [isa for isa in required if isa not in available]
+    assert not missing, (f"LAMINA_REQUIRE_ISAS requires {missing}, which this CPU does not offer "
+                         f"(available: {available}): their kernels would be tested nowhere")
+
+
 @pytest.mark.parametrize("isa", lamina.backend_info()["isas_available"])
 def test_lamina_cpu_forces_each_available_path(isa):
     code = ("import lamina, numpy as np; a = np.arange(12, dtype=np.float32).reshape(3, 4);"
