@@ -176,6 +176,6 @@ def test_sequential_takes_the_pooled_path_for_the_first_conv(monkeypatch, rng):
 
 
 def test_optional_kernels_are_on_lamina_backends():
-    assert OPTIONAL_KERNELS == ("conv2d_backward_pooled",)
+    assert "conv2d_backward_pooled" in OPTIONAL_KERNELS
     for name in ("native", "numpy"):
         assert callable(get_backend(name).conv2d_backward_pooled)

@@ -53,7 +53,10 @@ KERNELS = (
 # twin). The layers use one only where the backend has it, else the kernels it fuses:
 # conv2d_backward_pooled is conv2d_backward's grad_w / grad_b from a max pool's gradient
 # without the unpooled one (a first conv layer feeding ReLU + MaxPool2D).
-OPTIONAL_KERNELS = ("conv2d_backward_pooled",)
+# The normalisation and gated-recurrent kernels are optional too until every backend has them:
+# a layer that needs one on a backend without it raises an error naming the kernel
+# (``require_kernel``).
+OPTIONAL_KERNELS = ("conv2d_backward_pooled", "batch_norm", "batch_norm_backward")
 
 # The attributes and array functions every backend has besides its kernels.
 ATTRIBUTES = ("name", "device", "dtypes")
@@ -104,6 +107,23 @@ class Backend:
 
     def __repr__(self):
         return f"<lamina backend {self.name!r} on {self.device}>"
+
+
+def require_kernel(be, name, user=None):
+    """``be``'s kernel ``name`` (one of OPTIONAL_KERNELS); a NotImplementedError naming the
+    kernel, the backend and ``user`` (the layer that needs it) when ``be`` lacks it."""
+    fn = getattr(be, name, None)
+    if fn is None or not callable(fn):
+        who = f"{user} needs" if user else "this needs"
+        raise NotImplementedError(f"{who} the kernel {name!r}, which backend {getattr(be, 'name', be)!r} does not "
+                                  f"provide (an optional kernel: lamina.backend.OPTIONAL_KERNELS); "
+                                  f"use the 'native' or 'numpy' backend")
+    return fn
+
+
+def has_kernel(be, name) -> bool:
+    """Whether backend ``be`` provides the kernel ``name``."""
+    return callable(getattr(be, name, None))
 
 
 def supports(be, dtype) -> bool:

@@ -15,5 +15,6 @@ from .sgd import adam_step, sgd_step  # noqa: F401
 from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward  # noqa: F401
 from .conv import conv2d, conv2d_backward, conv2d_backward_pooled  # noqa: F401
 from .upsample import upsample_nearest2d, upsample_nearest2d_backward  # noqa: F401
+from .norm import batch_norm, batch_norm_backward  # noqa: F401
 from .array import add, all_finite, argmax, copy, dot, fill, gather_rows, scale, transpose  # noqa: F401
 from ._geometry import conv_output_shape  # noqa: F401
