@@ -205,3 +205,19 @@ def test_rnn_trains_step_for_step_like_numpy(be, rng):
     for a, b in zip(got[1], ref[1]):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(got[2], ref[2], rtol=1e-3, atol=1e-5)
+
+
+def test_memory_info_and_empty_cache_report_lamina_s_own_pool(be):
+    lcuda.empty_cache("cuda_emu")
+    base = lcuda.memory_info("cuda_emu")
+    assert set(base) == {"pool_reserved", "pool_used", "pool_reserved_peak", "pool_used_peak"}
+    x = be.zeros((1 << 20,))
+    assert lcuda.memory_info("cuda_emu")["pool_used"] == base["pool_used"] + (4 << 20)
+    del x
+    be.rt.synchronize()
+    info = lcuda.memory_info("cuda_emu")
+    assert info["pool_used"] == base["pool_used"] and info["pool_reserved"] >= base["pool_reserved"] + (4 << 20)
+    assert lcuda.empty_cache("cuda_emu") >= 4 << 20  # the cached block goes back
+    assert lcuda.memory_info("cuda_emu")["pool_reserved"] == base["pool_used"]
+    with pytest.raises(ValueError, match="device must be 'cuda' or 'cuda_emu'"):
+        lcuda.memory_info("gpu")

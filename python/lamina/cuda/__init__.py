@@ -51,7 +51,9 @@ def built() -> bool:
 
 def status() -> dict:
     """{"built", "available", "reason", "devices", "error", "runtime_version", "driver_version",
-    "architectures", "cublas"}: never raises. ``reason`` is "" when a GPU is usable."""
+    "architectures", "toolkit"}, and once the device is in use "cublas" (loaded from where, or why
+    lamina's own SGEMM serves), "stream", "device" and "sync" (LAMINA_CUDA_SYNC=1): never raises.
+    ``reason`` is "" when a GPU is usable."""
     mod = _load_module()
     if mod is None:
         return {"built": False, "available": False, "reason": _module_error, "devices": 0}
@@ -61,8 +63,11 @@ def status() -> dict:
            "architectures": mod.architectures, "toolkit": mod.toolkit_version}
     from . import _runtime
     if _runtime._device is not None:
-        out["cublas"] = _runtime._device.cublas
+        why = mod.cublas_status()  # a handle that failed after loading: lamina's SGEMM serves
+        out["cublas"] = why or _runtime._device.cublas
         out["stream"] = _runtime._device.stream()
+        out["device"] = mod.device_id()
+        out["sync"] = mod.sync_mode()
     return out
 
 
@@ -99,11 +104,26 @@ def synchronize():
     _runtime.device().synchronize()
 
 
-def memory_info() -> dict:
-    """{"pool_reserved", "pool_used"} in bytes (lamina's caching pool on device 0)."""
+def _runtime_of(device):
     from . import _runtime
-    rt = _runtime.device()
-    return {"pool_reserved": rt.module.pool_reserved(), "pool_used": rt.module.pool_used()}
+    if device in ("cuda", "cuda:0"):
+        return _runtime.device()
+    if device in ("cuda_emu", "cuda_emu:0"):
+        return _runtime.emu()
+    raise ValueError(f"device must be 'cuda' or 'cuda_emu', got {device!r}")
+
+
+def memory_info(device="cuda") -> dict:
+    """lamina's own memory pool (not the device's default pool, which PyTorch and CuPy share), in
+    bytes: {"pool_reserved", "pool_used", "pool_reserved_peak", "pool_used_peak"}. ``device``
+    "cuda_emu" reports the CUDA emulator's."""
+    return dict(_runtime_of(device).module.pool_info())
+
+
+def empty_cache(device="cuda") -> int:
+    """Gives the memory lamina's pool holds but does not use back to the device (after the work
+    queued so far); returns the bytes released."""
+    return int(_runtime_of(device).module.empty_cache())
 
 
 def __getattr__(name):
