@@ -221,3 +221,25 @@ def test_memory_info_and_empty_cache_report_lamina_s_own_pool(be):
     assert lcuda.memory_info("cuda_emu")["pool_reserved"] == base["pool_used"]
     with pytest.raises(ValueError, match="device must be 'cuda' or 'cuda_emu'"):
         lcuda.memory_info("gpu")
+
+
+def test_lamina_cuda_sync_names_the_failing_kernel_at_its_launch():
+    code = ("import lamina; m = lamina.get_backend('cuda_emu').rt.module\n"
+            "try:\n    m.emu_selftest('divergent_barrier')\nexcept Exception as e:\n    print(e)")
+    said = {}
+    for sync in ("0", "1"):
+        env = dict(os.environ, LAMINA_CUDA_SYNC=sync)
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        said[sync] = r.stdout
+    assert "kernel divergent_barrier failed" in said["0"] and "copy to the host" in said["0"]  # found later
+    assert said["1"].startswith("lamina.cuda: kernel divergent_barrier failed"), said["1"]  # at its launch
+
+
+def test_a_failed_stream_wait_leaks_no_event(mod):
+    before = mod.emu_live_events()
+    with pytest.raises(mod.CudaError, match="not a live stream"):
+        mod.lamina_wait(0x1234)  # an event is created, then recording it on a bad stream fails
+    with pytest.raises(mod.CudaError, match="not a live stream"):
+        mod.stream_wait(0x1234)
+    assert mod.emu_live_events() == before

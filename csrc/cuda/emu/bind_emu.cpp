@@ -140,6 +140,8 @@ void bind_emu(py::module_& m) {
     memcpy_d2h(host.data(), out, sizeof(float) * n);
     return host;
   }, py::arg("case"));
+  m.def("emu_live_events", []() { return ::lamina_emu::live_events(); },
+        "Events created and not yet destroyed.");
   m.def("emu_pending", [](std::uintptr_t s) {
     return cudaStreamQuery(reinterpret_cast<cudaStream_t>(s)) == cudaErrorNotReady;
   }, "Whether work queued on stream s has not run yet.");

@@ -251,6 +251,7 @@ enum WarpOp : int { kShflIdx, kShflUp, kShflDown, kShflXor, kBallot, kAny, kAll,
 // Every lane named in `mask` meets here (checked); returns the lane's result bits.
 std::uint64_t warp_op(WarpOp op, unsigned mask, std::uint64_t value, int arg, int width, const char* site);
 void syncthreads(const char* site);
+std::size_t live_events();  // events created and not destroyed (tests of event lifetimes)
 [[noreturn]] void trap(const char* what);
 
 template <class T>

@@ -761,6 +761,11 @@ const RuntimeApi g_api{kRuntimeApiVersion, &api_enqueue, &api_is_device_range};
 
 const RuntimeApi* runtime_api() { return &g_api; }
 
+std::size_t live_events() {
+  Lock lock(G().mu);
+  return G().events.size();
+}
+
 }  // namespace lamina_emu
 
 // ---- the runtime API ----------------------------------------------------------------------------
