@@ -6,8 +6,11 @@
 #      them; a clear failure if not), then builds lamina for sm_90 only (CUDAARCHS=90; override
 #      with CUDAARCHS=...) into a target folder with pip --no-build-isolation --no-deps,
 #   2. runs the CUDA tests (tests/test_cuda.py: every kernel vs the reference on the device,
-#      LeNet-5 training on the device, interchange, OOM) and the contract tests,
-#   3. runs a short subset under compute-sanitizer --tool memcheck,
+#      LeNet-5 training on the device, interchange, OOM; tests/test_cuda_fixes.py: stream
+#      ordering of the interchange, launch plans, pool, device guard) and the contract tests,
+#      then test_cuda.py once more with every launch synchronised (CUDA_LAUNCH_BLOCKING=1),
+#   3. runs the every-kernel and GEMM-edge tests under compute-sanitizer's memcheck, racecheck,
+#      synccheck and initcheck,
 #   4. prints the lamina vs PyTorch CUDA table (benchmarks/gpu/bench_cuda.py).
 # Usage: benchmarks/gpu/check.sh [OUTDIR]   (logs and the table land in OUTDIR, default $OUT or /tmp)
 set -uo pipefail
@@ -62,18 +65,32 @@ PY
 [ "${PIPESTATUS[0]}" = 0 ] || { echo "CUDA NOT USABLE"; exit 1; }
 
 step "CUDA tests and the contract tests"
-timeout 150 $py -m pytest -q -x -p no:cacheprovider -rs "$root/tests/test_cuda.py" "$root/tests/test_contract.py" \
+cuda_tests=("$root/tests/test_cuda.py" "$root/tests/test_cuda_fixes.py" "$root/tests/test_contract.py")
+timeout 180 $py -m pytest -q -x -p no:cacheprovider -rs "${cuda_tests[@]}" \
   2>&1 | tee "$out/tests.log" | tail -25
 [ "${PIPESTATUS[0]}" = 0 ] || { echo "TESTS FAILED"; status=1; }
 
-step "compute-sanitizer memcheck (a subset)"
+step "every launch synchronised (CUDA_LAUNCH_BLOCKING=1, LAMINA_CUDA_SYNC=1)"
+CUDA_LAUNCH_BLOCKING=1 LAMINA_CUDA_SYNC=1 timeout 120 $py -m pytest -q -x -p no:cacheprovider "$root/tests/test_cuda.py" \
+  -k "not emu" > "$out/blocking.log" 2>&1
+rc=$?; tail -3 "$out/blocking.log"
+[ $rc = 0 ] || { echo "LAUNCH-BLOCKING PASS FAILED (rc $rc)"; status=1; }
+
+# The GEMM-edge and every-kernel tests on the device under each compute-sanitizer tool: memcheck
+# (out-of-bounds and misaligned accesses), racecheck (shared-memory hazards), synccheck (barriers
+# not reached by the whole block), initcheck (reads of uninitialised device memory).
+step "compute-sanitizer: memcheck, racecheck, synccheck, initcheck"
 if command -v compute-sanitizer >/dev/null; then
-  timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
-    $py -m pytest -q -x -p no:cacheprovider "$root/tests/test_cuda.py" \
-    -k "every_kernel and cuda and not host or bad_inputs and cuda and not host" > "$out/memcheck.log" 2>&1
-  rc=$?
-  tail -15 "$out/memcheck.log"
-  [ $rc = 0 ] || { echo "MEMCHECK FAILED (rc $rc)"; status=1; }
+  for tool in memcheck racecheck synccheck initcheck; do
+    extra=""
+    [ $tool = racecheck ] && extra="--racecheck-report hazard"
+    timeout 150 compute-sanitizer --tool $tool $extra --error-exitcode 9 --print-limit 20 \
+      $py -m pytest -q -x -p no:cacheprovider "$root/tests/test_cuda.py" \
+      -k "(every_kernel or every_gemm_edge) and not emu" > "$out/$tool.log" 2>&1
+    rc=$?
+    echo "-- $tool: rc $rc"; tail -6 "$out/$tool.log"
+    [ $rc = 0 ] || { echo "${tool^^} FAILED (rc $rc)"; status=1; }
+  done
 else
   echo "compute-sanitizer not found: skipped"
 fi
