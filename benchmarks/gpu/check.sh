@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, for a machine with an NVIDIA GPU (first target: one H200, Python
 # 3.12 with torch+cu130, nvcc 13.0, compute-sanitizer, scikit-build-core and pybind11, no
-# network). In at most ~6 minutes:
+# network). In at most ~12 minutes:
 #   1. checks that scikit-build-core and pybind11 are importable (there is no network to fetch
 #      them; a clear failure if not), then builds lamina for sm_90 only (CUDAARCHS=90; override
 #      with CUDAARCHS=...) into a target folder with pip --no-build-isolation --no-deps,
@@ -84,7 +84,7 @@ if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck synccheck initcheck; do
     extra=""
     [ $tool = racecheck ] && extra="--racecheck-report hazard"
-    timeout 150 compute-sanitizer --tool $tool $extra --error-exitcode 9 --print-limit 20 \
+    timeout 90 compute-sanitizer --tool $tool $extra --error-exitcode 9 --print-limit 20 \
       $py -m pytest -q -x -p no:cacheprovider "$root/tests/test_cuda.py" \
       -k "(every_kernel or every_gemm_edge) and not emu" > "$out/$tool.log" 2>&1
     rc=$?
