@@ -1,7 +1,9 @@
 """Saving and loading models as safetensors files (never pickle).
 
 File layout (any safetensors tool opens it):
-- tensors: each parameter under its model path ("0.weight", "3.bias", ...); in a checkpoint
+- tensors: each parameter under its model path ("0.weight", "3.bias", ...), and each buffer
+  (untrained state: "1.running_mean", "1.running_var", "1.num_batches_tracked" as int64) the
+  same way, so the names are the keys of the same network's PyTorch state_dict; in a checkpoint
   also the optimiser state arrays as "optimizer.<parameter index>.<name>" (e.g. velocity).
 - ``__metadata__`` (strings): "format" = "lamina", "format_version", "lamina_version",
   "architecture" (JSON: layer types, configs, per-parameter trainable/lr_scale, layer state
@@ -55,6 +57,7 @@ def save(model, path, *, optimizer=None, scheduler=None, epoch=None, extra=None)
 
     named = model.named_parameters()
     tensors = {name: np.ascontiguousarray(p.be.to_numpy(p.data)) for name, p in named}  # weights to the host
+    tensors.update((name, b.numpy()) for name, b in _named_buffers(model))  # (0-d stays 0-d)
     meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "lamina_version": __version__,
             "architecture": json.dumps(_layer_entry(model))}
     if optimizer is not None:
@@ -79,6 +82,22 @@ def save(model, path, *, optimizer=None, scheduler=None, epoch=None, extra=None)
     sums[_META_KEY] = _meta_crc(meta)
     meta["checksums"] = json.dumps(sums)
     _atomic_write(path, st_save(tensors, metadata=meta))
+
+
+def _named_buffers(model):
+    """[(name, Buffer)] of a model's untrained state (running statistics), saved beside the
+    parameters under their names; none for a model without ``named_buffers``."""
+    fn = getattr(model, "named_buffers", None)
+    return list(fn()) if callable(fn) else []
+
+
+def _check_buffer(name, t, b):
+    if b.is_float and t.dtype not in (np.float32, np.float64):
+        raise ValueError(f"tensor {name!r} has dtype {t.dtype}; the buffer holds float32 or float64")
+    if not b.is_float and t.dtype.kind not in "iu":
+        raise ValueError(f"tensor {name!r} has dtype {t.dtype}; the buffer holds integers")
+    if t.shape != tuple(b.shape):
+        raise ValueError(f"tensor {name!r} has shape {t.shape}, the model expects {tuple(b.shape)}")
 
 
 def _crc(a):
@@ -277,7 +296,8 @@ def _build(meta, tensors, where):
     finally:
         _layers._FROM_FILE.reset(token)
     named = model.named_parameters()
-    model_names = {n for n, _ in named}
+    buffers = _named_buffers(model)
+    model_names = {n for n, _ in named} | {n for n, _ in buffers}
     file_names = {k for k in tensors if not k.startswith(_OPT_PREFIX)}
     missing, unexpected = sorted(model_names - file_names), sorted(file_names - model_names)
     if missing:
@@ -291,11 +311,21 @@ def _build(meta, tensors, where):
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
         dtypes.add(tensors[name].dtype)
+    for name, b in buffers:
+        try:
+            _check_buffer(name, tensors[name], b)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        if b.is_float:
+            dtypes.add(tensors[name].dtype)
     if len(dtypes) > 1:
         raise ValueError(f"{where}: parameters of mixed dtypes {sorted(map(str, dtypes))}")
     for name, p in named:
         p.astype(tensors[name].dtype)
         p.assign(tensors[name])
+    for name, b in buffers:
+        b.astype(tensors[name].dtype)
+        b.assign(tensors[name])
     return model, named
 
 
@@ -390,18 +420,27 @@ def load_weights(model, path, strict=True):
     _remove_stale_temporaries(where)
     _, tensors = _read(path)
     named = model.named_parameters()
-    model_names = {n for n, _ in named}
+    buffers = _named_buffers(model)
+    model_names = {n for n, _ in named} | {n for n, _ in buffers}
     file_names = {k for k in tensors if not k.startswith(_OPT_PREFIX)}
     if strict:
         missing, unexpected = sorted(model_names - file_names), sorted(file_names - model_names)
         if missing or unexpected:
             raise ValueError(f"{where}: tensors do not match the model (missing {missing}, unexpected {unexpected})")
     todo = [(n, p) for n, p in named if n in file_names]
+    todo_buffers = [(n, b) for n, b in buffers if n in file_names]
     for n, p in todo:
         try:
             _check_tensor(n, tensors[n], p.shape)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
+    for n, b in todo_buffers:
+        try:
+            _check_buffer(n, tensors[n], b)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
     for n, p in todo:
         p.assign(tensors[n])
-    return [n for n, _ in todo]
+    for n, b in todo_buffers:
+        b.assign(tensors[n])
+    return [n for n, _ in todo + todo_buffers]

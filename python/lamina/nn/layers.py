@@ -41,9 +41,13 @@ def _scalar_or_pair(v):
 class Layer:
     """Base class. Subclasses set ``_param_names`` (attribute names of their Parameters) and
     implement ``forward``, ``_backward(grad, need_input_grad)``, ``get_config`` and
-    ``output_shape``."""
+    ``output_shape``. A layer with state that is not trained (running statistics) also sets
+    ``_buffer_names`` (attribute names of its ``Buffer`` objects, None where absent): they are
+    listed by ``named_buffers()``, saved and loaded beside the parameters, moved by ``to()`` and
+    converted by ``astype()``."""
 
     _param_names: tuple = ()
+    _buffer_names: tuple = ()
 
     def __init__(self):
         self.backend = None  # None: follow lamina.backend.current()
@@ -100,6 +104,18 @@ class Layer:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def named_buffers(self):
+        """[(name, Buffer)] of the layer's untrained state, in ``_buffer_names`` order."""
+        out = []
+        for n in self._buffer_names:
+            b = getattr(self, n)
+            if b is not None:
+                out.append((n, b))
+        return out
+
+    def buffers(self):
+        return [b for _, b in self.named_buffers()]
+
     def zero_grad(self):
         for p in self.parameters():
             p.zero_grad()
@@ -146,12 +162,16 @@ class Layer:
         self.backend = None if backend is None else _backend.get_backend(backend)
         for p in self.parameters():
             p.to(self.backend)
+        for b in self.buffers():
+            b.to(self.backend)
         self._ws.clear()
         return self
 
     def astype(self, dtype):
         for p in self.parameters():
             p.astype(dtype)
+        for b in self.buffers():
+            b.astype(dtype)
         self._ws.clear()
         return self
 
@@ -395,6 +415,31 @@ class AvgPool2D(_Pool2D):
         if not need_input_grad:
             return None
         return self._be().avg_pool2d_backward(grad, self._xshape, self.kernel_size, self.stride, self.padding)
+
+
+@register_layer
+class GlobalAvgPool2D(Layer):
+    """The mean of each channel over all positions: (N, C, H, W) -> (N, C), as
+    ``torch.nn.AdaptiveAvgPool2d(1)`` followed by a flatten (an avg_pool2d whose window is the
+    whole map, so every backend has it). ValueError for an input that is not 4-D.
+
+    Example: ``nn.Sequential(nn.Conv2D(3, 16, 3), nn.ReLU(), nn.GlobalAvgPool2D(), nn.Dense(16, 10))``."""
+
+    def forward(self, x, training=False):
+        if x.ndim != 4 or x.shape[2] < 1 or x.shape[3] < 1:
+            raise ValueError(f"GlobalAvgPool2D expects input (N, C, H, W) with H, W >= 1, got shape {tuple(x.shape)}")
+        self._xshape = tuple(x.shape)
+        N, C, H, W = self._xshape
+        return self._be().avg_pool2d(x, (H, W)).reshape(N, C)
+
+    def _backward(self, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        N, C, H, W = self._xshape
+        return self._be().avg_pool2d_backward(grad.reshape(N, C, 1, 1), self._xshape, (H, W))
+
+    def output_shape(self, input_shape):
+        return (input_shape[0],)
 
 
 @register_layer

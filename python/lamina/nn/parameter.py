@@ -141,3 +141,93 @@ class Parameter:
 def _same_arrays(a, b) -> bool:
     """Whether backends ``a`` and ``b`` share one array type (native and numpy: host arrays)."""
     return a is b or type(a.empty((0,), np.float32)) is type(b.empty((0,), np.float32))
+
+
+class Buffer:
+    """A layer's state that is not trained (BatchNorm's ``running_mean``, ``running_var`` and
+    ``num_batches_tracked``), PyTorch's "buffer": saved and loaded under its name beside the
+    parameters (``lamina.save`` writes it, PyTorch's ``load_state_dict`` reads it), moved by
+    ``to()`` and converted by ``astype()`` with its layer, never given to an optimiser, without
+    a gradient. A float buffer lives on its layer's backend and is updated by kernels; an
+    integer buffer (a counter) stays a 0-d or small host NumPy array that Python updates (no
+    kernel reads it). ``data``, ``name``, ``backend`` (None: host NumPy arrays)."""
+
+    __slots__ = ("data", "name", "backend")
+
+    def __init__(self, data, name: str = "", backend=None):
+        data = np.array(data, copy=True, order="C")  # (not ascontiguousarray: it makes 0-d arrays 1-d)
+        if data.dtype.kind not in "fiu":
+            raise TypeError(f"buffer {name!r} must hold numbers, got dtype {data.dtype}")
+        if data.dtype.kind == "f" and data.dtype not in (np.float32, np.float64):
+            data = data.astype(np.float32)
+        self.data, self.name, self.backend = data, name, None
+        if backend is not None:
+            self.to(backend)
+
+    @property
+    def is_float(self) -> bool:
+        """Float buffers follow the backend and dtype of their layer; integer ones stay on the host."""
+        return self.data.dtype.kind == "f"
+
+    @property
+    def be(self):
+        """The backend whose kernels work on this buffer's array (integer buffers: host NumPy)."""
+        if self.backend is not None and self.is_float:
+            return self.backend
+        return _backend.backend_of(self.data) if self.is_float else _backend.get_backend("numpy")
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def numpy(self):
+        """The values as a new host NumPy array."""
+        if not self.is_float:
+            return np.array(self.data, copy=True)
+        return np.array(self.be.to_numpy(self.data), copy=True)
+
+    def assign(self, values):
+        """Copies ``values`` (host data or an array of any backend) into the buffer in place."""
+        if not self.is_float:
+            values = np.asarray(values)
+            if values.shape != self.data.shape or values.dtype.kind not in "iu":
+                raise ValueError(f"{self.name or 'buffer'} takes integers of shape {self.data.shape}, got "
+                                 f"{values.dtype} {values.shape}")
+            self.data[...] = values
+            return
+        be = self.be
+        values = _backend.move(values, be, self.data.dtype)
+        if tuple(values.shape) != tuple(self.data.shape):
+            raise ValueError(f"{self.name or 'buffer'} has shape {self.data.shape}, got {values.shape}")
+        be.copy(values, out=self.data)
+
+    def to(self, backend):
+        """Moves a float buffer onto ``backend`` (None: host NumPy); integer buffers stay."""
+        target = None if backend is None else _backend.get_backend(backend)
+        if self.is_float:
+            if target is None:
+                self.data = np.ascontiguousarray(self.be.to_numpy(self.data))
+            elif not _same_arrays(self.be, target):
+                self.data = target.asarray(self.be.to_numpy(self.data))
+        self.backend = target
+        return self
+
+    def astype(self, dtype):
+        """Converts a float buffer to ``dtype`` (float32 or float64); integer buffers stay."""
+        dtype = np.dtype(dtype)
+        if self.is_float and dtype != self.data.dtype:
+            host = self.be.to_numpy(self.data).astype(dtype)
+            self.data = np.ascontiguousarray(host) if self.backend is None else self.be.asarray(host)
+        return self
+
+    def __repr__(self):
+        where = "" if self.backend is None else f", backend={self.backend.name}"
+        return f"Buffer({self.name or '?'}, shape={self.data.shape}, dtype={self.data.dtype}{where})"

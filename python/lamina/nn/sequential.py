@@ -132,6 +132,10 @@ class Sequential(Layer):
                     out.append((f"{i}.{name}", p))
         return out
 
+    def named_buffers(self):
+        """[("<layer index>.<name>", Buffer)] of every layer (BatchNorm's running statistics)."""
+        return [(f"{i}.{n}", b) for i, layer in enumerate(self.layers) for n, b in layer.named_buffers()]
+
     # -- the parameters, cached between steps ---------------------------------------------------
     def _param_lists(self, key=None):
         """(flat parameters as ``parameters()`` lists them, per-layer parameter lists) or None
