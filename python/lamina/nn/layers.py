@@ -29,7 +29,22 @@ LAYER_TYPES: dict[str, type] = {}
 
 
 def register_layer(cls):
-    """Makes a Layer subclass loadable by ``lamina.load`` (by its class name)."""
+    """Makes a Layer subclass loadable by ``lamina.load`` (by its class name) and returns it,
+    so it serves as a class decorator. A later class of the same name replaces the earlier one.
+
+    Example:
+
+        >>> from lamina import nn
+        >>> @nn.register_layer
+        ... class Identity(nn.Layer):
+        ...     def forward(self, x, training=False):
+        ...         return x
+        ...     def _backward(self, grad, need_input_grad):
+        ...         return grad if need_input_grad else None
+        >>> nn.LAYER_TYPES["Identity"] is Identity
+        True
+        >>> del nn.LAYER_TYPES["Identity"]
+    """
     LAYER_TYPES[cls.__name__] = cls
     return cls
 
@@ -87,13 +102,39 @@ class Layer:
         return self.forward(x, training)
 
     def backward(self, grad):
-        """dC/d(output) -> dC/d(input); accumulates parameter gradients."""
+        """dC/d(output) -> dC/d(input) for the most recent ``forward``.
+
+        ``grad`` has the shape and dtype of that forward's output; the result has the input's
+        shape and dtype and is valid until the layer's next backward. Every trainable
+        Parameter's ``grad`` accumulates dC/d(parameter) (``zero_grad`` between steps); frozen
+        ones are left alone. Call it after a ``forward`` (the cache it reads).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> layer = nn.Dense(3, 2)
+            >>> y = layer.forward(np.ones((4, 3), np.float32), training=True)
+            >>> layer.backward(np.ones((4, 2), np.float32)).shape
+            (4, 3)
+            >>> layer.bias.grad
+            array([4., 4.], dtype=float32)
+        """
         return self._backward(grad, True)
 
     def _backward(self, grad, need_input_grad):
         raise NotImplementedError
 
     def named_parameters(self):
+        """[(attribute name, Parameter)] in ``_param_names`` order, absent ones (``bias=False``)
+        left out; frozen parameters are included.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> [(n, p.shape) for n, p in nn.Dense(3, 2).named_parameters()]
+            [('weight', (2, 3)), ('bias', (2,))]
+        """
         out = []
         for n in self._param_names:
             p = getattr(self, n)
@@ -102,10 +143,29 @@ class Layer:
         return out
 
     def parameters(self):
+        """The layer's Parameters, as ``named_parameters()`` without the names (what an
+        optimiser takes).
+
+        Example:
+
+            >>> from lamina import nn
+            >>> [p.shape for p in nn.Conv2D(1, 6, 5).parameters()]
+            [(6, 1, 5, 5), (6,)]
+        """
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self):
-        """[(name, Buffer)] of the layer's untrained state, in ``_buffer_names`` order."""
+        """[(name, Buffer)] of the layer's untrained state, in ``_buffer_names`` order; empty
+        for layers without such state.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> [n for n, _ in nn.BatchNorm1D(4).named_buffers()]
+            ['running_mean', 'running_var', 'num_batches_tracked']
+            >>> nn.Dense(3, 2).named_buffers()
+            []
+        """
         out = []
         for n in self._buffer_names:
             b = getattr(self, n)
@@ -114,14 +174,44 @@ class Layer:
         return out
 
     def buffers(self):
+        """The layer's Buffers, as ``named_buffers()`` without the names.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> [b.shape for b in nn.BatchNorm2D(3).buffers()]
+            [(3,), (3,), ()]
+        """
         return [b for _, b in self.named_buffers()]
 
     def zero_grad(self):
+        """Marks every parameter's gradient zero (``Parameter.zero_grad``: nothing is written
+        until the next backward overwrites it).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> layer = nn.Dense(2, 1)
+            >>> _ = layer.forward(np.ones((1, 2), np.float32)); _ = layer.backward(np.ones((1, 1), np.float32))
+            >>> layer.zero_grad(); layer.bias.grad
+            array([0.], dtype=float32)
+        """
         for p in self.parameters():
             p.zero_grad()
 
     @property
     def trainable(self) -> bool:
+        """Whether any of the layer's parameters is trained (False for a layer without any);
+        setting it sets every parameter's ``trainable``.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> layer = nn.Dense(3, 2); layer.trainable = False
+            >>> [p.trainable for p in layer.parameters()], nn.ReLU().trainable
+            ([False, False], False)
+        """
         ps = self.parameters()
         return any(p.trainable for p in ps) if ps else False
 
@@ -131,29 +221,88 @@ class Layer:
             p.trainable = bool(value)
 
     def freeze(self):
+        """Stops training this layer's parameters (``trainable = False``); returns the layer.
+        Optimisers skip frozen parameters and backward computes no gradient for them.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dense(3, 2).freeze().trainable
+            False
+        """
         self.trainable = False
         return self
 
     def unfreeze(self):
+        """Trains this layer's parameters again (``trainable = True``); returns the layer.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dense(3, 2).freeze().unfreeze().trainable
+            True
+        """
         self.trainable = True
         return self
 
     def output_shape(self, input_shape):
-        """Output shape for an input of ``input_shape`` (without the batch dimension)."""
+        """Output shape for an input of ``input_shape``, both without the batch dimension (a
+        tuple of ints); the base class returns the input shape (element-wise layers).
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.ReLU().output_shape((6, 28, 28))
+            (6, 28, 28)
+        """
         return tuple(input_shape)
 
     def get_config(self) -> dict:
+        """The constructor arguments that rebuild this layer (JSON-able; saved by
+        ``lamina.save``, read by ``from_config``); empty for layers without arguments.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.ReLU().get_config()
+            {}
+        """
         return {}
 
     @classmethod
     def from_config(cls, config):
+        """A new layer of this class built from ``get_config()``'s dict (fresh weights: the
+        parameters are loaded separately). TypeError for an argument the class does not take.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dense.from_config(nn.Dense(3, 2).get_config())
+            Dense(in_features=3, out_features=2, bias=True)
+        """
         return cls(**config)
 
     # Non-parameter state that must survive save/load for exact resumption (JSON-able).
     def get_state(self) -> dict:
+        """State that is neither a parameter nor a buffer but must survive save/load for an
+        exact resumption (a JSON-able dict; Dropout's call count); empty by default.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dense(3, 2).get_state()
+            {}
+        """
         return {}
 
     def set_state(self, state):
+        """Restores what ``get_state`` returned (called by ``lamina.load``); a no-op by default.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dense(3, 2).set_state({})
+        """
         pass
 
     def to(self, backend):
@@ -168,6 +317,17 @@ class Layer:
         return self
 
     def astype(self, dtype):
+        """Converts the parameters and float buffers to ``dtype`` (float32, or float64 on a
+        backend that has it: "numpy"); returns the layer. Inputs must then have that dtype
+        (the kernels raise TypeError otherwise).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Dense(3, 2).astype(np.float64).dtype
+            dtype('float64')
+        """
         for p in self.parameters():
             p.astype(dtype)
         for b in self.buffers():
@@ -177,6 +337,15 @@ class Layer:
 
     @property
     def dtype(self):
+        """The dtype of the layer's first parameter (float32 unless converted by
+        ``astype``); None for a layer without parameters.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dense(3, 2).dtype, nn.ReLU().dtype
+            (dtype('float32'), None)
+        """
         ps = self.parameters()
         return ps[0].dtype if ps else None
 
