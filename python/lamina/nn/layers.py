@@ -416,6 +416,17 @@ class Dense(Layer):
         self._x = None
 
     def forward(self, x, training=False):
+        """x (N, in_features) or (..., in_features) -> x W^T + b, (N, out_features) or
+        (..., out_features), in the parameters' dtype (float32 by default; TypeError for
+        another). ValueError when the last axis is not ``in_features``. Keeps x for backward.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Dense(784, 100).forward(np.zeros((32, 784), np.float32)).shape
+            (32, 100)
+        """
         return self._forward(x, training, None)
 
     def _forward(self, x, training, activation):
@@ -446,9 +457,27 @@ class Dense(Layer):
         return dx if len(self._xshape) == 2 else dx.reshape(self._xshape)
 
     def output_shape(self, input_shape):
+        """``input_shape`` (without the batch axis) with its last axis replaced by
+        ``out_features``.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dense(400, 120).output_shape((400,))
+            (120,)
+        """
         return tuple(input_shape[:-1]) + (self.out_features,)
 
     def get_config(self):
+        """``in_features``, ``out_features`` and ``bias`` (the initialisers are not kept: a
+        loaded layer gets its weights from the file).
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dense(3, 2, bias=False).get_config()
+            {'in_features': 3, 'out_features': 2, 'bias': False}
+        """
         return {"in_features": self.in_features, "out_features": self.out_features,
                 "bias": self.bias is not None}
 
@@ -481,6 +510,17 @@ class Conv2D(Layer):
         self._x = None
 
     def forward(self, x, training=False):
+        """x (N, C, H, W) -> (N, O, OH, OW) (see the class), in the parameters' dtype (TypeError
+        for another). ValueError for an input that is not 4-D with ``in_channels`` channels, or
+        smaller than the dilated kernel after padding. Keeps x for backward.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Conv2D(1, 6, 5, padding=2).forward(np.zeros((8, 1, 28, 28), np.float32)).shape
+            (8, 6, 28, 28)
+        """
         return self._forward(x, training, None)
 
     def _forward(self, x, training, activation):
@@ -517,11 +557,28 @@ class Conv2D(Layer):
         self._accumulate(gw, gb)
 
     def output_shape(self, input_shape):
+        """(C, H, W) -> (O, OH, OW), the class's formula; ValueError when the dilated kernel
+        does not fit the padded input.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Conv2D(6, 16, 5).output_shape((6, 14, 14))
+            (16, 10, 10)
+        """
         C, H, W = input_shape
         return (self.out_channels,) + conv_output_shape((H, W), self.kernel_size, self.stride, self.padding,
                                                         self.dilation)
 
     def get_config(self):
+        """The constructor's sizes; a size given as a pair of equal ints is saved as one int.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Conv2D(1, 6, 5, padding=2).get_config()["padding"]
+            2
+        """
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": _scalar_or_pair(self.kernel_size), "stride": _scalar_or_pair(self.stride),
                 "padding": _scalar_or_pair(self.padding), "dilation": _scalar_or_pair(self.dilation),
@@ -548,9 +605,33 @@ class _Pool2D(Layer):
 
 @register_layer
 class MaxPool2D(_Pool2D):
-    """Max over kH x kW windows (stride defaults to the kernel size); padding counts as -inf."""
+    """Max over kH x kW windows (stride defaults to the kernel size); padding counts as -inf.
+
+    ``kernel_size``, ``stride``, ``padding``: an int or a pair; ValueError for a kernel or
+    stride < 1 or a negative padding. Input (N, C, H, W) float32, output (N, C, OH, OW) with
+    OH = (H + 2 pad - kH) // stride + 1. Backward routes each gradient to its window's argmax.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> nn.MaxPool2D(2).forward(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))
+        array([[[[ 5.,  7.],
+                 [13., 15.]]]], dtype=float32)
+    """
 
     def forward(self, x, training=False):
+        """x (N, C, H, W) -> (N, C, OH, OW), the window maxima; keeps their indices for
+        backward. ValueError for an input that is not 4-D or smaller than the window after
+        padding; TypeError for a dtype the backend lacks.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.MaxPool2D(2).forward(np.zeros((8, 6, 28, 28), np.float32)).shape
+            (8, 6, 14, 14)
+        """
         y, self._idx = self._be().max_pool2d(x, self.kernel_size, self.stride, self.padding)
         self._xshape, self._y = x.shape, y
         return y
@@ -574,9 +655,32 @@ class MaxPool2D(_Pool2D):
 
 @register_layer
 class AvgPool2D(_Pool2D):
-    """Mean over kH x kW windows; padding counts as zeros in the divisor (PyTorch's default)."""
+    """Mean over kH x kW windows; padding counts as zeros in the divisor (PyTorch's default).
+
+    Arguments, shapes and errors as for MaxPool2D; backward spreads each gradient evenly over
+    its window.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> nn.AvgPool2D(2).forward(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))
+        array([[[[ 2.5,  4.5],
+                 [10.5, 12.5]]]], dtype=float32)
+    """
 
     def forward(self, x, training=False):
+        """x (N, C, H, W) -> (N, C, OH, OW), the window means. ValueError for an input that is
+        not 4-D or smaller than the window after padding; TypeError for a dtype the backend
+        lacks.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.AvgPool2D(2, stride=1).forward(np.ones((2, 3, 5, 5), np.float32)).shape
+            (2, 3, 4, 4)
+        """
         self._xshape = x.shape
         return self._be().avg_pool2d(x, self.kernel_size, self.stride, self.padding)
 
@@ -595,6 +699,16 @@ class GlobalAvgPool2D(Layer):
     Example: ``nn.Sequential(nn.Conv2D(3, 16, 3), nn.ReLU(), nn.GlobalAvgPool2D(), nn.Dense(16, 10))``."""
 
     def forward(self, x, training=False):
+        """x (N, C, H, W) -> (N, C), the mean of each map, in x's dtype. ValueError for an
+        input that is not 4-D or has an empty map.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.GlobalAvgPool2D().forward(np.ones((2, 16, 7, 7), np.float32)).shape
+            (2, 16)
+        """
         if x.ndim != 4 or x.shape[2] < 1 or x.shape[3] < 1:
             raise ValueError(f"GlobalAvgPool2D expects input (N, C, H, W) with H, W >= 1, got shape {tuple(x.shape)}")
         self._xshape = tuple(x.shape)
@@ -608,14 +722,40 @@ class GlobalAvgPool2D(Layer):
         return self._be().avg_pool2d_backward(grad.reshape(N, C, 1, 1), self._xshape, (H, W))
 
     def output_shape(self, input_shape):
+        """(C, H, W) -> (C,).
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.GlobalAvgPool2D().output_shape((16, 7, 7))
+            (16,)
+        """
         return (input_shape[0],)
 
 
 @register_layer
 class Flatten(Layer):
-    """(N, d1, d2, ...) -> (N, d1*d2*...): a view when the input is contiguous."""
+    """(N, d1, d2, ...) -> (N, d1*d2*...): a view when the input is contiguous. Any dtype;
+    no parameters. Backward reshapes the gradient back to the input's shape.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> nn.Flatten().forward(np.zeros((8, 16, 5, 5), np.float32)).shape
+        (8, 400)
+    """
 
     def forward(self, x, training=False):
+        """x (N, ...) -> (N, prod(...)), a reshaped view of x (no copy when x is contiguous).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Flatten().forward(np.ones((2, 3, 4))).shape
+            (2, 12)
+        """
         self._xshape = x.shape
         return x.reshape(x.shape[0], -1)
 
@@ -623,6 +763,14 @@ class Flatten(Layer):
         return grad.reshape(self._xshape) if need_input_grad else None
 
     def output_shape(self, input_shape):
+        """(d1, d2, ...) -> (d1*d2*...,).
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Flatten().output_shape((16, 5, 5))
+            (400,)
+        """
         return (math.prod(input_shape),)
 
 
@@ -632,6 +780,16 @@ class ReLU(Layer):
     layer's kernel; this layer then only keeps y for its backward (relu'(z) = [y > 0])."""
 
     def forward(self, x, training=False):
+        """max(x, 0) element-wise: any shape, the same shape and dtype out (float32, or float64
+        on the "numpy" backend; TypeError for another dtype).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.ReLU().forward(np.array([-1.0, 0.5], np.float32))
+            array([0. , 0.5], dtype=float32)
+        """
         self._x = x
         be = self._be()
         return be.relu(x, out=self._buffer("y", x.shape, x.dtype, be))
@@ -649,13 +807,31 @@ class ReLU(Layer):
 
 @register_layer
 class LeakyReLU(Layer):
-    """x for x > 0, slope * x otherwise."""
+    """x for x > 0, slope * x otherwise (``slope`` 0.01 by default), element-wise, any shape.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> nn.LeakyReLU(0.1).forward(np.array([-2.0, 3.0], np.float32))
+        array([-0.2,  3. ], dtype=float32)
+    """
 
     def __init__(self, slope=0.01):
         super().__init__()
         self.slope = float(slope)
 
     def forward(self, x, training=False):
+        """x if x > 0 else slope * x, element-wise: any shape, the same shape and dtype out
+        (TypeError for a dtype the backend lacks). Keeps x for backward.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.LeakyReLU().forward(np.zeros((2, 3), np.float32)).shape
+            (2, 3)
+        """
         self._x = x
         be = self._be()
         return be.leaky_relu(x, self.slope, out=self._buffer("y", x.shape, x.dtype, be))
@@ -668,6 +844,14 @@ class LeakyReLU(Layer):
                                       out=self._buffer("dx", grad.shape, grad.dtype, be))
 
     def get_config(self):
+        """``{"slope": slope}``.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.LeakyReLU(0.2).get_config()
+            {'slope': 0.2}
+        """
         return {"slope": self.slope}
 
 
@@ -677,6 +861,16 @@ class Sigmoid(Layer):
     (sigma' = y (1 - y)). ``nn.Sigmoid()``."""
 
     def forward(self, x, training=False):
+        """1 / (1 + exp(-x)) element-wise: any shape, the same shape and dtype out (TypeError
+        for a dtype the backend lacks). Keeps the output for backward.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Sigmoid().forward(np.array([0.0], np.float32))
+            array([0.5], dtype=float32)
+        """
         be = self._be()
         self._y = be.sigmoid(x, out=self._buffer("y", x.shape, x.dtype, be))
         return self._y
@@ -694,6 +888,16 @@ class Tanh(Layer):
     ``nn.Tanh()``."""
 
     def forward(self, x, training=False):
+        """tanh(x) element-wise: any shape, the same shape and dtype out (TypeError for a dtype
+        the backend lacks). Keeps the output for backward.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Tanh().forward(np.array([0.0], np.float32))
+            array([0.], dtype=float32)
+        """
         be = self._be()
         self._y = be.tanh(x, out=self._buffer("y", x.shape, x.dtype, be))
         return self._y
@@ -715,6 +919,17 @@ class Softmax(Layer):
         self.axis = int(axis)
 
     def forward(self, x, training=False):
+        """exp(x) / sum(exp(x)) along ``axis`` (shifted by the maximum, so large logits do not
+        overflow): any shape, the same shape and dtype out; each slice along ``axis`` sums to 1.
+        TypeError for a dtype the backend lacks.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Softmax().forward(np.zeros((1, 4), np.float32))
+            array([[0.25, 0.25, 0.25, 0.25]], dtype=float32)
+        """
         be = self._be()
         self._y = be.softmax(x, axis=self.axis, out=self._buffer("y", x.shape, x.dtype, be))
         return self._y
@@ -726,6 +941,14 @@ class Softmax(Layer):
         return be.softmax_backward(grad, self._y, axis=self.axis, out=self._buffer("dx", grad.shape, grad.dtype, be))
 
     def get_config(self):
+        """``{"axis": axis}``.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Softmax(axis=1).get_config()
+            {'axis': 1}
+        """
         return {"axis": self.axis}
 
 
@@ -752,6 +975,20 @@ class Dropout(Layer):
         self._mask = None
 
     def forward(self, x, training=False):
+        """Training: x with each element zeroed with probability p and the rest scaled by
+        1/(1-p) (same shape and dtype; a fresh mask per call, kept for backward). Otherwise x
+        itself, unchanged.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> x = np.ones((2, 1000), np.float32)
+            >>> nn.Dropout(0.5).forward(x) is x
+            True
+            >>> sorted(set(nn.Dropout(0.5, seed=1).forward(x, training=True).ravel().tolist()))
+            [0.0, 2.0]
+        """
         if not training or self.p == 0.0:
             self._mask = None
             return x
@@ -768,10 +1005,37 @@ class Dropout(Layer):
         return self._be().dropout_backward(grad, self._mask, self.p)
 
     def get_config(self):
+        """``p`` and ``seed`` (the seed drawn from lamina's generator when none was given).
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dropout(0.25, seed=7).get_config()
+            {'p': 0.25, 'seed': 7}
+        """
         return {"p": self.p, "seed": self.seed}
 
     def get_state(self):
+        """``{"calls": n}``, the number of training forwards so far: with the seed it fixes the
+        next mask, so a loaded model continues the same sequence of masks.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> d = nn.Dropout(0.5, seed=0); _ = d.forward(np.ones(4, np.float32), training=True)
+            >>> d.get_state()
+            {'calls': 1}
+        """
         return {"calls": self.calls}
 
     def set_state(self, state):
+        """Restores ``get_state()``'s call count (0 when the dict has none).
+
+        Example:
+
+            >>> from lamina import nn
+            >>> d = nn.Dropout(0.5, seed=0); d.set_state({"calls": 3}); d.calls
+            3
+        """
         self.calls = int(state.get("calls", 0))
