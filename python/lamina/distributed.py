@@ -43,7 +43,16 @@ EXTRA = 'pip install "lamina[mpi]"'
 
 
 class MPIUnavailableError(ImportError):
-    """mpi4py (or the MPI library under it) is not installed."""
+    """mpi4py (or the MPI library under it) is not installed: raised by ``init``, ``comm`` and
+    every collective, with the extra to install (``pip install "lamina[mpi]"``) in its message.
+    A subclass of ImportError, so ``except ImportError`` catches it.
+
+    Example:
+
+        >>> from lamina import distributed
+        >>> issubclass(distributed.MPIUnavailableError, ImportError)
+        True
+    """
 
 
 _comm = None
@@ -85,22 +94,56 @@ def init(abort_on_exception=True):
 
 
 def comm():
-    """The communicator (MPI.COMM_WORLD), starting MPI when needed."""
+    """The communicator (``MPI.COMM_WORLD``), starting MPI (``init()``) when needed.
+    MPIUnavailableError when mpi4py is missing.
+
+    Example:
+
+        >>> from lamina import distributed
+        >>> distributed.comm().Get_size() >= 1
+        True
+    """
     if _comm is None:
         init()
     return _comm
 
 
 def rank() -> int:
+    """This process's rank, 0 ... world_size() - 1 (0 outside ``mpiexec``), starting MPI when
+    needed. MPIUnavailableError when mpi4py is missing.
+
+    Example:
+
+        >>> from lamina import distributed
+        >>> 0 <= distributed.rank() < distributed.world_size()
+        True
+    """
     return comm().Get_rank()
 
 
 def world_size() -> int:
+    """The number of ranks in the job (1 outside ``mpiexec``), starting MPI when needed.
+    MPIUnavailableError when mpi4py is missing.
+
+    Example:
+
+        >>> from lamina import distributed
+        >>> distributed.world_size() >= 1
+        True
+    """
     return comm().Get_size()
 
 
 def local_size() -> int:
-    """The number of ranks on this machine (to split its cores between them)."""
+    """The number of ranks on this machine (``MPI.COMM_TYPE_SHARED``), to split its cores
+    between them: 1 outside ``mpiexec``. MPIUnavailableError when mpi4py is missing.
+
+    Example:
+
+        >>> from lamina import distributed
+        >>> 1 <= distributed.local_size() <= distributed.world_size()
+        True
+    """
     c = comm()
     MPI = _mpi()
     local = c.Split_type(MPI.COMM_TYPE_SHARED)
@@ -111,7 +154,18 @@ def local_size() -> int:
 
 
 def abort(exc=None, code=1):
-    """Prints ``exc`` (with its traceback) on stderr and ends every rank of the job."""
+    """Prints ``exc`` (with its traceback, prefixed by this rank) on stderr, flushes both
+    streams and ends every rank of the job with exit code ``code`` (``MPI_Abort``); it does not
+    return. ``fit(distributed=True)`` calls it for an exception on one rank, so the others do
+    not wait in a collective forever.
+
+    Example (not run: it would end the process):
+
+        try:
+            train()
+        except Exception as e:
+            distributed.abort(e)
+    """
     if exc is not None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         sys.stderr.write(f"[lamina rank {rank()}] aborting the job: {text}")
@@ -240,14 +294,45 @@ class DistributedOptimizer:
 
     @property
     def param_groups(self):
+        """The inner optimiser's parameter groups (a list of dicts of hyperparameters with
+        their ``params``), the same objects: editing one changes the inner optimiser.
+
+        Example:
+
+            >>> from lamina import distributed, nn, optim
+            >>> model = nn.Sequential(nn.Dense(3, 2))
+            >>> opt = distributed.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1))
+            >>> opt.param_groups[0]["lr"]
+            0.1
+        """
         return self.optimizer.param_groups
 
     @property
     def state(self):
+        """The inner optimiser's per-parameter state (momentum buffers, Adam moments), empty
+        before its first step.
+
+        Example:
+
+            >>> from lamina import distributed, nn, optim
+            >>> model = nn.Sequential(nn.Dense(3, 2))
+            >>> distributed.DistributedOptimizer(optim.SGD(model.parameters())).state
+            {}
+        """
         return self.optimizer.state
 
     @property
     def lr(self):
+        """The inner optimiser's learning rate; setting it sets the inner one's (schedulers do).
+
+        Example:
+
+            >>> from lamina import distributed, nn, optim
+            >>> model = nn.Sequential(nn.Dense(3, 2))
+            >>> opt = distributed.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1))
+            >>> opt.lr = 0.05; opt.optimizer.lr
+            0.05
+        """
         return self.optimizer.lr
 
     @lr.setter
@@ -255,15 +340,54 @@ class DistributedOptimizer:
         self.optimizer.lr = value
 
     def params(self):
+        """The inner optimiser's Parameters (a list, in its order).
+
+        Example:
+
+            >>> from lamina import distributed, nn, optim
+            >>> model = nn.Sequential(nn.Dense(3, 2))
+            >>> len(distributed.DistributedOptimizer(optim.SGD(model.parameters())).params())
+            2
+        """
         return self.optimizer.params()
 
     def zero_grad(self):
+        """The inner optimiser's ``zero_grad``: marks every parameter's gradient zero (local to
+        this rank; nothing is communicated).
+
+        Example:
+
+            >>> from lamina import distributed, nn, optim
+            >>> model = nn.Sequential(nn.Dense(3, 2))
+            >>> distributed.DistributedOptimizer(optim.SGD(model.parameters())).zero_grad()
+        """
         self.optimizer.zero_grad()
 
     def state_dict(self, *args, **kwargs):
+        """The inner optimiser's ``state_dict`` (the same on every rank, since every rank steps
+        identically): what checkpoints save.
+
+        Example:
+
+            >>> from lamina import distributed, nn, optim
+            >>> model = nn.Sequential(nn.Dense(3, 2))
+            >>> sorted(distributed.DistributedOptimizer(optim.SGD(model.parameters())).state_dict())
+            ['param_groups', 'state', 'type']
+        """
         return self.optimizer.state_dict(*args, **kwargs)
 
     def load_state_dict(self, *args, **kwargs):
+        """The inner optimiser's ``load_state_dict``: restores ``state_dict()``'s dict (every
+        rank loads the same one). Its errors are the inner optimiser's (a dict of another
+        optimiser type or parameter layout).
+
+        Example:
+
+            >>> from lamina import distributed, nn, optim
+            >>> model = nn.Sequential(nn.Dense(3, 2))
+            >>> opt = distributed.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1))
+            >>> opt.load_state_dict(opt.state_dict())
+        """
         return self.optimizer.load_state_dict(*args, **kwargs)
 
     def __repr__(self):
@@ -442,7 +566,16 @@ class Shard:
         return self.rank * q + min(self.rank, r), q + (self.rank < r)
 
     def order(self, order):
-        """This rank's sample indices for an epoch visited in ``order`` (None: stored order)."""
+        """This rank's sample indices (int64, ``len(positions)`` of them) for an epoch visited
+        in ``order`` (a permutation of range(n); None: the stored order).
+
+        Example:
+
+            >>> from lamina import distributed
+            >>> shard = distributed.Shard(10, batch_size=4, rank=0, world=2)
+            >>> shard.order(None).tolist(), shard.order(list(range(9, -1, -1))).tolist()
+            ([0, 1, 4, 5, 8], [9, 8, 5, 4, 1])
+        """
         return self.positions if order is None else np.asarray(order)[self.positions]
 
     def batches(self, data, order):
@@ -475,7 +608,16 @@ def step_without_samples(model, keep_previous, before_update):
 
 
 def allreduce_sums(values, communicator=None, op="sum"):
-    """The element-wise sum (or max) of a list of numbers over every rank, as floats."""
+    """The element-wise sum (``op="sum"``) or maximum (any other ``op``, e.g. ``"max"``) of a
+    list of numbers over every rank, as a list of Python floats (reduced in float64, one
+    ``Allreduce``). Every rank must call it with a list of the same length.
+
+    Example:
+
+        >>> from lamina import distributed
+        >>> distributed.allreduce_sums([1, 2.5]) == [v * distributed.world_size() for v in (1.0, 2.5)]
+        True
+    """
     MPI = _mpi()
     c = communicator or comm()
     buf = np.array(values, dtype=np.float64)
@@ -494,12 +636,28 @@ def average_epoch_logs(logs, n, loss_sum, correct, judged, communicator=None):
 
 
 def any_rank(flag, communicator=None) -> bool:
-    """True on every rank when ``flag`` is true on any."""
+    """True on every rank when ``flag`` is true on any (a max ``Allreduce``); every rank must
+    call it.
+
+    Example:
+
+        >>> from lamina import distributed
+        >>> distributed.any_rank(False), distributed.any_rank(True)
+        (False, True)
+    """
     return allreduce_sums([1.0 if flag else 0.0], communicator, op="max")[0] > 0
 
 
 def shared_seed(seed, communicator=None):
-    """Rank 0's seed on every rank."""
+    """Rank 0's ``seed`` (any picklable value, None included) on every rank (a ``bcast``), so
+    the ranks shuffle alike; every rank must call it.
+
+    Example:
+
+        >>> from lamina import distributed
+        >>> distributed.shared_seed(7)
+        7
+    """
     return (communicator or comm()).bcast(seed, root=0)
 
 
