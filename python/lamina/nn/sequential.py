@@ -38,7 +38,17 @@ METRICS = ("accuracy", "acc")  # the names compile(metrics=...) accepts
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training hit a NaN or infinite loss; ``epoch`` and ``batch`` are 1-based."""
+    """Training hit a NaN or infinite loss: raised by ``fit`` and ``train_step`` after the
+    parameters are put back as they were before the offending step. ``epoch`` and ``batch``
+    (1-based; None from ``train_step``) say where, ``loss`` is the value. A FloatingPointError.
+
+    Example:
+
+        >>> from lamina import nn
+        >>> e = nn.NonFiniteLossError("non-finite loss (nan)", 2, 17, float("nan"))
+        >>> (e.epoch, e.batch), isinstance(e, FloatingPointError)
+        ((2, 17), True)
+    """
 
     def __init__(self, message, epoch, batch, loss):
         super().__init__(message)
@@ -51,6 +61,15 @@ class History(dict):
 
     @property
     def history(self):  # Keras spelling
+        """The History itself, so Keras's ``h.history["loss"]`` works as ``h["loss"]``.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> h = nn.History(loss=[0.5, 0.3])
+            >>> h.history["loss"]
+            [0.5, 0.3]
+        """
         return self
 
     def _append(self, logs):
@@ -100,7 +119,16 @@ class Sequential(Layer):
 
     # -- container protocol -----------------------------------------------------------------
     def add(self, layer):
-        """Appends a layer (Keras's spelling); returns the model. TypeError for a non-layer."""
+        """Appends a layer (Keras's spelling); returns the model. TypeError for an object that
+        is not a ``lamina.nn`` layer.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> model = nn.Sequential().add(nn.Dense(4, 3)).add(nn.ReLU())
+            >>> len(model)
+            2
+        """
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add: {type(layer).__name__} is not a lamina.nn layer")
         self.layers.append(layer)
@@ -124,6 +152,15 @@ class Sequential(Layer):
         return f"Sequential({inner}\n)"
 
     def named_parameters(self):
+        """[("<layer index>.<name>", Parameter)] over the layers in order, each Parameter once
+        (a layer shared twice is listed at its first place): PyTorch's ``state_dict`` names.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> [n for n, _ in nn.Sequential(nn.Dense(4, 3), nn.ReLU(), nn.Dense(3, 2)).named_parameters()]
+            ['0.weight', '0.bias', '2.weight', '2.bias']
+        """
         out, seen = [], set()
         for i, layer in enumerate(self.layers):
             for name, p in layer.named_parameters():
@@ -133,7 +170,15 @@ class Sequential(Layer):
         return out
 
     def named_buffers(self):
-        """[("<layer index>.<name>", Buffer)] of every layer (BatchNorm's running statistics)."""
+        """[("<layer index>.<name>", Buffer)] of every layer (BatchNorm's running statistics);
+        empty for a model without such layers.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> [n for n, _ in nn.Sequential(nn.Dense(4, 3), nn.BatchNorm1D(3)).named_buffers()]
+            ['1.running_mean', '1.running_var', '1.num_batches_tracked']
+        """
         return [(f"{i}.{n}", b) for i, layer in enumerate(self.layers) for n, b in layer.named_buffers()]
 
     # -- the parameters, cached between steps ---------------------------------------------------
@@ -178,10 +223,31 @@ class Sequential(Layer):
         return flat, per_layer
 
     def parameters(self):
+        """Every layer's Parameters in order, each once (what an optimiser takes); frozen ones
+        included (optimisers skip them).
+
+        Example:
+
+            >>> from lamina import models
+            >>> sum(p.size for p in models.lenet5().parameters())
+            61706
+        """
         lists = self._param_lists()
         return [p for _, p in self.named_parameters()] if lists is None else list(lists[0])
 
     def zero_grad(self):
+        """Marks every parameter's gradient zero (no memory is written: the next backward
+        overwrites the buffers). ``fit`` and ``train_step`` call it before each backward.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> model = nn.Sequential(nn.Dense(2, 1))
+            >>> _ = model.forward(np.ones((1, 2), np.float32)); _ = model.backward(np.ones((1, 1), np.float32))
+            >>> model.zero_grad(); model.parameters()[1].grad
+            array([0.], dtype=float32)
+        """
         lists = self._param_lists()
         if lists is None:
             return super().zero_grad()
@@ -209,13 +275,41 @@ class Sequential(Layer):
         return self
 
     def get_config(self):
+        """``{"layers": [{"type": class name, "config": the layer's get_config()}, ...]}``
+        (JSON-able; nested Sequentials nest): the architecture ``lamina.save`` writes.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Sequential(nn.Dense(4, 3), nn.ReLU()).get_config()["layers"][1]
+            {'type': 'ReLU', 'config': {}}
+        """
         return {"layers": [_layer_entry(layer) for layer in self.layers]}
 
     @classmethod
     def from_config(cls, config):
+        """A new model (fresh weights) from ``get_config()``'s dict; each layer type must be
+        registered (``nn.register_layer``), else ValueError naming it.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> model = nn.Sequential(nn.Dense(4, 3), nn.ReLU())
+            >>> nn.Sequential.from_config(model.get_config()).layers
+            [Dense(in_features=4, out_features=3, bias=True), ReLU()]
+        """
         return cls(*[_layer_from_entry(e) for e in config["layers"]])
 
     def get_state(self):
+        """Empty: a model's state is its layers' (``lamina.save`` stores each layer's
+        ``get_state()`` itself).
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Sequential(nn.Dropout(0.5)).get_state()
+            {}
+        """
         return {}
 
     # -- forward / backward -----------------------------------------------------------------
@@ -255,7 +349,19 @@ class Sequential(Layer):
         return x
 
     def forward(self, x, training=False):
-        """Runs every layer; returns a new array (the caller may keep it)."""
+        """Runs every layer on x (the first layer's input shape with the batch axis first,
+        float32 by default: (N, C, H, W) images, (N, features) vectors) and returns a new array
+        of the last layer's output (the caller may keep it); ``training`` turns on dropout and
+        batch statistics. A layer's ValueError or TypeError (wrong shape or dtype) passes
+        through.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import models
+            >>> models.lenet5().forward(np.zeros((2, 1, 28, 28), np.float32)).shape
+            (2, 10)
+        """
         return self._be().copy(self._forward(x, training))
 
     def _first_trainable(self, key=None):
@@ -312,7 +418,19 @@ class Sequential(Layer):
         return getattr(be, "conv2d_backward_pooled", None) is not None and be is pool._be()
 
     def backward(self, grad):
-        """dC/d(output) -> dC/d(input), accumulating every trainable parameter's gradient."""
+        """dC/d(output) -> dC/d(input) through every layer in reverse, for the most recent
+        ``forward``; ``grad`` has the output's shape and dtype. Accumulates every trainable
+        parameter's gradient (``zero_grad`` first for a fresh one).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> model = nn.Sequential(nn.Dense(4, 3), nn.ReLU(), nn.Dense(3, 2))
+            >>> y = model.forward(np.ones((5, 4), np.float32), training=True)
+            >>> model.backward(np.ones_like(y)).shape
+            (5, 4)
+        """
         return self._backward(grad, True)
 
     # -- training -----------------------------------------------------------------------------
@@ -697,7 +815,15 @@ class Sequential(Layer):
 
     # -- summary --------------------------------------------------------------------------------
     def output_shape(self, input_shape):
-        """The output shape for one input of ``input_shape`` (without the batch dimension)."""
+        """The output shape for one input of ``input_shape``, both without the batch dimension
+        (each layer's ``output_shape`` in turn; ValueError where a layer's input does not fit).
+
+        Example:
+
+            >>> from lamina import models
+            >>> models.lenet5().output_shape((1, 28, 28))
+            (10,)
+        """
         shape = tuple(input_shape)
         for layer in self.layers:
             shape = layer.output_shape(shape)
