@@ -41,11 +41,32 @@ class Parameter:
 
     @property
     def be(self):
-        """The backend whose kernels work on this parameter's arrays."""
+        """The backend whose kernels work on this parameter's arrays: ``backend`` when the
+        parameter was moved, else the one that owns ``data`` (host arrays: "numpy" or
+        "native").
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dense(3, 2).weight.to("numpy").be.name
+            'numpy'
+        """
         return self.backend if self.backend is not None else _backend.backend_of(self.data)
 
     @property
     def grad(self):
+        """dC/d(data): an array of ``data``'s shape, dtype and backend, accumulated by every
+        backward since the last ``zero_grad``. Setting it copies the value onto the backend;
+        ValueError for a value of another shape.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> p = nn.Parameter(np.zeros(3, np.float32), "b")
+            >>> p.grad = np.ones(3, np.float32); p.grad
+            array([1., 1., 1.], dtype=float32)
+        """
         if self._zeroed:
             self.be.fill(self._grad, 0.0)
             self._zeroed = False
@@ -60,21 +81,52 @@ class Parameter:
 
     @property
     def shape(self):
-        """The shape of ``data`` (and of ``grad``)."""
+        """The shape of ``data`` (and of ``grad``), a tuple.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Conv2D(1, 6, 5).weight.shape
+            (6, 1, 5, 5)
+        """
         return self.data.shape
 
     @property
     def dtype(self):
-        """The dtype of ``data``: float32, or float64 after ``astype``."""
+        """The dtype of ``data``: float32, or float64 after ``astype``.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dense(3, 2).weight.dtype
+            dtype('float32')
+        """
         return self.data.dtype
 
     @property
     def size(self) -> int:
-        """The number of values."""
+        """The number of values (the product of ``shape``).
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dense(3, 2).weight.size
+            6
+        """
         return self.data.size
 
     def zero_grad(self):
-        """Marks the gradient zero (no memory is written: the next backward overwrites it)."""
+        """Marks the gradient zero (no memory is written: the next backward overwrites it;
+        reading ``grad`` before that gives zeros).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> p = nn.Parameter(np.zeros(2, np.float32))
+            >>> p.grad = np.ones(2, np.float32); p.zero_grad(); p.grad
+            array([0., 0.], dtype=float32)
+        """
         self._zeroed = True
 
     def grad_for_overwrite(self):
@@ -98,7 +150,18 @@ class Parameter:
             be.add(self.grad, g, out=self._grad)
 
     def assign(self, values):
-        """Copies ``values`` (host data or an array of any backend) into ``data`` in place."""
+        """Copies ``values`` (host data or an array of any backend, converted to ``dtype``)
+        into ``data`` in place, so optimisers and layers holding ``data`` see the new values.
+        ValueError for another shape.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> p = nn.Parameter(np.zeros(3, np.float32))
+            >>> p.assign([1, 2, 3]); p.numpy()
+            array([1., 2., 3.], dtype=float32)
+        """
         be = self.be
         values = _backend.move(values, be, self.data.dtype)
         if tuple(values.shape) != tuple(self.data.shape):
@@ -106,11 +169,31 @@ class Parameter:
         be.copy(values, out=self.data)
 
     def numpy(self):
-        """The values as a new host NumPy array."""
+        """The values as a new host NumPy array (a copy, of ``shape`` and ``dtype``, from any
+        backend).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Parameter(np.arange(3)).numpy()
+            array([0., 1., 2.], dtype=float32)
+        """
         return np.array(self.be.to_numpy(self.data), copy=True)
 
     def to(self, backend):
-        """Moves ``data`` (and a fresh zero gradient) onto ``backend`` (None: host NumPy)."""
+        """Moves ``data`` (and a fresh zero gradient) onto ``backend`` (a name or a backend
+        object; None: host NumPy); returns the parameter. ValueError for an unknown backend
+        name.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> p = nn.Parameter(np.ones(2, np.float32)).to("numpy")
+            >>> p.backend.name, p.numpy()
+            ('numpy', array([1., 1.], dtype=float32))
+        """
         target = None if backend is None else _backend.get_backend(backend)
         host = self.be.to_numpy(self.data) if target is None or not _same_arrays(self.be, target) else None
         if target is None:
@@ -123,6 +206,16 @@ class Parameter:
         return self
 
     def astype(self, dtype):
+        """Converts ``data`` to ``dtype`` (float32 or float64), with a fresh zero gradient;
+        returns the parameter. Only backends listing the dtype in ``dtypes`` compute with it.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Parameter(np.ones(2, np.float32)).astype(np.float64).dtype
+            dtype('float64')
+        """
         dtype = np.dtype(dtype)
         if dtype != self.data.dtype:
             be = self.be
