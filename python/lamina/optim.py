@@ -75,10 +75,28 @@ class Optimizer:
             raise ValueError(f"lr must be >= 0, got {group['lr']}")
 
     def params(self):
-        """Every parameter of every group, in order."""
+        """Every parameter of every group, in order (a new list; frozen ones included).
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> len(optim.SGD(nn.Dense(3, 2).parameters()).params())
+            2
+        """
         return [p for g in self.param_groups for p in g["params"]]
 
     def zero_grad(self):
+        """Marks every parameter's gradient zero (``Parameter.zero_grad``), as before a
+        backward in a hand-written loop.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, optim
+            >>> p = nn.Parameter(np.ones(2, np.float32)); p.grad = np.ones(2, np.float32)
+            >>> opt = optim.SGD([p]); opt.zero_grad(); p.grad
+            array([0., 0.], dtype=float32)
+        """
         for p in self.params():
             p.zero_grad()
 
@@ -171,6 +189,16 @@ class Optimizer:
 
     @property
     def lr(self):
+        """The first group's learning rate; setting it sets every group's (schedulers set
+        ``param_groups`` themselves, per group).
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> opt = optim.SGD(nn.Dense(3, 2).parameters(), lr=0.1)
+            >>> opt.lr = 0.01; opt.param_groups[0]["lr"]
+            0.01
+        """
         return self.param_groups[0]["lr"]
 
     @lr.setter
@@ -201,6 +229,21 @@ class Optimizer:
         return {"type": type(self).__name__, "param_groups": groups, "state": state}
 
     def load_state_dict(self, sd, params=None):
+        """Restores a ``state_dict()`` (hyperparameters and per-parameter state, copied onto
+        each parameter's backend in its dtype). ``params``: the parameters its indices refer to
+        (default: this optimiser's). ValueError for another optimiser type, another number of
+        groups, an index out of range or a state array of the wrong shape.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, optim
+            >>> p = nn.Parameter(np.ones(2, np.float32)); p.grad = np.ones(2, np.float32)
+            >>> opt = optim.SGD([p], lr=0.1, momentum=0.9); opt.step()
+            >>> fresh = optim.SGD([p], lr=0.5, momentum=0.9); fresh.load_state_dict(opt.state_dict())
+            >>> fresh.lr, fresh.state[p]["velocity"]
+            (0.1, array([1., 1.], dtype=float32))
+        """
         params = self.params() if params is None else list(params)
         if sd.get("type", type(self).__name__) != type(self).__name__:
             raise ValueError(f"state is for {sd.get('type')}, not {type(self).__name__}")
@@ -246,6 +289,18 @@ class SGD(Optimizer):
             raise ValueError("nesterov momentum needs momentum > 0")
 
     def step(self, keep_previous=False):
+        """One update of every trainable parameter from its ``grad`` (the class's formula, one
+        ``sgd_step`` kernel per parameter, in place); ``keep_previous`` as for
+        ``Optimizer.step``. Frozen parameters are skipped.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, optim
+            >>> p = nn.Parameter(np.ones(2, np.float32)); p.grad = np.ones(2, np.float32)
+            >>> optim.SGD([p], lr=0.1).step(); p.numpy()
+            array([0.9, 0.9], dtype=float32)
+        """
         keep = self._begin_step(keep_previous)
         settle = keep and self._settling()
         state, obe, spares, previous = self.state, self.backend, self._spares, self._previous
@@ -308,6 +363,19 @@ class Adam(Optimizer):
             raise ValueError("eps and weight_decay must be >= 0")
 
     def step(self, keep_previous=False):
+        """One Adam update of every trainable parameter from its ``grad`` (one fused
+        ``adam_step`` kernel each: moments, bias correction, the step, in place); the first
+        step of a parameter creates its zero moments. ``keep_previous`` as for
+        ``Optimizer.step``.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, optim
+            >>> p = nn.Parameter(np.ones(2, np.float32)); p.grad = np.ones(2, np.float32)
+            >>> optim.Adam([p], lr=0.1).step(); p.numpy()
+            array([0.9, 0.9], dtype=float32)
+        """
         keep = self._begin_step(keep_previous)
         settle = keep and self._settling()
         for g in self.param_groups:
@@ -332,7 +400,17 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr*wd before the step."""
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr*wd before the step
+    (PyTorch's AdamW; ``weight_decay`` 0.01 by default). Arguments and errors as for Adam.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn, optim
+        >>> p = nn.Parameter(np.ones(1, np.float32)); p.grad = np.zeros(1, np.float32)
+        >>> optim.AdamW([p], lr=0.1, weight_decay=0.5).step(); p.numpy()
+        array([0.95], dtype=float32)
+    """
 
     defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}
     decoupled = True
@@ -357,28 +435,93 @@ class LRScheduler:
         self.step()
 
     def lr_at(self, initial_lr, epoch):
+        """The rate of a group whose initial rate is ``initial_lr`` after ``epoch`` completed
+        epochs (a float): what a subclass defines.
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> optim.StepLR(optim.SGD(nn.Dense(3, 2).parameters(), lr=1.0), step_size=2).lr_at(1.0, 4)
+            0.010000000000000002
+        """
         raise NotImplementedError
 
     def step(self):
-        """Advances one epoch and sets every group's rate (``fit`` calls it after each epoch)."""
+        """Advances one epoch and sets every group's rate to ``lr_at(initial_lr, last_epoch)``
+        (``fit`` calls it after each epoch; the constructor takes the first step, to epoch 0).
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> opt = optim.SGD(nn.Dense(3, 2).parameters(), lr=1.0)
+            >>> sched = optim.StepLR(opt, step_size=2, gamma=0.1)
+            >>> sched.step(); sched.step(); sched.last_epoch, round(opt.lr, 6)
+            (2, 0.1)
+        """
         self.last_epoch += 1
         for g in self.optimizer.param_groups:
             g["lr"] = self.lr_at(g["initial_lr"], self.last_epoch)
 
     def get_last_lr(self):
+        """Every group's current rate, a list of floats (PyTorch's spelling).
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> opt = optim.SGD(nn.Dense(3, 2).parameters(), lr=0.1)
+            >>> optim.CosineLR(opt, T_max=4).get_last_lr()
+            [0.1]
+        """
         return [g["lr"] for g in self.optimizer.param_groups]
 
     # fit(callbacks=[scheduler]) steps it after every epoch.
     def on_epoch_end(self, epoch, logs=None):
+        """The callback hook: ``fit(callbacks=[scheduler])`` steps the schedule after every
+        epoch (``epoch`` and ``logs`` are not used).
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> opt = optim.SGD(nn.Dense(3, 2).parameters(), lr=1.0)
+            >>> sched = optim.StepLR(opt, step_size=1, gamma=0.5); sched.on_epoch_end(0); opt.lr
+            0.5
+        """
         self.step()
 
     def get_config(self):
+        """The schedule's constructor arguments besides the optimiser (empty here).
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> optim.StepLR(optim.SGD(nn.Dense(3, 2).parameters()), step_size=3).get_config()
+            {'step_size': 3, 'gamma': 0.1}
+        """
         return {}
 
     def state_dict(self):
+        """``{"type", "config", "last_epoch"}``: what a checkpoint stores to resume the schedule.
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> optim.StepLR(optim.SGD(nn.Dense(3, 2).parameters()), step_size=3).state_dict()
+            {'type': 'StepLR', 'config': {'step_size': 3, 'gamma': 0.1}, 'last_epoch': 0}
+        """
         return {"type": type(self).__name__, "config": self.get_config(), "last_epoch": self.last_epoch}
 
     def load_state_dict(self, sd):
+        """Resumes at ``sd["last_epoch"]`` and sets every group's rate for it (KeyError when
+        the dict has no "last_epoch").
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> opt = optim.SGD(nn.Dense(3, 2).parameters(), lr=1.0)
+            >>> sched = optim.StepLR(opt, step_size=1, gamma=0.5)
+            >>> sched.load_state_dict({"last_epoch": 2}); opt.lr
+            0.25
+        """
         self.last_epoch = int(sd["last_epoch"]) - 1
         self.step()
 
@@ -395,9 +538,25 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, initial_lr, epoch):
+        """initial_lr * gamma ** (epoch // step_size).
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> optim.StepLR(optim.SGD(nn.Dense(3, 2).parameters()), step_size=3, gamma=0.5).lr_at(1.0, 7)
+            0.25
+        """
         return initial_lr * self.gamma ** (epoch // self.step_size)
 
     def get_config(self):
+        """``step_size`` and ``gamma``.
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> optim.StepLR(optim.SGD(nn.Dense(3, 2).parameters()), step_size=3, gamma=0.5).get_config()
+            {'step_size': 3, 'gamma': 0.5}
+        """
         return {"step_size": self.step_size, "gamma": self.gamma}
 
 
@@ -414,10 +573,27 @@ class CosineLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, initial_lr, epoch):
+        """The cosine of the class docstring; constant at ``eta_min`` after ``T_max`` epochs.
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> sched = optim.CosineLR(optim.SGD(nn.Dense(3, 2).parameters()), T_max=4)
+            >>> [round(sched.lr_at(1.0, e), 3) for e in (0, 2, 4, 9)]
+            [1.0, 0.5, 0.0, 0.0]
+        """
         e = min(epoch, self.T_max)
         return self.eta_min + (initial_lr - self.eta_min) * (1 + math.cos(math.pi * e / self.T_max)) / 2
 
     def get_config(self):
+        """``T_max`` and ``eta_min``.
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> optim.CosineLR(optim.SGD(nn.Dense(3, 2).parameters()), T_max=10).get_config()
+            {'T_max': 10, 'eta_min': 0.0}
+        """
         return {"T_max": self.T_max, "eta_min": self.eta_min}
 
 
@@ -425,7 +601,16 @@ SCHEDULERS = {"StepLR": StepLR, "CosineLR": CosineLR}
 
 
 def get(optimizer, params, **kwargs):
-    """An optimiser from an instance (returned as is) or a name ("sgd", "adam", "adamw")."""
+    """An optimiser from an instance (returned as is) or a name, case-insensitive ("sgd",
+    "adam", "adamw", "saddlefreenewton"), built over ``params`` with ``kwargs``. ValueError for an
+    unknown name, listing the known ones.
+
+    Example:
+
+        >>> from lamina import nn, optim
+        >>> type(optim.get("adam", nn.Dense(3, 2).parameters(), lr=0.01)).__name__
+        'Adam'
+    """
     if isinstance(optimizer, Optimizer):
         return optimizer
     names = {k.lower(): v for k, v in OPTIMIZERS.items()}
@@ -520,7 +705,15 @@ class SaddleFreeNewton(Optimizer):
 
     @property
     def closure_calls_per_step(self):
-        """The mean number of closure calls per step so far (None before the first step)."""
+        """The mean number of closure calls per step so far, a float (None before the first
+        step): the cost of a step in loss-and-gradient evaluations.
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> print(optim.SaddleFreeNewton(nn.Dense(3, 2).parameters()).closure_calls_per_step)
+            None
+        """
         return self.closure_calls / self.steps if self.steps else None
 
     def _check(self, group):
@@ -652,6 +845,14 @@ class SaddleFreeNewton(Optimizer):
             self._before = None
 
     def drop_previous(self):
+        """Forgets the point ``undo`` would return to (``fit`` calls it once a step is
+        accepted); a later undo does nothing.
+
+        Example:
+
+            >>> from lamina import nn, optim
+            >>> opt = optim.SaddleFreeNewton(nn.Dense(3, 2).parameters()); opt.drop_previous(); opt.undo()
+        """
         self._before = None
 
 
