@@ -29,12 +29,29 @@ _local = threading.local()  # .rng: this thread's generator
 
 
 def seed(value=None):
-    """Reseeds the calling thread's lamina generator (initialisers and default dropout seeds)."""
+    """Reseeds the calling thread's lamina generator (initialisers and default dropout seeds)
+    with ``value`` (an int; None: fresh OS entropy). Other threads' generators are unaffected.
+
+    Example:
+
+        >>> from lamina import init
+        >>> init.seed(0); a = init.normal((2,))
+        >>> init.seed(0); bool((init.normal((2,)) == a).all())
+        True
+    """
     _local.rng = np.random.default_rng(value)
 
 
 def get_rng() -> np.random.Generator:
-    """The calling thread's generator (seeded from OS entropy until ``seed`` is called)."""
+    """The calling thread's ``numpy.random.Generator`` (seeded from OS entropy until ``seed``
+    is called): the one layers draw their initial weights from.
+
+    Example:
+
+        >>> from lamina import init
+        >>> init.seed(1); type(init.get_rng()).__name__
+        'Generator'
+    """
     rng = getattr(_local, "rng", None)
     if rng is None:
         rng = _local.rng = np.random.default_rng()
@@ -51,7 +68,15 @@ def _gen(rng):
 
 
 def fans(shape):
-    """(fan_in, fan_out) of a weight of shape (out, in, *kernel)."""
+    """(fan_in, fan_out) of a weight of shape (out, in, *kernel): in * prod(kernel) and
+    out * prod(kernel). ValueError for fewer than 2 dimensions.
+
+    Example:
+
+        >>> from lamina import init
+        >>> init.fans((6, 1, 5, 5)), init.fans((120, 400))
+        ((25, 150), (400, 120))
+    """
     shape = tuple(int(s) for s in shape)
     if len(shape) < 2:
         raise ValueError(f"fan_in/fan_out need a weight of 2 or more dimensions, got shape {shape}")
@@ -60,22 +85,54 @@ def fans(shape):
 
 
 def normal(shape, rng=None, dtype=np.float32, std=1.0, mean=0.0):
-    """N(mean, std^2) values of ``shape``. Example: ``init.normal((10, 784), rng=0)``."""
+    """N(mean, std^2) values of ``shape``, as ``dtype`` (float32). ``rng``: None (this
+    thread's generator), an int seed or a Generator.
+
+    Example:
+
+        >>> from lamina import init
+        >>> w = init.normal((10, 784), rng=0)
+        >>> w.shape, w.dtype
+        ((10, 784), dtype('float32'))
+    """
     return (_gen(rng).standard_normal(shape) * std + mean).astype(dtype)
 
 
 def uniform(shape, rng=None, dtype=np.float32, low=-1.0, high=1.0):
-    """U(low, high) values of ``shape``."""
+    """U(low, high) values of ``shape`` (default U(-1, 1)), as ``dtype``; ``rng`` as for
+    ``normal``.
+
+    Example:
+
+        >>> from lamina import init
+        >>> w = init.uniform((1000,), rng=0, low=0.0, high=0.5)
+        >>> bool(w.min() >= 0.0 and w.max() < 0.5)
+        True
+    """
     return _gen(rng).uniform(low, high, size=shape).astype(dtype)
 
 
 def zeros(shape, rng=None, dtype=np.float32):
-    """Zeros (the default bias initialiser); ``rng`` is ignored."""
+    """Zeros of ``shape`` and ``dtype`` (the default bias initialiser); ``rng`` is ignored.
+
+    Example:
+
+        >>> from lamina import init
+        >>> init.zeros((3,))
+        array([0., 0., 0.], dtype=float32)
+    """
     return np.zeros(shape, dtype=dtype)
 
 
 def ones(shape, rng=None, dtype=np.float32):
-    """Ones; ``rng`` is ignored."""
+    """Ones of ``shape`` and ``dtype``; ``rng`` is ignored.
+
+    Example:
+
+        >>> from lamina import init
+        >>> init.ones((2,))
+        array([1., 1.], dtype=float32)
+    """
     return np.ones(shape, dtype=dtype)
 
 
@@ -101,7 +158,14 @@ def he(shape, rng=None, dtype=np.float32, gain=math.sqrt(2.0)):
 
 
 def lecun(shape, rng=None, dtype=np.float32):
-    """LeCun: N(0, 1 / fan_in)."""
+    """LeCun: N(0, 1 / fan_in), fan_in from ``fans(shape)`` (ValueError below 2 dimensions).
+
+    Example:
+
+        >>> from lamina import init
+        >>> round(float(init.lecun((100, 400), rng=0).std()) * 20, 1)
+        1.0
+    """
     return he(shape, rng, dtype, gain=1.0)
 
 
@@ -121,7 +185,15 @@ def orthogonal(shape, rng=None, dtype=np.float32, gain=1.0):
 
 
 def random_walk_gain(n: int, nonlinearity: str = "relu") -> float:
-    """Sussillo & Abbott's omega for a layer of fan-in n."""
+    """Sussillo & Abbott's omega for a layer of fan-in n: sqrt(2) exp(1.2 / (max(n, 6) - 2.4))
+    for "relu", exp(1 / (2n)) for "tanh" and "linear"; ValueError for another nonlinearity.
+
+    Example:
+
+        >>> from lamina import init
+        >>> round(init.random_walk_gain(100), 4), round(init.random_walk_gain(100, "tanh"), 4)
+        (1.4317, 1.005)
+    """
     if nonlinearity == "relu":
         return math.sqrt(2.0) * math.exp(1.2 / (max(n, 6) - 2.4))
     if nonlinearity in ("linear", "tanh"):
@@ -144,7 +216,16 @@ INITIALIZERS = {
 
 
 def get(init):
-    """An initialiser from a name or a callable (returned as is)."""
+    """An initialiser from a name of ``INITIALIZERS`` ("normal", "uniform", "zeros", "ones",
+    "xavier"/"glorot", "he"/"kaiming", "lecun", "orthogonal", "random_walk") or a callable
+    ``f(shape, rng)`` (returned as is). ValueError, listing the names, for an unknown one.
+
+    Example:
+
+        >>> from lamina import init
+        >>> init.get("kaiming") is init.he
+        True
+    """
     if callable(init):
         return init
     try:

@@ -37,14 +37,41 @@ class Loss:
         return (loss if type(loss) is float else float(loss)), grad
 
     def prepare_target(self, y, dtype):
-        """The target array as the kernel wants it (converted once per fit, not per batch)."""
+        """The target array as the kernel wants it, a C-contiguous host array of ``dtype``
+        (the model's float dtype here; CrossEntropy makes int64 labels): ``fit`` converts the
+        targets once, not per batch.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import losses
+            >>> losses.MSE().prepare_target([[0, 1]], np.float32).dtype
+            dtype('float32')
+        """
         return np.ascontiguousarray(y, dtype=dtype)
 
     def count_correct(self, output, target):
-        """(number correct, number judged) for the accuracy metric, or None when meaningless."""
+        """(number correct, number judged) for the accuracy metric, or None when accuracy
+        means nothing for this loss (the base class).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import losses
+            >>> print(losses.Loss().count_correct(np.zeros((2, 3), np.float32), np.zeros(2)))
+            None
+        """
         return None
 
     def get_config(self):
+        """The constructor's arguments to save (none: a loss is saved by its class name).
+
+        Example:
+
+            >>> from lamina import losses
+            >>> losses.CrossEntropy().get_config()
+            {}
+        """
         return {}
 
     def __repr__(self):
@@ -76,6 +103,16 @@ class CrossEntropy(Loss):
     kernel = "softmax_cross_entropy"
 
     def prepare_target(self, y, dtype):
+        """Labels (N,) as int64 (``dtype`` is ignored); whole-number floats are accepted.
+        ValueError for another shape or for fractional values, with a hint for one-hot rows.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import losses
+            >>> losses.CrossEntropy().prepare_target([1.0, 2.0], np.float32)
+            array([1, 2])
+        """
         y = np.asarray(y)
         if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or y.size == 0
                                or np.array_equal(y, np.round(y))):
@@ -84,6 +121,17 @@ class CrossEntropy(Loss):
         return np.ascontiguousarray(y, dtype=np.int64)
 
     def count_correct(self, output, target):
+        """(rows whose argmax over the K logits equals the label, N) for logits (N, K) and
+        labels (N,); the argmax is computed on the output's backend.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import losses
+            >>> logits = np.array([[2.0, 0.0], [0.0, 1.0]], np.float32)
+            >>> losses.CrossEntropy().count_correct(logits, np.array([0, 0]))
+            (1, 2)
+        """
         target = _host(target)
         return int(np.count_nonzero(_predicted_class(output) == target)), len(target)
 
@@ -98,6 +146,17 @@ class MSE(Loss):
     kernel = "mse"
 
     def count_correct(self, output, target):
+        """For (N, K) outputs and targets of that shape with K > 1 (one-hot rows): (rows whose
+        argmaxes agree, N); None otherwise (regression: no accuracy).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import losses
+            >>> out = np.array([[0.9, 0.1], [0.2, 0.8]], np.float32)
+            >>> losses.MSE().count_correct(out, np.eye(2, dtype=np.float32))
+            (2, 2)
+        """
         # One-hot targets: accuracy is meaningful as argmax agreement.
         if output.ndim == 2 and tuple(output.shape) == tuple(target.shape) and output.shape[1] > 1:
             t = target.argmax(axis=1) if isinstance(target, np.ndarray) else _predicted_class(target)
@@ -115,6 +174,16 @@ class BinaryCrossEntropy(Loss):
     kernel = "binary_cross_entropy"
 
     def count_correct(self, output, target):
+        """(elements where output > 0.5 agrees with target > 0.5, number of elements).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import losses
+            >>> p = np.array([0.9, 0.2, 0.6], np.float32)
+            >>> losses.BinaryCrossEntropy().count_correct(p, np.array([1.0, 0.0, 0.0], np.float32))
+            (2, 3)
+        """
         out, t = _host(output), _host(target)
         return int(np.count_nonzero((out > 0.5) == (t > 0.5))), t.size
 
