@@ -47,25 +47,78 @@ def __getattr__(name):
 
 
 def save(model, path, **kwargs):
-    """Saves a model (and, with optimizer=..., a resumable checkpoint) as a safetensors file."""
+    """Saves a model (and, with optimizer=..., a resumable checkpoint) as a safetensors file:
+    ``lamina.io.save``. The weights are written as float32/float64 tensors under PyTorch's
+    ``state_dict`` names ("0.weight"), the architecture as JSON metadata; the file is replaced
+    atomically. ValueError for a scheduler without its optimizer.
+
+    Example:
+
+        >>> import os, tempfile, lamina
+        >>> from lamina import models
+        >>> path = os.path.join(tempfile.mkdtemp(), "lenet5.safetensors")
+        >>> lamina.save(models.lenet5(), path); os.path.getsize(path) > 61706 * 4
+        True
+    """
     from .io import save as _save
     return _save(model, path, **kwargs)
 
 
 def load(path, backend=None):
-    """Loads a model saved by lamina.save, onto ``backend`` when given (ValueError for any bad file)."""
+    """Loads a model saved by lamina.save (a Sequential with its weights and buffers), onto
+    ``backend`` when given: ``lamina.io.load``. ValueError for any bad file (not safetensors,
+    truncated, an unknown layer type, a missing or mis-shaped tensor); FileNotFoundError for
+    a missing one.
+
+    Example:
+
+        >>> import os, tempfile, numpy as np, lamina
+        >>> from lamina import models
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.safetensors")
+        >>> model = models.mlp(); lamina.save(model, path)
+        >>> x = np.ones((2, 784), np.float32)
+        >>> bool(np.array_equal(lamina.load(path).predict(x), model.predict(x)))
+        True
+    """
     from .io import load as _load
     return _load(path, backend)
 
 
 def load_checkpoint(path, backend=None):
-    """Loads model, optimizer, scheduler and epoch saved by lamina.save(..., optimizer=...)."""
+    """Loads model, optimizer, scheduler and epoch saved by lamina.save(..., optimizer=...):
+    a ``lamina.io.Checkpoint``, which also unpacks as ``model, optimizer, scheduler, epoch``;
+    the optimiser's state (momentum, Adam moments) is restored on the loaded model's
+    parameters. ValueError for a bad file, as ``load``.
+
+    Example:
+
+        >>> import os, tempfile, lamina
+        >>> from lamina import models, optim
+        >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.safetensors")
+        >>> model = models.mlp(); opt = optim.Adam(model.parameters())
+        >>> lamina.save(model, path, optimizer=opt, epoch=3)
+        >>> model, opt, scheduler, epoch = lamina.load_checkpoint(path)
+        >>> type(opt).__name__, scheduler, epoch
+        ('Adam', None, 3)
+    """
     from .io import load_checkpoint as _load_checkpoint
     return _load_checkpoint(path, backend)
 
 
 def load_weights(model, path, strict=True):
-    """Copies saved parameters into an existing model (validated first; nothing changes on error)."""
+    """Copies saved parameters into an existing model (validated first; nothing changes on
+    error): ``lamina.io.load_weights``. Returns the names loaded. ValueError for a file whose
+    tensors do not match the model's names (with strict=True) or shapes.
+
+    Example:
+
+        >>> import os, tempfile, lamina
+        >>> from lamina import nn
+        >>> path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+        >>> lamina.save(nn.Sequential(nn.Dense(4, 2)), path)
+        >>> lamina.load_weights(nn.Sequential(nn.Dense(4, 2)), path)
+        ['0.weight', '0.bias']
+    """
     from .io import load_weights as _load_weights
     return _load_weights(model, path, strict)
 
@@ -85,13 +138,33 @@ def get_backend(name=None):
 
 
 def use_backend(name):
-    """Context manager: ``with lamina.use_backend("numpy"): ...``."""
+    """Context manager: the default backend is ``name`` (a name or a backend object) inside
+    the block and what it was before after it, also on an exception. ValueError for an
+    unknown name, listing the registered ones.
+
+    Example:
+
+        >>> import lamina
+        >>> with lamina.use_backend("numpy"):
+        ...     print(lamina.get_backend().name)
+        numpy
+    """
     from .backend import use_backend as _use
     return _use(name)
 
 
 def seed(value=None):
-    """Seeds lamina's generator for weight initialisation and default dropout seeds."""
+    """Seeds lamina's generator for weight initialisation and default dropout seeds (the
+    calling thread's: ``lamina.init.seed``); None reseeds from OS entropy.
+
+    Example:
+
+        >>> import numpy as np, lamina
+        >>> from lamina import nn
+        >>> lamina.seed(0); a = nn.Dense(3, 2).weight.numpy()
+        >>> lamina.seed(0); bool(np.array_equal(a, nn.Dense(3, 2).weight.numpy()))
+        True
+    """
     from .init import seed as _seed
     _seed(value)
 

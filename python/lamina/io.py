@@ -344,6 +344,19 @@ def load(path, backend=None):
 
 @dataclass
 class Checkpoint:
+    """What ``load_checkpoint`` returns: ``model`` (a Sequential), ``optimizer`` (rebuilt on
+    the model's parameters with its state, or None), ``scheduler`` (or None), ``epoch`` (the
+    number of completed epochs, or None) and ``extra`` (the JSON-able dict given to ``save``).
+    It unpacks as ``model, optimizer, scheduler, epoch``.
+
+    Example:
+
+        >>> from lamina import io, nn
+        >>> model, optimizer, scheduler, epoch = io.Checkpoint(nn.Sequential(), epoch=2)
+        >>> optimizer, epoch
+        (None, 2)
+    """
+
     model: object
     optimizer: object = None
     scheduler: object = None
