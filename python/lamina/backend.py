@@ -86,18 +86,54 @@ class Backend:
     # Host NumPy arrays (the "native" and "numpy" backends).
     @staticmethod
     def empty(shape, dtype):
+        """A new array of this backend, ``shape`` and ``dtype``, contents undefined (host
+        backends: ``np.empty``). A backend of your own gives it the same signature.
+
+        Example:
+
+            >>> import numpy as np, lamina
+            >>> lamina.get_backend("native").empty((2, 3), np.float32).shape
+            (2, 3)
+        """
         return np.empty(shape, dtype=dtype)
 
     @staticmethod
     def zeros(shape, dtype):
+        """A new zero-filled array of this backend, ``shape`` and ``dtype``.
+
+        Example:
+
+            >>> import numpy as np, lamina
+            >>> lamina.get_backend("numpy").zeros((2,), np.float64)
+            array([0., 0.])
+        """
         return np.zeros(shape, dtype=dtype)
 
     @staticmethod
     def asarray(x, dtype=None):
+        """Host data (a NumPy array, a list) as an array of this backend, C-contiguous, in
+        ``dtype`` when given: no copy for a host backend when ``x`` already is one.
+
+        Example:
+
+            >>> import numpy as np, lamina
+            >>> lamina.get_backend("native").asarray([[1, 2]], np.float32)
+            array([[1., 2.]], dtype=float32)
+        """
         return np.ascontiguousarray(x, dtype=dtype)
 
     @staticmethod
     def to_numpy(a):
+        """An array of this backend as a host NumPy array (a view for host backends; a
+        device backend copies to the host).
+
+        Example:
+
+            >>> import numpy as np, lamina
+            >>> be = lamina.get_backend("native")
+            >>> be.to_numpy(be.zeros((1,), np.float32))
+            array([0.], dtype=float32)
+        """
         return np.asarray(a)
 
     def __getattr__(self, name):  # only reached for names this backend lacks
@@ -122,17 +158,49 @@ def require_kernel(be, name, user=None):
 
 
 def has_kernel(be, name) -> bool:
-    """Whether backend ``be`` provides the kernel ``name``."""
+    """Whether backend ``be`` provides the kernel ``name`` (a callable attribute): the test
+    for the optional kernels (``OPTIONAL_KERNELS``).
+
+    Example:
+
+        >>> from lamina import backend
+        >>> backend.has_kernel(backend.get_backend("numpy"), "matmul")
+        True
+        >>> backend.has_kernel(backend.get_backend("numpy"), "no_such_kernel")
+        False
+    """
     return callable(getattr(be, name, None))
 
 
 def supports(be, dtype) -> bool:
-    """Whether backend ``be`` computes in ``dtype``."""
+    """Whether backend ``be`` computes in ``dtype`` (listed in its ``dtypes``): float32
+    everywhere, float64 on "numpy".
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import backend
+        >>> backend.supports(backend.get_backend("native"), np.float64), backend.supports(backend.get_backend("numpy"), "float64")
+        (False, True)
+    """
     return np.dtype(dtype) in tuple(np.dtype(d) for d in be.dtypes)
 
 
 def check_backend(obj) -> None:
-    """TypeError naming what ``obj`` lacks of the contract (attributes, array functions, kernels)."""
+    """Returns None when ``obj`` fulfils the backend contract; TypeError naming what it
+    lacks (attributes ``name``, ``device``, ``dtypes``, the array functions, the kernels), or
+    for an empty name or no dtypes. ``register_backend`` calls it.
+
+    Example:
+
+        >>> from lamina import backend
+        >>> backend.check_backend(backend.get_backend("numpy"))
+        >>> try:
+        ...     backend.check_backend(object())
+        ... except TypeError as e:
+        ...     print(str(e).split(":")[1][:30])
+         it lacks name, device, dtypes
+    """
     missing = [a for a in ATTRIBUTES if not hasattr(obj, a)]
     missing += [f for f in ARRAY_FUNCTIONS + KERNELS if not callable(getattr(obj, f, None))]
     if missing:
@@ -184,7 +252,19 @@ def register_backend(obj, replace: bool = False):
 
 
 def unregister_backend(name: str) -> None:
-    """Removes a backend registered with ``register_backend`` (lamina's own stay)."""
+    """Removes a backend registered with ``register_backend``; an unknown name is ignored.
+    ValueError for lamina's own ("native", "numpy").
+
+    Example:
+
+        >>> from lamina import backend
+        >>> backend.unregister_backend("not-registered")
+        >>> try:
+        ...     backend.unregister_backend("native")
+        ... except ValueError as e:
+        ...     print(e)
+        backend 'native' is lamina's own and cannot be removed
+    """
     if name in _BUILTIN:
         raise ValueError(f"backend {name!r} is lamina's own and cannot be removed")
     with _lock:
@@ -195,12 +275,29 @@ def unregister_backend(name: str) -> None:
 
 
 def available() -> tuple:
-    """The names of the backends ``get_backend`` knows: lamina's own, then the registered ones."""
+    """The names of the backends ``get_backend`` knows, a tuple: lamina's own, then the
+    registered ones ("cuda" and "cuda_emu" are built on first use and listed once built).
+
+    Example:
+
+        >>> from lamina import backend
+        >>> backend.available()[:2]
+        ('native', 'numpy')
+    """
     return _BUILTIN + tuple(n for n in _registry if n not in _BUILTIN)
 
 
 def get_backend(name=None):
-    """The backend called ``name``; a backend object is returned as it is; None is the default."""
+    """The backend called ``name``; a backend object is returned as it is (checked with
+    ``check_backend`` unless registered); None is the default. ValueError for an unknown name,
+    listing the available ones; RuntimeError saying why for "cuda" where it cannot run.
+
+    Example:
+
+        >>> from lamina import backend
+        >>> backend.get_backend("numpy").name, backend.get_backend("numpy").device
+        ('numpy', 'cpu')
+    """
     if name is None:
         return current()
     if not isinstance(name, str):
@@ -260,12 +357,31 @@ _default = None
 
 
 def current():
-    """The default backend of layers not pinned by ``.to()`` (native unless changed)."""
+    """The default backend of layers not pinned by ``.to()`` (native unless changed by
+    ``set_backend`` or inside ``use_backend``).
+
+    Example:
+
+        >>> from lamina import backend
+        >>> with backend.use_backend("numpy"):
+        ...     print(backend.current().name)
+        numpy
+    """
     return _default if _default is not None else set_backend("native")
 
 
 def set_backend(name):
-    """Makes ``name`` the default backend of layers not pinned by ``.to()``; returns it."""
+    """Makes ``name`` (a name or a backend object) the default backend of layers not pinned
+    by ``.to()``, process-wide; returns it. ValueError for an unknown name.
+
+    Example:
+
+        >>> from lamina import backend
+        >>> before = backend.current()
+        >>> backend.set_backend("numpy").name
+        'numpy'
+        >>> _ = backend.set_backend(before)
+    """
     global _default
     _default = get_backend(name)
     return _default
