@@ -130,6 +130,20 @@ class GradientNormRecorder:
         self._step = 0
 
     def set_model(self, model):
+        """Called by ``fit`` before training with the model being trained (a Sequential): the
+        model whose gradient norms are recorded.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import diagnostics, nn
+            >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+            >>> model = nn.Sequential(nn.Dense(4, 8), nn.ReLU(), nn.Dense(8, 2))
+            >>> rec = diagnostics.GradientNormRecorder(X, y)
+            >>> _ = model.fit(X, y, epochs=2, batch_size=16, callbacks=[rec], verbose=0)
+            >>> rec.model is model
+            True
+        """
         self.model = model
 
     def _record(self):
@@ -137,29 +151,110 @@ class GradientNormRecorder:
                              "layers": gradient_norms(self.model, self.X, self.y, self.loss, self.batch_size)})
 
     def on_train_begin(self, logs=None):
+        """Called by ``fit`` when training begins: records the norms before any step (epoch 0),
+        unless an earlier ``fit`` already recorded.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import diagnostics, nn
+            >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+            >>> model = nn.Sequential(nn.Dense(4, 8), nn.ReLU(), nn.Dense(8, 2))
+            >>> rec = diagnostics.GradientNormRecorder(X, y)
+            >>> _ = model.fit(X, y, epochs=2, batch_size=16, callbacks=[rec], verbose=0)
+            >>> rec.records[0]["epoch"], rec.records[0]["step"]
+            (0, 0)
+        """
         if not self.records:
             self._record()
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Called by ``fit`` before each epoch with its 0-based number (the completed-epoch
+        count that records made within it carry).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import diagnostics, nn
+            >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+            >>> model = nn.Sequential(nn.Dense(4, 8), nn.ReLU(), nn.Dense(8, 2))
+            >>> rec = diagnostics.GradientNormRecorder(X, y)
+            >>> _ = model.fit(X, y, epochs=2, batch_size=16, callbacks=[rec], verbose=0)
+            >>> rec.on_epoch_begin(5); rec._epoch
+            5
+        """
         self._epoch = epoch
 
     def on_batch_end(self, batch, logs=None):
+        """Called by ``fit`` after each training step: counts the steps, and records every
+        ``every_batches`` steps when that was given.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import diagnostics, nn
+            >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+            >>> model = nn.Sequential(nn.Dense(4, 8), nn.ReLU(), nn.Dense(8, 2))
+            >>> rec = diagnostics.GradientNormRecorder(X, y)
+            >>> _ = model.fit(X, y, epochs=2, batch_size=16, callbacks=[rec], verbose=0)
+            >>> rec.records[-1]["step"]
+            8
+        """
         self._step += 1
         if self.every_batches and self._step % self.every_batches == 0:
             self._record()
 
     def on_epoch_end(self, epoch, logs=None):
+        """Called by ``fit`` after each epoch: records the norms after it (unless
+        ``every_batches`` was given), tagged with the completed-epoch count epoch + 1.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import diagnostics, nn
+            >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+            >>> model = nn.Sequential(nn.Dense(4, 8), nn.ReLU(), nn.Dense(8, 2))
+            >>> rec = diagnostics.GradientNormRecorder(X, y)
+            >>> _ = model.fit(X, y, epochs=2, batch_size=16, callbacks=[rec], verbose=0)
+            >>> len(rec.records)
+            3
+        """
         self._epoch = epoch + 1
         if not self.every_batches:
             self._record()
 
     @property
     def epochs(self):
-        """The completed-epoch count of each record (0 = before training)."""
+        """The completed-epoch count of each record, a list of ints (0 = before training).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import diagnostics, nn
+            >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+            >>> model = nn.Sequential(nn.Dense(4, 8), nn.ReLU(), nn.Dense(8, 2))
+            >>> rec = diagnostics.GradientNormRecorder(X, y)
+            >>> _ = model.fit(X, y, epochs=2, batch_size=16, callbacks=[rec], verbose=0)
+            >>> rec.epochs
+            [0, 1, 2]
+        """
         return [r["epoch"] for r in self.records]
 
     def series(self, key="bias"):
-        """{layer label: [value of ``key`` ("bias", "weight", "weight_rms", "relative") per record]}."""
+        """{layer label: [value of ``key`` ("bias", "weight", "weight_rms", "relative") per
+        record]}, the labels being the layers' indices in the model; KeyError for another key.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import diagnostics, nn
+            >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+            >>> model = nn.Sequential(nn.Dense(4, 8), nn.ReLU(), nn.Dense(8, 2))
+            >>> rec = diagnostics.GradientNormRecorder(X, y)
+            >>> _ = model.fit(X, y, epochs=2, batch_size=16, callbacks=[rec], verbose=0)
+            >>> {label: len(norms) for label, norms in rec.series("bias").items()}
+            {'0': 3, '2': 3}
+        """
         out = {}
         for r in self.records:
             for row in r["layers"]:
@@ -313,7 +408,16 @@ def lanczos(matvec, n, steps, seed=0, tol=1e-10, v0=None, return_basis=False):
 
 
 def tridiagonal(alphas, betas):
-    """The symmetric tridiagonal matrix T of a Lanczos run."""
+    """The symmetric tridiagonal matrix T of a Lanczos run, float64 (m, m): ``alphas`` (m,)
+    on the diagonal, ``betas`` (m - 1,) beside it.
+
+    Example:
+
+        >>> from lamina import diagnostics
+        >>> diagnostics.tridiagonal([1.0, 2.0], [0.5])
+        array([[1. , 0.5],
+               [0.5, 2. ]])
+    """
     T = np.diag(np.asarray(alphas, dtype=np.float64))
     if len(betas):
         T += np.diag(betas, 1) + np.diag(betas, -1)
@@ -341,10 +445,34 @@ class HessianSpectrum:
 
     @property
     def lambda_min(self) -> float:
+        """The smallest Ritz value, a float: the most negative curvature found (negative at a
+        saddle point).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import diagnostics
+            >>> s = diagnostics.HessianSpectrum(eigenvalues=np.array([-1.0, 2.0]), ritz_values=np.array([-1.0, 0.5, 2.0]),
+            ...     weights=np.full(3, 1 / 3), n_params=3, full=True, loss=0.5, grad_norm=0.1, gradient_evaluations=6)
+            >>> s.lambda_min, s.lambda_max
+            (-1.0, 2.0)
+        """
         return float(self.ritz_values[0])
 
     @property
     def lambda_max(self) -> float:
+        """The largest Ritz value, a float: the sharpest curvature (it bounds a stable
+        gradient-descent rate by 2 / lambda_max).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import diagnostics
+            >>> s = diagnostics.HessianSpectrum(eigenvalues=np.array([-1.0, 2.0]), ritz_values=np.array([-1.0, 0.5, 2.0]),
+            ...     weights=np.full(3, 1 / 3), n_params=3, full=True, loss=0.5, grad_norm=0.1, gradient_evaluations=6)
+            >>> s.lambda_max
+            2.0
+        """
         return float(self.ritz_values[-1])
 
     @property
@@ -354,6 +482,18 @@ class HessianSpectrum:
         return saddle_index(self)
 
     def to_dict(self):
+        """A JSON-able summary: the eigenvalues as a list, lambda_min, lambda_max,
+        saddle_index, n_params, full, loss, grad_norm and gradient_evaluations.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import diagnostics
+            >>> s = diagnostics.HessianSpectrum(eigenvalues=np.array([-1.0, 2.0]), ritz_values=np.array([-1.0, 0.5, 2.0]),
+            ...     weights=np.full(3, 1 / 3), n_params=3, full=True, loss=0.5, grad_norm=0.1, gradient_evaluations=6)
+            >>> d = s.to_dict(); d["eigenvalues"], round(d["saddle_index"], 3)
+            ([-1.0, 2.0], 0.333)
+        """
         return {"eigenvalues": self.eigenvalues.tolist(), "lambda_min": self.lambda_min,
                 "lambda_max": self.lambda_max, "saddle_index": self.saddle_index, "n_params": self.n_params,
                 "full": self.full, "loss": self.loss, "grad_norm": self.grad_norm,
