@@ -102,7 +102,16 @@ def clone_layer(layer):
 
 
 def clone(model_or_layers):
-    """A deep copy of a Sequential (or a list of layers -> a list of copies)."""
+    """A deep copy of a Sequential or layer (or a list of layers -> a list of copies): the
+    same configuration, values, trainable flags and backend, no shared arrays (``clone_layer``).
+
+    Example:
+
+        >>> from lamina import models, transfer
+        >>> model = models.mlp(); copy = transfer.clone(model)
+        >>> copy.parameters()[0] is model.parameters()[0], (copy.parameters()[0].numpy() == model.parameters()[0].numpy()).all()
+        (False, True)
+    """
     from .nn import Layer
 
     if isinstance(model_or_layers, Layer):
@@ -111,7 +120,16 @@ def clone(model_or_layers):
 
 
 def count_parameters(model_or_layers):
-    """(trainable, total) scalar parameter counts."""
+    """(trainable, total) scalar parameter counts of a model, layer or list of layers, each
+    Parameter counted once.
+
+    Example:
+
+        >>> from lamina import models, transfer
+        >>> model = models.lenet5(); _ = model.layers[0].freeze()
+        >>> transfer.count_parameters(model)
+        (61550, 61706)
+    """
     ps = []
     seen = set()
     for layer in layers_of(model_or_layers):

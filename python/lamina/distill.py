@@ -45,7 +45,18 @@ class DistillationLoss(_losses.Loss):
         self._ce = _losses.CrossEntropy()
 
     def pack_targets(self, teacher_logits, y):
-        """(N, K) teacher logits and (N,) labels -> the (N, K + 1) packed target."""
+        """(N, K) teacher logits and (N,) labels -> the (N, K + 1) packed float64 target: the
+        teacher's log-softmax at this loss's temperature, then the label. ValueError for other
+        shapes.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import distill
+            >>> packed = distill.DistillationLoss(temperature=2.0).pack_targets(np.zeros((3, 10)), [1, 2, 3])
+            >>> packed.shape, packed[:, -1].tolist()
+            ((3, 11), [1.0, 2.0, 3.0])
+        """
         t = np.asarray(teacher_logits, dtype=np.float64)
         y = np.asarray(y)
         if t.ndim != 2 or y.shape != (t.shape[0],):
@@ -53,6 +64,16 @@ class DistillationLoss(_losses.Loss):
         return np.concatenate([_log_softmax(t / self.temperature), y.astype(np.float64)[:, None]], axis=1)
 
     def prepare_target(self, target, dtype):
+        """The packed target (N, K + 1) as a C-contiguous array of ``dtype`` (the labels stay
+        exact whole numbers in float32 below 2^24).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import distill
+            >>> distill.DistillationLoss().prepare_target(np.zeros((2, 11)), np.float32).dtype
+            dtype('float32')
+        """
         return np.ascontiguousarray(target, dtype=dtype)
 
     def __call__(self, output, target, backend=None):
@@ -81,10 +102,30 @@ class DistillationLoss(_losses.Loss):
         return a * soft + (1.0 - a) * hard, grad
 
     def count_correct(self, output, target):
+        """(rows whose argmax over the student's logits equals the packed label, N): the
+        accuracy on the true labels, not agreement with the teacher.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import distill
+            >>> loss = distill.DistillationLoss()
+            >>> target = loss.pack_targets(np.zeros((2, 2)), [0, 1])
+            >>> loss.count_correct(np.array([[1.0, 0.0], [1.0, 0.0]], np.float32), target)
+            (1, 2)
+        """
         target = target if isinstance(target, np.ndarray) else _backend.backend_of(target).to_numpy(target)
         return self._ce.count_correct(output, target[:, output.shape[1]].astype(np.int64))
 
     def get_config(self):
+        """``temperature`` and ``alpha``.
+
+        Example:
+
+            >>> from lamina import distill
+            >>> distill.DistillationLoss(temperature=2.0, alpha=0.5).get_config()
+            {'temperature': 2.0, 'alpha': 0.5}
+        """
         return {"temperature": self.temperature, "alpha": self.alpha}
 
     def __repr__(self):

@@ -207,7 +207,19 @@ def loss_vs_evaluations(curves, path=None, title=None, xlabel="gradient evaluati
 
 
 def bars(values, path=None, title=None, ylabel=None, log=False, annotate=True):
-    """{name: number} as a bar chart (None / non-finite values drawn as empty with a mark)."""
+    """{name: number} as a bar chart (None / non-finite values drawn as empty with a mark);
+    saved to ``path`` when given. Returns the matplotlib Figure; ImportError without
+    matplotlib (the "plot" extra).
+
+    Example:
+
+        >>> import os, tempfile
+        >>> from lamina import plot
+        >>> path = os.path.join(tempfile.mkdtemp(), "bars.png")
+        >>> fig = plot.bars({"lamina": 3.1, "torch": 1.0, "other": None}, path=path)
+        >>> os.path.exists(path)
+        True
+    """
     names = list(values)
     vals = [values[k] for k in names]
     fig, axes = _figure(1, 1, size=(max(4.0, 0.9 * len(names) + 1.5), 3.6))

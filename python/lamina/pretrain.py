@@ -34,7 +34,16 @@ def _is_elementwise(layer):
 
 
 def split_blocks(layers):
-    """[("fixed", [layers]) | ("block", [param layer, element-wise layers...]), ...] in order."""
+    """The layers (a Sequential or a list) cut into pretraining units, in order: a list of
+    ("block", [a layer with parameters, the element-wise layers after it]) and ("fixed",
+    [layers without parameters, e.g. pooling]) pairs.
+
+    Example:
+
+        >>> from lamina import models, pretrain
+        >>> [(kind, len(layers)) for kind, layers in pretrain.split_blocks(models.mlp(hidden=(50, 20)))]
+        [('fixed', 1), ('block', 2), ('block', 2), ('block', 1)]
+    """
     segments = []
     for layer in layers_of(layers):
         if layer.parameters():
@@ -87,7 +96,17 @@ def _upsample_layer_class():
 
 
 def Upsample2D(scale=2):  # noqa: N802  (a layer constructor)
-    """Nearest-neighbour upsampling layer (N, C, H, W) -> (N, C, scale*H, scale*W)."""
+    """Nearest-neighbour upsampling layer (N, C, H, W) -> (N, C, scale*H, scale*W), any
+    float dtype of the backend, no parameters (the convolutional decoders' unpooling);
+    registered, so a saved model containing it loads.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import pretrain
+        >>> pretrain.Upsample2D(2).forward(np.ones((1, 3, 4, 4), np.float32)).shape
+        (1, 3, 8, 8)
+    """
     return _upsample_layer_class()(scale)
 
 
@@ -160,6 +179,16 @@ class AutoencoderPretraining(NamedTuple):
     history: list
 
     def model(self, *extra_layers):
+        """A Sequential of the pretrained layers (the same objects, not copies) followed by
+        ``extra_layers`` (e.g. a classifier head to fine-tune).
+
+        Example:
+
+            >>> from lamina import nn, pretrain
+            >>> result = pretrain.AutoencoderPretraining(layers=[nn.Dense(4, 3), nn.ReLU()], history=[])
+            >>> len(result.model(nn.Dense(3, 2)))
+            3
+        """
         from .nn import Sequential
 
         return Sequential(*self.layers, *extra_layers)
@@ -174,6 +203,16 @@ class SupervisedPretraining(NamedTuple):
     history: list
 
     def model(self):
+        """A Sequential of the pretrained stack and the last stage's head (the same layer
+        objects): the trained classifier.
+
+        Example:
+
+            >>> from lamina import nn, pretrain
+            >>> result = pretrain.SupervisedPretraining(layers=[nn.Dense(4, 3), nn.ReLU()], head=[nn.Dense(3, 2)], history=[])
+            >>> len(result.model())
+            3
+        """
         from .nn import Sequential
 
         return Sequential(*self.layers, *self.head)

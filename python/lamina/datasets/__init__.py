@@ -58,7 +58,17 @@ def parse_idx(data: bytes, name="IDX data"):
 
 
 def load_idx(path):
-    """Reads one IDX file (gzipped or not) into an ndarray (native byte order)."""
+    """Reads one IDX file (gzipped or not) into an ndarray (native byte order; the file's
+    dtype: uint8 for MNIST). ValueError for a file that is not IDX or whose size does not match
+    its header; FileNotFoundError for a missing one.
+
+    Example:
+
+        >>> from lamina import datasets
+        >>> labels = datasets.load_idx(datasets.MNIST_DIR / "t10k-labels-idx1-ubyte.gz")
+        >>> labels.shape, labels.dtype
+        ((10000,), dtype('uint8'))
+    """
     arr = parse_idx(_read_bytes(path), str(path))
     return arr.astype(arr.dtype.newbyteorder("="), copy=False)
 

@@ -74,7 +74,19 @@ class Batches:
         return be.gather_rows(a, be.asarray(idx), out=out)
 
     def iterate(self, order=None):
-        """Yields (xb, yb) for every step; ``order`` as in the class docstring."""
+        """Yields (xb, yb) for every step; ``order`` as in the class docstring. ``xb`` (B, ...)
+        is an array of the backend (the last batch may be smaller), ``yb`` the targets' rows or
+        None; both are valid until the next step. ValueError for an ``order`` that is not 1-D or
+        longer than the data.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> batches = nn.Batches(np.arange(10, dtype=np.float32).reshape(5, 2), np.arange(5), batch_size=2)
+            >>> [yb.tolist() for _, yb in batches.iterate(order=[4, 3, 2, 1, 0])]
+            [[4, 3], [2, 1], [0]]
+        """
         be, bs, n, X, y = self.backend, self.batch_size, self.n, self.X, self.y
         if order is not None:
             order = np.asarray(order, dtype=np.int64)
