@@ -42,10 +42,32 @@ class RNN(Layer):
 
     @property
     def weight(self):
-        """The input-to-hidden weight (H, F); the recurrent one is ``weight_hh``."""
+        """The input-to-hidden weight (H, F), ``weight_ih`` (a Parameter); the recurrent one
+        is ``weight_hh`` (H, H).
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.RNN(3, 5).weight.shape
+            (5, 3)
+        """
         return self.weight_ih
 
     def forward(self, x, training=False):
+        """x (N, T, F) -> the last state (N, H), or every state (N, T, H) with
+        ``return_sequences``; h_0 = 0, h_t = act(W_ih x_t + W_hh h_{t-1} + b), in the
+        parameters' dtype (TypeError for another). ValueError for an input that is not
+        (N, T, input_size) or has no time step. Keeps every state for backward.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.RNN(3, 5).forward(np.zeros((2, 7, 3), np.float32)).shape
+            (2, 5)
+            >>> nn.RNN(3, 5, return_sequences=True).forward(np.zeros((2, 7, 3), np.float32)).shape
+            (2, 7, 5)
+        """
         if x.ndim != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"RNN expects input (N, T, {self.input_size}), got shape {x.shape}")
         N, T, F = x.shape
@@ -115,10 +137,27 @@ class RNN(Layer):
         return be.transpose(dX.reshape(T, N, F), (1, 0, 2))
 
     def output_shape(self, input_shape):
+        """(T, F) -> (H,), or (T, H) with ``return_sequences``.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.RNN(3, 5).output_shape((7, 3))
+            (5,)
+        """
         T = input_shape[0]
         return (T, self.hidden_size) if self.return_sequences else (self.hidden_size,)
 
     def get_config(self):
+        """``input_size``, ``hidden_size``, ``nonlinearity``, ``return_sequences`` and ``bias``
+        (the initialisers are not kept: a loaded layer gets its weights from the file).
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.RNN(3, 5, nonlinearity="relu").get_config()["nonlinearity"]
+            'relu'
+        """
         return {"input_size": self.input_size, "hidden_size": self.hidden_size,
                 "nonlinearity": self.nonlinearity, "return_sequences": self.return_sequences,
                 "bias": self.bias is not None}
