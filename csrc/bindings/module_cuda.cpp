@@ -1,7 +1,6 @@
 // module_cuda.cpp: the lamina._cuda extension: the device's status (never aborting without a
 // driver or a device), lamina's stream, device buffers from the caching pool, copies, DLPack
-// export, cuBLAS loading, and the kernels (bind_cuda_kernels.cpp) and their host-compiled
-// bodies for testing without a GPU (bind_cuda_host.cpp). No math, no loops over data.
+// export, cuBLAS loading, and the kernels (bind_cuda_<family>.cpp). No math, no loops over data.
 // Pointers cross as Python ints; python/lamina/cuda validates shapes, dtypes and layouts.
 #include <cuda_runtime.h>
 #include <pybind11/numpy.h>
@@ -18,17 +17,16 @@
 #include "lamina/cuda/device.h"
 #include "lamina/cuda/gemm.h"
 #include "lamina/cuda/launch_plan.h"
+#include "bind_cuda_common.h"
 
 namespace py = pybind11;
 using lamina::cuda::index_t;
 
-namespace lamina::cuda::bind {
-void bind_kernels(py::module_& m);
-void bind_host(py::module_& m);
 #if defined(LAMINA_CUDA_EMU)
+namespace lamina::cuda::bind {
 void bind_emu(py::module_& m);  // csrc/cuda/emu/bind_emu.cpp
-#endif
 }  // namespace lamina::cuda::bind
+#endif
 
 // lamina._cuda, or lamina._cuda_emu: the same bindings over the CUDA emulator (csrc/cuda/emu).
 #ifndef LAMINA_CUDA_MODULE_NAME
@@ -268,9 +266,10 @@ PYBIND11_MODULE(LAMINA_CUDA_MODULE_NAME, m) {
   m.def("set_allow_tf32", [](bool v) { lc::allow_tf32() = v; });
 
   bind_plans(m);
-  lamina::cuda::bind::bind_kernels(m);
-  py::module_ host = m.def_submodule("host", "The kernels' bodies compiled for the host, over NumPy arrays (tests)");
-  lamina::cuda::bind::bind_host(host);
+  namespace lb = lamina::cuda::bind;
+  for (auto bind_family : {lb::bind_activation, lb::bind_array, lb::bind_conv, lb::bind_dropout, lb::bind_gemm,
+                           lb::bind_loss, lb::bind_pool, lb::bind_sgd, lb::bind_softmax, lb::bind_upsample})
+    bind_family(m);
 #if defined(LAMINA_CUDA_EMU)
   lamina::cuda::bind::bind_emu(m);
 #endif

@@ -1,20 +1,141 @@
-// array.cu: fill and copy over any strides, gather_rows (a check pass, then the copy), argmax,
-// all_finite, dot.
+// array.cu: fill and copy over any strides, add and scale (one thread per element), gather_rows
+// (a check pass, then the copy), argmax (one warp per row along the last axis, one thread per
+// row along another), all_finite and dot (sums in double) (lamina/cuda/array.h).
 #include "launch.cuh"
 #include "lamina/cuda/array.h"
 #include "lamina/cuda/launch_plan.h"
 
 namespace lamina::cuda {
-LAMINA_CUDA_EACH(FillBody)
-LAMINA_CUDA_EACH(CopyBody)
-LAMINA_CUDA_EACH(IndexCheckBody<std::int64_t>)
-LAMINA_CUDA_EACH(IndexCheckBody<std::int32_t>)
-LAMINA_CUDA_EACH(GatherRowsBody<std::int64_t>)
-LAMINA_CUDA_EACH(GatherRowsBody<std::int32_t>)
-LAMINA_CUDA_SUM(NonFiniteBody)
-LAMINA_CUDA_SUM(DotBody)
-
 namespace {
+
+struct FillBody {
+  char* base;
+  Strided s;
+  std::uint64_t bits;  // the value's bit pattern in the element type
+  int itemsize;
+  __device__ void operator()(index_t i) const {
+    char* p = base + s.offset(i) * itemsize;
+    if (itemsize == 8) *reinterpret_cast<std::uint64_t*>(p) = bits;
+    else *reinterpret_cast<std::uint32_t*>(p) = static_cast<std::uint32_t>(bits);
+  }
+};
+
+struct CopyBody {
+  const char* src;
+  Strided ss;
+  char* dst;
+  Strided ds;
+  int itemsize;
+  __device__ void operator()(index_t i) const {
+    const char* a = src + ss.offset(i) * itemsize;
+    char* b = dst + ds.offset(i) * itemsize;
+    if (itemsize == 8) *reinterpret_cast<std::uint64_t*>(b) = *reinterpret_cast<const std::uint64_t*>(a);
+    else *reinterpret_cast<std::uint32_t*>(b) = *reinterpret_cast<const std::uint32_t*>(a);
+  }
+};
+
+// Each index in [0, R), the first bad position recorded in *bad (gather_rows' check pass).
+template <class I>
+struct IndexCheckBody {
+  const I* indices;
+  unsigned long long* bad;
+  index_t R;
+  __device__ void operator()(index_t m) const {
+    const I r = indices[m];
+    if (r < 0 || static_cast<index_t>(r) >= R) record_bad(bad, m);
+  }
+};
+
+// out (M, row) = x (R, row) [indices]: x and out contiguous, the indices checked already.
+template <class I>
+struct GatherRowsBody {
+  const char* x;
+  char* out;
+  const I* indices;
+  index_t row;  // row length in elements
+  int itemsize;
+  __device__ void operator()(index_t t) const {
+    const index_t m = t / row, k = t % row;
+    const char* a = x + (static_cast<index_t>(indices[m]) * row + k) * itemsize;
+    char* b = out + t * itemsize;
+    if (itemsize == 8) *reinterpret_cast<std::uint64_t*>(b) = *reinterpret_cast<const std::uint64_t*>(a);
+    else *reinterpret_cast<std::uint32_t*>(b) = *reinterpret_cast<const std::uint32_t*>(a);
+  }
+};
+
+// x (outer, K, inner) -> out (outer, inner) int64: the first maximum; a NaN counts as the
+// maximum (the first NaN wins).
+struct ArgmaxBody {
+  const float* x;
+  std::int64_t* out;
+  index_t K, inner;
+  __device__ void operator()(index_t r) const {
+    const float* row = x + (r / inner) * K * inner + r % inner;
+    float best = row[0];
+    index_t bi = 0;
+    if (best == best) {
+      for (index_t k = 1; k < K; ++k) {
+        const float v = row[k * inner];
+        if (v != v) {
+          bi = k;
+          break;
+        }
+        if (v > best) {
+          best = v;
+          bi = k;
+        }
+      }
+    }
+    out[r] = bi;
+  }
+};
+
+// 1 for a NaN or an infinity (summed: 0 means all finite).
+struct NonFiniteBody {
+  const float* x;
+  __device__ double operator()(index_t i) const { return (x[i] - x[i]) == 0.0f ? 0.0 : 1.0; }
+};
+
+struct DotBody {
+  const float* a;
+  const float* b;
+  __device__ double operator()(index_t i) const { return static_cast<double>(a[i]) * static_cast<double>(b[i]); }
+};
+
+// y = a + alpha * b   (add),  y = alpha * a  (scale: b null)
+struct AxpyBody {
+  const float* a;
+  const float* b;
+  float* out;
+  float alpha;
+  __device__ void operator()(index_t i) const { out[i] = b ? a[i] + alpha * b[i] : alpha * a[i]; }
+};
+
+Strided strided(int ndim, const index_t* shape, const index_t* strides) {
+  if (ndim > kMaxDims) throw Error("lamina.cuda: fill / copy: at most " + std::to_string(kMaxDims) + " dimensions");
+  Strided s{};
+  s.ndim = ndim;
+  for (int d = 0; d < ndim; ++d) {
+    s.shape[d] = shape[d];
+    s.strides[d] = strides[d];
+  }
+  return s;
+}
+
+index_t count(int ndim, const index_t* shape) {
+  index_t n = 1;
+  for (int d = 0; d < ndim; ++d) n *= shape[d];
+  return n;
+}
+
+template <class I>
+index_t gather(const void* x, index_t rows, index_t row, int itemsize, const I* indices, index_t m, void* out) {
+  const index_t bad = first_bad("gather_rows (check indices)", IndexCheckBody<I>{indices, scratch().bad, rows}, m);
+  if (bad >= 0) return bad;
+  launch_each("gather_rows", GatherRowsBody<I>{static_cast<const char*>(x), static_cast<char*>(out), indices, row,
+                                               itemsize}, m * row);
+  return -1;
+}
 
 // (value, index) of a lane's candidate: the first maximum, a NaN counting as the maximum (the
 // first NaN wins); index kNone for a lane without elements.
@@ -55,16 +176,47 @@ __global__ void argmax_rows_kernel(const float* x, std::int64_t* out, index_t ro
 
 }  // namespace
 
+void fill(void* x, std::uint64_t bits, int itemsize, int ndim, const index_t* shape, const index_t* strides) {
+  launch_each("fill", FillBody{static_cast<char*>(x), strided(ndim, shape, strides), bits, itemsize},
+              count(ndim, shape));
+}
+
+void copy(const void* src, void* dst, int itemsize, int ndim, const index_t* shape, const index_t* src_strides,
+          const index_t* dst_strides) {
+  launch_each("copy", CopyBody{static_cast<const char*>(src), strided(ndim, shape, src_strides),
+                               static_cast<char*>(dst), strided(ndim, shape, dst_strides), itemsize},
+              count(ndim, shape));
+}
+
+void add(const float* a, const float* b, float* y, index_t n, float alpha) {
+  launch_each("add", AxpyBody{a, b, y, alpha}, n);
+}
+
+void scale(const float* x, float* y, index_t n, float alpha) { launch_each("scale", AxpyBody{x, nullptr, y, alpha}, n); }
+
+index_t gather_rows(const void* x, index_t rows, index_t row, int itemsize, const void* indices, bool indices_i64,
+                    index_t m, void* out) {
+  if (indices_i64) return gather(x, rows, row, itemsize, static_cast<const std::int64_t*>(indices), m, out);
+  return gather(x, rows, row, itemsize, static_cast<const std::int32_t*>(indices), m, out);
+}
+
 // Rows along the last axis (inner == 1): one warp per row (coalesced reads); along another axis
 // one thread per row (neighbouring threads read neighbouring rows).
-void launch(const char* name, const ArgmaxBody& b, index_t n) {
-  if (b.inner != 1) return launch_each(name, b, n);
-  if (b.K >= (index_t(1) << 31))
+void argmax(const float* x, std::int64_t* out, index_t outer, index_t K, index_t inner) {
+  const char* name = "argmax";
+  const index_t n = outer * inner;
+  if (n <= 0) return;
+  if (inner != 1) return launch_each(name, ArgmaxBody{x, out, K, inner}, n);
+  if (K >= (index_t(1) << 31))
     throw Error(std::string("lamina.cuda: ") + name + ": rows of 2^31 or more elements are not supported");
   const LaunchPlan p = warp_per_row_plan(n);
   LAMINA_LAUNCH(name, p.grid[0], p.block[0], 0, static_cast<cudaStream_t>(stream()), argmax_rows_kernel)(
-      b.x, b.out, n, static_cast<int>(b.K));
+      x, out, n, static_cast<int>(K));
   check_launch(name);
 }
+
+bool all_finite(const float* x, index_t n) { return n == 0 || sum("all_finite", NonFiniteBody{x}, n) == 0.0; }
+
+double dot(const float* a, const float* b, index_t n) { return n == 0 ? 0.0 : sum("dot", DotBody{a, b}, n); }
 
 }  // namespace lamina::cuda

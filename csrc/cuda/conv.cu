@@ -1,19 +1,75 @@
-// conv.cu: the device launches of convolution's pieces (im2col, col2im, the permute of grad_y,
-// grad_b as row sums); lamina/cuda/ops.h puts them together with the GEMMs.
+// conv.cu: conv2d and conv2d_backward (lamina/cuda/conv.h): im2col (one thread per column entry),
+// the GEMMs of gemm.cu (bias, ReLU and the NCHW store fused into the forward one), the permute of
+// grad_y, grad_b as row sums (one block per row, in double) and col2im, which gathers (one thread
+// per input pixel, no atomics): pixel (h, w) receives every column entry whose window offset
+// (i, j) lands on it.
 #include "launch.cuh"
 #include "lamina/cuda/conv.h"
+#include "lamina/cuda/device.h"
+#include "lamina/cuda/gemm.h"
 #include "lamina/cuda/launch_plan.h"
 
 namespace lamina::cuda {
+namespace {
 
-LAMINA_CUDA_EACH(Im2colBody)
-LAMINA_CUDA_EACH(Col2imBody)
-LAMINA_CUDA_EACH(NopToOnpBody)
+// The column matrix's rows (C*kH*kW) and an output plane's cells (OH*OW).
+LAMINA_HD index_t rows(const Conv2dShape& g) { return g.C * g.kH * g.kW; }
+LAMINA_HD index_t plane(const Conv2dShape& g) { return g.OH * g.OW; }
+
+struct Im2colBody {
+  const float* x;
+  float* cols;
+  Conv2dShape g;
+  __device__ void operator()(index_t t) const {
+    const index_t NP = g.N * plane(g);
+    const index_t col = t % NP, row = t / NP;
+    const index_t ow = col % g.OW, oh = (col / g.OW) % g.OH, n = col / plane(g);
+    const index_t j = row % g.kW, i = (row / g.kW) % g.kH, c = row / (g.kW * g.kH);
+    const index_t ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw;
+    cols[t] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? x[((n * g.C + c) * g.H + ih) * g.W + iw] : 0.0f;
+  }
+};
+
+struct Col2imBody {
+  const float* cols;  // (K, N*P)
+  float* grad_x;      // (N, C, H, W)
+  Conv2dShape g;
+  __device__ void operator()(index_t t) const {
+    const index_t w = t % g.W, h = (t / g.W) % g.H, c = (t / (g.W * g.H)) % g.C, n = t / (g.W * g.H * g.C);
+    const index_t NP = g.N * plane(g);
+    float acc = 0.0f;
+    for (index_t i = 0; i < g.kH; ++i) {
+      const index_t hp = h + g.ph - i * g.dh;  // = oh * sh
+      if (hp < 0 || hp % g.sh) continue;
+      const index_t oh = hp / g.sh;
+      if (oh >= g.OH) continue;
+      for (index_t j = 0; j < g.kW; ++j) {
+        const index_t wp = w + g.pw - j * g.dw;
+        if (wp < 0 || wp % g.sw) continue;
+        const index_t ow = wp / g.sw;
+        if (ow >= g.OW) continue;
+        acc += cols[((c * g.kH + i) * g.kW + j) * NP + n * plane(g) + oh * g.OW + ow];
+      }
+    }
+    grad_x[t] = acc;
+  }
+};
+
+// (N, O, P) -> (O, N, P): grad_y as the GEMMs want it.
+struct NopToOnpBody {
+  const float* src;
+  float* dst;
+  index_t N, O, P;
+  __device__ void operator()(index_t t) const {  // t indexes dst
+    const index_t p = t % P, n = (t / P) % N, o = t / (P * N);
+    dst[t] = src[(n * O + o) * P + p];
+  }
+};
 
 // One block per row (the blocks loop when there are more rows than block_per_row_plan's cap),
 // summed in double (the rows are long: N*OH*OW).
-__global__ void row_sums_kernel(const float* a, float* out, index_t rows, index_t cols) {
-  for (index_t r = blockIdx.x; r < rows; r += gridDim.x) {
+__global__ void row_sums_kernel(const float* a, float* out, index_t n_rows, index_t cols) {
+  for (index_t r = blockIdx.x; r < n_rows; r += gridDim.x) {
     const float* row = a + r * cols;
     double acc = 0.0;
     for (index_t k = threadIdx.x; k < cols; k += blockDim.x) acc += row[k];
@@ -23,13 +79,47 @@ __global__ void row_sums_kernel(const float* a, float* out, index_t rows, index_
   }
 }
 
-void row_sums(const float* a, float* out, index_t rows, index_t cols) {
-  if (rows <= 0) return;
-  DeviceGuard guard;
-  const LaunchPlan p = block_per_row_plan(rows);
+void row_sums(const float* a, float* out, index_t n_rows, index_t cols) {
+  if (n_rows <= 0) return;
+  const LaunchPlan p = block_per_row_plan(n_rows);
   LAMINA_LAUNCH("conv2d_backward (grad_b)", p.grid[0], p.block[0], 0, static_cast<cudaStream_t>(stream()),
-                row_sums_kernel)(a, out, rows, cols);
+                row_sums_kernel)(a, out, n_rows, cols);
   check_launch("conv2d_backward (grad_b)");
+}
+
+}  // namespace
+
+// y (N, O, OH, OW) = conv(x, w) + b [ReLU]: im2col (K, N*P) then one GEMM whose epilogue adds
+// the bias per row and stores NCHW.
+void conv2d(const Conv2dShape& g, const float* x, const float* w, const float* b, bool relu, float* y) {
+  const index_t K = rows(g), NP = g.N * plane(g);
+  if (NP == 0 || g.O == 0) return;
+  TempBuffer cols(sizeof(float) * K * NP);
+  launch_each("conv2d (im2col)", Im2colBody{x, cols.f(), g}, K * NP);
+  gemm(GemmArgs{w, cols.f(), y, b, g.O, NP, K, K, NP, NP, false, false, b ? kBiasPerRow : kNoBias, relu, plane(g)});
+}
+
+// grad_w (O, K) = gy @ cols^T, grad_b = row sums of gy, grad_x = col2im(w^T @ gy) when wanted;
+// gy (O, N*P) is grad_y permuted. With no output cell, the gradients are zero.
+void conv2d_backward(const Conv2dShape& g, const float* x, const float* w, const float* grad_y, float* grad_x,
+                     float* grad_w, float* grad_b) {
+  const index_t K = rows(g), NP = g.N * plane(g);
+  if (NP == 0) {
+    memset_async(grad_w, 0, sizeof(float) * g.O * K);
+    memset_async(grad_b, 0, sizeof(float) * g.O);
+    if (grad_x) memset_async(grad_x, 0, sizeof(float) * g.N * g.C * g.H * g.W);
+    return;
+  }
+  TempBuffer gy(sizeof(float) * g.O * NP);
+  launch_each("conv2d_backward (permute grad_y)", NopToOnpBody{grad_y, gy.f(), g.N, g.O, plane(g)}, g.N * g.O * plane(g));
+  row_sums(gy.f(), grad_b, g.O, NP);
+  TempBuffer cols(sizeof(float) * K * NP);
+  launch_each("conv2d_backward (im2col)", Im2colBody{x, cols.f(), g}, K * NP);
+  gemm(GemmArgs{gy.f(), cols.f(), grad_w, nullptr, g.O, K, NP, NP, NP, K, false, true, kNoBias, false, 0});
+  if (grad_x) {  // grad_cols (K, NP) = w^T (K, O) @ gy (O, NP), into the cols buffer
+    gemm(GemmArgs{w, gy.f(), cols.f(), nullptr, K, NP, g.O, K, NP, NP, true, false, kNoBias, false, 0});
+    launch_each("conv2d_backward (col2im)", Col2imBody{cols.f(), grad_x, g}, g.N * g.C * g.H * g.W);
+  }
 }
 
 }  // namespace lamina::cuda

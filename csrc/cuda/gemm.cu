@@ -33,6 +33,28 @@ namespace {
 
 constexpr int BK = kGemmBK;
 
+// One thread per element of C: K = 0 (C = the epilogue of 0).
+struct GemmZeroKBody {
+  GemmArgs g;
+  __device__ void operator()(index_t t) const {
+    const index_t m = t / g.N, n = t % g.N;
+    g.C[g.c_index(m, n)] = g.epilogue(m, n, 0.0f);
+  }
+};
+
+// After a split-K product or cuBLAS: part (S, M, N) partial products -> the epilogue into C.
+struct GemmFinishBody {
+  GemmArgs g;
+  const float* part;
+  index_t S;
+  __device__ void operator()(index_t t) const {
+    const index_t m = t / g.N, n = t % g.N;
+    float acc = 0.0f;
+    for (index_t s = 0; s < S; ++s) acc += part[s * g.M * g.N + t];
+    g.C[g.c_index(m, n)] = g.epilogue(m, n, acc);
+  }
+};
+
 template <int BM, int BN, int TM, int TN>
 __global__ void __launch_bounds__(256) sgemm_tiled(GemmArgs g, float* part, index_t k_chunk, index_t tiles_n,
                                                    index_t tiles) {
@@ -127,13 +149,10 @@ void run_tiled(const GemmArgs& g, const GemmPlan& p) {
 
 }  // namespace
 
-LAMINA_CUDA_EACH(GemmNaiveBody)
-LAMINA_CUDA_EACH(GemmFinishBody)
-
 void gemm(const GemmArgs& g) {
   if (g.M <= 0 || g.N <= 0) return;
   if (g.K == 0) {  // C = epilogue(0)
-    launch_each("gemm (K = 0)", GemmNaiveBody{g}, g.M * g.N);
+    launch_each("gemm (K = 0)", GemmZeroKBody{g}, g.M * g.N);
     return;
   }
   const double work = double(g.M) * double(g.N) * double(g.K);
@@ -156,6 +175,16 @@ void gemm(const GemmArgs& g) {
   if (p.tile == kTile16x128) run_tiled<16, 128, 2, 4>(g, p);
   else if (p.tile == kTile128x16) run_tiled<128, 16, 4, 2>(g, p);
   else run_tiled<64, 64, 4, 4>(g, p);
+}
+
+void matmul(const float* A, index_t lda, bool trans_a, const float* B, index_t ldb, bool trans_b, float* C, index_t M,
+            index_t N, index_t K) {
+  gemm(GemmArgs{A, B, C, nullptr, M, N, K, lda, ldb, N, trans_a, trans_b, kNoBias, false, 0});
+}
+
+void linear(const float* x, index_t ldx, const float* w, index_t ldw, const float* b, bool relu, float* y, index_t n,
+            index_t o, index_t k) {
+  gemm(GemmArgs{x, w, y, b, n, o, k, ldx, ldw, o, false, true, b ? kBiasPerColumn : kNoBias, relu, 0});
 }
 
 }  // namespace lamina::cuda

@@ -1,6 +1,9 @@
-// launch.cuh: how a body (lamina/cuda/common.h) becomes a kernel: a grid-stride loop over its
-// indices (launch_each), or the same loop summing what the body returns, in double, one
-// partial per block, then one block over the partials (launch_reduce). Device-only.
+// launch.cuh: how the element-wise kernels of csrc/cuda/<family>.cu are launched. A *body* is a
+// small struct whose __device__ operator()(i) computes output element (or row) i; launch_each
+// runs it as a grid-stride loop over i < n; launch_reduce runs the same loop summing what it
+// returns, in double, one partial per block, then one block over the partials, and sum() waits
+// for that sum. Bodies that flag a bad input (a label, an index) record its smallest position
+// with record_bad into scratch().bad. Included by the .cu files only.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -24,6 +27,12 @@
 namespace lamina::cuda {
 
 constexpr int kThreads = kEachThreads;
+constexpr unsigned long long kNoBad = ~0ull;
+
+// Records the smallest flat position i of a bad input (labels, indices) in *flag.
+__device__ __forceinline__ void record_bad(unsigned long long* flag, index_t i) {
+  atomicMin(flag, static_cast<unsigned long long>(i));
+}
 
 template <class F>
 __global__ void each_kernel(F f, index_t n) {
@@ -78,11 +87,22 @@ void launch_reduce(const char* name, const F& f, index_t n) {
   check_launch(name);
 }
 
+// The sum over i < n of f(i), waited for; `bad` (when given) receives the first position a body
+// flagged since reset_bad(), or -1.
+template <class F>
+double sum(const char* name, const F& f, index_t n, index_t* bad = nullptr) {
+  launch_reduce(name, f, n);
+  return read_result(bad);
+}
+
+// The first position flagged by `pass` (a body run over i < n that calls record_bad), or -1.
+template <class F>
+index_t first_bad(const char* name, const F& pass, index_t n) {
+  reset_bad();
+  launch_each(name, pass, n);
+  index_t bad = -1;
+  read_result(&bad);
+  return bad;
+}
 
 }  // namespace lamina::cuda
-
-// The device launch of a body type declared in its family header.
-#define LAMINA_CUDA_EACH(Body) \
-  void launch(const char* name, const Body& body, index_t n) { launch_each(name, body, n); }
-#define LAMINA_CUDA_SUM(Body) \
-  void launch_sum(const char* name, const Body& body, index_t n) { launch_reduce(name, body, n); }

@@ -1,5 +1,6 @@
-// softmax.cu: softmax / log_softmax / softmax_backward and the losses: softmax cross-entropy
-// (gradient and per-row loss in one pass, summed in double), mse, bce.
+// softmax.cu: softmax, log_softmax, softmax_backward and softmax_cross_entropy
+// (lamina/cuda/softmax.h); cross-entropy writes the gradient and sums the rows' losses (in double)
+// in one pass.
 //
 // Rows along the last axis (inner == 1, the common case: logits (N, K)) run one warp per row
 // (warp_per_row_plan): the 32 lanes read neighbouring elements (coalesced), the row's maximum and
@@ -12,10 +13,70 @@
 
 namespace lamina::cuda {
 
-LAMINA_CUDA_SUM(MseBody)
-LAMINA_CUDA_SUM(BceBody)
-
 namespace {
+
+// One thread per row (rows along an inner axis): row r of outer*inner starts at
+// (r / inner) * K * inner + r % inner.
+struct Rows {
+  index_t outer, K, inner;
+  LAMINA_HD index_t base(index_t r) const { return (r / inner) * K * inner + r % inner; }
+  LAMINA_HD index_t count() const { return outer * inner; }
+};
+
+__device__ float row_max(const float* x, index_t K, index_t st) {
+  float m = x[0];
+  for (index_t k = 1; k < K; ++k) {
+    const float v = x[k * st];
+    if (v > m || v != v) m = v;
+    if (m != m) break;
+  }
+  return m;
+}
+
+struct SoftmaxBody {
+  const float* x;
+  float* y;
+  Rows rows;
+  bool log;
+  __device__ void operator()(index_t r) const {
+    const index_t b = rows.base(r), K = rows.K, st = rows.inner;
+    const float m = row_max(x + b, K, st);
+    float s = 0.0f;
+    for (index_t k = 0; k < K; ++k) s += expf(x[b + k * st] - m);
+    if (log) {
+      const float ls = logf(s);
+      for (index_t k = 0; k < K; ++k) y[b + k * st] = (x[b + k * st] - m) - ls;
+    } else {
+      for (index_t k = 0; k < K; ++k) y[b + k * st] = expf(x[b + k * st] - m) / s;
+    }
+  }
+};
+
+struct SoftmaxBackwardBody {
+  const float* grad_y;
+  const float* y;
+  float* grad_x;
+  Rows rows;
+  __device__ void operator()(index_t r) const {
+    const index_t b = rows.base(r), K = rows.K, st = rows.inner;
+    float dot = 0.0f;
+    for (index_t k = 0; k < K; ++k) dot += grad_y[b + k * st] * y[b + k * st];
+    for (index_t k = 0; k < K; ++k) grad_x[b + k * st] = y[b + k * st] * (grad_y[b + k * st] - dot);
+  }
+};
+
+// softmax_cross_entropy's arguments: logits (N, K) contiguous, labels (N,) int32 or int64; the
+// kernel writes grad (N, K) = (softmax - onehot) / N and records a label outside [0, K) in *bad
+// (its row's grad and loss are then unspecified).
+template <class L>
+struct XentArgs {
+  const float* logits;
+  const L* labels;
+  float* grad;
+  unsigned long long* bad;
+  index_t K;
+  float inv_n;
+};
 
 constexpr unsigned kFull = 0xffffffffu;
 
@@ -80,7 +141,7 @@ __global__ void softmax_backward_rows_kernel(const float* gy, const float* y, fl
 // Per row: grad = (softmax - onehot) / N and the loss -log softmax[label], summed over the
 // block's rows in double into partials[blockIdx.x]; a label outside [0, K) is recorded in *bad.
 template <class L>
-__global__ void softmax_xent_rows_kernel(SoftmaxXentBody<L> p, index_t rows, double* partials) {
+__global__ void softmax_xent_rows_kernel(XentArgs<L> p, index_t rows, double* partials) {
   __shared__ double warp_loss[kWarpRowsPerBlock];
   double acc = 0.0;  // lane 0's running loss
   const int K = static_cast<int>(p.K);
@@ -114,28 +175,10 @@ void check_row_length(index_t K, const char* name) {
     throw Error(std::string("lamina.cuda: ") + name + ": rows of 2^31 or more elements are not supported");
 }
 
-}  // namespace
-
-void launch(const char* name, const SoftmaxBody& b, index_t n) {
-  if (b.rows.inner != 1) return launch_each(name, b, n);
-  check_row_length(b.rows.K, name);
-  const LaunchPlan p = warp_per_row_plan(n);
-  LAMINA_LAUNCH(name, p.grid[0], p.block[0], 0, static_cast<cudaStream_t>(stream()), softmax_rows_kernel)(
-      b.x, b.y, n, static_cast<int>(b.rows.K), b.log);
-  check_launch(name);
-}
-
-void launch(const char* name, const SoftmaxBackwardBody& b, index_t n) {
-  if (b.rows.inner != 1) return launch_each(name, b, n);
-  check_row_length(b.rows.K, name);
-  const LaunchPlan p = warp_per_row_plan(n);
-  LAMINA_LAUNCH(name, p.grid[0], p.block[0], 0, static_cast<cudaStream_t>(stream()), softmax_backward_rows_kernel)(
-      b.grad_y, b.y, b.grad_x, n, static_cast<int>(b.rows.K));
-  check_launch(name);
-}
 
 template <class L>
-void launch_xent(const char* name, const SoftmaxXentBody<L>& b, index_t n) {
+void launch_xent(const XentArgs<L>& b, index_t n) {
+  const char* name = "softmax_cross_entropy";
   check_row_length(b.K, name);
   Scratch& s = scratch();
   const LaunchPlan p = warp_per_row_plan(n);
@@ -147,7 +190,55 @@ void launch_xent(const char* name, const SoftmaxXentBody<L>& b, index_t n) {
   check_launch(name);
 }
 
-void launch_sum(const char* name, const SoftmaxXentBody<std::int64_t>& b, index_t n) { launch_xent(name, b, n); }
-void launch_sum(const char* name, const SoftmaxXentBody<std::int32_t>& b, index_t n) { launch_xent(name, b, n); }
+void softmax_any(const char* name, const float* x, float* y, index_t outer, index_t K, index_t inner, bool log) {
+  const index_t n = outer * inner;
+  if (n <= 0 || K <= 0) return;
+  if (inner != 1) return launch_each(name, SoftmaxBody{x, y, Rows{outer, K, inner}, log}, n);
+  check_row_length(K, name);
+  const LaunchPlan p = warp_per_row_plan(n);
+  LAMINA_LAUNCH(name, p.grid[0], p.block[0], 0, static_cast<cudaStream_t>(stream()), softmax_rows_kernel)(
+      x, y, n, static_cast<int>(K), log);
+  check_launch(name);
+}
+
+}  // namespace
+
+void softmax(const float* x, float* y, index_t outer, index_t K, index_t inner) {
+  softmax_any("softmax", x, y, outer, K, inner, false);
+}
+
+void log_softmax(const float* x, float* y, index_t outer, index_t K, index_t inner) {
+  softmax_any("log_softmax", x, y, outer, K, inner, true);
+}
+
+void softmax_backward(const float* grad_y, const float* y, float* grad_x, index_t outer, index_t K, index_t inner) {
+  const char* name = "softmax_backward";
+  const index_t n = outer * inner;
+  if (n <= 0 || K <= 0) return;
+  if (inner != 1) return launch_each(name, SoftmaxBackwardBody{grad_y, y, grad_x, Rows{outer, K, inner}}, n);
+  check_row_length(K, name);
+  const LaunchPlan p = warp_per_row_plan(n);
+  LAMINA_LAUNCH(name, p.grid[0], p.block[0], 0, static_cast<cudaStream_t>(stream()), softmax_backward_rows_kernel)(
+      grad_y, y, grad_x, n, static_cast<int>(K));
+  check_launch(name);
+}
+
+double softmax_cross_entropy(const float* logits, const void* labels, bool labels_i64, float* grad, index_t N,
+                             index_t K, index_t* bad) {
+  if (K == 0) {  // every label is out of range [0, 0): the first row's, and no logit to read
+    *bad = N > 0 ? 0 : -1;
+    return std::nan("");
+  }
+  reset_bad();
+  const float inv_n = 1.0f / static_cast<float>(N);
+  unsigned long long* flag = scratch().bad;
+  if (labels_i64)
+    launch_xent(XentArgs<std::int64_t>{logits, static_cast<const std::int64_t*>(labels), grad, flag, K, inv_n},
+                N);
+  else
+    launch_xent(XentArgs<std::int32_t>{logits, static_cast<const std::int32_t*>(labels), grad, flag, K, inv_n},
+                N);
+  return read_result(bad) / static_cast<double>(N);
+}
 
 }  // namespace lamina::cuda

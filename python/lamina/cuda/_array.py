@@ -1,8 +1,8 @@
 """lamina.cuda.Array: an n-dimensional view of device memory (float32, float64, int32, int64).
 
 An Array is (owner, address of element 0, shape, element strides, dtype) over a runtime: the
-GPU (memory from lamina's caching stream-ordered pool, copies on lamina's stream) or, for the
-tests, the host (lamina.cuda.host_backend()). It has what the backend contract lets the model
+GPU (memory from lamina's caching stream-ordered pool, copies on lamina's stream) or the CUDA
+emulator (lamina._cuda_emu, the "cuda_emu" backend: EmuArray). It has what the backend contract lets the model
 layer use: ``shape``, ``dtype``, ``ndim``, ``size``, ``reshape`` views, basic slicing views and
 ``len``; plus ``numpy()`` / ``from_numpy`` and, on the GPU, ``__cuda_array_interface__`` (v3,
 with lamina's stream) and ``__dlpack__`` / ``__dlpack_device__``, so PyTorch and CuPy view it
@@ -230,12 +230,6 @@ class Array:
 
     def __repr__(self):
         return f"lamina.cuda.Array(shape={self.shape}, dtype={self.dtype}, device={self._rt.device!r})"
-
-
-class HostArray(Array):
-    """An Array of the host-emulated runtime (its own type, so that backend_of tells the
-    "cuda_host" backend's arrays from the "cuda" backend's)."""
-    __slots__ = ()
 
 
 def _shape(shape):

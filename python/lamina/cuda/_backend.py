@@ -3,8 +3,8 @@ signatures of lamina.reference (checked by tests/test_contract.py and tests/test
 
 This layer validates (the reference's errors: TypeError / ValueError naming the argument),
 makes strided inputs contiguous where a kernel needs it, allocates outputs from the pool and
-calls lamina._cuda (or lamina._cuda.host for the host-emulated "cuda_host" backend) with device
-addresses; it does no arithmetic on the data. Every launch is checked in C++: a failure is
+calls the kernels of lamina._cuda (or of lamina._cuda_emu, the "cuda_emu" backend), named as
+here, with device addresses; it does no arithmetic on the data. Every launch is checked in C++: a failure is
 lamina.cuda.CudaError (a RuntimeError) naming the kernel; exhausted device memory is MemoryError.
 Results stay on the device; the losses, all_finite and dot return Python values (one copy back).
 """
@@ -30,8 +30,6 @@ from ._array import Array, c_strides, check_dtype
 F32 = np.dtype(np.float32)
 I64 = np.dtype(np.int64)
 I32 = np.dtype(np.int32)
-_ACT = {"relu": 0, "relu_backward": 1, "sigmoid": 2, "sigmoid_backward": 3, "tanh": 4, "tanh_backward": 5,
-        "leaky_relu": 6, "leaky_relu_backward": 7}
 _EXTRA = {"sgd_step": ("param_out", "velocity_out"), "adam_step": ("param_out", "m_out", "v_out")}
 
 
@@ -174,7 +172,7 @@ class CudaBackend:
             raise ValueError(f"matmul: op(a) is {(M, K)} but op(b) is {(K2, N)}: inner dimensions differ")
         c, target = self._out(out, (M, N), F32, (a, b))
         self._sync_tf32()
-        self.k.gemm(a._ptr, b._ptr, c._ptr, 0, M, N, K, lda, ldb, N, bool(trans_a), bool(trans_b), 0, False, 0)
+        self.k.matmul(a._ptr, lda, bool(trans_a), b._ptr, ldb, bool(trans_b), c._ptr, M, N, K)
         return self._finish(c, target)
 
     def _linear(self, x, w, b=None, activation=None, out=None):
@@ -192,8 +190,7 @@ class CudaBackend:
                 raise ValueError(f"b must have shape ({o},), got {b.shape}")
         y, target = self._out(out, (n, o), F32, (x, w) + ((b,) if b is not None else ()))
         self._sync_tf32()
-        self.k.gemm(x._ptr, w._ptr, y._ptr, b._ptr if b is not None else 0, n, o, k, ldx, ldw, o, False, True,
-                    1 if b is not None else 0, activation == "relu", 0)
+        self.k.linear(x._ptr, ldx, w._ptr, ldw, b._ptr if b is not None else 0, activation == "relu", y._ptr, n, o, k)
         return self._finish(y, target)
 
     # -- convolution ------------------------------------------------------------------------
@@ -249,7 +246,7 @@ class CudaBackend:
         shape = x.shape[:2] + (g[3], g[4])
         y, idx = self._new(shape), self._new(shape, I64)
         if y.size:
-            self.k.max_pool2d(g, x._ptr, y._ptr, idx._ptr)
+            self.k.max_pool2d(x._ptr, y._ptr, idx._ptr, g)
         return y, idx
 
     def _max_pool2d_backward(self, grad_y, indices, input_shape):
@@ -262,7 +259,7 @@ class CudaBackend:
         gx = self._new((N, C, H, W))
         OH, OW = grad_y.shape[2:]
         g = [N * C, H, W, OH, OW, 1, 1, 1, 1, 0, 0]
-        bad = self.k.max_pool2d_backward(g, grad_y._ptr, indices._ptr, gx._ptr)
+        bad = self.k.max_pool2d_backward(grad_y._ptr, indices._ptr, gx._ptr, g)
         if bad >= 0:
             where = np.unravel_index(bad, indices.shape)
             val = int(indices[tuple(int(i) for i in where)].numpy())
@@ -274,7 +271,7 @@ class CudaBackend:
         g = self._pool_geom(x.shape, kernel_size, stride, padding)
         y = self._new(x.shape[:2] + (g[3], g[4]))
         if y.size:
-            self.k.avg_pool2d(g, x._ptr, y._ptr)
+            self.k.avg_pool2d(x._ptr, y._ptr, g)
         return y
 
     def _avg_pool2d_backward(self, grad_y, input_shape, kernel_size, stride=None, padding=0):
@@ -285,7 +282,7 @@ class CudaBackend:
             raise ValueError(f"grad_y has shape {grad_y.shape}, expected {shape[:2] + (g[3], g[4])}")
         gx = self._new(shape)
         if gx.size:
-            self.k.avg_pool2d_backward(g, grad_y._ptr, gx._ptr)
+            self.k.avg_pool2d_backward(grad_y._ptr, gx._ptr, g)
         return gx
 
     def _upsample_nearest2d(self, x, scale, out=None):
@@ -320,7 +317,11 @@ class CudaBackend:
             if b.shape != a.shape:
                 raise ValueError(f"{names[1]} has shape {b.shape} but {names[0]} has shape {a.shape}; they must match")
         y, target = self._out(out, a.shape, F32, (a,) + ((b,) if b is not None else ()), elementwise=True)
-        self.k.activation(_ACT[kind], a._ptr, b._ptr if b is not None else 0, y._ptr, a.size, float(slope))
+        kernel = getattr(self.k, kind)
+        if kind.startswith("leaky_relu"):
+            kernel(*((a._ptr,) if b is None else (a._ptr, b._ptr)), y._ptr, a.size, float(slope))
+        else:
+            kernel(*((a._ptr,) if b is None else (a._ptr, b._ptr)), y._ptr, a.size)
         return self._finish(y, target)
 
     def _relu(self, x, out=None):
@@ -362,7 +363,7 @@ class CudaBackend:
         y, target = self._out(out, x.shape, F32, (x,), elementwise=True)
         if x.size == 0:
             return self._finish(y, target)
-        self.k.softmax(x._ptr, y._ptr, outer, K, inner, log)
+        (self.k.log_softmax if log else self.k.softmax)(x._ptr, y._ptr, outer, K, inner)
         return self._finish(y, target)
 
     def _softmax(self, x, axis=-1, out=None):
@@ -531,13 +532,13 @@ class CudaBackend:
         if a.shape != b.shape:
             raise ValueError(f"b has shape {b.shape} but a has shape {a.shape}; they must match")
         y, target = self._out(out, a.shape, F32, (a, b), elementwise=True)
-        self.k.axpy(a._ptr, b._ptr, y._ptr, a.size, float(alpha))
+        self.k.add(a._ptr, b._ptr, y._ptr, a.size, float(alpha))
         return self._finish(y, target)
 
     def _scale(self, x, alpha, out=None):
         x = self._c(x, "x")
         y, target = self._out(out, x.shape, F32, (x,), elementwise=True)
-        self.k.axpy(x._ptr, 0, y._ptr, x.size, float(alpha))
+        self.k.scale(x._ptr, y._ptr, x.size, float(alpha))
         return self._finish(y, target)
 
     def _gather_rows(self, x, indices, out=None):
@@ -560,7 +561,7 @@ class CudaBackend:
         y, target = self._out(out, shape, x.dtype, (x, indices))
         row = math.prod(x.shape[1:])
         if M and row:
-            bad = self.k.gather_rows(x._ptr, y._ptr, indices._ptr, indices.dtype == I64, R, M, row, x.itemsize)
+            bad = self.k.gather_rows(x._ptr, R, row, x.itemsize, indices._ptr, indices.dtype == I64, M, y._ptr)
             if bad >= 0:
                 raise ValueError(f"indices[{bad}] = {int(indices[bad:bad + 1].numpy()[0])} is out of range "
                                  f"[0, {R}) for x of shape {x.shape}")

@@ -1,15 +1,13 @@
-// cuda/common.h: what every CUDA kernel family shares, host and device alike.
+// cuda/common.h: what every CUDA kernel family shares, on the host and in the kernels.
 //
-// A kernel here is a *body* (a small struct whose operator()(i) computes output element or row
-// i) plus a launch. The bodies are __host__ __device__ (LAMINA_HD), so the very same code is
-// compiled by nvcc for the GPU and by the host compiler into lamina._cuda's host-side testing
-// functions (csrc/bindings/bind_cuda_host.cpp), which run it over NumPy arrays and are
-// compared with lamina.reference on machines without a GPU. Only the launch (grid-stride loop,
-// block reductions, the tiled GEMM) needs a device.
-//
-// Launchers (declared per family in lamina/cuda/<family>.h, defined in csrc/cuda/<family>.cu)
-// take raw device pointers, run on lamina's one stream (lamina::cuda::stream()), check the
-// launch, and throw lamina::cuda::Error naming the kernel on failure.
+// Each family declares its launchers in lamina/cuda/<family>.h under the Python kernel's name
+// (relu, conv2d, softmax_cross_entropy, ...), with the CPU kernel's arguments where the two
+// agree (raw device pointers, sizes, the geometry structs of lamina/conv.h and lamina/pool.h),
+// and defines them with its kernels in csrc/cuda/<family>.cu. A launcher queues its kernels on
+// lamina's one stream (lamina::cuda::stream()), checks each launch, and throws
+// lamina::cuda::Error naming the kernel on failure; one that returns a value (a sum, the first
+// bad position) waits for it. The caller (csrc/bindings/bind_cuda_<family>.cpp) has validated
+// the arguments and made lamina's device current.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -52,39 +50,5 @@ struct Strided {
     return off;
   }
 };
-
-// Atomic add on the device, plain add on the host (the host test runs one thread).
-LAMINA_HD void atomic_add(float* p, float v) {
-#if defined(__CUDA_ARCH__)
-  atomicAdd(p, v);
-#else
-  *p += v;
-#endif
-}
-// Integer minimum / maximum into *p: atomic on the device (whatever the order, the same result),
-// plain on the host.
-LAMINA_HD void atomic_min_int(int* p, int v) {
-#if defined(__CUDA_ARCH__)
-  atomicMin(p, v);
-#else
-  if (v < *p) *p = v;
-#endif
-}
-LAMINA_HD void atomic_max_int(int* p, int v) {
-#if defined(__CUDA_ARCH__)
-  atomicMax(p, v);
-#else
-  if (v > *p) *p = v;
-#endif
-}
-// Records the smallest flat position i of a bad input (labels, indices) in *flag.
-LAMINA_HD void record_bad(unsigned long long* flag, index_t i) {
-#if defined(__CUDA_ARCH__)
-  atomicMin(flag, static_cast<unsigned long long>(i));
-#else
-  if (static_cast<unsigned long long>(i) < *flag) *flag = static_cast<unsigned long long>(i);
-#endif
-}
-constexpr unsigned long long kNoBad = ~0ull;
 
 }  // namespace lamina::cuda

@@ -1,4 +1,5 @@
-// cuda/gemm.h: C = op(A) op(B) [+ bias] [ReLU], row-major float32 (csrc/cuda/gemm.cu).
+// cuda/gemm.h: matmul, linear and the GEMM under them and conv2d: C = op(A) op(B) [+ bias]
+// [ReLU], row-major float32 (csrc/cuda/gemm.cu).
 //
 //   op(A) (M, K): A[m*lda + k], or A[k*lda + m] when ta;  op(B) (K, N): B[k*ldb + n], or
 //   B[n*ldb + k] when tb.  bias: per column (bias[n], linear) or per row (bias[m], conv).
@@ -6,9 +7,7 @@
 //   conv GEMM's (O, N*P) result written straight into y (N, O, P).
 // Paths: our tiled SGEMM (64x64 tiles, 4x4 per thread, epilogue fused, split over K when the
 // output is too small to fill the device), or cuBLAS (loaded at run time, lamina/cuda/cublas.h)
-// for large products, followed by the epilogue as its own pass. GemmNaiveBody (one thread per
-// element of C) is the host-testable statement of the same contract and the device fallback
-// for tiny products.
+// for large products, followed by the epilogue as its own pass.
 #pragma once
 #include "lamina/cuda/common.h"
 
@@ -40,36 +39,17 @@ struct GemmArgs {
   }
 };
 
-struct GemmNaiveBody {
-  GemmArgs g;
-  LAMINA_HD void operator()(index_t t) const {
-    const index_t m = t / g.N, n = t % g.N;
-    float acc = 0.0f;
-    for (index_t k = 0; k < g.K; ++k) acc += g.a(m, k) * g.b(k, n);
-    g.C[g.c_index(m, n)] = g.epilogue(m, n, acc);
-  }
-};
-
-// After a split-K product or cuBLAS: part (S, M, N) partial products -> the epilogue into C.
-struct GemmFinishBody {
-  GemmArgs g;
-  const float* part;
-  index_t S;
-  LAMINA_HD void operator()(index_t t) const {
-    const index_t m = t / g.N, n = t % g.N;
-    float acc = 0.0f;
-    for (index_t s = 0; s < S; ++s) acc += part[s * g.M * g.N + t];
-    g.C[g.c_index(m, n)] = g.epilogue(m, n, acc);
-  }
-};
-
 // Which path gemm() takes: 0 auto (cuBLAS when loaded and the product is large), 1 ours, 2 cuBLAS.
 int& gemm_path();
 bool& allow_tf32();
-void gemm(const GemmArgs& g);  // the device paths
+void gemm(const GemmArgs& g);
 
-// Device launches of the bodies (csrc/cuda/gemm.cu), one grid-stride loop each.
-void launch(const char* name, const GemmNaiveBody& body, index_t n);
-void launch(const char* name, const GemmFinishBody& body, index_t n);
+// matmul: C (M, N) = op(A) (M, K) @ op(B) (K, N), op a transpose when trans_a / trans_b; A and B
+// row-major with leading dimensions lda, ldb; C contiguous.
+void matmul(const float* A, index_t lda, bool trans_a, const float* B, index_t ldb, bool trans_b, float* C, index_t M,
+            index_t N, index_t K);
+// linear: y (n, o) = x (n, k) @ w (o, k)^T [+ b (o,)] [ReLU]; b may be null; y contiguous.
+void linear(const float* x, index_t ldx, const float* w, index_t ldw, const float* b, bool relu, float* y, index_t n,
+            index_t o, index_t k);
 
 }  // namespace lamina::cuda
