@@ -259,36 +259,99 @@ class Buffer:
 
     @property
     def is_float(self) -> bool:
-        """Float buffers follow the backend and dtype of their layer; integer ones stay on the host."""
+        """Whether the buffer holds floats: float buffers follow the backend and dtype of their
+        layer; integer ones (counters) stay on the host.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Buffer(np.zeros(3), "running_mean").is_float, nn.Buffer(np.int64(0), "n").is_float
+            (True, False)
+        """
         return self.data.dtype.kind == "f"
 
     @property
     def be(self):
-        """The backend whose kernels work on this buffer's array (integer buffers: host NumPy)."""
+        """The backend whose kernels work on this buffer's array: its layer's for a float
+        buffer, "numpy" for an integer one.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Buffer(np.int64(0), "n").be.name
+            'numpy'
+        """
         if self.backend is not None and self.is_float:
             return self.backend
         return _backend.backend_of(self.data) if self.is_float else _backend.get_backend("numpy")
 
     @property
     def shape(self):
+        """The shape of ``data``, a tuple (``()`` for a counter).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Buffer(np.int64(0), "num_batches_tracked").shape
+            ()
+        """
         return self.data.shape
 
     @property
     def dtype(self):
+        """The dtype of ``data``: float32 or float64 (as given, or after ``astype``; other
+        floats become float32), or an integer dtype for a counter.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Buffer(np.zeros(3, np.float16), "running_var").dtype
+            dtype('float32')
+        """
         return self.data.dtype
 
     @property
     def size(self) -> int:
+        """The number of values.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Buffer(np.zeros(3), "running_var").size
+            3
+        """
         return self.data.size
 
     def numpy(self):
-        """The values as a new host NumPy array."""
+        """The values as a new host NumPy array (a copy, from any backend).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Buffer(np.array([1.0, 2.0], np.float32), "running_mean").numpy()
+            array([1., 2.], dtype=float32)
+        """
         if not self.is_float:
             return np.array(self.data, copy=True)
         return np.array(self.be.to_numpy(self.data), copy=True)
 
     def assign(self, values):
-        """Copies ``values`` (host data or an array of any backend) into the buffer in place."""
+        """Copies ``values`` (host data or an array of any backend) into the buffer in place.
+        ValueError for another shape, or for non-integers into an integer buffer.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> b = nn.Buffer(np.zeros(2, np.float32), "running_mean"); b.assign([3, 4]); b.numpy()
+            array([3., 4.], dtype=float32)
+        """
         if not self.is_float:
             values = np.asarray(values)
             if values.shape != self.data.shape or values.dtype.kind not in "iu":
@@ -303,7 +366,16 @@ class Buffer:
         be.copy(values, out=self.data)
 
     def to(self, backend):
-        """Moves a float buffer onto ``backend`` (None: host NumPy); integer buffers stay."""
+        """Moves a float buffer onto ``backend`` (a name or backend object; None: host NumPy);
+        integer buffers stay on the host. Returns the buffer; ValueError for an unknown name.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Buffer(np.zeros(2), "running_mean").to("numpy").backend.name
+            'numpy'
+        """
         target = None if backend is None else _backend.get_backend(backend)
         if self.is_float:
             if target is None:
@@ -314,7 +386,16 @@ class Buffer:
         return self
 
     def astype(self, dtype):
-        """Converts a float buffer to ``dtype`` (float32 or float64); integer buffers stay."""
+        """Converts a float buffer to ``dtype`` (float32 or float64); integer buffers stay.
+        Returns the buffer.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Buffer(np.zeros(2), "running_mean").astype(np.float64).dtype
+            dtype('float64')
+        """
         dtype = np.dtype(dtype)
         if self.is_float and dtype != self.data.dtype:
             host = self.be.to_numpy(self.data).astype(dtype)
