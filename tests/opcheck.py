@@ -225,16 +225,27 @@ def backend_targets():
     return [Target("backend", n, backend=n) for n in lamina.backend.available() if n not in ("native", "numpy")]
 
 
-def targets(*ops, native=True, backends=True, threads=THREADS, fd=True, torch=True):
+def targets(*ops, native=True, backends=True, threads=THREADS, fd=True, torch=True, requires=()):
     """pytest params: every implementation (each native path x threads, every other registered
     backend), then "fd" if one of ``ops`` is differentiable and "torch" if one has a torch twin
-    (native/backends/fd/torch=False leave those out, e.g. fd for inputs with ties or kinks)."""
+    (native/backends/fd/torch=False leave those out, e.g. fd for inputs with ties or kinks).
+    ``requires``: optional kernels (lamina.backend.OPTIONAL_KERNELS) the ops are; a registered
+    backend lacking one of them is listed as a skip that names the missing kernels."""
     ts = (native_targets(threads=threads) if native else []) + (backend_targets() if backends else [])
     if fd and any(op.differentiable for op in ops):
         ts.append(Target("fd", "fd"))
     if torch and any(op.torch is not None for op in ops):
         ts.append(Target("torch", "torch"))
-    return [pytest.param(t, id=t.id) for t in ts]
+    return [pytest.param(t, id=t.id, marks=_lacking(t, requires)) for t in ts]
+
+
+def _lacking(target, kernels):
+    if target.kind != "backend":
+        return ()
+    missing = [k for k in kernels if not lamina.backend.has_kernel(target.be, k)]
+    if not missing:
+        return ()
+    return (pytest.mark.skip(reason=f"backend {target.backend!r} lacks the optional kernel(s) {missing}"),)
 
 
 # ---- the check -----------------------------------------------------------------------------

@@ -14,19 +14,6 @@ from lamina.backend import OPTIONAL_KERNELS
 KERNEL_NAMES = ("batch_norm", "batch_norm_backward")
 
 
-def norm_targets(*op, **kw):
-    """opcheck targets, the registered backends filtered to those that have both kernels: the
-    others are listed as explicit skips naming the missing kernel (never a silent pass)."""
-    out = []
-    for p in opcheck.targets(*op, **kw):
-        t = p.values[0]
-        if t.kind == "backend" and not all(lamina.backend.has_kernel(t.be, k) for k in KERNEL_NAMES):
-            out.append(pytest.param(t, id=t.id, marks=pytest.mark.skip(
-                reason=f"backend {t.backend!r} lacks the optional kernels {KERNEL_NAMES}")))
-        else:
-            out.append(p)
-    return out
-
 
 def _torch_bn(F, x, running_mean=None, running_var=None, weight=None, bias=None, training=False, momentum=0.1,
               eps=1e-5):
@@ -80,7 +67,7 @@ def _case(rng, shape, affine=True, offset=0.0):
     return x, rm, rv, w, b
 
 
-@pytest.mark.parametrize("target", norm_targets(BATCH_NORM))
+@pytest.mark.parametrize("target", opcheck.targets(BATCH_NORM, requires=KERNEL_NAMES))
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("training", [True, False], ids=["training", "eval"])
 def test_batch_norm(target, rng, shape, training):
@@ -90,7 +77,7 @@ def test_batch_norm(target, rng, shape, training):
     opcheck.check(target, BATCH_NORM, (x, rm, rv, w, b), dict(training=training, momentum=0.1, eps=1e-5))
 
 
-@pytest.mark.parametrize("target", norm_targets(BATCH_NORM, fd=False))
+@pytest.mark.parametrize("target", opcheck.targets(BATCH_NORM, fd=False, requires=KERNEL_NAMES))
 @pytest.mark.parametrize("shape", [(5, 3), (3, 5, 6, 7)], ids=str)
 def test_batch_norm_without_affine(target, rng, shape):
     x, rm, rv, _, _ = _case(rng, shape, affine=False)
@@ -98,7 +85,7 @@ def test_batch_norm_without_affine(target, rng, shape):
     opcheck.check(target, BATCH_NORM, (x, None, None, None, None), dict(training=True, momentum=0.1, eps=1e-3))
 
 
-@pytest.mark.parametrize("target", norm_targets(BATCH_NORM_STATS))
+@pytest.mark.parametrize("target", opcheck.targets(BATCH_NORM_STATS, requires=KERNEL_NAMES))
 @pytest.mark.parametrize("shape", [(5, 3), (64, 40), (2, 3, 4, 4), (3, 5, 6, 7)], ids=str)
 @pytest.mark.parametrize("momentum", [0.1, 1.0, 0.0])
 def test_batch_norm_running_statistics(target, rng, shape, momentum):

@@ -260,10 +260,7 @@ def test_to_and_astype_move_the_buffers(rng):
 def device_backend():
     """A device-like backend (wrapped arrays, no NumPy arithmetic allowed) that also has the
     optional normalisation kernels."""
-    be = wrapped_backend.WrappedBackend("wrapped_norm")
-    for k in NORM_KERNELS:
-        setattr(be, k, wrapped_backend._kernel(k))
-    lamina.backend.register_backend(be)
+    be = wrapped_backend.register_with("wrapped_norm", NORM_KERNELS)
     try:
         yield be
     finally:

@@ -138,6 +138,15 @@ class WrappedBackend:
         return np.array(a._a, copy=True)
 
 
+def register_with(name, kernels):
+    """A new WrappedBackend called ``name`` that also has the optional ``kernels``
+    (lamina.backend.OPTIONAL_KERNELS), registered; unregister it after use."""
+    be = WrappedBackend(name)
+    for k in kernels:
+        setattr(be, k, _kernel(k))
+    return _backend.register_backend(be)
+
+
 def register(name="wrapped"):
     """The registered WrappedBackend called ``name`` (registered once)."""
     if name in _backend.available():

@@ -56,7 +56,8 @@ KERNELS = (
 # The normalisation and gated-recurrent kernels are optional too until every backend has them:
 # a layer that needs one on a backend without it raises an error naming the kernel
 # (``require_kernel``).
-OPTIONAL_KERNELS = ("conv2d_backward_pooled", "batch_norm", "batch_norm_backward")
+OPTIONAL_KERNELS = ("conv2d_backward_pooled", "batch_norm", "batch_norm_backward",
+                    "lstm_cell", "lstm_cell_backward", "gru_cell", "gru_cell_backward")
 
 # The attributes and array functions every backend has besides its kernels.
 ATTRIBUTES = ("name", "device", "dtypes")

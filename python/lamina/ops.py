@@ -14,4 +14,5 @@ from ._native import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_bac
 from ._native import conv2d, conv2d_backward, conv2d_backward_pooled  # noqa: F401
 from ._native import upsample_nearest2d, upsample_nearest2d_backward  # noqa: F401
 from ._native import batch_norm, batch_norm_backward  # noqa: F401
+from ._native import gru_cell, gru_cell_backward, lstm_cell, lstm_cell_backward  # noqa: F401
 from ._native import add, all_finite, argmax, copy, dot, fill, gather_rows, scale, transpose  # noqa: F401

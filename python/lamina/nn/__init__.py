@@ -11,11 +11,12 @@ from .layers import (  # noqa: F401
 )
 from .norm import BatchNorm1D, BatchNorm2D  # noqa: F401
 from .parameter import Buffer, Parameter  # noqa: F401
-from .recurrent import RNN  # noqa: F401
+from .recurrent import GRU, LSTM, RNN  # noqa: F401
 from .sequential import History, NonFiniteLossError, Sequential  # noqa: F401
 
 __all__ = [
     "Parameter", "Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "ReLU", "LeakyReLU",
-    "Sigmoid", "Tanh", "Softmax", "Dropout", "RNN", "BatchNorm1D", "BatchNorm2D", "GlobalAvgPool2D", "Buffer",
+    "Sigmoid", "Tanh", "Softmax", "Dropout", "RNN", "LSTM", "GRU", "BatchNorm1D", "BatchNorm2D",
+    "GlobalAvgPool2D", "Buffer",
     "Sequential", "History", "NonFiniteLossError", "register_layer", "LAYER_TYPES", "Batches",
 ]
