@@ -274,7 +274,15 @@ class SGD(Optimizer):
     """PyTorch's SGD: g = grad + wd*p; v = momentum*v + g; p -= lr*(g + momentum*v if nesterov else v).
     ValueError for a negative rate, momentum or weight decay, or nesterov without momentum.
 
-    Example: ``optim.SGD(model.parameters(), lr=0.05, momentum=0.9)``."""
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn, optim
+        >>> p = nn.Parameter(np.ones(2, np.float32)); p.grad = np.ones(2, np.float32)
+        >>> opt = optim.SGD([p], lr=0.1, momentum=0.9)
+        >>> opt.step(); opt.step(); p.numpy()   # v = 1, then 1.9: 1 - 0.1 - 0.19
+        array([0.71, 0.71], dtype=float32)
+    """
 
     defaults = {"lr": 0.01, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
 
@@ -346,7 +354,13 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba) with PyTorch's formulas; weight_decay adds wd*p to the gradient (L2).
     One fused ``adam_step`` kernel per parameter. ``lr`` is Keras's ``learning_rate``.
 
-    Example: ``optim.Adam(model.parameters(), lr=1e-3)``."""
+    Example:
+
+        >>> from lamina import models, optim
+        >>> model = models.mlp()
+        >>> model.compile(optimizer=optim.Adam(model.parameters(), lr=1e-3), loss="cross_entropy").optimizer.lr
+        0.001
+    """
 
     defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
     decoupled = False
@@ -529,7 +543,17 @@ class LRScheduler:
 class StepLR(LRScheduler):
     """lr = initial_lr * gamma ** (epoch // step_size); ValueError for step_size < 1.
 
-    Example: ``model.fit(X, y, epochs=10, callbacks=[optim.StepLR(opt, step_size=3, gamma=0.1)])``."""
+    Example (``model.fit(X, y, epochs=10, callbacks=[sched])`` steps it after every epoch):
+
+        >>> from lamina import nn, optim
+        >>> opt = optim.SGD(nn.Dense(3, 2).parameters(), lr=1.0)
+        >>> sched = optim.StepLR(opt, step_size=3, gamma=0.1)
+        >>> rates = []
+        >>> for epoch in range(7):
+        ...     rates.append(round(opt.lr, 4)); sched.step()
+        >>> rates
+        [1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.01]
+    """
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         if int(step_size) < 1:
@@ -564,7 +588,17 @@ class CosineLR(LRScheduler):
     """lr = eta_min + (initial_lr - eta_min) (1 + cos(pi * min(epoch, T_max) / T_max)) / 2;
     ValueError for T_max < 1.
 
-    Example: ``model.fit(X, y, epochs=10, callbacks=[optim.CosineLR(opt, T_max=10)])``."""
+    Example (``model.fit(X, y, epochs=10, callbacks=[sched])`` steps it after every epoch):
+
+        >>> from lamina import nn, optim
+        >>> opt = optim.SGD(nn.Dense(3, 2).parameters(), lr=1.0)
+        >>> sched = optim.CosineLR(opt, T_max=4)
+        >>> rates = []
+        >>> for epoch in range(5):
+        ...     rates.append(round(opt.lr, 4)); sched.step()
+        >>> rates
+        [1.0, 0.8536, 0.5, 0.1464, 0.0]
+    """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         if int(T_max) < 1:

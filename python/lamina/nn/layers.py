@@ -401,7 +401,14 @@ class Dense(Layer):
     (no shape inference); a wrong input width is a ValueError naming both. Activations are
     layers of their own: a ReLU after a Dense inside a Sequential is fused into its kernel.
 
-    Example: ``nn.Dense(784, 100)`` maps (N, 784) to (N, 100)."""
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> layer = nn.Dense(784, 100)
+        >>> layer.weight.shape, layer.forward(np.zeros((32, 784), np.float32)).shape
+        ((100, 784), (32, 100))
+    """
 
     _param_names = ("weight", "bias")
 
@@ -489,7 +496,14 @@ class Conv2D(Layer):
     a pair. Output (N, O, OH, OW) with OH = (H + 2 pad - dilation (kH - 1) - 1) // stride + 1.
     ValueError for sizes < 1 or an input whose channels or size do not fit.
 
-    Example: ``nn.Conv2D(1, 6, 5, padding=2)`` maps (N, 1, 28, 28) to (N, 6, 28, 28)."""
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> conv = nn.Conv2D(1, 6, 5, padding=2)
+        >>> conv.weight.shape, conv.forward(np.zeros((8, 1, 28, 28), np.float32)).shape
+        ((6, 1, 5, 5), (8, 6, 28, 28))
+    """
 
     _param_names = ("weight", "bias")
 
@@ -696,7 +710,14 @@ class GlobalAvgPool2D(Layer):
     ``torch.nn.AdaptiveAvgPool2d(1)`` followed by a flatten (an avg_pool2d whose window is the
     whole map, so every backend has it). ValueError for an input that is not 4-D.
 
-    Example: ``nn.Sequential(nn.Conv2D(3, 16, 3), nn.ReLU(), nn.GlobalAvgPool2D(), nn.Dense(16, 10))``."""
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> model = nn.Sequential(nn.Conv2D(3, 16, 3), nn.ReLU(), nn.GlobalAvgPool2D(), nn.Dense(16, 10))
+        >>> model.predict(np.zeros((2, 3, 32, 32), np.float32)).shape
+        (2, 10)
+    """
 
     def forward(self, x, training=False):
         """x (N, C, H, W) -> (N, C), the mean of each map, in x's dtype. ValueError for an

@@ -95,11 +95,17 @@ class Sequential(Layer):
     ``lamina.load``. Inputs are batches: (N, features), images NCHW (N, C, H, W), sequences
     (N, T, features), in the model's dtype (float32 unless ``astype``).
 
-    Example::
+    Example (random data standing in for MNIST):
 
-        model = nn.Sequential(nn.Dense(784, 100), nn.ReLU(), nn.Dense(100, 10))
-        model.compile(optimizer="adam", loss="cross_entropy")
-        model.fit(X, y, epochs=5, batch_size=64)
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> X = np.random.default_rng(0).random((256, 784), dtype=np.float32); y = np.arange(256) % 10
+        >>> model = nn.Sequential(nn.Dense(784, 100), nn.ReLU(), nn.Dense(100, 10))
+        >>> model.compile(optimizer="adam", loss="cross_entropy")
+        Sequential(...)
+        >>> history = model.fit(X, y, epochs=2, batch_size=64, verbose=0)
+        >>> sorted(history)[:2], len(history["loss"])
+        (['accuracy', 'images_per_s'], 2)
     """
 
     def __init__(self, *layers):
@@ -452,9 +458,13 @@ class Sequential(Layer):
 
         Raises ValueError for an unknown name (the message lists the known ones). Returns self.
 
-        Example::
+        Example:
 
-            model.compile(optimizer=lamina.optim.Adam(model.parameters(), lr=1e-3), loss="cross_entropy")
+            >>> from lamina import models, optim
+            >>> model = models.mlp()
+            >>> model = model.compile(optimizer=optim.Adam(model.parameters(), lr=1e-3), loss="mse")
+            >>> type(model.optimizer).__name__, type(model.loss).__name__
+            ('Adam', 'MSE')
         """
         for m in ([] if metrics is None else [metrics] if isinstance(metrics, str) else list(metrics)):
             if m not in METRICS:
@@ -767,9 +777,14 @@ class Sequential(Layer):
         integer labels (cross-entropy; MSE with one-hot targets) or of outputs on the right side
         of 0.5 (binary cross-entropy); it is None when the loss has no such notion.
 
-        Example::
+        Example:
 
-            test_loss, test_accuracy = model.evaluate(X_test, y_test)
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> model = nn.Sequential(nn.Dense(4, 3))
+            >>> test_loss, test_accuracy = model.evaluate(np.zeros((10, 4), np.float32), np.zeros(10, np.int64))
+            >>> round(test_loss, 4), test_accuracy   # zero inputs, zero biases: uniform logits, argmax 0
+            (1.0986, 1.0)
         """
         from .. import losses as _losses
 
