@@ -28,6 +28,16 @@ class Batches:
     of the backend. ``iterate(order)`` visits the samples in the order of ``order`` (a
     permutation of range(n), some of its indices (a rank's shard in distributed training), or
     None for the stored order); ``len()`` is the number of steps over all n samples.
+    ValueError for batch_size < 1, X and y of different lengths, or a backend array of
+    another dtype than ``dtype``.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> batches = nn.Batches(np.zeros((10, 3), np.float32), np.arange(10), batch_size=4)
+        >>> len(batches), [xb.shape for xb, _ in batches]
+        (3, [(4, 3), (4, 3), (2, 3)])
     """
 
     def __init__(self, X, y=None, batch_size=32, backend=None, dtype=None):

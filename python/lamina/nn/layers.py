@@ -95,7 +95,16 @@ class Layer:
     def forward(self, x, training=False):
         """The layer's output for a batch ``x`` (an array of the layer's backend, or host NumPy
         on the CPU backends); ``training`` turns on training behaviour (dropout). Keeps what the
-        backward needs; the returned array is valid until the layer's next forward."""
+        backward needs; the returned array is valid until the layer's next forward.
+        Subclasses state their shapes and raise ValueError (shape) or TypeError (dtype).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.Tanh().forward(np.zeros((2, 3), np.float32)).shape
+            (2, 3)
+        """
         raise NotImplementedError
 
     def __call__(self, x, training=False):
@@ -307,7 +316,15 @@ class Layer:
 
     def to(self, backend):
         """Moves this layer's parameters onto a backend (a name or a backend object) and pins
-        the layer to it; None returns them to host NumPy arrays and follows the default."""
+        the layer to it; None returns them to host NumPy arrays and follows the default.
+        Returns the layer; ValueError for an unknown backend name.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dense(3, 2).to("numpy").weight.backend.name
+            'numpy'
+        """
         self.backend = None if backend is None else _backend.get_backend(backend)
         for p in self.parameters():
             p.to(self.backend)
@@ -798,7 +815,15 @@ class Flatten(Layer):
 @register_layer
 class ReLU(Layer):
     """max(x, 0). After a Dense or Conv2D inside a Sequential the ReLU is fused into that
-    layer's kernel; this layer then only keeps y for its backward (relu'(z) = [y > 0])."""
+    layer's kernel; this layer then only keeps y for its backward (relu'(z) = [y > 0]).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> nn.ReLU().forward(np.array([[-2.0, 3.0]], np.float32))
+        array([[0., 3.]], dtype=float32)
+    """
 
     def forward(self, x, training=False):
         """max(x, 0) element-wise: any shape, the same shape and dtype out (float32, or float64
@@ -879,7 +904,15 @@ class LeakyReLU(Layer):
 @register_layer
 class Sigmoid(Layer):
     """1 / (1 + exp(-x)), element-wise, any shape; its backward uses the stored output
-    (sigma' = y (1 - y)). ``nn.Sigmoid()``."""
+    (sigma' = y (1 - y)).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> nn.Sigmoid().forward(np.array([-100.0, 0.0, 100.0], np.float32))
+        array([0. , 0.5, 1. ], dtype=float32)
+    """
 
     def forward(self, x, training=False):
         """1 / (1 + exp(-x)) element-wise: any shape, the same shape and dtype out (TypeError
@@ -906,7 +939,14 @@ class Sigmoid(Layer):
 @register_layer
 class Tanh(Layer):
     """tanh(x), element-wise, any shape; its backward uses the stored output (1 - y^2).
-    ``nn.Tanh()``."""
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> nn.Tanh().forward(np.array([-100.0, 0.0, 100.0], np.float32))
+        array([-1.,  0.,  1.], dtype=float32)
+    """
 
     def forward(self, x, training=False):
         """tanh(x) element-wise: any shape, the same shape and dtype out (TypeError for a dtype
@@ -933,7 +973,15 @@ class Tanh(Layer):
 @register_layer
 class Softmax(Layer):
     """softmax along ``axis``. For classification feed logits to losses.CrossEntropy instead
-    (fused and stable); this layer is for models that need probabilities."""
+    (fused and stable); this layer is for models that need probabilities.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> nn.Softmax().forward(np.array([[0.0, np.log(3.0)]], np.float32))
+        array([[0.25, 0.75]], dtype=float32)
+    """
 
     def __init__(self, axis=-1):
         super().__init__()
@@ -984,7 +1032,18 @@ def _splitmix64(z):
 class Dropout(Layer):
     """Inverted dropout: in training each unit is zeroed with probability p and the kept ones
     are scaled by 1/(1-p); identity at inference. Each training forward draws a new mask from
-    the counter-based kernel with seed = mix(seed, call count), so runs are reproducible."""
+    the counter-based kernel with seed = mix(seed, call count), so runs are reproducible.
+    ValueError for p outside [0, 1).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> a = nn.Dropout(0.5, seed=3).forward(np.ones(8, np.float32), training=True)
+        >>> b = nn.Dropout(0.5, seed=3).forward(np.ones(8, np.float32), training=True)
+        >>> bool((a == b).all()), sorted(set(a.tolist())) == [0.0, 2.0]
+        (True, True)
+    """
 
     def __init__(self, p=0.5, seed=None):
         super().__init__()

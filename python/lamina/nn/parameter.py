@@ -19,7 +19,19 @@ class Parameter:
     """``data`` (the values), ``grad`` (same shape), ``trainable`` (False freezes it: every
     optimiser skips it and layers do no gradient work for it), ``name``, ``lr_scale`` (a
     per-parameter multiplier of the optimiser's learning rate, 1.0 by default) and ``backend``
-    (the backend holding the arrays; None: host NumPy arrays)."""
+    (the backend holding the arrays; None: host NumPy arrays). Host data other than float32
+    or float64 is converted to float32.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> p = nn.Parameter(np.zeros((2, 3)), "w", lr_scale=0.1)
+        >>> p
+        Parameter(w, shape=(2, 3), dtype=float64)
+        >>> nn.Parameter([1, 2]).dtype
+        dtype('float32')
+    """
 
     __slots__ = ("data", "_grad", "_zeroed", "trainable", "name", "lr_scale", "backend")
 
@@ -243,7 +255,16 @@ class Buffer:
     ``to()`` and converted by ``astype()`` with its layer, never given to an optimiser, without
     a gradient. A float buffer lives on its layer's backend and is updated by kernels; an
     integer buffer (a counter) stays a 0-d or small host NumPy array that Python updates (no
-    kernel reads it). ``data``, ``name``, ``backend`` (None: host NumPy arrays)."""
+    kernel reads it). ``data``, ``name``, ``backend`` (None: host NumPy arrays). TypeError for
+    data that are not numbers.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> nn.Buffer(np.zeros(3, np.float32), "running_mean"), nn.Buffer(np.int64(0), "num_batches_tracked")
+        (Buffer(running_mean, shape=(3,), dtype=float32), Buffer(num_batches_tracked, shape=(), dtype=int64))
+    """
 
     __slots__ = ("data", "name", "backend")
 

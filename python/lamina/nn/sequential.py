@@ -267,7 +267,15 @@ class Sequential(Layer):
         """Moves every layer's parameters onto ``backend`` (a name such as "native", "numpy",
         "cuda", or a backend object) and pins the model there; returns the model. A compiled
         optimiser keeps working: it follows its parameters. ValueError for an unknown name (the
-        message lists the registered ones)."""
+        message lists the registered ones).
+
+        Example:
+
+            >>> from lamina import models
+            >>> model = models.mlp().to("numpy")
+            >>> model.backend.name, model.parameters()[0].backend.name
+            ('numpy', 'numpy')
+        """
         super().to(backend)
         for layer in self.layers:
             layer.to(backend)
@@ -501,7 +509,17 @@ class Sequential(Layer):
         the weights and its state); ``before_update()``, when given, runs just before the step.
         With a DistributedOptimizer the gradients and the loss are averaged over all ranks after
         the backward pass, and the averaged loss is the one checked (all ranks stop together).
-        An optimiser with ``requires_closure`` gets ``step(closure)`` instead (``_closure_step``)."""
+        An optimiser with ``requires_closure`` gets ``step(closure)`` instead (``_closure_step``).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> model = nn.Sequential(nn.Dense(4, 3)).compile(optimizer="sgd", loss="cross_entropy")
+            >>> loss, out = model.train_step(np.ones((8, 4), np.float32), np.zeros(8, np.int64))
+            >>> out.shape, loss > 0
+            ((8, 3), True)
+        """
         self._ensure_training()
         if getattr(self.optimizer, "requires_closure", False):
             return self._closure_step(xb, yb, keep_previous, before_update)
@@ -606,11 +624,14 @@ class Sequential(Layer):
         Raises ValueError for no samples, a bad ``validation_split``, both validation arguments,
         labels the loss cannot take, or a dtype the backend lacks.
 
-        Example::
+        Example (the bundled MNIST test images, a few of them):
 
-            model.compile(optimizer="adam", loss="cross_entropy")
-            history = model.fit(X, y, epochs=5, batch_size=64, validation_split=0.2)
-            history["val_accuracy"][-1]
+            >>> from lamina import datasets, models
+            >>> X, y = datasets.load_mnist()
+            >>> model = models.lenet5().compile(optimizer="adam", loss="cross_entropy")
+            >>> history = model.fit(X[:640], y[:640], epochs=2, batch_size=64, validation_split=0.2, verbose=0)
+            >>> len(history["val_accuracy"]), history["loss"][1] < history["loss"][0]
+            (2, True)
         """
         if verbose == "auto":  # Keras's default
             verbose = 1
@@ -811,9 +832,13 @@ class Sequential(Layer):
         ending in Dense, logits, not probabilities (add a Softmax layer, or take
         ``predict(X).argmax(axis=1)`` for the classes). ValueError for an empty X.
 
-        Example::
+        Example:
 
-            classes = model.predict(X_test[:5]).argmax(axis=1)
+            >>> import numpy as np
+            >>> from lamina import models
+            >>> logits = models.lenet5().predict(np.zeros((5, 1, 28, 28), np.float32))
+            >>> logits.shape, logits.dtype, logits.argmax(axis=1).shape
+            ((5, 10), dtype('float32'), (5,))
         """
         be = self._be()
         data = Batches(X, None, batch_size, be, self.dtype or np.dtype(np.float32))
@@ -847,7 +872,16 @@ class Sequential(Layer):
     def summary(self, input_shape=None, print_fn=print):
         """Per-layer output shape, activation count and parameter count, with totals (like the
         talk's VGG table). ``input_shape`` excludes the batch dimension; by default the shape of
-        the last forward's input, or the first layer's when it determines it."""
+        the last forward's input, or the first layer's when it determines it. The table is
+        passed to ``print_fn`` as one string and returned.
+
+        Example:
+
+            >>> from lamina import models
+            >>> rows = models.lenet5().summary((1, 28, 28), print_fn=lambda table: None).splitlines()
+            >>> rows[3], rows[-4]
+            (' 0  Conv2D        (6, 28, 28)         4,704      156', 'Total params: 61,706')
+        """
         shape = input_shape if input_shape is not None else self._input_shape
         if shape is None and self.layers:
             first = self.layers[0]
