@@ -125,14 +125,30 @@ def load_weights(model, path, strict=True):
 
 def set_backend(name):
     """Makes ``name`` ("native", "numpy" or a registered one) the default backend of layers that
-    are not pinned with ``.to()``."""
+    are not pinned with ``.to()``; returns it. ValueError for an unknown name.
+
+    Example:
+
+        >>> import lamina
+        >>> lamina.set_backend("numpy").name
+        'numpy'
+        >>> _ = lamina.set_backend("native")
+    """
     from .backend import set_backend as _set
     return _set(name)
 
 
 def get_backend(name=None):
     """The backend object named ``name`` (the default backend when None); ValueError, listing
-    the registered names, for an unknown one."""
+    the registered names, for an unknown one.
+
+    Example:
+
+        >>> import numpy as np, lamina
+        >>> be = lamina.get_backend("native")
+        >>> be.name, be.device, be.dtypes
+        ('native', 'cpu', (dtype('float32'),))
+    """
     from .backend import get_backend as _get
     return _get(name)
 

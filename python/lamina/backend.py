@@ -69,7 +69,19 @@ class Backend:
 
     ``kernels`` maps every name of ``KERNELS`` to its function (set as attributes, so a kernel
     call is one attribute lookup). The array functions default to host NumPy arrays; a backend
-    with arrays of its own overrides the four of them."""
+    with arrays of its own overrides the four of them.
+
+    Example (the numpy backend's kernels under another name; see the custom-backend how-to):
+
+        >>> import numpy as np
+        >>> from lamina import backend, nn, reference
+        >>> mine = backend.Backend("mine", "cpu", (np.float32,),
+        ...                        {k: getattr(reference, k) for k in backend.KERNELS})
+        >>> _ = backend.register_backend(mine)
+        >>> nn.Dense(3, 2).to("mine").forward(np.ones((4, 3), np.float32)).shape
+        (4, 2)
+        >>> backend.unregister_backend("mine")
+    """
 
     def __init__(self, name, device, dtypes, kernels):
         self.name = str(name)
@@ -148,7 +160,17 @@ class Backend:
 
 def require_kernel(be, name, user=None):
     """``be``'s kernel ``name`` (one of OPTIONAL_KERNELS); a NotImplementedError naming the
-    kernel, the backend and ``user`` (the layer that needs it) when ``be`` lacks it."""
+    kernel, the backend and ``user`` (the layer that needs it) when ``be`` lacks it.
+
+    Example:
+
+        >>> from lamina import backend
+        >>> try:
+        ...     backend.require_kernel(backend.get_backend("numpy"), "no_such_kernel", "MyLayer")
+        ... except NotImplementedError as e:
+        ...     print(str(e)[:48])
+        MyLayer needs the kernel 'no_such_kernel', which
+    """
     fn = getattr(be, name, None)
     if fn is None or not callable(fn):
         who = f"{user} needs" if user else "this needs"
@@ -236,7 +258,19 @@ def _array_type(be):
 def register_backend(obj, replace: bool = False):
     """Registers a backend (any object fulfilling the contract; see the module docstring) under
     ``obj.name``, so that ``get_backend(name)`` and ``model.to(name)`` find it. Registering
-    another object under a taken name is a ValueError unless ``replace``. Returns ``obj``."""
+    another object under a taken name is a ValueError unless ``replace``; TypeError (from
+    ``check_backend``) for an object that does not fulfil the contract. Returns ``obj``.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import backend, reference
+        >>> mine = backend.Backend("mine", "cpu", (np.float32, np.float64),
+        ...                        {k: getattr(reference, k) for k in backend.KERNELS})
+        >>> backend.register_backend(mine) is mine, "mine" in backend.available()
+        (True, True)
+        >>> backend.unregister_backend("mine")
+    """
     check_backend(obj)
     with _lock:
         old = _registry.get(obj.name)
@@ -330,7 +364,15 @@ def get_backend(name=None):
 
 def backend_of(a):
     """The backend whose arrays ``a`` is one of. A host NumPy array belongs to "native" when
-    native computes in its dtype, else to "numpy"."""
+    native computes in its dtype, else to "numpy".
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import backend
+        >>> backend.backend_of(np.zeros(2, np.float32)).name, backend.backend_of(np.zeros(2)).name
+        ('native', 'numpy')
+    """
     if isinstance(a, np.ndarray):
         name = "native" if a.dtype == np.float32 else "numpy"
         be = _registry.get(name)
@@ -343,7 +385,16 @@ def backend_of(a):
 
 def move(a, be, dtype=None):
     """``a`` (an array of any backend, or host data) as an array of backend ``be`` (of ``dtype``
-    when given): no copy when it already is one."""
+    when given): no copy when it already is one.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import backend
+        >>> a = np.zeros(3, np.float32)
+        >>> backend.move(a, backend.get_backend("native")) is a, backend.move([1, 2], backend.get_backend("numpy"), np.float64)
+        (True, array([1., 2.]))
+    """
     if not isinstance(a, np.ndarray):
         owner = _array_types.get(type(a))
         if owner is None:
@@ -391,7 +442,16 @@ def set_backend(name):
 @contextlib.contextmanager
 def use_backend(name):
     """``with use_backend("numpy"): ...`` runs the block with another default backend. It is
-    process-wide: prefer ``model.to(name)``, which concerns one model only."""
+    process-wide: prefer ``model.to(name)``, which concerns one model only. The previous
+    default comes back after the block, also on an exception; ValueError for an unknown name.
+
+    Example:
+
+        >>> from lamina import backend, nn
+        >>> with backend.use_backend("numpy"):
+        ...     print(backend.current().name)
+        numpy
+    """
     global _default
     before = _default
     be = set_backend(name)

@@ -139,7 +139,16 @@ def ones(shape, rng=None, dtype=np.float32):
 def xavier(shape, rng=None, dtype=np.float32, gain=1.0, distribution="normal"):
     """Glorot & Bengio: Var = gain^2 * 2 / (fan_in + fan_out), ``distribution`` "normal" or
     "uniform" (ValueError otherwise). Keeps the variance of linear and tanh layers' signals.
-    Example: ``nn.Dense(784, 100, init="xavier")``."""
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import init, nn
+        >>> w = init.xavier((256, 512), rng=0)   # std sqrt(2 / (512 + 256))
+        >>> round(float(w.std() / np.sqrt(2 / 768)), 1)
+        1.0
+        >>> layer = nn.Dense(784, 100, init="xavier")
+    """
     fan_in, fan_out = fans(shape)
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
     if distribution == "uniform":
@@ -152,7 +161,16 @@ def xavier(shape, rng=None, dtype=np.float32, gain=1.0, distribution="normal"):
 
 def he(shape, rng=None, dtype=np.float32, gain=math.sqrt(2.0)):
     """He et al.: N(0, gain^2 / fan_in), gain sqrt(2): unit variance through ReLU layers (the
-    default of Dense and Conv2D)."""
+    default of Dense and Conv2D). ValueError below 2 dimensions.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import init
+        >>> w = init.he((256, 512), rng=0)   # std sqrt(2 / 512)
+        >>> round(float(w.std() / np.sqrt(2 / 512)), 1)
+        1.0
+    """
     fan_in, _ = fans(shape)
     return normal(shape, rng, dtype, gain / math.sqrt(fan_in))
 
@@ -172,7 +190,16 @@ def lecun(shape, rng=None, dtype=np.float32):
 def orthogonal(shape, rng=None, dtype=np.float32, gain=1.0):
     """A weight whose (out, fan_in) matrix W has orthonormal rows (out <= fan_in: W W^T = I)
     or orthonormal columns (out > fan_in: W^T W = I), times gain. QR of a Gaussian matrix with
-    the signs of R's diagonal folded in, so the result is uniformly (Haar) distributed."""
+    the signs of R's diagonal folded in, so the result is uniformly (Haar) distributed.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import init
+        >>> w = init.orthogonal((3, 5), rng=0)
+        >>> bool(np.allclose(w @ w.T, np.eye(3), atol=1e-6))
+        True
+    """
     shape = tuple(int(s) for s in shape)
     rows = shape[0]
     cols = math.prod(shape[1:])
@@ -203,7 +230,17 @@ def random_walk_gain(n: int, nonlinearity: str = "relu") -> float:
 
 def random_walk(shape, rng=None, dtype=np.float32, nonlinearity="relu"):
     """Sussillo & Abbott's random-walk initialisation: N(0, omega^2 / fan_in) with
-    ``random_walk_gain(fan_in, nonlinearity)``; ``nonlinearity`` "relu", "tanh" or "linear"."""
+    ``random_walk_gain(fan_in, nonlinearity)``; ``nonlinearity`` "relu", "tanh" or "linear"
+    (ValueError otherwise).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import init
+        >>> w = init.random_walk((100, 100), rng=0)
+        >>> round(float(w.std() * np.sqrt(100) / init.random_walk_gain(100)), 1)
+        1.0
+    """
     fan_in, _ = fans(shape)
     return normal(shape, rng, dtype, random_walk_gain(fan_in, nonlinearity) / math.sqrt(fan_in))
 
@@ -242,6 +279,15 @@ def lsuv(model, X_batch, tol=0.1, max_iter=10, rng=None, verbose=False):
     ``X_batch`` until the variance is within ``tol`` of 1 (at most ``max_iter`` rescalings).
     ``model`` is a Sequential; returns it. The batch runs through ``model[:i+1]`` (shared layers),
     so layers after i do not affect layer i's statistics.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import init, models
+        >>> X = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
+        >>> model = init.lsuv(models.lenet5(), X, rng=0)
+        >>> round(float(model[:1].predict(X).std()), 1)
+        1.0
     """
     from .nn.layers import Conv2D, Dense
 

@@ -16,7 +16,18 @@ from . import backend as _backend
 class Loss:
     """``loss(output, target) -> (loss as a float, dC/d(output) as an array of the output's
     backend)``. It runs on ``backend`` when given (to the call or the constructor), else on the
-    backend of ``output``; host NumPy targets are moved there by the loss itself."""
+    backend of ``output``; host NumPy targets are moved there by the loss itself. A subclass
+    names its backend kernel in ``kernel`` (a function ``(output, target) -> (loss, grad)`` of
+    the backend contract).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import losses
+        >>> loss, grad = losses.MSE(backend="numpy")(np.ones((2, 3)), np.zeros((2, 3)))
+        >>> loss, grad.dtype
+        (1.5, dtype('float64'))
+    """
 
     kernel = ""
 
@@ -222,9 +233,11 @@ def get(loss):
     ``f(output, target) -> (loss, grad)`` (returned as is) or a name of ``LOSSES`` (case-insensitive).
     ValueError, listing the names, for an unknown one.
 
-    Example::
+    Example:
 
-        loss_fn = lamina.losses.get("mse")
+        >>> from lamina import losses
+        >>> losses.get("mse"), losses.get("sparse_categorical_crossentropy"), losses.get(losses.BinaryCrossEntropy)
+        (MSE(), CrossEntropy(), BinaryCrossEntropy())
     """
     if isinstance(loss, Loss):
         return loss

@@ -40,7 +40,17 @@ class Optimizer:
     parameter in two groups or an unknown option is a ValueError. ``step()`` updates every
     trainable parameter from its ``grad``; ``zero_grad()`` clears the gradients; ``lr`` reads
     or sets every group's rate; ``state_dict()`` / ``load_state_dict()`` carry the state
-    (``lamina.save(model, path, optimizer=opt)`` stores it in a checkpoint)."""
+    (``lamina.save(model, path, optimizer=opt)`` stores it in a checkpoint).
+
+    Example (param groups: the first layer at a tenth of the rate):
+
+        >>> from lamina import models, optim
+        >>> model = models.mlp()
+        >>> opt = optim.SGD([{"params": model.layers[1].parameters(), "lr": 0.01},
+        ...                  {"params": model.layers[3].parameters()}], lr=0.1, momentum=0.9)
+        >>> [g["lr"] for g in opt.param_groups], len(opt.params())
+        ([0.01, 0.1], 4)
+    """
 
     defaults: dict = {}
 
@@ -108,7 +118,16 @@ class Optimizer:
         ``undo()`` can bring the exact previous state back. This costs no extra memory traffic
         (the kernels read the old arrays and write the new ones in their one pass) but changes
         which arrays ``p.data`` and the state hold; ``drop_previous()`` moves the values back
-        into the parameters' own arrays and frees the spares (``fit`` does both)."""
+        into the parameters' own arrays and frees the spares (``fit`` does both).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, optim
+            >>> p = nn.Parameter(np.ones(2, np.float32)); p.grad = np.ones(2, np.float32)
+            >>> optim.SGD([p], lr=0.1).step(); p.numpy()
+            array([0.9, 0.9], dtype=float32)
+        """
         raise NotImplementedError
 
     def _be(self, p):
@@ -163,7 +182,18 @@ class Optimizer:
 
     def undo(self):
         """Brings back the parameters and the optimiser state (step counts included) from before
-        the latest ``step(keep_previous=True)``; a second undo does nothing."""
+        the latest ``step(keep_previous=True)``; a second undo does nothing.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, optim
+            >>> p = nn.Parameter(np.ones(2, np.float32)); p.grad = np.ones(2, np.float32)
+            >>> opt = optim.SGD([p], lr=0.1); opt.step(keep_previous=True); p.numpy()
+            array([0.9, 0.9], dtype=float32)
+            >>> opt.undo(); p.numpy()
+            array([1., 1.], dtype=float32)
+        """
         for p, st, keys, counted in reversed(self._previous):
             self._swap(p, st, keys)
             if counted:
@@ -173,7 +203,17 @@ class Optimizer:
     def drop_previous(self):
         """Ends keeping previous steps: the current values go back into each parameter's (and
         state entry's) own arrays, as they were before the first kept step, and the spares are
-        freed. One copy per array, only where an odd number of swaps left them elsewhere."""
+        freed. One copy per array, only where an odd number of swaps left them elsewhere.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, optim
+            >>> p = nn.Parameter(np.ones(2, np.float32)); p.grad = np.ones(2, np.float32)
+            >>> opt = optim.SGD([p], lr=0.1); opt.step(keep_previous=True); opt.drop_previous()
+            >>> opt.undo(); p.numpy()   # nothing kept to undo
+            array([0.9, 0.9], dtype=float32)
+        """
         for p, home in self._home.items():
             be = self._be(p)
             st = self.state.get(p, {})
@@ -210,7 +250,18 @@ class Optimizer:
     def state_dict(self, params=None):
         """{"type", "param_groups": [hyperparameters + "params": indices], "state": {index: {...}}}.
         Indices are positions in ``params`` (default: the optimiser's own parameter order); state
-        arrays are host NumPy copies."""
+        arrays are host NumPy copies. ValueError when the optimiser holds a parameter that is
+        not in ``params``.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, optim
+            >>> p = nn.Parameter(np.ones(2, np.float32)); p.grad = np.ones(2, np.float32)
+            >>> opt = optim.SGD([p], lr=0.1, momentum=0.9); opt.step()
+            >>> sd = opt.state_dict(); sd["type"], sd["param_groups"][0]["params"], sd["state"][0]["velocity"]
+            ('SGD', [0], array([1., 1.], dtype=float32))
+        """
         params = self.params() if params is None else list(params)
         index = {id(p): i for i, p in enumerate(params)}
         groups = []
@@ -439,7 +490,19 @@ OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}
 # -- schedules ------------------------------------------------------------------------------
 class LRScheduler:
     """Sets each group's lr to f(initial_lr, epoch). ``last_epoch`` is the number of completed
-    epochs (-1 before the first ``step``, which the constructor takes, as in PyTorch)."""
+    epochs (-1 before the first ``step``, which the constructor takes, as in PyTorch). A
+    subclass defines ``lr_at(initial_lr, epoch)`` (and ``get_config``).
+
+    Example:
+
+        >>> from lamina import nn, optim
+        >>> class Halving(optim.LRScheduler):
+        ...     def lr_at(self, initial_lr, epoch):
+        ...         return initial_lr / 2 ** epoch
+        >>> opt = optim.SGD(nn.Dense(3, 2).parameters(), lr=1.0)
+        >>> sched = Halving(opt); sched.step(); sched.step(); opt.lr
+        0.25
+    """
 
     def __init__(self, optimizer, last_epoch=-1):
         self.optimizer = optimizer
@@ -717,6 +780,18 @@ class SaddleFreeNewton(Optimizer):
     multiplies its part of the step, and 0 leaves it out of the vector altogether. Param groups
     must share their options. ``step(closure, keep_previous=True)`` remembers the point before
     the step, which ``undo()`` brings back (``fit`` uses this after a non-finite loss).
+
+    Example (on a quadratic, k = P = 2 and no damping: one exact Newton step to the minimum):
+
+        >>> import numpy as np
+        >>> from lamina import nn, optim
+        >>> p = nn.Parameter(np.array([1.0, 1.0]))   # f(w) = (w0^2 + 4 w1^2) / 2
+        >>> def closure():
+        ...     w = p.numpy(); p.grad = np.array([w[0], 4 * w[1]])
+        ...     return 0.5 * (w[0] ** 2 + 4 * w[1] ** 2)
+        >>> opt = optim.SaddleFreeNewton([p], damping=0.0, krylov_dim=2)
+        >>> opt.step(closure), bool(np.abs(p.numpy()).max() < 1e-9), opt.closure_calls
+        (2.5, True, 6)
     """
 
     defaults = {"lr": 1.0, "damping": 1e-3, "krylov_dim": 20, "eps": None, "line_search": True,
@@ -781,7 +856,20 @@ class SaddleFreeNewton(Optimizer):
         closure(): zeroes the gradients, computes the loss and its gradients, and returns the loss.
         A non-finite loss or gradient at the current point raises FloatingPointError before
         anything has changed. A non-finite Hessian-vector product raises after the parameters
-        have been put back."""
+        have been put back.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, optim
+            >>> p = nn.Parameter(np.array([1.0, 1.0]))   # f(w) = (w0^2 + 4 w1^2) / 2
+            >>> def closure():
+            ...     w = p.numpy(); p.grad = np.array([w[0], 4 * w[1]])
+            ...     return 0.5 * (w[0] ** 2 + 4 * w[1] ** 2)
+            >>> opt = optim.SaddleFreeNewton([p], krylov_dim=2)
+            >>> opt.step(closure), opt.last_step["accepted"], opt.last_step["ritz_values"]
+            (2.5, True, array([1., 4.]))
+        """
         from .diagnostics import _get_vector, _grad_vector, _set_vector, central_difference_hvp, default_hvp_eps, \
             lanczos, tridiagonal
 
@@ -870,7 +958,20 @@ class SaddleFreeNewton(Optimizer):
     # -- fit's non-finite-loss recovery ------------------------------------------------------------
     def undo(self):
         """Puts the parameters back where the latest ``step(closure, keep_previous=True)``
-        started; a second undo does nothing."""
+        started; a second undo does nothing.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, optim
+            >>> p = nn.Parameter(np.array([1.0, 1.0]))   # f(w) = (w0^2 + 4 w1^2) / 2
+            >>> def closure():
+            ...     w = p.numpy(); p.grad = np.array([w[0], 4 * w[1]])
+            ...     return 0.5 * (w[0] ** 2 + 4 * w[1] ** 2)
+            >>> opt = optim.SaddleFreeNewton([p], krylov_dim=2)
+            >>> _ = opt.step(closure, keep_previous=True); opt.undo(); p.numpy()
+            array([1., 1.])
+        """
         from .diagnostics import _set_vector
 
         if self._before is not None:

@@ -40,7 +40,15 @@ def _read_bytes(path):
 
 def parse_idx(data: bytes, name="IDX data"):
     """An IDX buffer -> ndarray. Checks the magic number (two zero bytes, a known type code,
-    1..4 dimensions) and that the payload has exactly the size the dimensions announce."""
+    1..4 dimensions) and that the payload has exactly the size the dimensions announce;
+    ValueError, naming ``name``, otherwise.
+
+    Example:
+
+        >>> from lamina import datasets
+        >>> datasets.parse_idx(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9]))   # uint8, 1-D, 3 values
+        array([7, 8, 9], dtype=uint8)
+    """
     if len(data) < 4:
         raise ValueError(f"{name}: too short for an IDX file ({len(data)} bytes)")
     if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES or not 1 <= data[3] <= 4:
@@ -106,7 +114,15 @@ def load_mnist(path=None, split="all"):
     path=DIR: the IDX files of MNIST, Fashion-MNIST or KMNIST in DIR (train-images-idx3-ubyte,
     train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each optionally
     .gz); split "train", "test", or "all" (the train split followed by the test split, whichever
-    of them are present). Corrupt or mismatched files raise ValueError.
+    of them are present). Corrupt or mismatched files raise ValueError; a missing folder
+    FileNotFoundError.
+
+    Example:
+
+        >>> from lamina import datasets
+        >>> X, y = datasets.load_mnist()
+        >>> X.shape, X.dtype, y.dtype, float(X.max())
+        ((10000, 1, 28, 28), dtype('float32'), dtype('int64'), 1.0)
     """
     folder = MNIST_DIR if path is None else Path(os.fspath(path))
     if not folder.is_dir():
@@ -136,7 +152,16 @@ def load_mnist(path=None, split="all"):
 def train_test_split(X, y, test_size=0.2, shuffle=True, seed=None, stratify=False):
     """(X_train, X_test, y_train, y_test). test_size: a fraction in (0, 1) or a count. Without
     shuffle the last samples are the test set (the bundled MNIST split: 8,000 / 2,000).
-    stratify=True keeps the class proportions of y in both parts."""
+    stratify=True keeps the class proportions of y in both parts. ValueError for a test_size
+    that leaves either part empty, or X and y of different lengths.
+
+    Example:
+
+        >>> from lamina import datasets
+        >>> X, y = datasets.load_mnist()
+        >>> [a.shape[0] for a in datasets.train_test_split(X, y, shuffle=False)]
+        [8000, 2000, 8000, 2000]
+    """
     X, y = np.asarray(X), np.asarray(y)
     n = len(X)
     if len(y) != n:
