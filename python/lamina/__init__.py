@@ -22,7 +22,16 @@ __version__ = _native.__version__
 
 def backend_info() -> dict:
     """The CPU path in use, thread count, OpenMP/CUDA availability, compiler and build type.
-    ``cuda`` is whether a GPU is usable (bool), ``cuda_status`` why not, or which device."""
+    ``cuda`` is whether a GPU is usable (bool), ``cuda_status`` why not, or which device.
+    A dict; ``isa`` is "generic", "avx2" or "avx512" (``LAMINA_CPU`` overrides the detection).
+
+    Example:
+
+        >>> import lamina
+        >>> info = lamina.backend_info()
+        >>> info["isa"] in ("generic", "avx2", "avx512"), info["threads"] >= 1, isinstance(info["cuda"], bool)
+        (True, True, True)
+    """
     info = dict(_native.backend_info())
     from . import cuda as _cuda_pkg
     st = _cuda_pkg.status()

@@ -70,7 +70,16 @@ def predict(model_or_layers, X, batch_size=512):
 
 def clone_layer(layer):
     """An independent copy of a layer (or Sequential): same configuration, parameter values,
-    trainable flags, learning-rate scales, state and pinned backend; no shared arrays."""
+    trainable flags, learning-rate scales, state and pinned backend; no shared arrays.
+
+    Example:
+
+        >>> from lamina import nn, transfer
+        >>> layer = nn.Dense(3, 2).freeze()
+        >>> copy = transfer.clone_layer(layer)
+        >>> copy, copy.weight is layer.weight, copy.trainable
+        (Dense(in_features=3, out_features=2, bias=True), False, False)
+    """
     import copy
 
     from .nn import LAYER_TYPES, Sequential

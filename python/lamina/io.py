@@ -49,7 +49,19 @@ MAX_DEPTH = 32  # nesting of Sequentials in an architecture
 def save(model, path, *, optimizer=None, scheduler=None, epoch=None, extra=None):
     """Writes ``model`` to ``path`` (atomically). With ``optimizer`` (and optionally a
     ``scheduler``, the number of completed ``epoch``s and a JSON-able ``extra`` dict) the file is
-    a checkpoint from which ``load_checkpoint`` resumes training exactly."""
+    a checkpoint from which ``load_checkpoint`` resumes training exactly. ValueError for a
+    scheduler without its optimizer, or an optimiser holding parameters not in the model.
+
+    Example:
+
+        >>> import os, tempfile, lamina
+        >>> from lamina import io, models, optim
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+        >>> model = models.mlp(); opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        >>> io.save(model, path, optimizer=opt, epoch=1, extra={"note": "warm start"})
+        >>> io.load_checkpoint(path).extra
+        {'note': 'warm start'}
+    """
     from safetensors.numpy import save as st_save
 
     from . import __version__
@@ -332,7 +344,17 @@ def _build(meta, tensors, where):
 def load(path, backend=None):
     """The model saved at ``path``, on ``backend`` when given (else on the host, following the
     default backend). ValueError for a file that is not safetensors, truncated or corrupted, an
-    unknown layer type, or a missing, extra or mis-shaped tensor."""
+    unknown layer type, or a missing, extra or mis-shaped tensor.
+
+    Example:
+
+        >>> import os, tempfile, lamina
+        >>> from lamina import io, models, optim
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+        >>> io.save(models.lenet5(), path)
+        >>> io.load(path, backend="numpy").layers[0]
+        Conv2D(in_channels=1, out_channels=6, kernel_size=5, stride=1, padding=2, dilation=1, bias=True)
+    """
     where = os.fspath(path)
     _remove_stale_temporaries(where)
     meta, tensors = _read(path)
@@ -372,7 +394,20 @@ def load_checkpoint(path, backend=None):
     optimizer=..., scheduler=..., epoch=...)``: the optimiser is rebuilt on the loaded model's
     parameters with its state (momentum buffers, Adam moments and step counts), so
     ``model.fit(..., optimizer=ckpt.optimizer, initial_epoch=ckpt.epoch)`` continues exactly.
-    With ``backend`` the model and the optimiser state are placed on that backend."""
+    With ``backend`` the model and the optimiser state are placed on that backend. ValueError
+    for a bad file (as ``load``) or optimiser state that does not fit the model.
+
+    Example:
+
+        >>> import os, tempfile, lamina
+        >>> from lamina import io, models, optim
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+        >>> model = models.mlp(); opt = optim.Adam(model.parameters())
+        >>> io.save(model, path, optimizer=opt, scheduler=optim.StepLR(opt, step_size=2), epoch=4)
+        >>> ckpt = io.load_checkpoint(path)
+        >>> type(ckpt.optimizer).__name__, type(ckpt.scheduler).__name__, ckpt.epoch
+        ('Adam', 'StepLR', 4)
+    """
     from . import optim as _optim
 
     where = os.fspath(path)
@@ -428,7 +463,19 @@ def load_weights(model, path, strict=True):
     """Copies the parameters saved at ``path`` into an existing ``model`` (matched by name, e.g.
     "0.weight"), after validating all of them; nothing changes when anything is wrong. With
     strict=False, names missing on either side are skipped (shapes must still match).
-    Returns the list of names loaded."""
+    Returns the list of names loaded. ValueError (naming the file) for missing or unexpected
+    names under strict=True, or a tensor of the wrong shape.
+
+    Example:
+
+        >>> import os, tempfile, lamina
+        >>> from lamina import io, models, optim
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+        >>> io.save(models.lenet5(), path)
+        >>> names = io.load_weights(models.lenet5(), path)
+        >>> names[:2], len(names)
+        (['0.weight', '0.bias'], 10)
+    """
     where = os.fspath(path)
     _remove_stale_temporaries(where)
     _, tensors = _read(path)

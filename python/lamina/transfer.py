@@ -34,7 +34,15 @@ def _select(model_or_layers, upto):
 def freeze(model_or_layers, upto=None):
     """Marks every parameter of the first ``upto`` layers (all layers when None; a negative
     ``upto`` counts from the end, like a slice) as not trainable. Accepts a Sequential, a list
-    of layers or one layer; returns it."""
+    of layers or one layer; returns it.
+
+    Example:
+
+        >>> from lamina import models, transfer
+        >>> model = transfer.freeze(models.lenet5(), upto=3)   # the first conv block
+        >>> transfer.count_parameters(model)
+        (61550, 61706)
+    """
     for layer in _select(model_or_layers, upto):
         for p in layer.parameters():
             p.trainable = False
@@ -43,7 +51,15 @@ def freeze(model_or_layers, upto=None):
 
 def unfreeze(model_or_layers, upto=None, lr_scale=None):
     """Makes the parameters of the first ``upto`` layers (all when None) trainable again, and
-    sets their learning-rate scale when ``lr_scale`` is given. Returns the argument."""
+    sets their learning-rate scale when ``lr_scale`` is given. Returns the argument.
+
+    Example:
+
+        >>> from lamina import models, transfer
+        >>> model = transfer.unfreeze(transfer.freeze(models.mlp()), upto=2, lr_scale=0.5)
+        >>> transfer.count_parameters(model), model.layers[1].weight.lr_scale
+        ((78500, 79510), 0.5)
+    """
     for layer in _select(model_or_layers, upto):
         for p in layer.parameters():
             p.trainable = True
@@ -56,7 +72,15 @@ def transfer(source_model, keep, head=(), freeze=True, copy=True):
     """A new Sequential: the first ``keep`` layers of ``source_model`` (copied, so training the
     new model never changes the source, unless ``copy=False``), frozen when ``freeze``, followed
     by the ``head`` layers. The returned model remembers ``transferred = keep`` for
-    ``fine_tune``."""
+    ``fine_tune``.
+
+    Example (LeNet-5's convolutional part under a new two-class head):
+
+        >>> from lamina import models, nn, transfer
+        >>> model = transfer.transfer(models.lenet5(), keep=6, head=[nn.Flatten(), nn.Dense(400, 2)])
+        >>> len(model), model.transferred, transfer.count_parameters(model)
+        (8, 6, (802, 3374))
+    """
     from .nn import Sequential
 
     layers = layers_of(source_model)
@@ -78,7 +102,16 @@ def fine_tune(model, lr_scale=0.1, layers=None):
     scale ``lr_scale`` (their rate becomes ``lr * lr_scale`` in every optimiser; the other
     layers keep theirs). ``layers``: None for the transferred ones (``model.transferred`` set by
     ``transfer``; otherwise every layer with a frozen parameter), an int n for the first n
-    layers, or an iterable of layer indices or layer objects. Returns the model."""
+    layers, or an iterable of layer indices or layer objects. Returns the model.
+
+    Example:
+
+        >>> from lamina import models, nn, transfer
+        >>> model = transfer.transfer(models.lenet5(), keep=6, head=[nn.Flatten(), nn.Dense(400, 2)])
+        >>> model = transfer.fine_tune(model, lr_scale=0.1)
+        >>> transfer.count_parameters(model), model.layers[0].weight.lr_scale
+        ((3374, 3374), 0.1)
+    """
     all_layers = layers_of(model)
     if layers is None:
         n = getattr(model, "transferred", None)

@@ -144,7 +144,16 @@ class Parameter:
     def grad_for_overwrite(self):
         """The gradient buffer, when it is marked zero, for a caller that will overwrite all of
         it now (a GEMM writing dC/dW straight into it); None when the caller must accumulate
-        (``accumulate_grad``) instead."""
+        (``accumulate_grad``) instead. Used by layers' backward passes.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> p = nn.Parameter(np.zeros(2, np.float32)); p.zero_grad()
+            >>> p.grad_for_overwrite().shape, p.grad_for_overwrite()
+            ((2,), None)
+        """
         if not self._zeroed:
             return None
         self._zeroed = False
@@ -153,7 +162,16 @@ class Parameter:
     def accumulate_grad(self, g):
         """Adds ``g`` (an array of this parameter's backend, its shape) to the gradient; adopts
         ``g`` itself (no copy) right after zero_grad, so ``g`` must be a fresh C-contiguous array
-        (a kernel's result) the caller will not write again."""
+        (a kernel's result) the caller will not write again. Used by layers' backward passes.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> p = nn.Parameter(np.zeros(2, np.float32)); p.zero_grad()
+            >>> p.accumulate_grad(np.ones(2, np.float32)); p.accumulate_grad(np.ones(2, np.float32)); p.grad
+            array([2., 2.], dtype=float32)
+        """
         if self._zeroed and g.dtype == self.data.dtype and tuple(g.shape) == tuple(self.data.shape):
             self._grad = g
             self._zeroed = False

@@ -57,7 +57,18 @@ class NonFiniteLossError(FloatingPointError):
 
 class History(dict):
     """Per-epoch metrics of ``fit``: lists under "loss", "accuracy", "time", "images_per_s",
-    "lr" and, with validation data, "val_loss", "val_accuracy"; ``epochs`` holds their numbers."""
+    "lr" and, with validation data, "val_loss", "val_accuracy"; ``epochs`` holds their numbers.
+    A dict of lists; ``history`` returns itself (Keras's ``h.history["loss"]``).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> model = nn.Sequential(nn.Dense(4, 2))
+        >>> h = model.fit(np.ones((8, 4), np.float32), np.zeros(8, np.int64), epochs=3, verbose=0)
+        >>> len(h["loss"]), h.history is h
+        (3, True)
+    """
 
     @property
     def history(self):  # Keras spelling
@@ -283,7 +294,18 @@ class Sequential(Layer):
 
     def astype(self, dtype):
         """Converts every parameter to ``dtype`` (float32 or float64; the native backend computes
-        in float32 only, the numpy backend in both); returns the model."""
+        in float32 only, the numpy backend in both); returns the model. Inputs must then have
+        that dtype (the kernels raise TypeError otherwise; ``fit`` and ``predict`` convert
+        host data themselves).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import models
+            >>> model = models.mlp().astype(np.float64).to("numpy")
+            >>> model.predict(np.zeros((1, 784))).dtype
+            dtype('float64')
+        """
         for layer in self.layers:
             layer.astype(dtype)
         return self
