@@ -17,6 +17,7 @@
 #include "lamina/cuda/device.h"
 #include "lamina/cuda/gemm.h"
 #include "lamina/cuda/launch_plan.h"
+#include "bind_cuda_array_arg.h"
 #include "bind_cuda_common.h"
 
 namespace py = pybind11;
@@ -270,6 +271,7 @@ PYBIND11_MODULE(LAMINA_CUDA_MODULE_NAME, m) {
   for (auto bind_family : {lb::bind_activation, lb::bind_array, lb::bind_conv, lb::bind_dropout, lb::bind_gemm,
                            lb::bind_loss, lb::bind_pool, lb::bind_sgd, lb::bind_softmax, lb::bind_upsample})
     bind_family(m);
+  lb::bind_array_args(m);
 #if defined(LAMINA_CUDA_EMU)
   lamina::cuda::bind::bind_emu(m);
 #endif

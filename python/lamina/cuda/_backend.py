@@ -30,6 +30,10 @@ from ._array import Array, c_strides, check_dtype
 F32 = np.dtype(np.float32)
 I64 = np.dtype(np.int64)
 I32 = np.dtype(np.int32)
+# Kernels whose bindings validate their arguments themselves (csrc/bindings/bind_cuda_<family>.cpp,
+# as the native backend's): bound as they are.
+_VALIDATED_IN_CPP = ("relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+                     "leaky_relu", "leaky_relu_backward")
 _EXTRA = {"sgd_step": ("param_out", "velocity_out"), "adam_step": ("param_out", "m_out", "v_out")}
 
 
@@ -45,7 +49,10 @@ class CudaBackend:
         self.device = device or rt.device
         self._tf32 = None
         for kname in _backend.KERNELS:
-            impl = getattr(self, "_copy_kernel" if kname == "copy" else "_" + kname)
+            if kname in _VALIDATED_IN_CPP:
+                impl = getattr(self.k, kname)
+            else:
+                impl = getattr(self, "_copy_kernel" if kname == "copy" else "_" + kname)
             setattr(self, kname, _with_reference_signature(kname, impl))
 
     def __repr__(self):
@@ -308,45 +315,6 @@ class CudaBackend:
         gx, target = self._out(out, (N, C, SH // s, SW // s), F32, (grad_y,))
         self.k.upsample_nearest2d_backward(grad_y._ptr, gx._ptr, N * C, SH // s, SW // s, s)
         return self._finish(gx, target)
-
-    # -- activations ------------------------------------------------------------------------
-    def _act(self, kind, a, b=None, out=None, slope=0.0, names=("x", None)):
-        a = self._c(a, names[0])
-        if b is not None:
-            b = self._c(b, names[1])
-            if b.shape != a.shape:
-                raise ValueError(f"{names[1]} has shape {b.shape} but {names[0]} has shape {a.shape}; they must match")
-        y, target = self._out(out, a.shape, F32, (a,) + ((b,) if b is not None else ()), elementwise=True)
-        kernel = getattr(self.k, kind)
-        if kind.startswith("leaky_relu"):
-            kernel(*((a._ptr,) if b is None else (a._ptr, b._ptr)), y._ptr, a.size, float(slope))
-        else:
-            kernel(*((a._ptr,) if b is None else (a._ptr, b._ptr)), y._ptr, a.size)
-        return self._finish(y, target)
-
-    def _relu(self, x, out=None):
-        return self._act("relu", x, out=out)
-
-    def _relu_backward(self, grad_y, x, out=None):
-        return self._act("relu_backward", grad_y, x, out, names=("grad_y", "x"))
-
-    def _sigmoid(self, x, out=None):
-        return self._act("sigmoid", x, out=out)
-
-    def _sigmoid_backward(self, grad_y, y, out=None):
-        return self._act("sigmoid_backward", grad_y, y, out, names=("grad_y", "y"))
-
-    def _tanh(self, x, out=None):
-        return self._act("tanh", x, out=out)
-
-    def _tanh_backward(self, grad_y, y, out=None):
-        return self._act("tanh_backward", grad_y, y, out, names=("grad_y", "y"))
-
-    def _leaky_relu(self, x, slope=0.01, out=None):
-        return self._act("leaky_relu", x, out=out, slope=slope)
-
-    def _leaky_relu_backward(self, grad_y, x, slope=0.01, out=None):
-        return self._act("leaky_relu_backward", grad_y, x, out, slope, names=("grad_y", "x"))
 
     # -- softmax and the losses -------------------------------------------------------------
     def _rows(self, x, axis):

@@ -29,6 +29,8 @@ class DeviceRuntime:
         self.module = mod
         self.k = mod  # the kernels
         mod.init()
+        from ._array import Array
+        mod.bind_runtime(self, Array, self.device)  # the kernels that validate their arrays take ours
         self.alloc = mod.Buffer
         self.d2d = mod.d2d
         self.stream_wait = mod.stream_wait
