@@ -73,6 +73,16 @@ def gradient_norms(model, X, y, loss="cross_entropy", batch_size=1000, training=
     (||dC/dW|| / ||W||). ``training`` runs the forward in training mode (dropout on).
     Frozen parameters are included (temporarily unfrozen) unless ``include_frozen`` is False.
     The parameters' ``grad`` buffers are overwritten.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import diagnostics, nn
+        >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+        >>> model = nn.Sequential(nn.Dense(4, 3), nn.Tanh(), nn.Dense(3, 2))   # 23 parameters
+        >>> rows = diagnostics.gradient_norms(model, X, y)
+        >>> [(r["layer"], r["type"]) for r in rows], sorted(rows[0])
+        ([('0', 'Dense'), ('2', 'Dense')], ['bias', 'layer', 'relative', 'type', 'weight', 'weight_rms'])
     """
     model = as_sequential(model)
     loss_fn = _losses.get(loss)
@@ -112,11 +122,19 @@ def _norm(arrays):
 
 class GradientNormRecorder:
     """A ``fit`` callback: records ``gradient_norms`` on a fixed probe set (X, y) when training
-    begins (epoch 0) and after every epoch (or every ``every_batches`` batches when given).
+    begins (epoch 0) and after every epoch (or every ``every_batches`` batches when given):
+    ``epochs`` lists the records' epoch numbers and ``series(key)`` their per-layer norms.
 
-        rec = GradientNormRecorder(X[:1000], y[:1000])
-        model.fit(X, y, epochs=5, callbacks=[rec])
-        rec.epochs, rec.series("bias")   # [0, 1, ...], {layer label: [norm per record]}
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import diagnostics, nn
+        >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+        >>> model = nn.Sequential(nn.Dense(4, 3), nn.Tanh(), nn.Dense(3, 2))   # 23 parameters
+        >>> rec = diagnostics.GradientNormRecorder(X, y)
+        >>> _ = model.fit(X, y, epochs=2, batch_size=16, callbacks=[rec], verbose=0)
+        >>> rec.epochs, sorted(rec.series("bias"))
+        ([0, 1, 2], ['0', '2'])
     """
 
     def __init__(self, X, y, loss="cross_entropy", batch_size=1000, every_batches=None):
@@ -334,7 +352,15 @@ class _HessianOperator:
 def default_hvp_eps(dtype, theta):
     """The perturbation norm of ``central_difference_hvp``: 1e-5 in float64, 3e-3 in float32
     (about the cube root of the unit roundoff, where truncation and rounding errors balance),
-    relative to the parameters' RMS when that exceeds 1."""
+    relative to the parameters' RMS when that exceeds 1.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import diagnostics
+        >>> diagnostics.default_hvp_eps(np.float64, np.zeros(3)), diagnostics.default_hvp_eps(np.float32, np.zeros(3))
+        (1e-05, 0.003)
+    """
     scale = max(1.0, float(np.sqrt(np.mean(np.square(theta))))) if np.size(theta) else 1.0
     return (1e-5 if np.dtype(dtype) == np.float64 else 3e-3) * scale
 
@@ -343,7 +369,16 @@ def central_difference_hvp(gradient, theta, v, eps):
     """H v ~ (g(theta + h v) - g(theta - h v)) / (2 h), h = eps / ||v||: two gradient
     evaluations, exact for quadratics up to rounding. ``gradient(point)`` returns the gradient
     vector (float64, host) at a point; theta and v are float64 host vectors of one length. The
-    caller puts its parameters back at theta afterwards (gradient() leaves them at the last point)."""
+    caller puts its parameters back at theta afterwards (gradient() leaves them at the last point).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import diagnostics
+        >>> A = np.diag([1.0, 2.0, 3.0])   # the Hessian of w.A.w / 2, whose gradient is A w
+        >>> diagnostics.central_difference_hvp(lambda w: A @ w, np.zeros(3), np.array([1.0, 1.0, 0.0]), 1e-5)
+        array([1., 2., 0.])
+    """
     nv = float(np.linalg.norm(v))
     if nv == 0.0:
         return np.zeros_like(v)
@@ -355,7 +390,19 @@ def central_difference_hvp(gradient, theta, v, eps):
 
 def hessian_vector_product(model, X, y, v, loss="cross_entropy", batch_size=None, eps=None):
     """H v for the Hessian of the mean cost over (X, y) w.r.t. the trainable parameters (in
-    ``model.parameters()`` order, flattened), by central differences in float64."""
+    ``model.parameters()`` order, flattened), by central differences in float64.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import diagnostics, nn
+        >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+        >>> model = nn.Sequential(nn.Dense(4, 3), nn.Tanh(), nn.Dense(3, 2))   # 23 parameters
+        >>> v = np.zeros(23); v[0] = 1.0
+        >>> Hv = diagnostics.hessian_vector_product(model, X, y, v)
+        >>> Hv.shape, bool(np.allclose(Hv, diagnostics.exact_hessian(model, X, y)[:, 0], atol=1e-6))
+        ((23,), True)
+    """
     return _HessianOperator(model, X, y, loss, batch_size, eps=eps)(np.asarray(v, dtype=np.float64))
 
 
@@ -368,7 +415,17 @@ def lanczos(matvec, n, steps, seed=0, tol=1e-10, v0=None, return_basis=False):
     ``v0``: the start vector (default: random; SaddleFreeNewton starts from the gradient, so the
     basis spans the Krylov subspace span{g, Hg, ..., H^(steps-1) g}). ``return_basis``: also
     return V (steps, n), the orthonormal Lanczos vectors as rows, with T = V H V^T (the operator
-    projected on their span). One matvec per step."""
+    projected on their span). One matvec per step.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import diagnostics
+        >>> A = np.diag([1.0, 2.0, 3.0])
+        >>> alphas, betas = diagnostics.lanczos(lambda v: A @ v, 3, steps=3)
+        >>> np.round(np.linalg.eigvalsh(diagnostics.tridiagonal(alphas, betas)), 6)
+        array([1., 2., 3.])
+    """
     rng = np.random.default_rng(seed)
     steps = int(min(steps, n))
     V = np.zeros((steps, n))
@@ -430,7 +487,18 @@ class HessianSpectrum:
     all Lanczos Ritz values and their weights (squared first components of T's eigenvectors:
     the stochastic Lanczos quadrature estimate of the spectral density, which sums to 1).
     ``full``: the Lanczos run had as many steps as parameters, so ``ritz_values`` is the whole
-    spectrum. ``loss`` and ``grad_norm`` at the point; ``n_params``; ``gradient_evaluations``."""
+    spectrum. ``loss`` and ``grad_norm`` at the point; ``n_params``; ``gradient_evaluations``.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import diagnostics, nn
+        >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+        >>> model = nn.Sequential(nn.Dense(4, 3), nn.Tanh(), nn.Dense(3, 2))   # 23 parameters
+        >>> s = diagnostics.hessian_spectrum(model, X, y, k=4)
+        >>> s.n_params, len(s.eigenvalues), s.lambda_min <= s.lambda_max
+        (23, 4, True)
+    """
 
     eigenvalues: np.ndarray
     ritz_values: np.ndarray
@@ -478,7 +546,18 @@ class HessianSpectrum:
     @property
     def saddle_index(self) -> float:
         """Fraction of negative eigenvalues (below -rel_tol * max|lambda|): exact when ``full``,
-        otherwise the spectral-density estimate from the Lanczos weights."""
+        otherwise the spectral-density estimate from the Lanczos weights.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import diagnostics, nn
+            >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+            >>> model = nn.Sequential(nn.Dense(4, 3), nn.Tanh(), nn.Dense(3, 2))   # 23 parameters
+            >>> s = diagnostics.hessian_spectrum(model, X, y, full=True)
+            >>> 0.0 <= s.saddle_index <= 1.0
+            True
+        """
         return saddle_index(self)
 
     def to_dict(self):
@@ -503,7 +582,15 @@ class HessianSpectrum:
 def saddle_index(spectrum, rel_tol=None):
     """Fraction of negative eigenvalues at a point: of a HessianSpectrum (exact when it is the
     full spectrum, else the Lanczos density estimate) or of an array of eigenvalues. Values
-    within ``rel_tol`` * max|lambda| of zero count as zero (numerical noise, flat directions)."""
+    within ``rel_tol`` * max|lambda| of zero count as zero (numerical noise, flat directions).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import diagnostics
+        >>> diagnostics.saddle_index(np.array([-2.0, -1.0, 1e-12, 3.0]))   # the tiny one counts as zero
+        0.5
+    """
     if isinstance(spectrum, HessianSpectrum):
         tol = spectrum.rel_tol if rel_tol is None else rel_tol
         ev, w = spectrum.ritz_values, spectrum.weights
@@ -527,6 +614,17 @@ def hessian_spectrum(model, X, y, loss="cross_entropy", k=20, steps=None, full=F
     takes as many steps as parameters: the whole spectrum. ``which``: "both" (the ceil(k/2)
     largest and floor(k/2) smallest), "largest", "smallest" or "magnitude". The model is not
     changed (the work happens on a float64 copy on the NumPy backend). Returns HessianSpectrum.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import diagnostics, nn
+        >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+        >>> model = nn.Sequential(nn.Dense(4, 3), nn.Tanh(), nn.Dense(3, 2))   # 23 parameters
+        >>> s = diagnostics.hessian_spectrum(model, X, y, full=True)   # 23 Lanczos steps: every eigenvalue
+        >>> H = diagnostics.exact_hessian(model, X, y)
+        >>> bool(np.allclose(s.ritz_values, np.linalg.eigvalsh(H), atol=1e-5))
+        True
     """
     op = _HessianOperator(model, X, y, loss, batch_size, dtype, eps=eps)
     n = op.n
@@ -560,7 +658,18 @@ def hessian_spectrum(model, X, y, loss="cross_entropy", k=20, steps=None, full=F
 
 def exact_hessian(model, X, y, loss="cross_entropy", batch_size=None, eps=None):
     """The full Hessian matrix (P, P), column by column from Hessian-vector products on the unit
-    vectors, symmetrised. For small models (tests, P up to a few thousand)."""
+    vectors, symmetrised. For small models (tests, P up to a few thousand).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import diagnostics, nn
+        >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+        >>> model = nn.Sequential(nn.Dense(4, 3), nn.Tanh(), nn.Dense(3, 2))   # 23 parameters
+        >>> H = diagnostics.exact_hessian(model, X, y)
+        >>> H.shape, bool(np.allclose(H, H.T))
+        ((23, 23), True)
+    """
     op = _HessianOperator(model, X, y, loss, batch_size, eps=eps)
     H = np.empty((op.n, op.n))
     e = np.zeros(op.n)
@@ -577,7 +686,17 @@ def mc_dropout_predict(model, X, samples=30, batch_size=256, probabilities="auto
     the per-element mean and standard deviation of the outputs. ``probabilities``: True applies
     a softmax to each pass's outputs (for models that end in logits), False keeps raw outputs;
     "auto" applies it unless the model already ends in Softmax or Sigmoid. Returns (mean, std),
-    each of the output's shape; std is exactly 0 for a model without dropout."""
+    each of the output's shape; std is exactly 0 for a model without dropout.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import diagnostics, nn
+        >>> model = nn.Sequential(nn.Dense(4, 8), nn.Dropout(0.5, seed=0), nn.Dense(8, 2))
+        >>> mean, std = diagnostics.mc_dropout_predict(model, np.ones((5, 4), np.float32), samples=10)
+        >>> mean.shape, std.shape, bool(np.allclose(mean.sum(axis=1), 1.0))   # softmax probabilities
+        ((5, 2), (5, 2), True)
+    """
     from .nn import Sigmoid, Softmax
 
     model = as_sequential(model)

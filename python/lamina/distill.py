@@ -32,7 +32,18 @@ def _log_softmax(z):
 class DistillationLoss(_losses.Loss):
     """The loss of ``distill`` on student logits (N, K). Its target is a packed array
     (N, K + 1): the teacher's log-probabilities at temperature T, then the label (as a float).
-    Build it with ``pack_targets``; ``fit`` batches it like any target."""
+    Build it with ``pack_targets``; ``fit`` batches it like any target.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import distill
+        >>> loss_fn = distill.DistillationLoss(temperature=4.0, alpha=0.9)
+        >>> target = loss_fn.pack_targets(np.array([[2.0, 0.0]]), [0])
+        >>> loss, grad = loss_fn(np.array([[2.0, 0.0]], np.float32), target.astype(np.float32))
+        >>> grad.shape, loss > 0
+        ((1, 2), True)
+    """
 
     def __init__(self, temperature=4.0, alpha=0.9):
         super().__init__()
@@ -138,7 +149,20 @@ def distill(teacher, student, X, y, temperature=4.0, alpha=0.9, epochs=5, batch_
     from ``teacher`` (its logits on X computed once, in inference mode, unless given as
     ``teacher_logits``). ``alpha`` weighs the soft (teacher) term, 1 - alpha the labels.
     ``optimizer``: a name ("sgd" with ``momentum``, "adam"), a factory or an Optimizer.
-    Returns fit's History (its "loss" is the mixed loss, "val_loss" plain cross-entropy)."""
+    Returns fit's History (its "loss" is the mixed loss, "val_loss" plain cross-entropy).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import distill, nn
+        >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+        >>> teacher = nn.Sequential(nn.Dense(4, 16), nn.ReLU(), nn.Dense(16, 2))
+        >>> _ = teacher.fit(X, y, epochs=3, verbose=0)
+        >>> student = nn.Sequential(nn.Dense(4, 2))
+        >>> history = distill.distill(teacher, student, X, y, epochs=2, batch_size=16)
+        >>> len(history["loss"]), 0.0 <= history["accuracy"][-1] <= 1.0
+        (2, True)
+    """
     student = as_sequential(student)
     dtype = model_dtype(student)
     X = np.ascontiguousarray(X, dtype=dtype)
@@ -161,7 +185,14 @@ def distill(teacher, student, X, y, temperature=4.0, alpha=0.9, epochs=5, batch_
 def make_regressor(student_shape, teacher_shape):
     """Layers mapping the student's guided output (shape without batch) to the teacher's hint
     shape: Dense for vectors; for feature maps a convolution with kernel (Hs - Ht + 1,
-    Ws - Wt + 1) as in FitNets; Flatten + Dense when one is a vector and the other a map."""
+    Ws - Wt + 1) as in FitNets; Flatten + Dense when one is a vector and the other a map.
+
+    Example:
+
+        >>> from lamina import distill
+        >>> distill.make_regressor((8,), (16,)), distill.make_regressor((6, 12, 12), (16, 8, 8))
+        ([Dense(in_features=8, out_features=16, bias=True)], [Conv2D(in_channels=6, out_channels=16, kernel_size=5, stride=1, padding=0, dilation=1, bias=True)])
+    """
     from .nn import Conv2D, Dense, Flatten
 
     s, t = tuple(student_shape), tuple(teacher_shape)
@@ -177,7 +208,20 @@ def make_regressor(student_shape, teacher_shape):
 class FitNetsResult(NamedTuple):
     """``student``: the trained student; ``regressor``: the stage-1 regressor layers;
     ``hint_mse``: the hint MSE (monitor set, inference mode) before stage 1 and after each of its
-    epochs; ``hint_history``, ``kd_history``: the two stages' fit Histories."""
+    epochs; ``hint_history``, ``kd_history``: the two stages' fit Histories.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import distill, nn
+        >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+        >>> teacher = nn.Sequential(nn.Dense(4, 16), nn.ReLU(), nn.Dense(16, 2))
+        >>> _ = teacher.fit(X, y, epochs=3, verbose=0)
+        >>> student = nn.Sequential(nn.Dense(4, 8), nn.ReLU(), nn.Dense(8, 2))
+        >>> result = distill.fitnets(teacher, student, X, y, hint=(1, 1), hint_epochs=1, epochs=1, monitor_size=32)
+        >>> result.student is student, len(result.hint_mse), len(result.kd_history["loss"])
+        (True, 2, 1)
+    """
 
     student: object
     regressor: list
@@ -197,6 +241,18 @@ def fitnets(teacher, student, X, y, hint=(1, 1), regressor=None, hint_epochs=3, 
     hint (computed once from the teacher in inference mode) for ``hint_epochs`` at ``hint_lr``.
     Stage 2: ``distill(teacher, student, ...)`` for ``epochs`` at ``lr``. The regressor (default
     ``make_regressor``) is dropped afterwards. Returns FitNetsResult.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import distill, nn
+        >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+        >>> teacher = nn.Sequential(nn.Dense(4, 16), nn.ReLU(), nn.Dense(16, 2))
+        >>> _ = teacher.fit(X, y, epochs=3, verbose=0)
+        >>> student = nn.Sequential(nn.Dense(4, 8), nn.ReLU(), nn.Dense(8, 2))
+        >>> result = distill.fitnets(teacher, student, X, y, hint=(1, 1), hint_epochs=1, epochs=1, monitor_size=32)
+        >>> type(result).__name__, [type(layer).__name__ for layer in result.regressor]
+        ('FitNetsResult', ['Dense'])
     """
     from .nn import Sequential
 

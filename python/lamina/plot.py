@@ -59,7 +59,19 @@ def _runs(histories):
 def training_curves(histories, path=None, metrics=("loss", "accuracy"), title=None, log_loss=False):
     """One panel per metric; one line per run. ``histories``: a fit History (or any dict of
     per-epoch lists), a list of them, or {run name: history}. Validation metrics ("val_" + m)
-    are drawn dashed when present."""
+    are drawn dashed when present.
+
+    Example:
+
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from lamina import plot
+        >>> folder = tempfile.mkdtemp()
+        >>> history = {"loss": [2.3, 1.2, 0.8], "accuracy": [0.1, 0.6, 0.8], "val_loss": [2.0, 1.3, 1.0]}
+        >>> fig = plot.training_curves({"run": history}, path=os.path.join(folder, "training.png"))
+        >>> len(fig.axes)
+        2
+    """
     runs = _runs(histories)
     metrics = [m for m in metrics if any(h.get(m) and any(v is not None for v in h.get(m)) for h in runs.values())]
     if not metrics:
@@ -89,7 +101,22 @@ def gradient_norms(recorders, path=None, key="bias", title=None, labels=None):
     """Per-layer gradient norm (``key``: "bias" = ||dC/db||, "weight", "weight_rms", "relative")
     against epochs, log scale; one panel per recorder. ``recorders``: a GradientNormRecorder (or
     anything with ``epochs`` and ``series(key)``), or {name: recorder}. ``labels``: a list (in
-    layer order) or {layer label: name} for the legend (default "layer <index in the model>")."""
+    layer order) or {layer label: name} for the legend (default "layer <index in the model>").
+
+    Example:
+
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from lamina import plot
+        >>> folder = tempfile.mkdtemp()
+        >>> class Recorded:   # anything with epochs and series(key), e.g. a GradientNormRecorder
+        ...     epochs = [0, 1, 2]
+        ...     def series(self, key):
+        ...         return {"0": [1e-3, 1e-2, 1e-2], "2": [1e-1, 5e-2, 2e-2]}
+        >>> fig = plot.gradient_norms(Recorded(), path=os.path.join(folder, "norms.png"))
+        >>> type(fig).__name__
+        'Figure'
+    """
     if not isinstance(recorders, dict):
         recorders = {"": recorders}
     fig, axes = _figure(1, len(recorders), size=(4.6 * len(recorders), 3.6))
@@ -120,7 +147,19 @@ def gradient_norms(recorders, path=None, key="bias", title=None, labels=None):
 def filters(layer_or_weights, path=None, ncols=None, title=None, image_shape=None, cmap="gray"):
     """The filters of a Conv2D (weight (O, C, kH, kW): the first input channel of each, or the
     RGB image when C == 3) or of a Dense layer whose rows are images (``image_shape``, e.g.
-    (28, 28)), as a grid of images, each scaled to its own range."""
+    (28, 28)), as a grid of images, each scaled to its own range.
+
+    Example:
+
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from lamina import plot
+        >>> folder = tempfile.mkdtemp()
+        >>> from lamina import nn
+        >>> fig = plot.filters(nn.Conv2D(1, 6, 5), path=os.path.join(folder, "filters.png"))
+        >>> os.path.exists(os.path.join(folder, "filters.png"))
+        True
+    """
     w = getattr(layer_or_weights, "weight", layer_or_weights)
     w = np.asarray(getattr(w, "data", w), dtype=np.float64)
     if w.ndim == 2:
@@ -156,7 +195,19 @@ def filters(layer_or_weights, path=None, ncols=None, title=None, image_shape=Non
 def hessian_histogram(eigenvalues, path=None, bins=60, title=None, log_count=True, rel_tol=1e-6):
     """Histogram of Hessian eigenvalues: an array, a HessianSpectrum (its Ritz values), or
     {name: either} for several points (e.g. at initialisation and after training), overlaid.
-    The legend gives each one's fraction of negative eigenvalues (``diagnostics.saddle_index``)."""
+    The legend gives each one's fraction of negative eigenvalues (``diagnostics.saddle_index``).
+
+    Example:
+
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from lamina import plot
+        >>> folder = tempfile.mkdtemp()
+        >>> eigenvalues = np.random.default_rng(0).normal(size=200)
+        >>> fig = plot.hessian_histogram({"start": eigenvalues, "trained": eigenvalues + 1.0}, path=os.path.join(folder, "h.png"))
+        >>> type(fig).__name__
+        'Figure'
+    """
     from .diagnostics import saddle_index
 
     if not isinstance(eigenvalues, dict):
@@ -188,7 +239,19 @@ def hessian_histogram(eigenvalues, path=None, bins=60, title=None, log_count=Tru
 def loss_vs_evaluations(curves, path=None, title=None, xlabel="gradient evaluations (examples)",
                         ylabel="training loss", log_x=False, log_y=True):
     """{name: (evaluations, losses)}: e.g. full-batch GD vs minibatch SGD, loss against the number
-    of per-example gradient evaluations."""
+    of per-example gradient evaluations.
+
+    Example:
+
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from lamina import plot
+        >>> folder = tempfile.mkdtemp()
+        >>> curves = {"GD": ([0, 1000, 2000], [2.3, 1.9, 1.6]), "SGD": ([0, 1000, 2000], [2.3, 0.9, 0.5])}
+        >>> fig = plot.loss_vs_evaluations(curves, path=os.path.join(folder, "curves.png"))
+        >>> type(fig).__name__
+        'Figure'
+    """
     fig, axes = _figure(1, 1, size=(6.4, 4.0))
     ax = axes[0, 0]
     for i, (name, (x, y)) in enumerate(curves.items()):

@@ -131,6 +131,12 @@ def make_decoder(encoder_layer, input_shape, output_shape, decoder_activation="a
     to ``input_shape``. Dense -> Dense(out, in). Conv2D with stride 1 -> a convolution with
     padding k - 1 - p (the transposed convolution's shape); with stride s > 1 -> nearest
     upsampling by s, then a convolution whose kernel (k or k + 1) and padding restore the shape.
+
+    Example:
+
+        >>> from lamina import nn, pretrain
+        >>> pretrain.make_decoder(nn.Dense(4, 3), (4,), (3,))
+        [Dense(in_features=3, out_features=4, bias=True)]
     """
     from .nn import Conv2D, Dense
 
@@ -173,7 +179,18 @@ def _corrupt(X, noise, rng):
 class AutoencoderPretraining(NamedTuple):
     """``layers``: the pretrained layers (the caller's objects); ``history``: one dict per block
     with "block" (position), "type", "input_shape", "loss" (clean reconstruction MSE on the
-    monitor set before training and after each epoch) and "train_loss" (per epoch)."""
+    monitor set before training and after each epoch) and "train_loss" (per epoch).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn, pretrain
+        >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+        >>> result = pretrain.greedy_autoencoder(nn.Sequential(nn.Dense(4, 3), nn.ReLU(), nn.Dense(3, 2)), X, epochs=1,
+        ...                                     monitor_size=32)
+        >>> len(result.layers), len(result.history), sorted(result.history[0])[:3]
+        (3, 2, ['block', 'input_shape', 'loss'])
+    """
 
     layers: list
     history: list
@@ -196,7 +213,18 @@ class AutoencoderPretraining(NamedTuple):
 
 class SupervisedPretraining(NamedTuple):
     """``layers``: the pretrained stack; ``head``: the output layers of the last stage; ``history``:
-    one dict per block with "loss" and "accuracy" per epoch of that stage."""
+    one dict per block with "loss" and "accuracy" per epoch of that stage.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn, pretrain
+        >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+        >>> result = pretrain.greedy_supervised([nn.Dense(4, 3), nn.ReLU(), nn.Dense(3, 3), nn.ReLU()], X, y,
+        ...                                     num_classes=2, epochs=1)
+        >>> len(result.layers), len(result.head), len(result.history)
+        (4, 1, 2)
+    """
 
     layers: list
     head: list
@@ -249,6 +277,16 @@ def greedy_autoencoder(layers, X, epochs=5, lr=1e-3, batch_size=32, noise=0.0, o
     the first ``monitor_size`` samples (clean input) before training and after every epoch.
 
     Returns AutoencoderPretraining(layers, history) (a named tuple).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn, pretrain
+        >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+        >>> layers = [nn.Dense(4, 3), nn.ReLU(), nn.Dense(3, 2)]
+        >>> result = pretrain.greedy_autoencoder(layers, X, epochs=2, monitor_size=32)
+        >>> result.layers[0] is layers[0], [len(h["loss"]) for h in result.history]   # before + after each epoch
+        (True, [3, 3])
     """
     from . import losses
     from .nn import Sequential
@@ -303,6 +341,16 @@ def greedy_supervised(layers, X, y, num_classes, epochs=5, lr=0.1, batch_size=32
 
     Returns SupervisedPretraining(layers, head, history): the stack and the last stage's head,
     so ``Sequential(*layers, *head)`` is the trained classifier.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn, pretrain
+        >>> X = np.random.default_rng(0).random((64, 4), dtype=np.float32); y = (X.sum(1) > 2).astype(np.int64)
+        >>> result = pretrain.greedy_supervised([nn.Dense(4, 3), nn.ReLU(), nn.Dense(3, 3), nn.ReLU()], X, y,
+        ...                                     num_classes=2, epochs=1)
+        >>> result.model().predict(X[:5]).shape
+        (5, 2)
     """
     from . import losses
     from .nn import Dense, Flatten, Sequential
