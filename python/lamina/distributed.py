@@ -76,7 +76,14 @@ def init(abort_on_exception=True):
     """Starts MPI (once) and returns ``(rank, world_size)``; ``(0, 1)`` outside ``mpiexec``.
     With ``abort_on_exception`` (and more than one rank), an exception that reaches the top
     of any rank prints its traceback and aborts every rank (``MPI_Abort``).
-    MPIUnavailableError, naming the extra to install, when mpi4py is missing."""
+    MPIUnavailableError, naming the extra to install, when mpi4py is missing.
+
+    Example:
+
+        >>> from lamina import distributed
+        >>> distributed.init()   # outside mpiexec
+        (0, 1)
+    """
     global _comm, _hook_installed
     MPI = _mpi()
     if _comm is None:
@@ -180,7 +187,14 @@ def abort(exc=None, code=1):
 @contextlib.contextmanager
 def abort_on_error(active=True):
     """Within the block, an exception on one rank aborts the job (the other ranks would wait
-    for it forever); a non-finite loss, which every rank sees together, is raised as usual."""
+    for it forever); a non-finite loss, which every rank sees together, is raised as usual.
+
+    Example:
+
+        >>> from lamina import distributed
+        >>> with distributed.abort_on_error():
+        ...     pass   # the per-rank work: an exception here would end every rank
+    """
     from .nn.sequential import NonFiniteLossError
 
     if not active or world_size() == 1:
@@ -235,7 +249,17 @@ def _through_mpi(flat, op, cuda_aware):
 
 def broadcast_parameters(params, root=0, communicator=None, cuda_aware=None):
     """Every rank's ``params`` (a list of Parameters, the same structure everywhere) set to
-    rank ``root``'s, with one Bcast of one flat buffer per backend and dtype."""
+    rank ``root``'s, with one Bcast of one flat buffer per backend and dtype.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import distributed, nn, optim
+        >>> model = nn.Sequential(nn.Dense(4, 2))
+        >>> distributed.broadcast_parameters(model.parameters())   # every rank now holds rank 0's values
+        >>> model.parameters()[0].shape
+        (2, 4)
+    """
     c = communicator or comm()
     if c.Get_size() == 1 or not params:
         return
@@ -265,7 +289,19 @@ class DistributedOptimizer:
     with the same keywords. ``undo``, ``drop_previous``, ``state_dict``, ``load_state_dict``,
     ``param_groups``, ``lr``, ``state`` and everything else are the inner optimiser's.
     ``stats`` counts steps and the seconds spent packing + reducing + unpacking (``sync_s``)
-    and in MPI itself (``mpi_s``)."""
+    and in MPI itself (``mpi_s``).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import distributed, nn, optim
+        >>> model = nn.Sequential(nn.Dense(4, 2))
+        >>> opt = distributed.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1))
+        >>> model = model.compile(optimizer=opt, loss="cross_entropy")
+        >>> loss, out = model.train_step(np.ones((8, 4), np.float32), np.zeros(8, np.int64))
+        >>> opt, opt.stats["steps"]
+        (DistributedOptimizer(<lamina.optim.SGD object at ...>, rank 0 of 1), 1)
+    """
 
     def __init__(self, optimizer, communicator=None, bucket_bytes=64 << 20, cuda_aware=None, broadcast=True):
         if isinstance(optimizer, DistributedOptimizer):
@@ -422,7 +458,17 @@ class DistributedOptimizer:
         """Averages the gradients over every rank's samples (in place in each ``p.grad``) and
         returns the mean loss over all of them. ``loss`` is this rank's mean loss over its
         ``count`` samples; ``count`` 0 (a rank without samples in an uneven last batch) adds
-        nothing and reads no gradient. Every rank must call it, the same number of times."""
+        nothing and reads no gradient. Every rank must call it, the same number of times.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import distributed, nn, optim
+            >>> model = nn.Sequential(nn.Dense(4, 2))
+            >>> opt = distributed.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1))
+            >>> opt.synchronize(loss=2.0, count=4)   # one rank: its own mean loss
+            2.0
+        """
         if self.world_size == 1:  # nothing to average: the gradients stay as they are
             self._synced, self.last_loss, self.last_count = True, float(loss), int(count)
             return self.last_loss
@@ -479,7 +525,19 @@ class DistributedOptimizer:
         would. ``count`` is this rank's number of samples in the minibatch (default: what
         ``fit`` is stepping, else 1). Every rank must call ``step`` together; a rank without
         samples calls it without a closure (after ``synchronize(0.0, 0)``, which stands for the
-        first evaluation) and adds nothing."""
+        first evaluation) and adds nothing.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import distributed, nn, optim
+            >>> model = nn.Sequential(nn.Dense(4, 2))
+            >>> opt = distributed.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1))
+            >>> y = model.forward(np.ones((8, 4), np.float32), training=True)
+            >>> opt.zero_grad(); _ = model.backward(np.ones_like(y)); opt.step()
+            >>> opt.stats["steps"]
+            1
+        """
         inner = self.optimizer
         if closure is not None or getattr(inner, "requires_closure", False):
             return self._closure_step(closure, keep_previous, count)
@@ -545,7 +603,15 @@ class Shard:
     """This rank's samples of every global minibatch: the epoch's order (shared by every rank:
     the same seed) cut into global batches of ``batch_size``, and each cut into ``world``
     nearly equal consecutive pieces, piece ``rank`` being this rank's. So the ranks together see
-    exactly the batches one process would, and a run can resume with another number of ranks."""
+    exactly the batches one process would, and a run can resume with another number of ranks.
+
+    Example:
+
+        >>> from lamina import distributed
+        >>> shards = [distributed.Shard(10, batch_size=4, rank=r, world=2) for r in range(2)]
+        >>> [s.positions.tolist() for s in shards], shards[0].steps, shards[0].local_batch
+        ([[0, 1, 4, 5, 8], [2, 3, 6, 7, 9]], 3, 2)
+    """
 
     def __init__(self, n, batch_size, rank, world):
         if batch_size < world:
@@ -580,7 +646,17 @@ class Shard:
 
     def batches(self, data, order):
         """Exactly ``steps`` items: (xb, yb) of this rank, or (None, None) for a step in which
-        this rank has no sample (only the last one, when it holds fewer samples than ranks)."""
+        this rank has no sample (only the last one, when it holds fewer samples than ranks).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import distributed, nn
+            >>> data = nn.Batches(np.zeros((10, 2), np.float32), np.arange(10), batch_size=2)
+            >>> shard = distributed.Shard(10, batch_size=4, rank=1, world=2)
+            >>> [yb.tolist() for _, yb in shard.batches(data, None)]
+            [[2, 3], [6, 7], [9]]
+        """
         it = data.iterate(self.order(order))
         token = _batch_samples.set(None)
         try:
@@ -594,7 +670,17 @@ class Shard:
 
 def step_without_samples(model, keep_previous, before_update):
     """fit's step on a rank holding no sample of the step: it still takes part in averaging
-    (adding nothing) and steps like the others."""
+    (adding nothing) and steps like the others.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import distributed, nn, optim
+        >>> model = nn.Sequential(nn.Dense(4, 2))
+        >>> model = model.compile(optimizer=distributed.DistributedOptimizer(optim.SGD(model.parameters())), loss="mse")
+        >>> distributed.step_without_samples(model, keep_previous=False, before_update=None)   # adds no loss
+        0.0
+    """
     from .nn.sequential import NonFiniteLossError
 
     opt = model.optimizer
@@ -627,7 +713,14 @@ def allreduce_sums(values, communicator=None, op="sum"):
 
 def average_epoch_logs(logs, n, loss_sum, correct, judged, communicator=None):
     """fit's epoch logs with the loss and the accuracy over every rank's samples and the
-    slowest rank's time (the same dict on every rank)."""
+    slowest rank's time (the same dict on every rank).
+
+    Example:
+
+        >>> from lamina import distributed
+        >>> distributed.average_epoch_logs({"time": 1.0}, n=8, loss_sum=4.0, correct=6, judged=8)
+        {'time': 1.0, 'loss': 0.5, 'accuracy': 0.75, 'images_per_s': 8.0}
+    """
     loss_sum, correct, judged = allreduce_sums([loss_sum, correct, judged], communicator)
     dt, = allreduce_sums([logs["time"]], communicator, op="max")
     logs.update(loss=loss_sum / n, accuracy=correct / judged if judged else None, time=dt,
@@ -663,7 +756,17 @@ def shared_seed(seed, communicator=None):
 
 def evaluate(model, X, y, batch_size=256, loss=None, communicator=None):
     """``model.evaluate`` over all of X, each rank evaluating a contiguous slice: (mean loss,
-    accuracy) over every sample, the same on every rank."""
+    accuracy) over every sample, the same on every rank.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import distributed, nn, optim
+        >>> model = nn.Sequential(nn.Dense(4, 2))
+        >>> loss, accuracy = distributed.evaluate(model, np.zeros((8, 4), np.float32), np.zeros(8, np.int64))
+        >>> round(loss, 4), accuracy   # zero inputs and biases: uniform logits over 2 classes, argmax 0
+        (0.6931, 1.0)
+    """
     c = communicator or comm()
     r, w, n = c.Get_rank(), c.Get_size(), len(X)
     lo, hi = r * n // w, (r + 1) * n // w
