@@ -301,6 +301,18 @@ class LSTM(_GatedRNN):
     _gates = 4
 
     def forward(self, x, training=False):
+        """x (N, T, F) -> h_T (N, H), or every h_t (N, T, H) with ``return_sequences``, in the
+        parameters' dtype (TypeError for another). ValueError for an input that is not
+        (N, T, input_size) or has no time step; NotImplementedError on a backend without the
+        LSTM kernels. Keeps every h_t, c_t and the gates for backward.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.LSTM(3, 5).forward(np.zeros((2, 7, 3), np.float32)).shape
+            (2, 5)
+        """
         cell, _ = self._kernels(self._be())
         be, Xt, Gx = self._project(x)
         T, N, _ = Gx.shape
@@ -359,6 +371,18 @@ class GRU(_GatedRNN):
     _gates = 3
 
     def forward(self, x, training=False):
+        """x (N, T, F) -> h_T (N, H), or every h_t (N, T, H) with ``return_sequences``, in the
+        parameters' dtype (TypeError for another). ValueError for an input that is not
+        (N, T, input_size) or has no time step; NotImplementedError on a backend without the
+        GRU kernels. Keeps every h_t and the gates for backward.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> nn.GRU(3, 5, return_sequences=True).forward(np.zeros((2, 7, 3), np.float32)).shape
+            (2, 7, 5)
+        """
         cell, _ = self._kernels(self._be())
         be, Xt, Gx = self._project(x)
         T, N, _ = Gx.shape
