@@ -59,7 +59,22 @@ class Layer:
     ``output_shape``. A layer with state that is not trained (running statistics) also sets
     ``_buffer_names`` (attribute names of its ``Buffer`` objects, None where absent): they are
     listed by ``named_buffers()``, saved and loaded beside the parameters, moved by ``to()`` and
-    converted by ``astype()``."""
+    converted by ``astype()``.
+
+    Example (a layer of one's own: y = 2x; the how-to "A custom layer" has a fuller one):
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> class Double(nn.Layer):
+        ...     def forward(self, x, training=False):
+        ...         be = self._be()
+        ...         return be.scale(x, 2.0)
+        ...     def _backward(self, grad, need_input_grad):
+        ...         return self._be().scale(grad, 2.0) if need_input_grad else None
+        >>> layer = Double()
+        >>> layer.forward(np.ones(3, np.float32)), layer.backward(np.ones(3, np.float32))
+        (array([2., 2., 2.], dtype=float32), array([2., 2., 2.], dtype=float32))
+    """
 
     _param_names: tuple = ()
     _buffer_names: tuple = ()

@@ -110,7 +110,17 @@ class BatchNorm1D(_BatchNorm):
     """Batch normalisation of (N, C) features (or (N, C, L) sequences: over N and L), as
     ``torch.nn.BatchNorm1d``; see the module docstring.
 
-    Example: ``nn.Sequential(nn.Dense(784, 100), nn.BatchNorm1D(100), nn.ReLU(), nn.Dense(100, 10))``."""
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> bn = nn.BatchNorm1D(3)
+        >>> x = np.random.default_rng(0).normal(5.0, 2.0, (64, 3)).astype(np.float32)
+        >>> y = bn.forward(x, training=True)   # batch statistics; the running ones move 10% of the way
+        >>> np.round(y.std(axis=0), 2), bool(np.allclose(y.mean(axis=0), 0, atol=1e-5))
+        (array([1., 1., 1.], dtype=float32), True)
+        >>> model = nn.Sequential(nn.Dense(784, 100), nn.BatchNorm1D(100), nn.ReLU(), nn.Dense(100, 10))
+    """
 
     _input_ndims = (2, 3)
     _input_text = "(N, C) or (N, C, L)"
@@ -121,7 +131,14 @@ class BatchNorm2D(_BatchNorm):
     """Batch normalisation of (N, C, H, W) feature maps, per channel over N, H and W, as
     ``torch.nn.BatchNorm2d``; see the module docstring.
 
-    Example: ``nn.Sequential(nn.Conv2D(3, 16, 3, padding=1), nn.BatchNorm2D(16), nn.ReLU())``."""
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> model = nn.Sequential(nn.Conv2D(3, 16, 3, padding=1), nn.BatchNorm2D(16), nn.ReLU())
+        >>> model.predict(np.zeros((2, 3, 8, 8), np.float32)).shape   # inference: the running statistics
+        (2, 16, 8, 8)
+    """
 
     _input_ndims = (4,)
     _input_text = "(N, C, H, W)"

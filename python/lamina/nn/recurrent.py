@@ -29,7 +29,14 @@ class RNN(Layer):
     (ValueError otherwise); ``init`` (input weights, Xavier) and ``recurrent_init`` (orthogonal)
     take initialiser names or callables. Backward is full backpropagation through time.
 
-    Example: ``nn.Sequential(nn.RNN(1, 32), nn.Dense(32, 2))`` classifies sequences (N, T, 1)."""
+    Example (a classifier of sequences (N, T, 1)):
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> model = nn.Sequential(nn.RNN(1, 32), nn.Dense(32, 2))
+        >>> model.predict(np.zeros((4, 10, 1), np.float32)).shape
+        (4, 2)
+    """
 
     _param_names = ("weight_ih", "weight_hh", "bias")
 
@@ -296,7 +303,14 @@ class LSTM(_GatedRNN):
     Backward is full backpropagation through time. Needs the kernels ``lstm_cell`` and
     ``lstm_cell_backward`` (NotImplementedError naming them on a backend without).
 
-    Example: ``nn.Sequential(nn.LSTM(8, 32), nn.Dense(32, 2))`` classifies sequences (N, T, 8)."""
+    Example (a classifier of sequences (N, T, 8)):
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> model = nn.Sequential(nn.LSTM(8, 32), nn.Dense(32, 2))
+        >>> model.predict(np.zeros((4, 10, 8), np.float32)).shape, model.layers[0].weight_ih.shape
+        ((4, 2), (128, 8))
+    """
 
     _gates = 4
 
@@ -366,7 +380,14 @@ class GRU(_GatedRNN):
     ``torch.nn.GRU(F, H, batch_first=True)`` (``weight_ih_l0`` ...). Full BPTT. Needs the
     kernels ``gru_cell`` and ``gru_cell_backward``.
 
-    Example: ``nn.Sequential(nn.GRU(8, 32, return_sequences=True), nn.GRU(32, 16), nn.Dense(16, 2))``."""
+    Example (two stacked GRUs):
+
+        >>> import numpy as np
+        >>> from lamina import nn
+        >>> model = nn.Sequential(nn.GRU(8, 32, return_sequences=True), nn.GRU(32, 16), nn.Dense(16, 2))
+        >>> model.predict(np.zeros((4, 10, 8), np.float32)).shape, model.layers[0].weight_ih.shape
+        ((4, 2), (96, 8))
+    """
 
     _gates = 3
 
