@@ -40,7 +40,7 @@ def check_close(c, a, b, ta=False, tb=False, bias=None, relu=False):
                      + (0 if bias is None else np.abs(bias))) + 1e-30
     assert c.shape == ref.shape and c.dtype == np.float32
     err = np.abs(c - ref)
-    assert np.all(err <= bound), f"max err {err.max()} (bound {bound[np.argmax(err - bound)]}) at K={k}"
+    assert np.all(err <= bound), f"max err {err.max()} (bound {np.broadcast_to(bound, err.shape).flat[np.argmax(err - bound)]}) at K={k}"
 
 
 def _matmul_close(got, want, args, kwargs):

@@ -93,3 +93,12 @@ def test_the_talks_typical_n01_weights_and_biases():
     d = nn.Dense(400, 300, init="normal", bias_init="normal")
     assert np.std(d.weight.data) == pytest.approx(1, rel=0.02) and np.std(d.bias.data) == pytest.approx(1, rel=0.2)
     assert not nn.Conv2D(2, 3, 3).bias.data.any()
+
+
+def test_uniform_follows_its_rng_and_dtype():
+    a = lamina.init.uniform((50, 4), np.random.default_rng(7), dtype=np.float64, low=2.0, high=3.0)
+    b = lamina.init.uniform((50, 4), np.random.default_rng(7), dtype=np.float64, low=2.0, high=3.0)
+    assert a.dtype == np.float64 and a.shape == (50, 4)
+    np.testing.assert_array_equal(a, b)  # the generator given, not the global one
+    np.testing.assert_array_equal(a, np.random.default_rng(7).uniform(2.0, 3.0, size=(50, 4)))
+    assert lamina.init.uniform((3,), np.random.default_rng(7)).dtype == np.float32

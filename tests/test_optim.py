@@ -172,3 +172,12 @@ def test_state_dict_round_trip(rng):
         opt2.load_state_dict(sd)
     with pytest.raises(ValueError, match="SGD"):
         optim.SGD(copies, lr=0.1).load_state_dict(opt.state_dict())
+
+
+def test_step_lr_step_size_one_is_the_smallest():
+    opt = optim.SGD([Parameter(np.zeros(2, np.float32))], lr=1.0)
+    sched = optim.StepLR(opt, step_size=1, gamma=0.5)  # valid: a decay every epoch
+    sched.step()
+    assert opt.lr == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"\bstep_size\b"):
+        optim.StepLR(opt, step_size=0)
