@@ -10,7 +10,9 @@ bench_training.py, whose PyTorch twin this mirrors. JAX is written plainly: NCHW
 ``jax.lax.conv_general_dilated``, ``jax.lax.reduce_window`` max-pooling, and one ``jax.jit`` of
 the whole SGD step (batch gather, forward, ``jax.grad``, momentum update; parameters and
 velocities donated, so XLA updates them in place). Both start from the same weights (lamina's
-initialisation, copied into JAX).
+initialisation, copied into JAX). ``--layout NHWC`` runs JAX channels-last instead (the same
+model: the first Dense layer's columns are permuted to match); on the 2-core EPYC the two
+layouts were within the noise of each other (2026-12-07, 9 interleaved rounds).
 
 One timed call is ``--steps`` training steps over a shuffled window of the data: lamina runs
 ``model.fit`` (its batches gathered into a reused buffer, accuracy bookkeeping included), JAX
@@ -75,23 +77,33 @@ def lamina_setup(X, y, steps):
     return model, run
 
 
-def jax_setup(model, X, y, steps):
-    """The JAX twin of lamina's LeNet-5, starting from ``model``'s weights."""
+def jax_setup(model, X, y, steps, layout="NCHW"):
+    """The JAX twin of lamina's LeNet-5, starting from ``model``'s weights; ``layout`` "NCHW"
+    (lamina's and PyTorch's) or "NHWC" (the images and feature maps channels-last, the
+    convolution weights HWIO: XLA's CPU convolutions may prefer it)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     lax = jax.lax
-    params = [jnp.asarray(p.numpy()) for p in model.parameters()]  # c1w c1b c2w c2b d1w d1b d2w d2b d3w d3b
+    host = [p.numpy() for p in model.parameters()]  # c1w c1b c2w c2b d1w d1b d2w d2b d3w d3b
+    nhwc = layout == "NHWC"
+    if nhwc:
+        host[0], host[2] = host[0].transpose(2, 3, 1, 0), host[2].transpose(2, 3, 1, 0)  # OIHW -> HWIO
+        # Dense 400 -> 120 reads the flattened (C, H, W) maps: permute its columns to (H, W, C)
+        host[4] = host[4].reshape(120, 16, 5, 5).transpose(0, 2, 3, 1).reshape(120, 400)
+        X = np.ascontiguousarray(X.transpose(0, 2, 3, 1))
+    params = [jnp.asarray(p) for p in host]
     velocity = [jnp.zeros_like(p) for p in params]
-    dn = ("NCHW", "OIHW", "NCHW")
+    dn = ("NHWC", "HWIO", "NHWC") if nhwc else ("NCHW", "OIHW", "NCHW")
+    window = (1, 2, 2, 1) if nhwc else (1, 1, 2, 2)
 
     def conv(x, w, b, pad):
         z = lax.conv_general_dilated(x, w, (1, 1), [(pad, pad), (pad, pad)], dimension_numbers=dn)
-        return z + b[None, :, None, None]
+        return z + (b if nhwc else b[None, :, None, None])
 
     def pool(x):
-        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+        return lax.reduce_window(x, -jnp.inf, lax.max, window, window, "VALID")
 
     def logits(p, x):
         c1w, c1b, c2w, c2b, d1w, d1b, d2w, d2b, d3w, d3b = p
@@ -199,6 +211,8 @@ def main():
     p.add_argument("--block", type=float, default=1.0, help="seconds per block (sets the calls per block)")
     p.add_argument("--pause", type=float, default=1.0, help="seconds of sleep before each block")
     p.add_argument("--check-steps", type=int, default=200, help="training steps of the loss check")
+    p.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW",
+                   help="JAX's image layout (the same model either way; NCHW by default, as lamina's)")
     a = p.parse_args()
     cpus = _pin(a.threads)
 
@@ -218,7 +232,7 @@ def main():
           f"jax {jax.__version__} on {jax.devices()}  numpy {np.__version__}  XLA_FLAGS={os.environ['XLA_FLAGS']!r}")
 
     model, run_lamina = lamina_setup(X, y, a.steps)
-    run_jax = jax_setup(model, X, y, a.steps)  # from lamina's initial weights
+    run_jax = jax_setup(model, X, y, a.steps, a.layout)  # from lamina's initial weights
     check_calls = max(2, a.check_steps // a.steps)
     check_training("jax", run_jax, check_calls)
     check_training("lamina", run_lamina, check_calls)
@@ -230,7 +244,8 @@ def main():
         print(f"threads doing >= 10% of {name}'s CPU work over 10 calls: {len(ticks)} (clock ticks {ticks} of {total})")
     rows = measure(fns, a.rounds, a.block, a.pause)
     images = BATCH * a.steps
-    print(f"\nLeNet-5 training, batch {BATCH}, {a.steps} steps per call, {a.threads} threads, pause {a.pause} s")
+    print(f"\nLeNet-5 training, batch {BATCH}, {a.steps} steps per call, {a.threads} threads, pause {a.pause} s, "
+          f"JAX layout {a.layout}")
     print("| round | lamina images/s | lamina CPU s/s | lamina CPU ms/step | JAX images/s | JAX CPU s/s | "
           "JAX CPU ms/step | wall ratio JAX/lamina | CPU ratio JAX/lamina |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
