@@ -35,16 +35,18 @@ void extent(const DevArray& a, std::uintptr_t& lo, std::uintptr_t& hi) {
   hi = a.ptr + h + a.itemsize;
 }
 
-bool overlap(const DevArray& a, const DevArray& b) {
+bool same(const DevArray& a, const DevArray& b) {
+  return a.ptr == b.ptr && a.shape == b.shape && a.strides == b.strides;
+}
+
+}  // namespace
+
+bool overlaps(const DevArray& a, const DevArray& b) {
   if (!a.owner.is(b.owner)) return false;
   std::uintptr_t l1, h1, l2, h2;
   extent(a, l1, h1);
   extent(b, l2, h2);
   return l1 < h2 && l2 < h1;
-}
-
-bool same(const DevArray& a, const DevArray& b) {
-  return a.ptr == b.ptr && a.shape == b.shape && a.strides == b.strides;
 }
 
 void copy_into(const DevArray& src, const DevArray& dst) {
@@ -54,7 +56,58 @@ void copy_into(const DevArray& src, const DevArray& dst) {
        static_cast<int>(src.shape.size()), src.shape.data(), src.strides.data(), dst.strides.data());
 }
 
-}  // namespace
+void fill_zero(const DevArray& a) {
+  if (a.size() == 0) return;
+  DeviceGuard guard;
+  fill(reinterpret_cast<void*>(a.ptr), 0, a.itemsize, static_cast<int>(a.shape.size()), a.shape.data(),
+       a.strides.data());
+}
+
+long long read_int(const DevArray& a, index_t i) {
+  DeviceGuard guard;
+  if (a.itemsize == 8) {
+    std::int64_t v = 0;
+    memcpy_d2h(&v, reinterpret_cast<const std::int64_t*>(a.ptr) + i, sizeof v);
+    return v;
+  }
+  std::int32_t v = 0;
+  memcpy_d2h(&v, reinterpret_cast<const std::int32_t*>(a.ptr) + i, sizeof v);
+  return v;
+}
+
+void same_shape(const DevArray& b, const char* b_name, const DevArray& a, const char* a_name, const char* tail) {
+  if (b.shape != a.shape)
+    throw py::value_error(std::string(b_name) + " has shape " + shape_str(b.shape) + " but " + a_name +
+                          " has shape " + shape_str(a.shape) + tail);
+}
+
+double real_arg(py::handle obj) { return py::float_(py::reinterpret_borrow<py::object>(obj)).cast<double>(); }
+
+long long index_arg(py::handle obj) {
+  PyObject* i = PyNumber_Index(obj.ptr());
+  if (!i) throw py::error_already_set();
+  const long long v = PyLong_AsLongLong(i);
+  Py_DECREF(i);
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return v;
+}
+
+void rows_around(const std::vector<index_t>& shape, py::handle axis, index_t& outer, index_t& K, index_t& inner,
+                 int* axis_out) {
+  const long long nd = static_cast<long long>(shape.size());
+  long long ax = index_arg(axis);
+  if (ax < -nd || ax >= nd)
+    throw py::value_error("axis " + std::to_string(ax) + " is out of range for x with " + std::to_string(nd) +
+                          " dimensions");
+  if (ax < 0) ax += nd;
+  outer = inner = 1;
+  for (long long d = 0; d < nd; ++d) {
+    if (d < ax) outer *= shape[d];
+    if (d > ax) inner *= shape[d];
+  }
+  K = shape[ax];
+  if (axis_out) *axis_out = static_cast<int>(ax);
+}
 
 std::string shape_str(const std::vector<index_t>& shape) {
   std::ostringstream os;
@@ -102,6 +155,19 @@ DevArray array_arg(py::handle obj, const char* name, const char* dtype) {
   return a;
 }
 
+DevArray array_arg_of(py::handle obj, const char* name, const std::vector<std::string>& dtypes,
+                      const std::string& message) {
+  DevArray a = array_arg(obj, name, nullptr);
+  for (const std::string& d : dtypes)
+    if (a.dtype == d) return a;
+  throw py::type_error(message + a.dtype);
+}
+
+DevArray from_host(py::handle host) {
+  const Runtime& r = runtime();
+  return array_arg(r.array_base.attr("from_numpy")(host, py::none(), r.rt), "result", nullptr);
+}
+
 DevArray new_array(const std::vector<index_t>& shape, const char* dtype) {
   const Runtime& r = runtime();
   py::tuple t(shape.size());
@@ -119,22 +185,22 @@ DevArray contig_arg(py::handle obj, const char* name, const char* dtype) {
 }
 
 DevOutput::DevOutput(py::handle out_obj, const std::vector<index_t>& shape, const std::vector<const DevArray*>& inputs,
-                     bool elementwise)
+                     bool elementwise, const std::string& dtype)
     : out_obj_(out_obj) {
   if (!out_obj.is_none()) {
     out_ = array_arg(out_obj, "out", nullptr);
-    if (out_.dtype != "float32") throw py::type_error("out must have dtype float32, got " + out_.dtype);
+    if (out_.dtype != dtype) throw py::type_error("out must have dtype " + dtype + ", got " + out_.dtype);
     if (out_.shape != shape)
       throw py::value_error("out has shape " + shape_str(out_.shape) + ", expected " + shape_str(shape));
     bool clash = !out_.contiguous();
-    for (const DevArray* in : inputs) clash = clash || (overlap(out_, *in) && !(elementwise && same(out_, *in)));
+    for (const DevArray* in : inputs) clash = clash || (overlaps(out_, *in) && !(elementwise && same(out_, *in)));
     if (!clash) {
       target_ = out_;
       return;
     }
     copy_back_ = true;
   }
-  target_ = new_array(shape);
+  target_ = new_array(shape, dtype.c_str());
 }
 
 py::object DevOutput::result() {

@@ -31,9 +31,31 @@ struct DevArray {
 
 // `obj` as an array of this runtime of dtype `dtype` (nullptr: any).
 DevArray array_arg(py::handle obj, const char* name, const char* dtype = "float32");
+// `obj` as an array of this runtime whose dtype is one of `dtypes`, else TypeError `message`.
+DevArray array_arg_of(py::handle obj, const char* name, const std::vector<std::string>& dtypes,
+                      const std::string& message);
 // The same, C-contiguous: a strided view is copied.
 DevArray contig_arg(py::handle obj, const char* name, const char* dtype = "float32");
 DevArray new_array(const std::vector<index_t>& shape, const char* dtype = "float32");
+// A new array of this runtime holding a copy of host array `host`.
+DevArray from_host(py::handle host);
+// True when the memory spans of a and b (of one owner) intersect.
+bool overlaps(const DevArray& a, const DevArray& b);
+// a (any strides) into b (same shape, any strides, not overlapping a).
+void copy_into(const DevArray& src, const DevArray& dst);
+void fill_zero(const DevArray& a);
+// Element i of a contiguous int32 / int64 array (one copy back).
+long long read_int(const DevArray& a, index_t i);
+// ValueError "<b_name> has shape B but <a_name> has shape A<tail>" unless the shapes match.
+void same_shape(const DevArray& b, const char* b_name, const DevArray& a, const char* a_name,
+                const char* tail = "; they must match");
+// float(obj) and operator.index(obj), as Python spells them (their errors too).
+double real_arg(py::handle obj);
+long long index_arg(py::handle obj);
+// (outer, K, inner) around `axis` of an array of `shape` (ValueError naming the axis), the axis
+// made non-negative in *axis_out.
+void rows_around(const std::vector<index_t>& shape, py::handle axis, index_t& outer, index_t& K, index_t& inner,
+                 int* axis_out = nullptr);
 
 // Where a kernel's result goes: `out` itself when it is a contiguous array of `shape` overlapping
 // no input (or, for an element-wise kernel, exactly an input), else a new array, copied into
@@ -41,8 +63,9 @@ DevArray new_array(const std::vector<index_t>& shape, const char* dtype = "float
 class DevOutput {
  public:
   DevOutput(py::handle out_obj, const std::vector<index_t>& shape, const std::vector<const DevArray*>& inputs,
-            bool elementwise = false);
+            bool elementwise = false, const std::string& dtype = "float32");
   float* data() const { return target_.f(); }
+  void* raw() const { return reinterpret_cast<void*>(target_.ptr); }
   py::object result();
 
  private:

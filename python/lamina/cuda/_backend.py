@@ -23,7 +23,6 @@ from ..reference import _geometry
 from ..reference import conv as _ref_conv
 from ..reference import sgd as _ref_sgd
 from ..reference import pool as _ref_pool
-from ..reference.array import _axes
 from ..reference.dropout import _check_p
 from ._array import Array, c_strides, check_dtype
 
@@ -33,7 +32,8 @@ I32 = np.dtype(np.int32)
 # Kernels whose bindings validate their arguments themselves (csrc/bindings/bind_cuda_<family>.cpp,
 # as the native backend's): bound as they are.
 _VALIDATED_IN_CPP = ("relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
-                     "leaky_relu", "leaky_relu_backward")
+                     "leaky_relu", "leaky_relu_backward",
+                     "fill", "copy", "transpose", "add", "scale", "gather_rows", "argmax", "all_finite", "dot")
 _EXTRA = {"sgd_step": ("param_out", "velocity_out"), "adam_step": ("param_out", "m_out", "v_out")}
 
 
@@ -52,7 +52,7 @@ class CudaBackend:
             if kname in _VALIDATED_IN_CPP:
                 impl = getattr(self.k, kname)
             else:
-                impl = getattr(self, "_copy_kernel" if kname == "copy" else "_" + kname)
+                impl = getattr(self, "_" + kname)
             setattr(self, kname, _with_reference_signature(kname, impl))
 
     def __repr__(self):
@@ -63,9 +63,7 @@ class CudaBackend:
         return Array.empty(shape, dtype, self.rt)
 
     def zeros(self, shape, dtype=np.float32):
-        a = Array.empty(shape, dtype, self.rt)
-        self._fill_bits(a, 0)
-        return a
+        return self.k.fill(Array.empty(shape, dtype, self.rt), 0)
 
     def asarray(self, x, dtype=None):
         """Host data or an array of this backend (no copy when already one of ``dtype``); on the
@@ -134,21 +132,9 @@ class CudaBackend:
         self._copy(result, out=target)
         return target
 
-    def _fill_bits(self, a, bits):
-        self.k.fill(a._ptr, list(a.shape), list(a.strides), bits, a.itemsize)
-
     def _copy(self, x, out=None):
         """x (any strides) -> a C-contiguous copy, or into out (any strides)."""
-        if out is None:
-            out = self._new(x.shape, x.dtype)
-        elif _overlap(out, x) and not (out._ptr == x._ptr and out.strides == x.strides):
-            tmp = self._copy(x)
-            x = tmp
-        elif out._ptr == x._ptr and out.strides == x.strides:
-            return out
-        if x.size:
-            self.k.copy(x._ptr, list(x.shape), list(x.strides), out._ptr, list(out.strides), x.itemsize)
-        return out
+        return self.k.copy(x, out)
 
     def _sync_tf32(self):
         from . import allow_tf32
@@ -231,10 +217,10 @@ class CudaBackend:
         gx = self._new(x.shape) if compute_grad_x else None
         gw, gb = self._new(w.shape), self._new((O,))
         if N * OH * OW == 0:
-            self._fill_bits(gw, 0)
-            self._fill_bits(gb, 0)
+            self.k.fill(gw, 0)
+            self.k.fill(gb, 0)
             if gx is not None:
-                self._fill_bits(gx, 0)
+                self.k.fill(gx, 0)
         else:
             self.k.conv2d_backward(g, x._ptr, w._ptr, grad_y._ptr, gx._ptr if gx is not None else 0, gw._ptr, gb._ptr)
         return gx, gw, gb
@@ -471,95 +457,6 @@ class CudaBackend:
         self.k.adam_step(param._ptr, grad._ptr, m._ptr, v._ptr, pout._ptr, mout._ptr, vout._ptr, param.size,
                          float(lr), min(step, 2**63 - 1), float(beta1), float(beta2), float(eps),
                          float(weight_decay), bool(decoupled))
-
-    # -- the array operations ---------------------------------------------------------------
-    def _fill(self, x, value):
-        x = self._arr(x, "x", None)
-        bits = np.array(value).astype(x.dtype).view(np.uint64 if x.itemsize == 8 else np.uint32)
-        self._fill_bits(x, int(bits))
-        return x
-
-    def _copy_kernel(self, x, out=None):
-        x = self._arr(x, "x", None)
-        if out is not None:
-            self._arr(out, "out", None)
-            if out.dtype != x.dtype:
-                raise TypeError(f"out must have dtype {x.dtype}, got {out.dtype}")
-            if out.shape != x.shape:
-                raise ValueError(f"out has shape {out.shape}, expected {x.shape}")
-        return self._copy(x, out)
-
-    def _transpose(self, x, axes, out=None):
-        x = self._arr(x, "x", None)
-        perm = _axes(axes, x.ndim)
-        view = type(x)(self.rt, x._owner, x._ptr, [x.shape[a] for a in perm], [x.strides[a] for a in perm], x.dtype)
-        return self._copy_kernel(view, out)
-
-    def _add(self, a, b, alpha=1.0, out=None):
-        a, b = self._c(a, "a"), self._c(b, "b")
-        if a.shape != b.shape:
-            raise ValueError(f"b has shape {b.shape} but a has shape {a.shape}; they must match")
-        y, target = self._out(out, a.shape, F32, (a, b), elementwise=True)
-        self.k.add(a._ptr, b._ptr, y._ptr, a.size, float(alpha))
-        return self._finish(y, target)
-
-    def _scale(self, x, alpha, out=None):
-        x = self._c(x, "x")
-        y, target = self._out(out, x.shape, F32, (x,), elementwise=True)
-        self.k.scale(x._ptr, y._ptr, x.size, float(alpha))
-        return self._finish(y, target)
-
-    def _gather_rows(self, x, indices, out=None):
-        x = self._arr(x, "x", None)
-        if isinstance(indices, np.ndarray):
-            if indices.dtype not in (I64, I32):
-                raise TypeError(f"indices must be int64 or int32, got {indices.dtype}")
-            indices = self.asarray(indices)
-        indices = self._arr(indices, "indices", None)
-        if indices.dtype not in (I64, I32):
-            raise TypeError(f"indices must be an array of int64 or int32, got {indices.dtype}")
-        if indices.ndim != 1:
-            raise ValueError(f"indices must be 1-D, got shape {indices.shape}")
-        if x.ndim < 1:
-            raise ValueError("x must have at least 1 dimension")
-        x = x if x.is_contiguous() else self._copy(x)
-        indices = indices if indices.is_contiguous() else self._copy(indices)
-        M, R = indices.shape[0], x.shape[0]
-        shape = (M,) + x.shape[1:]
-        y, target = self._out(out, shape, x.dtype, (x, indices))
-        row = math.prod(x.shape[1:])
-        if M and row:
-            bad = self.k.gather_rows(x._ptr, R, row, x.itemsize, indices._ptr, indices.dtype == I64, M, y._ptr)
-            if bad >= 0:
-                raise ValueError(f"indices[{bad}] = {int(indices[bad:bad + 1].numpy()[0])} is out of range "
-                                 f"[0, {R}) for x of shape {x.shape}")
-        elif M and R == 0:
-            raise ValueError(f"indices[0] is out of range [0, 0) for x of shape {x.shape}")
-        return self._finish(y, target)
-
-    def _argmax(self, x, axis=-1):
-        x = self._c(x, "x")
-        if x.ndim < 1:
-            raise ValueError("x must have at least 1 dimension")
-        outer, K, inner = self._rows(x, axis)
-        if K == 0:
-            raise ValueError(f"argmax of an empty axis (x has shape {x.shape}, axis {axis})")
-        ax = operator.index(axis) % x.ndim
-        out = self._new(x.shape[:ax] + x.shape[ax + 1:], I64)
-        if out.size:
-            self.k.argmax(x._ptr, out._ptr, outer, K, inner)
-        return out
-
-    def _all_finite(self, x):
-        x = self._c(x, "x")
-        return bool(self.k.all_finite(x._ptr, x.size))
-
-    def _dot(self, a, b):
-        a, b = self._c(a, "a"), self._c(b, "b")
-        if a.shape != b.shape:
-            raise ValueError(f"b has shape {b.shape} but a has shape {a.shape}; they must match")
-        return float(self.k.dot(a._ptr, b._ptr, a.size))
-
 
 
 def _with_reference_signature(name, impl):
