@@ -26,7 +26,9 @@ printed: images/s (wall clock), CPU seconds per wall second of the process (how 
 library kept busy, at most the thread count; below it when other processes take the cores) and
 CPU milliseconds per training step (all threads; less sensitive than wall time to other
 processes' load, but it also counts threads that spin while waiting). The ratios are medians
-over rounds of JAX's time / lamina's, wall and CPU.
+over rounds of JAX's time / lamina's, wall and CPU; a last line gives the median over the
+rounds in which both libraries kept at least 90% of their threads busy (no other process took
+their cores), when there are any.
 
 Threads: lamina.set_num_threads(n). XLA has no public per-process thread-count setting for
 the CPU client; it sizes its intra-op pool from the CPUs the process may run on. So, before
@@ -263,6 +265,16 @@ def main():
           f"{med(images / r['jax'][0] for r in rows):,.0f} | | "
           f"{med(r['jax'][0] * r['jax'][1] for r in rows) / a.steps * 1e3:.1f} | "
           f"{med(wall_ratios):.2f} | {med(cpu_ratios):.2f} |")
+    # The rounds in which neither library was starved of cores by other processes: each kept at
+    # least 90% of its threads busy (CPU s/s), i.e. the comparison the machine would give idle.
+    full = [r for r in rows if min(r["lamina"][1], r["jax"][1]) >= 0.9 * a.threads]
+    if full:
+        print(f"rounds with both at >= {0.9 * a.threads:.1f} CPU s/s: {len(full)} of {len(rows)}; median lamina "
+              f"{med(images / r['lamina'][0] for r in full):,.0f} images/s, JAX "
+              f"{med(images / r['jax'][0] for r in full):,.0f} images/s, wall ratio "
+              f"{med(r['jax'][0] / r['lamina'][0] for r in full):.2f}")
+    else:
+        print(f"no round had both libraries at >= {0.9 * a.threads:.1f} CPU s/s (the machine was busy throughout)")
     load = os.getloadavg()
     print(f"load after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
