@@ -134,6 +134,8 @@ bool DevArray::contiguous() const {
   return true;
 }
 
+bool is_array(py::handle obj) { return py::isinstance(obj, runtime().array_base); }
+
 DevArray array_arg(py::handle obj, const char* name, const char* dtype) {
   const Runtime& r = runtime();
   const bool is_array = py::isinstance(obj, r.array_base);

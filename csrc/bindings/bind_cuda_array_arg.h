@@ -29,6 +29,8 @@ struct DevArray {
   float* f() const { return reinterpret_cast<float*>(ptr); }
 };
 
+// Whether `obj` is a lamina.cuda.Array (of any runtime).
+bool is_array(py::handle obj);
 // `obj` as an array of this runtime of dtype `dtype` (nullptr: any).
 DevArray array_arg(py::handle obj, const char* name, const char* dtype = "float32");
 // `obj` as an array of this runtime whose dtype is one of `dtypes`, else TypeError `message`.

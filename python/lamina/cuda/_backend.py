@@ -33,7 +33,8 @@ I32 = np.dtype(np.int32)
 # as the native backend's): bound as they are.
 _VALIDATED_IN_CPP = ("relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
                      "leaky_relu", "leaky_relu_backward",
-                     "fill", "copy", "transpose", "add", "scale", "gather_rows", "argmax", "all_finite", "dot")
+                     "fill", "copy", "transpose", "add", "scale", "gather_rows", "argmax", "all_finite", "dot",
+                     "softmax", "log_softmax", "softmax_backward", "softmax_cross_entropy")
 _EXTRA = {"sgd_step": ("param_out", "velocity_out"), "adam_step": ("param_out", "m_out", "v_out")}
 
 
@@ -302,68 +303,7 @@ class CudaBackend:
         self.k.upsample_nearest2d_backward(grad_y._ptr, gx._ptr, N * C, SH // s, SW // s, s)
         return self._finish(gx, target)
 
-    # -- softmax and the losses -------------------------------------------------------------
-    def _rows(self, x, axis):
-        axis = operator.index(axis)
-        if not -x.ndim <= axis < x.ndim:
-            raise ValueError(f"axis {axis} is out of range for x with {x.ndim} dimensions")
-        axis %= x.ndim
-        return math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1:])
-
-    def _softmax_any(self, x, axis, out, log):
-        x = self._c(x, "x")
-        outer, K, inner = self._rows(x, axis)
-        # a row is read in full before it is written: out may be x itself, as element-wise
-        y, target = self._out(out, x.shape, F32, (x,), elementwise=True)
-        if x.size == 0:
-            return self._finish(y, target)
-        (self.k.log_softmax if log else self.k.softmax)(x._ptr, y._ptr, outer, K, inner)
-        return self._finish(y, target)
-
-    def _softmax(self, x, axis=-1, out=None):
-        return self._softmax_any(x, axis, out, False)
-
-    def _log_softmax(self, x, axis=-1, out=None):
-        return self._softmax_any(x, axis, out, True)
-
-    def _softmax_backward(self, grad_y, y, axis=-1, out=None):
-        grad_y, y = self._c(grad_y, "grad_y"), self._c(y, "y")
-        if grad_y.shape != y.shape:
-            raise ValueError(f"grad_y has shape {grad_y.shape} but y has shape {y.shape}; they must match")
-        outer, K, inner = self._rows(y, axis)
-        gx, target = self._out(out, y.shape, F32, (grad_y, y), elementwise=True)  # row read before written
-        if gx.size:
-            self.k.softmax_backward(grad_y._ptr, y._ptr, gx._ptr, outer, K, inner)
-        return self._finish(gx, target)
-
-    def _softmax_cross_entropy(self, logits, labels):
-        logits = self._c(logits, "logits")
-        if logits.ndim != 2:
-            raise ValueError(f"logits must be 2-D (N, K), got shape {logits.shape}")
-        n, k = logits.shape
-        if isinstance(labels, Array):
-            labels = self._arr(labels, "labels", None)
-        else:
-            labels = np.asarray(labels)
-        if labels.shape != (n,):
-            raise ValueError(f"labels has shape {labels.shape}, expected ({n},)")
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise TypeError(f"labels must have an integer dtype, got {labels.dtype}")
-        if not isinstance(labels, Array):
-            labels = self.asarray(labels.astype(np.int64, copy=False))
-        elif labels.dtype not in (I32, I64):
-            raise TypeError(f"labels must be int32 or int64 on the device, got {labels.dtype}")
-        labels = labels if labels.is_contiguous() else self._copy(labels)
-        if n and k == 0:  # every label is out of range [0, 0); there is no logit to read
-            raise ValueError(f"labels[0] = {int(labels[0:1].numpy()[0])} is out of range [0, 0)")
-        grad = self._new((n, k))
-        if n == 0:
-            return float("nan"), grad
-        loss, bad = self.k.softmax_cross_entropy(logits._ptr, labels._ptr, labels.dtype == I64, grad._ptr, n, k)
-        if bad >= 0:
-            raise ValueError(f"labels[{bad}] = {int(labels[bad:bad + 1].numpy()[0])} is out of range [0, {k})")
-        return float(loss), grad
-
+    # -- the losses -----------------------------------------------------------------------
     def _mse(self, pred, target):
         pred, target = self._c(pred, "pred"), self._c(target, "target")
         if pred.shape != target.shape:
