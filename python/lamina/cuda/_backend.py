@@ -34,7 +34,8 @@ I32 = np.dtype(np.int32)
 _VALIDATED_IN_CPP = ("relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
                      "leaky_relu", "leaky_relu_backward",
                      "fill", "copy", "transpose", "add", "scale", "gather_rows", "argmax", "all_finite", "dot",
-                     "softmax", "log_softmax", "softmax_backward", "softmax_cross_entropy")
+                     "softmax", "log_softmax", "softmax_backward", "softmax_cross_entropy",
+                     "mse", "binary_cross_entropy")
 _EXTRA = {"sgd_step": ("param_out", "velocity_out"), "adam_step": ("param_out", "m_out", "v_out")}
 
 
@@ -302,29 +303,6 @@ class CudaBackend:
         gx, target = self._out(out, (N, C, SH // s, SW // s), F32, (grad_y,))
         self.k.upsample_nearest2d_backward(grad_y._ptr, gx._ptr, N * C, SH // s, SW // s, s)
         return self._finish(gx, target)
-
-    # -- the losses -----------------------------------------------------------------------
-    def _mse(self, pred, target):
-        pred, target = self._c(pred, "pred"), self._c(target, "target")
-        if pred.shape != target.shape:
-            raise ValueError(f"target has shape {target.shape} but pred has shape {pred.shape}")
-        if pred.ndim == 0 or pred.shape[0] == 0:
-            raise ValueError(f"pred must have at least one example along its first dimension, got {pred.shape}")
-        grad = self._new(pred.shape)
-        loss = self.k.mse(pred._ptr, target._ptr, grad._ptr, pred.size, pred.shape[0])
-        return float(loss), grad
-
-    def _binary_cross_entropy(self, prob, target, eps=1e-7):
-        prob, target = self._c(prob, "prob"), self._c(target, "target")
-        if prob.shape != target.shape:
-            raise ValueError(f"target has shape {target.shape} but prob has shape {prob.shape}")
-        if not 0 < eps < 0.5:
-            raise ValueError(f"eps must be in (0, 0.5), got {eps}")
-        grad = self._new(prob.shape)
-        if prob.size == 0:
-            return float("nan"), self.zeros(prob.shape)
-        loss = self.k.binary_cross_entropy(prob._ptr, target._ptr, grad._ptr, prob.size, float(eps))
-        return float(loss), grad
 
     # -- dropout ----------------------------------------------------------------------------
     def _dropout(self, x, p, seed):
