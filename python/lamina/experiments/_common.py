@@ -174,6 +174,16 @@ class Timer:
 
 
 # -- running and writing ---------------------------------------------------------------------
+def check_settings(cfg, settings):
+    """``settings`` (a dict, or None) checked against an experiment's configuration ``cfg``:
+    ValueError for a name the experiment does not have; returns the dict to update cfg with."""
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(cfg))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; the settings are {sorted(cfg)}")
+    return settings
+
+
 def begin(name, fast, seed):
     """Seeds lamina's generator; returns the start time."""
     import lamina

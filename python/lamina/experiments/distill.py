@@ -15,12 +15,15 @@ The student's rate (0.01, momentum 0.9) is one at which all three train: at 0.02
 distillation loss (T^2 KL against a confident teacher, logits up to ~30) makes this deep thin
 student diverge to a constant prediction. Measured over seeds: test accuracy (mean, std), the
 hint MSE before and after the hint stage, parameter counts, time.
+
+``run(..., settings={...})`` replaces entries of the configuration (``cfg``: sizes, epochs, rates)
+after ``fast`` has chosen them; a name it does not have is a ValueError.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._common import Column, Result, Timer, begin, dense_stack, finish, flat, make_callable, mnist
+from ._common import Column, check_settings, Result, Timer, begin, dense_stack, finish, flat, make_callable, mnist
 
 METHODS = ("student alone", "distillation (KD)", "FitNets (hints + KD)")
 
@@ -31,7 +34,7 @@ def _mlp(sizes):
     return dense_stack(sizes, ReLU, flatten=False)
 
 
-def run(fast=False, out=None, seed=0, verbose=True):
+def run(fast=False, out=None, seed=0, verbose=True, settings=None):
     import lamina
 
     from .. import optim
@@ -45,6 +48,7 @@ def run(fast=False, out=None, seed=0, verbose=True):
                n_train=500 if fast else len(Xtr), n_test=300 if fast else len(Xte), seeds=1 if fast else 3,
                teacher_epochs=2 if fast else 4, epochs=2 if fast else 15, hint_epochs=1 if fast else 5,
                batch_size=64, lr=0.01, teacher_lr=0.05, hint_lr=0.01, momentum=0.9, temperature=4.0, alpha=0.9)
+    cfg.update(check_settings(cfg, settings))
     X, y = flat(Xtr[: cfg["n_train"]]), ytr[: cfg["n_train"]]
     Xt, yt = flat(Xte[: cfg["n_test"]]), yte[: cfg["n_test"]]
     # the hint: the teacher's first hidden layer (after its ReLU); the guided layer: the ReLU

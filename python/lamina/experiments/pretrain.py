@@ -12,12 +12,15 @@ the same supervised budget each (SGD, momentum 0.9, same rate, same batches):
 
 Measured over several seeds: test accuracy on the 2,000 held-out images (mean and standard
 deviation), final training loss, and the time of each phase.
+
+``run(..., settings={...})`` replaces entries of the configuration (``cfg``: sizes, epochs, rates)
+after ``fast`` has chosen them; a name it does not have is a ValueError.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._common import Column, Result, Timer, begin, finish, flat, make_callable, mnist, per_class_subset
+from ._common import Column, check_settings, Result, Timer, begin, finish, flat, make_callable, mnist, per_class_subset
 
 METHODS = ("random init", "greedy autoencoder", "greedy supervised")
 
@@ -31,7 +34,7 @@ def _hidden(sizes):
     return layers
 
 
-def run(fast=False, out=None, seed=0, verbose=True):
+def run(fast=False, out=None, seed=0, verbose=True, settings=None):
     import lamina
 
     from .. import optim
@@ -44,6 +47,7 @@ def run(fast=False, out=None, seed=0, verbose=True):
                n_unlabelled=500 if fast else len(Xtr), n_test=300 if fast else len(Xte),
                seeds=1 if fast else 3, ae_epochs=1 if fast else 3, ae_noise=0.2, ae_lr=1e-3,
                sup_pre_epochs=2 if fast else 10, epochs=5 if fast else 40, batch_size=32, lr=0.1, momentum=0.9)
+    cfg.update(check_settings(cfg, settings))
     Xu = flat(Xtr[: cfg["n_unlabelled"]])
     Xt, yt = flat(Xte[: cfg["n_test"]]), yte[: cfg["n_test"]]
     ae_features = None
