@@ -11,7 +11,10 @@ same arithmetic on the same batches. Each run is a fresh launch that trains one 
 then ``--epochs`` timed epochs of ``--images`` images; images/s of an epoch = images / the
 slowest rank's time. The two configurations alternate for ``--rounds`` rounds (same run) and
 the medians are reported; ratio = 2x1 / 1x2. "1 process x 1 thread" runs in the same rounds
-as a third column (what one core does alone).
+as a third column (what one core does alone). Before anything is reported, the first round is
+checked (check_runs): every loss finite, each configuration's warm-up updates equal to those of
+the same steps on the numpy backend (lamina.reference's kernels), and the three configurations'
+epoch losses equal; a difference, or a worker that dies, fails the run.
 
 Allreduce: inside the 2-rank run, the time ``DistributedOptimizer.synchronize`` takes per step
 (pack the gradients into the flat buffer, Allreduce, unpack; it includes waiting for the other
@@ -32,15 +35,16 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+
+import numpy as np
 
 HERE = os.path.abspath(__file__)
 PARAMS = 61_706
 
 
 def _worker(a):
-    import numpy as np
-
     import lamina
     from lamina import datasets, distributed, models, optim
 
@@ -49,16 +53,27 @@ def _worker(a):
     X, y = datasets.load_mnist()
     X, y = X[: a.images], y[: a.images]
     lamina.seed(0)
-    model = models.lenet5()
+    model = models.lenet5().to(a.backend)
     opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     if a.distributed:
         opt = distributed.DistributedOptimizer(opt)
     kw = dict(batch_size=a.batch, optimizer=opt, seed=0, verbose=0, distributed=a.distributed)
-    model.fit(X[: max(a.batch * 4, len(X) // 4)], y[: max(a.batch * 4, len(X) // 4)], epochs=1, **kw)  # warm-up
-    out = {"world": world, "threads": lamina.get_num_threads()}
+    start = [p.numpy() for p in model.parameters()]
+    n_warm = warmup_images(a.images, a.batch)
+    warm = model.fit(X[:n_warm], y[:n_warm], epochs=1, **kw)
+    out = {"world": world, "threads": lamina.get_num_threads(), "warmup_loss": float(warm["loss"][-1])}
+    # what the parent checks: the warm-up's parameter updates (against the numpy backend's) and
+    # the losses (the configurations against one another)
+    if rank == 0 and a.save:
+        np.savez(a.save + ".warmup.npz", *[p.numpy() - w for p, w in zip(model.parameters(), start)])
+    if a.warmup_only:
+        if rank == 0:
+            print("RESULT " + json.dumps(out), flush=True)
+        return
     if a.distributed:
         opt.stats.update(steps=0, sync_s=0.0, mpi_s=0.0)
     hist = model.fit(X, y, epochs=a.epochs, **kw)
+    out["loss"] = [float(v) for v in hist["loss"]]
     out["images_per_s"] = statistics.median(hist["images_per_s"])
     steps = a.epochs * -(-len(X) // a.batch)
     out["step_s"] = statistics.median(hist["time"]) * a.epochs / steps
@@ -86,11 +101,73 @@ def _worker(a):
         print("RESULT " + json.dumps(out), flush=True)
 
 
+def warmup_images(images, batch):
+    """Images of the warm-up epoch that precedes the timed ones."""
+    return min(images, max(batch * 4, images // 4))
+
+
 def _launch(cmd, env):
+    """Runs one worker launch; SystemExit when it (or any rank of it) dies or exits non-zero,
+    or prints no result."""
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stdout}\n{p.stderr}")
-    return json.loads(next(line for line in p.stdout.splitlines() if line.startswith("RESULT "))[7:])
+        raise SystemExit(f"{' '.join(cmd)} failed (exit status {p.returncode}):\n{p.stdout}\n{p.stderr}")
+    lines = [line for line in p.stdout.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        raise SystemExit(f"{' '.join(cmd)} printed no result:\n{p.stdout}\n{p.stderr}")
+    return json.loads(lines[-1][7:])
+
+
+def _updates(path):
+    with np.load(path) as f:
+        return [f[k].astype(np.float64) for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+
+
+def _relative_gap(mine, ref):
+    """max over parameters of |mine - ref| / |ref| (Frobenius norms of the updates)."""
+    return max(float(np.linalg.norm(m - r) / max(np.linalg.norm(r), 1e-30)) for m, r in zip(mine, ref))
+
+
+# Float32 summation orders differ between the configurations (and the reference runs in NumPy):
+# the warm-up's updates are ~1e-6 apart (4 to 16 steps); a kernel wrong by 1% is ~1e-2 off. Over
+# the hundreds of steps of the timed epochs those differences grow (the weights of the full run
+# end ~0.16 apart, their epoch losses up to 2.6%), so the configurations are compared by their
+# epoch losses, within 10%.
+WARMUP_RTOL, LOSS_RTOL = 1e-3, 0.1
+
+
+def check_runs(results, reference):
+    """The correctness of the benchmarked runs, once: results maps a configuration to
+    (its RESULT dict, the --save prefix it wrote); reference is the numpy-backend warm-up's
+    (RESULT dict, prefix). Every configuration's losses are finite, its warm-up updates equal the
+    reference's (lamina.reference's kernels), and all configurations' epoch losses agree (the
+    same arithmetic on the same batches). SystemExit naming the first difference; else the
+    largest relative gaps {"warmup": ..., "loss": ...}."""
+    ref_out, ref_prefix = reference
+    ref_warm = _updates(ref_prefix + ".warmup.npz")
+    gaps = {"warmup": 0.0, "loss": 0.0}
+    first = None
+    for cfg, (out, prefix) in results.items():
+        losses = [out["warmup_loss"]] + list(out.get("loss", []))
+        if not all(np.isfinite(losses)):
+            raise SystemExit(f"bench_distributed: {cfg}: the loss is not finite: {losses}")
+        gap = _relative_gap(_updates(prefix + ".warmup.npz"), ref_warm)
+        if not gap <= WARMUP_RTOL:
+            raise SystemExit(f"bench_distributed: {cfg}: the warm-up's parameter updates are {gap:.3g} (relative) "
+                             f"away from the numpy backend's (lamina.reference); loss {out['warmup_loss']:.6g} vs "
+                             f"{ref_out['warmup_loss']:.6g}")
+        gaps["warmup"] = max(gaps["warmup"], gap)
+        if first is None:
+            first = cfg, losses
+            continue
+        if len(losses) != len(first[1]):
+            raise SystemExit(f"bench_distributed: {cfg} ran {len(losses)} epochs, {first[0]} {len(first[1])}")
+        gap = max(abs(a - b) / abs(b) for a, b in zip(losses, first[1]))
+        if not gap <= LOSS_RTOL:
+            raise SystemExit(f"bench_distributed: {cfg} and {first[0]} train to epoch losses {losses} and "
+                             f"{first[1]}, on the same batches")
+        gaps["loss"] = max(gaps["loss"], gap)
+    return gaps
 
 
 def _mpiexec():
@@ -134,6 +211,9 @@ def main(argv=None):
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--distributed", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--backend", default="native", help=argparse.SUPPRESS)
+    ap.add_argument("--save", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--warmup-only", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
         return _worker(a)
@@ -145,12 +225,23 @@ def main(argv=None):
     common = [HERE, "--worker", "--images", str(a.images), "--epochs", str(a.epochs), "--batch", str(a.batch),
               "--reps", str(a.reps)]
     runs = {"2x1": [], "1x2": [], "1x1": []}
+    launches = {"2x1": ([mpiexec, "-n", "2", sys.executable, *common, "--distributed", "--threads", "1"], "1"),
+                "1x2": ([sys.executable, *common, "--threads", "2"], "2"),
+                "1x1": ([sys.executable, *common, "--threads", "1"], "1")}
     load0 = os.getloadavg()[0]
-    for _ in range(a.rounds):  # interleaved: the machine's state drifts between rounds, not between configs
-        runs["2x1"].append(_launch([mpiexec, "-n", "2", sys.executable, *common, "--distributed", "--threads", "1"],
-                                   dict(os.environ, OMP_NUM_THREADS="1")))
-        runs["1x2"].append(_launch([sys.executable, *common, "--threads", "2"], dict(os.environ, OMP_NUM_THREADS="2")))
-        runs["1x1"].append(_launch([sys.executable, *common, "--threads", "1"], dict(os.environ, OMP_NUM_THREADS="1")))
+    with tempfile.TemporaryDirectory(prefix="bench_distributed_") as tmp:
+        # the first round's results are checked (check_runs) before any timing is reported
+        saved = {cfg: os.path.join(tmp, cfg) for cfg in launches}
+        for r in range(a.rounds):  # interleaved: the machine's state drifts between rounds, not between configs
+            for cfg, (cmd, nt) in launches.items():
+                runs[cfg].append(_launch(cmd + (["--save", saved[cfg]] if r == 0 else []),
+                                         dict(os.environ, OMP_NUM_THREADS=nt)))
+        ref_prefix = os.path.join(tmp, "numpy")
+        ref = _launch([sys.executable, *common, "--backend", "numpy", "--warmup-only", "--save", ref_prefix],
+                      dict(os.environ, OMP_NUM_THREADS="1"))
+        gaps = check_runs({cfg: (runs[cfg][0], saved[cfg]) for cfg in launches}, (ref, ref_prefix))
+    print(f"check: the warm-up's updates within {gaps['warmup']:.2g} of the numpy backend's (relative), "
+          f"the configurations' epoch losses within {gaps['loss']:.2g} of one another")
 
     def med(cfg, key):
         return statistics.median(r[key] for r in runs[cfg])

@@ -10,7 +10,9 @@ cross-entropy, on the bundled MNIST images. lamina runs ``model.fit`` (shuffled 
 gathered into a reused buffer, accuracy bookkeeping included); PyTorch runs the canonical loop
 (index a shuffled batch, forward, cross_entropy, zero_grad, backward, step). One timed call is
 ``--steps`` training steps; calls of the two alternate in blocks with a pause between them
-(timing.compare), the median is kept, and ratio = lamina images/s / PyTorch images/s.
+(timing.compare), the median is kept, and ratio = lamina images/s / PyTorch images/s. Before
+it is timed, lamina's run is checked once against the same steps on the numpy backend
+(lamina.reference's kernels): equal loss and parameter updates (check_training), or the run fails.
 
 Peak RSS: each library trains LeNet-5 for one epoch on 8,000 images in a fresh subprocess
 (data loaded by the same NumPy code for both) and reports its ru_maxrss; ratio = PyTorch's
@@ -57,20 +59,59 @@ def mnist_numpy(n=10000):
 
 
 # -- the two implementations ---------------------------------------------------------------------
-def lamina_trainer(model_name, batch, steps, X, y):
+def lamina_trainer(model_name, batch, steps, X, y, backend="native"):
+    """A callable that runs the next `steps` training steps (returns fit's History); its
+    ``model`` attribute is the model it trains."""
     from lamina import models, optim
     lamina.seed(0)
-    model = models.MODELS[model_name]()
+    model = models.MODELS[model_name]().to(backend)
     opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     n = batch * steps
     state = {"epoch": 0}
 
     def run():  # `steps` training steps through the public fit loop
         lo = (state["epoch"] * n) % (len(X) - n + 1)
-        model.fit(X[lo:lo + n], y[lo:lo + n], epochs=1, batch_size=batch, optimizer=opt, seed=state["epoch"],
-                  verbose=0)
+        hist = model.fit(X[lo:lo + n], y[lo:lo + n], epochs=1, batch_size=batch, optimizer=opt,
+                         seed=state["epoch"], verbose=0)
         state["epoch"] += 1
+        return hist
+    run.model = model
     return run
+
+
+class TrainingMismatch(AssertionError):
+    """lamina's training run differs from the same steps on the numpy backend."""
+
+
+def check_training(model_name, batch, steps, X, y, backend="native", rtol=1e-3):
+    """The benchmarked lamina run, once, against the same `steps` steps (same initial weights,
+    batches and optimiser) on the numpy backend, whose kernels are lamina.reference: the loss
+    must be finite and equal, and every parameter's change (w_after - w_before) equal within
+    ``rtol`` of the change's norm (float32 gives ~1e-6 after 20 steps; a kernel that is wrong
+    by 1% gives ~1e-2). Raises TrainingMismatch; returns the two losses."""
+    runs = {be: lamina_trainer(model_name, batch, steps, X, y, backend=be) for be in (backend, "numpy")}
+    before = [p.numpy().astype(np.float64) for p in runs["numpy"].model.parameters()]
+    losses, after = {}, {}
+    where = f"{model_name} training, {steps} step(s) of batch {batch}"
+    for be, run in runs.items():
+        try:
+            losses[be] = float(run()["loss"][-1])
+        except FloatingPointError as e:  # fit's NonFiniteLossError: a loss that is NaN or inf
+            raise TrainingMismatch(f"{where}: on {be}: {e}") from e
+        after[be] = [p.numpy().astype(np.float64) for p in run.model.parameters()]
+    if not np.isfinite(losses[backend]):
+        raise TrainingMismatch(f"{where}: the loss is {losses[backend]}")
+    if not abs(losses[backend] - losses["numpy"]) <= rtol * abs(losses["numpy"]):
+        raise TrainingMismatch(f"{where}: loss {losses[backend]:.6g} on {backend}, "
+                               f"{losses['numpy']:.6g} on the numpy backend")
+    params = runs["numpy"].model.parameters()
+    for p, w0, mine, ref in zip(params, before, after[backend], after["numpy"]):
+        ref_change = np.linalg.norm(ref - w0)
+        err = np.linalg.norm(mine - ref)
+        if not err <= rtol * ref_change + 1e-12:
+            raise TrainingMismatch(f"{where}: parameter {p.name or tuple(p.shape)} moved by {ref_change:.4g} on "
+                                   f"the numpy backend, and {backend} ends {err:.4g} away from it")
+    return losses[backend], losses["numpy"]
 
 
 def torch_model(torch, model_name):
@@ -125,6 +166,7 @@ def throughput_rows(thread_counts=(2,), steps=20, repeats=7):
             torch.set_num_threads(nt)
         try:
             for model_name, batch in MODELS.items():
+                check_training(model_name, batch, steps, X, y)  # once, before timing
                 fns = {"lamina": lamina_trainer(model_name, batch, steps, X, y)}
                 if torch is not None:
                     fns["torch"] = torch_trainer(torch, model_name, batch, steps, X, y)
@@ -234,6 +276,7 @@ def test_training_steps(benchmark, mnist, model_name, impl):
         torch = pytest.importorskip("torch")
         run = torch_trainer(torch, model_name, batch, steps, X, y)
     else:
+        check_training(model_name, batch, steps, X, y)
         run = lamina_trainer(model_name, batch, steps, X, y)
     benchmark.group = f"{model_name} train, batch {batch}, {steps} steps"
     benchmark(run)
@@ -254,4 +297,7 @@ if __name__ == "__main__":
     torch = _torch()
     print(f"lamina {lamina.__version__}  isa={info['isa']}  cpu_count={os.cpu_count()}  "
           f"torch {torch.__version__ if torch else 'absent'}  backend {lamina.backend.get_backend('native')!r}")
-    print_table(rows(nts, a.steps, a.repeats))
+    try:
+        print_table(rows(nts, a.steps, a.repeats))
+    except TrainingMismatch as e:
+        sys.exit(f"bench_training: wrong result, not timed: {e}")

@@ -14,6 +14,7 @@ import ctypes
 import glob
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -104,6 +105,42 @@ class threads:
 
 
 # ------------------------------------------------------------------------------------------
+# correctness before speed
+
+
+class ResultMismatch(AssertionError):
+    """A benchmarked kernel's result differs from lamina.reference's (``lamina bench`` then
+    exits non-zero: a fast wrong kernel is a failure, not a row of the table)."""
+
+
+def check_matmul(got, a, b, trans_b=False, bias=None, relu=False, where="matmul"):
+    """Raises ResultMismatch unless ``got`` is op(a) @ op(b) (+ bias, then ReLU) as
+    lamina.reference computes it in float64, within float32's GEMM error bound
+    8 u sqrt(K) sqrt(|a|^2 @ |b|^2) per element (u = 2**-24)."""
+    from . import reference
+
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    want = reference.matmul(a64, b64, trans_b=trans_b)
+    mag = reference.matmul(a64 * a64, b64 * b64, trans_b=trans_b)
+    if bias is not None:
+        want = want + bias.astype(np.float64)
+        mag = mag + bias.astype(np.float64) ** 2
+    if relu:
+        want = np.maximum(want, 0.0)
+    got = np.asarray(got)
+    if got.shape != want.shape:
+        raise ResultMismatch(f"{where}: shape {got.shape}, expected {want.shape}")
+    k = a.shape[1]
+    bound = 8 * 2.0**-24 * np.sqrt(k + 1) * np.sqrt(mag) + np.finfo(np.float32).tiny
+    err = np.abs(got.astype(np.float64) - want)
+    bad = ~(err <= bound)  # NaN counts as bad
+    if bad.any():
+        i = np.unravel_index(int(np.argmax(np.where(bad, np.inf, 0.0))), bad.shape)
+        raise ResultMismatch(f"{where}: {int(bad.sum())} of {bad.size} elements off the reference, "
+                             f"e.g. at {tuple(int(j) for j in i)}: {got[i]!r} vs {want[i]!r} (bound {bound[i]:.3g})")
+
+
+# ------------------------------------------------------------------------------------------
 # tables
 
 
@@ -133,7 +170,8 @@ DL_SHAPES = ((6, 25, 36864), (16, 150, 4096), (64, 576, 16384), (128, 1152, 4096
 
 
 def gemm_rows(thread_counts=(1, 2), repeats=7, pause_s=0.25, quick=False, rng=None):
-    """lamina.ops.matmul / linear vs numpy at the issue's shapes."""
+    """lamina.ops.matmul / linear vs numpy at the issue's shapes; each lamina result is first
+    checked once against lamina.reference (check_matmul: ResultMismatch when it is wrong)."""
     rng = rng or np.random.default_rng(0)
     cases = [(n, n, n, False) for n in SQUARE]
     cases += [(m, k, n, tb) for (m, k, n) in DL_SHAPES for tb in (False, True)]
@@ -149,6 +187,7 @@ def gemm_rows(thread_counts=(1, 2), repeats=7, pause_s=0.25, quick=False, rng=No
                     fns = {"lamina": lambda: lamina.ops.matmul(a, b, trans_b=True), "numpy": lambda: a @ b.T}
                 else:
                     fns = {"lamina": lambda: lamina.ops.matmul(a, b), "numpy": lambda: a @ b}
+                check_matmul(fns["lamina"](), a, b, trans_b=tb, where=f"matmul {m}x{k}x{n}, {nt} thread(s)")
                 t = time_interleaved(fns, repeats=repeats, pause_s=pause_s)
                 rows.append(Row("matmul" + (" trans_b" if tb else ""), f"{m}x{k}x{n}", nt,
                                 t["lamina"], "numpy", t["numpy"], work=2.0 * m * n * k))
@@ -159,6 +198,8 @@ def gemm_rows(thread_counts=(1, 2), repeats=7, pause_s=0.25, quick=False, rng=No
                 bias = rng.standard_normal(fout, dtype=np.float32)
                 fns = {"lamina": lambda: lamina.ops.linear(x, w, bias, activation="relu"),
                        "numpy": lambda: np.maximum(x @ w.T + bias, 0)}
+                check_matmul(fns["lamina"](), x, w, trans_b=True, bias=bias, relu=True,
+                             where=f"linear+relu {bsz}x{fin}->{fout}, {nt} thread(s)")
                 t = time_interleaved(fns, repeats=repeats, pause_s=pause_s)
                 rows.append(Row("linear+relu", f"{bsz}x{fin}->{fout}", nt, t["lamina"], "numpy",
                                 t["numpy"], work=2.0 * bsz * fin * fout))
@@ -193,7 +234,11 @@ def main(argv=None) -> int:
     for name in args.kernels.split(","):
         if name not in TABLES:
             raise SystemExit(f"lamina bench: unknown kernel table {name!r}; choose from {', '.join(TABLES)}")
-        rows = TABLES[name](thread_counts=nts, repeats=repeats, pause_s=pause, quick=args.quick)
+        try:
+            rows = TABLES[name](thread_counts=nts, repeats=repeats, pause_s=pause, quick=args.quick)
+        except ResultMismatch as e:
+            print(f"lamina bench: wrong result, not timed: {e}", file=sys.stderr)
+            return 1
         print(format_rows(rows))
     return 0
 
