@@ -23,7 +23,6 @@ from ..reference import _geometry
 from ..reference import conv as _ref_conv
 from ..reference import sgd as _ref_sgd
 from ..reference import pool as _ref_pool
-from ..reference.dropout import _check_p
 from ._array import Array, c_strides, check_dtype
 
 F32 = np.dtype(np.float32)
@@ -35,7 +34,7 @@ _VALIDATED_IN_CPP = ("relu", "relu_backward", "sigmoid", "sigmoid_backward", "ta
                      "leaky_relu", "leaky_relu_backward",
                      "fill", "copy", "transpose", "add", "scale", "gather_rows", "argmax", "all_finite", "dot",
                      "softmax", "log_softmax", "softmax_backward", "softmax_cross_entropy",
-                     "mse", "binary_cross_entropy")
+                     "mse", "binary_cross_entropy", "dropout", "dropout_backward")
 _EXTRA = {"sgd_step": ("param_out", "velocity_out"), "adam_step": ("param_out", "m_out", "v_out")}
 
 
@@ -303,25 +302,6 @@ class CudaBackend:
         gx, target = self._out(out, (N, C, SH // s, SW // s), F32, (grad_y,))
         self.k.upsample_nearest2d_backward(grad_y._ptr, gx._ptr, N * C, SH // s, SW // s, s)
         return self._finish(gx, target)
-
-    # -- dropout ----------------------------------------------------------------------------
-    def _dropout(self, x, p, seed):
-        _check_p(p)
-        if not 0 <= seed < 2**64:
-            raise ValueError(f"seed must be in [0, 2**64), got {seed!r}")
-        x = self._c(x, "x")
-        y, mask = self._new(x.shape), self._new(x.shape)
-        self.k.dropout(x._ptr, y._ptr, mask._ptr, x.size, float(p), int(seed))
-        return y, mask
-
-    def _dropout_backward(self, grad_y, mask, p):
-        _check_p(p)
-        grad_y, mask = self._c(grad_y, "grad_y"), self._c(mask, "mask")
-        if grad_y.shape != mask.shape:
-            raise ValueError(f"mask has shape {mask.shape} but grad_y has shape {grad_y.shape}")
-        gx = self._new(grad_y.shape)
-        self.k.dropout_backward(grad_y._ptr, mask._ptr, gx._ptr, gx.size, float(p))
-        return gx
 
     # -- optimisers -------------------------------------------------------------------------
     def _state(self, a, name, like):
