@@ -206,7 +206,9 @@ def test_a_failing_rank_ends_the_job_quickly(tmp_path, scenario, message):
     assert p.returncode != 0
     if message:
         assert message in p.stderr
-        assert "MPI_Abort(MPI_COMM_WORLD, 1) - process 1" in p.stderr, p.stderr[-2000:]
+        # MPI_Abort(MPI_COMM_WORLD, 1): mpiexec exits with the abort's code (its "application
+        # called MPI_Abort ... - process 1" line can be lost as the job is torn down)
+        assert p.returncode == 1, (p.returncode, p.stderr[-2000:])
         assert "process 0" not in p.stderr  # rank 0 was ended by the abort, it did not fail
     assert not res  # no rank got to the end
 
