@@ -31,11 +31,14 @@ rounds in which both libraries kept at least 90% of their threads busy (no other
 their cores), when there are any.
 
 Threads: lamina.set_num_threads(n). XLA has no public per-process thread-count setting for
-the CPU client; it sizes its intra-op pool from the CPUs the process may run on. So, before
-jax is imported, the process is pinned to n CPUs (os.sched_setaffinity), XLA_FLAGS gets
+its CPU client: its intra-op pool has as many threads as the machine has CPUs (2 here). So the
+process is pinned to n CPUs before jax is imported (os.sched_setaffinity: with n = 2 on a
+2-core machine that changes nothing, and both libraries run 2 threads), XLA_FLAGS gets
 ``--xla_cpu_multi_thread_eigen=true`` (its default, stated) and OMP_NUM_THREADS/NPROC are set
 to n. Before timing, the script counts the threads that do at least 10% of each library's CPU
-work over 10 calls (from /proc/self/task): it prints 2 and 2 on the 2-core machine.
+work over 10 calls (from /proc/self/task): with n = 2 it prints 2 and 2. With n = 1, lamina
+runs 1 thread while XLA still runs 2, which share the one CPU the process may use: a
+1-thread comparison is then one core each, not one thread each.
 
 JAX is imported only here, for comparison; lamina never depends on it.
 """
