@@ -3,6 +3,7 @@
 
 #include <pybind11/stl.h>
 
+#include <limits>
 #include <sstream>
 
 #include "lamina/cuda/array.h"
@@ -90,6 +91,26 @@ long long index_arg(py::handle obj) {
   Py_DECREF(i);
   if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
   return v;
+}
+
+long long count_arg(py::handle obj, const char* name, long long low) {
+  if (PyBool_Check(obj.ptr()) ||
+      !(PyLong_Check(obj.ptr()) || py::isinstance(obj, py::module_::import("numpy").attr("integer"))))
+    throw py::type_error(std::string(name) + " must be an int, got " + type_name(obj));
+  const py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(obj.ptr()));
+  if (!i) throw py::error_already_set();
+  int overflow = 0;
+  long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow) v = overflow > 0 ? std::numeric_limits<long long>::max() : std::numeric_limits<long long>::min();
+  if (v < low)
+    throw py::value_error(std::string(name) + " must be >= " + std::to_string(low) + ", got " + std::string(py::str(i)));
+  return v;
+}
+
+bool truth(py::handle obj) {
+  const int t = PyObject_IsTrue(obj.ptr());
+  if (t < 0) throw py::error_already_set();
+  return t != 0;
 }
 
 void rows_around(const std::vector<index_t>& shape, py::handle axis, index_t& outer, index_t& K, index_t& inner,

@@ -54,6 +54,11 @@ void same_shape(const DevArray& b, const char* b_name, const DevArray& a, const 
 // float(obj) and operator.index(obj), as Python spells them (their errors too).
 double real_arg(py::handle obj);
 long long index_arg(py::handle obj);
+// A count (a Python or NumPy int, not a bool) >= low, as the reference's _count checks it:
+// TypeError / ValueError naming `name`; past the int64 range it saturates.
+long long count_arg(py::handle obj, const char* name, long long low = 1);
+// bool(obj).
+bool truth(py::handle obj);
 // (outer, K, inner) around `axis` of an array of `shape` (ValueError naming the axis), the axis
 // made non-negative in *axis_out.
 void rows_around(const std::vector<index_t>& shape, py::handle axis, index_t& outer, index_t& K, index_t& inner,

@@ -21,7 +21,6 @@ from .. import backend as _backend
 from .. import reference as _ref
 from ..reference import _geometry
 from ..reference import conv as _ref_conv
-from ..reference import sgd as _ref_sgd
 from ..reference import pool as _ref_pool
 from ._array import Array, c_strides, check_dtype
 
@@ -34,7 +33,8 @@ _VALIDATED_IN_CPP = ("relu", "relu_backward", "sigmoid", "sigmoid_backward", "ta
                      "leaky_relu", "leaky_relu_backward",
                      "fill", "copy", "transpose", "add", "scale", "gather_rows", "argmax", "all_finite", "dot",
                      "softmax", "log_softmax", "softmax_backward", "softmax_cross_entropy",
-                     "mse", "binary_cross_entropy", "dropout", "dropout_backward")
+                     "mse", "binary_cross_entropy", "dropout", "dropout_backward",
+                     "sgd_step", "adam_step")
 _EXTRA = {"sgd_step": ("param_out", "velocity_out"), "adam_step": ("param_out", "m_out", "v_out")}
 
 
@@ -302,59 +302,6 @@ class CudaBackend:
         gx, target = self._out(out, (N, C, SH // s, SW // s), F32, (grad_y,))
         self.k.upsample_nearest2d_backward(grad_y._ptr, gx._ptr, N * C, SH // s, SW // s, s)
         return self._finish(gx, target)
-
-    # -- optimisers -------------------------------------------------------------------------
-    def _state(self, a, name, like):
-        a = self._arr(a, name)
-        if a.shape != like.shape:
-            raise ValueError(f"{name} has shape {a.shape} but param has shape {like.shape}")
-        if not a.is_contiguous():
-            raise ValueError(f"{name} must be C-contiguous")
-        return a
-
-    def _sgd_step(self, param, grad, lr, velocity=None, momentum=0.0, weight_decay=0.0, nesterov=False,
-                  param_out=None, velocity_out=None):
-        param = self._state(param, "param", self._arr(param, "param"))
-        grad = self._c(grad, "grad")
-        if grad.shape != param.shape:
-            raise ValueError(f"grad has shape {grad.shape} but param has shape {param.shape}")
-        _ref_sgd.check_sgd_hyper(lr, momentum, weight_decay, nesterov)
-        pout = param if param_out is None else self._state(param_out, "param_out", param)
-        if velocity_out is not None and velocity is None:
-            raise ValueError("velocity_out requires velocity")
-        vel = vout = None
-        if momentum != 0:
-            if velocity is None:
-                raise ValueError("velocity is required when momentum > 0")
-            vel = self._state(velocity, "velocity", param)
-            vout = vel if velocity_out is None else self._state(velocity_out, "velocity_out", param)
-        elif velocity_out is not None:  # momentum 0 leaves velocity as it is: copied to velocity_out
-            vel = self._state(velocity, "velocity", param)
-            vout = self._state(velocity_out, "velocity_out", param)
-            if vout._ptr == vel._ptr:
-                vel = vout = None
-            elif _overlap(vout, vel):
-                raise ValueError("velocity_out partly overlaps velocity; pass velocity itself or a separate array")
-        self.k.sgd_step(param._ptr, grad._ptr, vel._ptr if vel is not None else 0, pout._ptr,
-                        vout._ptr if vout is not None else 0, param.size, float(lr), float(momentum),
-                        float(weight_decay), bool(nesterov))
-
-    def _adam_step(self, param, grad, m, v, lr, step, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                   decoupled=False, param_out=None, m_out=None, v_out=None):
-        param = self._state(param, "param", self._arr(param, "param"))
-        grad = self._c(grad, "grad")
-        if grad.shape != param.shape:
-            raise ValueError(f"grad has shape {grad.shape} but param has shape {param.shape}")
-        m, v = self._state(m, "m", param), self._state(v, "v", param)
-        step = _ref_sgd.check_adam_hyper(lr, step, beta1, beta2, eps, weight_decay)
-        pout = param if param_out is None else self._state(param_out, "param_out", param)
-        mout = m if m_out is None else self._state(m_out, "m_out", param)
-        vout = v if v_out is None else self._state(v_out, "v_out", param)
-        # The constants are formed in double in C++, as the CPU kernel forms them (the same bits);
-        # past 2**63 - 1 steps the bias corrections are 1 whatever the step.
-        self.k.adam_step(param._ptr, grad._ptr, m._ptr, v._ptr, pout._ptr, mout._ptr, vout._ptr, param.size,
-                         float(lr), min(step, 2**63 - 1), float(beta1), float(beta2), float(eps),
-                         float(weight_decay), bool(decoupled))
 
 
 def _with_reference_signature(name, impl):
