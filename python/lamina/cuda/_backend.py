@@ -19,7 +19,6 @@ import numpy as np
 
 from .. import backend as _backend
 from .. import reference as _ref
-from ..reference import _geometry
 from ..reference import conv as _ref_conv
 from ..reference import pool as _ref_pool
 from ._array import Array, c_strides, check_dtype
@@ -34,7 +33,8 @@ _VALIDATED_IN_CPP = ("relu", "relu_backward", "sigmoid", "sigmoid_backward", "ta
                      "fill", "copy", "transpose", "add", "scale", "gather_rows", "argmax", "all_finite", "dot",
                      "softmax", "log_softmax", "softmax_backward", "softmax_cross_entropy",
                      "mse", "binary_cross_entropy", "dropout", "dropout_backward",
-                     "sgd_step", "adam_step")
+                     "sgd_step", "adam_step",
+                     "upsample_nearest2d", "upsample_nearest2d_backward")
 _EXTRA = {"sgd_step": ("param_out", "velocity_out"), "adam_step": ("param_out", "m_out", "v_out")}
 
 
@@ -278,30 +278,6 @@ class CudaBackend:
         if gx.size:
             self.k.avg_pool2d_backward(grad_y._ptr, gx._ptr, g)
         return gx
-
-    def _upsample_nearest2d(self, x, scale, out=None):
-        s = _geometry._count(scale, "scale")
-        x = self._arr(x, "x")
-        if x.ndim != 4:
-            raise ValueError(f"x must be 4-D (N, C, H, W), got shape {x.shape}")
-        x = self._c(x, "x")
-        N, C, H, W = x.shape
-        y, target = self._out(out, (N, C, s * H, s * W), F32, (x,))
-        self.k.upsample_nearest2d(x._ptr, y._ptr, N * C, H, W, s)
-        return self._finish(y, target)
-
-    def _upsample_nearest2d_backward(self, grad_y, scale, out=None):
-        s = _geometry._count(scale, "scale")
-        grad_y = self._arr(grad_y, "grad_y")
-        if grad_y.ndim != 4:
-            raise ValueError(f"grad_y must be 4-D (N, C, s*H, s*W), got shape {grad_y.shape}")
-        N, C, SH, SW = grad_y.shape
-        if SH % s or SW % s:
-            raise ValueError(f"grad_y has shape {grad_y.shape}: its height and width must be multiples of scale {s}")
-        grad_y = self._c(grad_y, "grad_y")
-        gx, target = self._out(out, (N, C, SH // s, SW // s), F32, (grad_y,))
-        self.k.upsample_nearest2d_backward(grad_y._ptr, gx._ptr, N * C, SH // s, SW // s, s)
-        return self._finish(gx, target)
 
 
 def _with_reference_signature(name, impl):
