@@ -20,7 +20,6 @@ import numpy as np
 from .. import backend as _backend
 from .. import reference as _ref
 from ..reference import conv as _ref_conv
-from ..reference import pool as _ref_pool
 from ._array import Array, c_strides, check_dtype
 
 F32 = np.dtype(np.float32)
@@ -34,7 +33,8 @@ _VALIDATED_IN_CPP = ("relu", "relu_backward", "sigmoid", "sigmoid_backward", "ta
                      "softmax", "log_softmax", "softmax_backward", "softmax_cross_entropy",
                      "mse", "binary_cross_entropy", "dropout", "dropout_backward",
                      "sgd_step", "adam_step",
-                     "upsample_nearest2d", "upsample_nearest2d_backward")
+                     "upsample_nearest2d", "upsample_nearest2d_backward",
+                     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")
 _EXTRA = {"sgd_step": ("param_out", "velocity_out"), "adam_step": ("param_out", "m_out", "v_out")}
 
 
@@ -225,59 +225,6 @@ class CudaBackend:
         else:
             self.k.conv2d_backward(g, x._ptr, w._ptr, grad_y._ptr, gx._ptr if gx is not None else 0, gw._ptr, gb._ptr)
         return gx, gw, gb
-
-    # -- pooling and upsampling -------------------------------------------------------------
-    def _pool_geom(self, shape, kernel_size, stride, padding):
-        if len(shape) != 4:
-            raise ValueError(f"x must be 4-D (N, C, H, W), got shape {tuple(shape)}")
-        N, C, H, W = shape
-        kh, kw, sh, sw, ph, pw, OH, OW = _ref_pool._geometry(H, W, kernel_size, stride, padding)
-        return [N * C, H, W, OH, OW, kh, kw, sh, sw, ph, pw]
-
-    def _max_pool2d(self, x, kernel_size, stride=None, padding=0):
-        x = self._c(x, "x")
-        g = self._pool_geom(x.shape, kernel_size, stride, padding)
-        shape = x.shape[:2] + (g[3], g[4])
-        y, idx = self._new(shape), self._new(shape, I64)
-        if y.size:
-            self.k.max_pool2d(x._ptr, y._ptr, idx._ptr, g)
-        return y, idx
-
-    def _max_pool2d_backward(self, grad_y, indices, input_shape):
-        N, C, H, W = (operator.index(s) for s in input_shape)
-        grad_y = self._c(grad_y, "grad_y")
-        indices = self._c(indices, "indices", I64)
-        if grad_y.shape != indices.shape or grad_y.shape[:2] != (N, C) or grad_y.ndim != 4:
-            raise ValueError(f"grad_y {grad_y.shape}, indices {indices.shape} and input_shape "
-                             f"{tuple(input_shape)} disagree")
-        gx = self._new((N, C, H, W))
-        OH, OW = grad_y.shape[2:]
-        g = [N * C, H, W, OH, OW, 1, 1, 1, 1, 0, 0]
-        bad = self.k.max_pool2d_backward(grad_y._ptr, indices._ptr, gx._ptr, g)
-        if bad >= 0:
-            where = np.unravel_index(bad, indices.shape)
-            val = int(indices[tuple(int(i) for i in where)].numpy())
-            raise ValueError(f"indices[{', '.join(map(str, where))}] = {val} is out of range [0, {H * W})")
-        return gx
-
-    def _avg_pool2d(self, x, kernel_size, stride=None, padding=0):
-        x = self._c(x, "x")
-        g = self._pool_geom(x.shape, kernel_size, stride, padding)
-        y = self._new(x.shape[:2] + (g[3], g[4]))
-        if y.size:
-            self.k.avg_pool2d(x._ptr, y._ptr, g)
-        return y
-
-    def _avg_pool2d_backward(self, grad_y, input_shape, kernel_size, stride=None, padding=0):
-        grad_y = self._c(grad_y, "grad_y")
-        shape = tuple(operator.index(s) for s in input_shape)
-        g = self._pool_geom(shape, kernel_size, stride, padding)
-        if grad_y.shape != shape[:2] + (g[3], g[4]):
-            raise ValueError(f"grad_y has shape {grad_y.shape}, expected {shape[:2] + (g[3], g[4])}")
-        gx = self._new(shape)
-        if gx.size:
-            self.k.avg_pool2d_backward(grad_y._ptr, gx._ptr, g)
-        return gx
 
 
 def _with_reference_signature(name, impl):
