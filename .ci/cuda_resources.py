@@ -26,9 +26,10 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Kernels that must keep everything in registers: the GEMM, convolution's pieces, softmax and
-# cross-entropy, the optimiser steps (matched on the demangled name).
+# cross-entropy, the optimiser steps, batch normalisation, the LSTM / GRU gate kernels (matched
+# on the demangled name).
 HOT = re.compile(r"sgemm|gemm|Gemm|im2col|Im2col|col2im|Col2im|conv|Conv|softmax|Softmax|Xent|xent|"
-                 r"Sgd|sgd|Adam|adam")
+                 r"Sgd|sgd|Adam|adam|batch_norm|LstmCell|GruCell")
 
 
 def compile_one(nvcc, src, arch, tmp):
@@ -124,7 +125,7 @@ def resources(arch):
             print("  " + short(b, 200))
         return 1
     print("\nno spill and no local memory in the hot kernels (GEMM, convolution, softmax, cross-entropy, "
-          "optimiser steps)")
+          "optimiser steps, batch norm, LSTM / GRU gates)")
     return 0
 
 

@@ -207,6 +207,50 @@ def test_rnn_trains_step_for_step_like_numpy(be, rng):
     np.testing.assert_allclose(got[2], ref[2], rtol=1e-3, atol=1e-5)
 
 
+def _buffers(model):
+    return [b.numpy() for b in model.buffers()]
+
+
+def test_lenet_with_batch_norm_trains_step_for_step_like_numpy(be, rng):
+    """batch_norm / batch_norm_backward on (N, C, H, W) and (N, F), training mode, then the running
+    statistics they left (evaluation mode, through predict) and the buffers themselves."""
+    X = rng.standard_normal((48, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 48)
+    make = lambda: nn.Sequential(
+        nn.Conv2D(1, 6, 5, padding=2), nn.BatchNorm2D(6), nn.ReLU(), nn.MaxPool2D(2),
+        nn.Conv2D(6, 16, 5), nn.BatchNorm2D(16), nn.ReLU(), nn.MaxPool2D(2),
+        nn.Flatten(), nn.Dense(400, 120), nn.BatchNorm1D(120), nn.ReLU(), nn.Dense(120, 84), nn.ReLU(),
+        nn.Dense(84, 10))
+    models = {}
+    for name in ("numpy", "cuda_emu"):
+        lamina.seed(11)
+        models[name] = make()
+    ref = _train("numpy", lambda: models["numpy"], X, y, "cross_entropy", steps=6, bs=8)
+    got = _train("cuda_emu", lambda: models["cuda_emu"], X, y, "cross_entropy", steps=6, bs=8)
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-4)
+    for a, b in zip(got[1], ref[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(got[2], ref[2], rtol=1e-3, atol=1e-4)
+    bufs, ref_bufs = _buffers(models["cuda_emu"]), _buffers(models["numpy"])
+    assert len(bufs) == 9  # running_mean, running_var, num_batches_tracked of each BatchNorm
+    for a, b in zip(bufs, ref_bufs):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", ["LSTM", "GRU"])
+def test_gated_rnn_trains_step_for_step_like_numpy(be, rng, layer):
+    X = rng.standard_normal((40, 7, 3)).astype(np.float32)
+    y = rng.standard_normal((40, 2)).astype(np.float32)
+    cls = getattr(nn, layer)
+    make = lambda: nn.Sequential(cls(3, 6, return_sequences=True), cls(6, 5), nn.Dense(5, 2))
+    ref = _train("numpy", make, X, y, "mse")
+    got = _train("cuda_emu", make, X, y, "mse")
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-4)
+    for a, b in zip(got[1], ref[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(got[2], ref[2], rtol=1e-3, atol=1e-5)
+
+
 def test_memory_info_and_empty_cache_report_lamina_s_own_pool(be):
     lcuda.empty_cache("cuda_emu")
     base = lcuda.memory_info("cuda_emu")

@@ -201,3 +201,92 @@ def test_signatures_match_the_reference():
         assert [g[0] for g in got] == [w[0] for w in want], k
         for (n, wh, wd), (_, gh, gd) in zip(want, got):
             assert wh == gh and (not wh or (type(wd) is type(gd) and wd == gd)), (k, n, wd, gd)
+
+
+# ---- the CUDA kernels on the emulator: what opcheck does not reach ------------------------------
+
+def _emu():
+    import lamina.cuda as lcuda
+    if not lcuda.emu_built():
+        pytest.skip("built without the CUDA emulator (LAMINA_CUDA_EMU=OFF)")
+    return lamina.get_backend("cuda_emu")
+
+
+def test_cuda_emu_signatures_are_the_references():
+    import inspect
+    be = _emu()
+    for k in KERNEL_NAMES:
+        assert inspect.signature(getattr(be, k)) == inspect.signature(getattr(ref, k)), k
+
+
+def test_cuda_emu_bad_arguments_name_themselves():
+    be = _emu()
+    x = be.zeros((4, 3, 2, 2))
+    c3, c2 = be.zeros((3,)), be.asarray(np.ones(2, np.float32))
+    with pytest.raises(ValueError, match="x must have at least 2 dimensions"):
+        be.batch_norm(be.zeros((3,)), training=True)
+    with pytest.raises(TypeError, match="x must be .*lamina.cuda.Array"):
+        be.batch_norm(np.zeros((4, 3), np.float32), training=True)
+    with pytest.raises(TypeError, match="x must be float32"):
+        be.batch_norm(be.asarray(np.zeros((4, 3))), training=True)
+    with pytest.raises(ValueError, match="weight"):
+        be.batch_norm(x, weight=c2, training=True)
+    with pytest.raises(ValueError, match="bias"):
+        be.batch_norm(x, bias=c2, training=True)
+    with pytest.raises(ValueError, match="running_mean"):
+        be.batch_norm(x, c2, c3, training=True)
+    with pytest.raises(ValueError, match="given together"):
+        be.batch_norm(x, c3, None, training=True)
+    with pytest.raises(ValueError, match="required when training=False"):
+        be.batch_norm(x)
+    with pytest.raises(ValueError, match="momentum"):
+        be.batch_norm(x, training=True, momentum=1.5)
+    with pytest.raises(TypeError, match="momentum"):
+        be.batch_norm(x, training=True, momentum=True)
+    with pytest.raises(ValueError, match="eps"):
+        be.batch_norm(x, training=True, eps=-1.0)
+    with pytest.raises(TypeError, match="training"):
+        be.batch_norm(x, c3, be.zeros((3,)), training=1)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        be.batch_norm(be.zeros((1, 3)), training=True)
+    with pytest.raises(ValueError, match="overlap"):
+        be.batch_norm(x, c3, c3, training=True)
+    x2 = be.zeros((4, 3))
+    with pytest.raises(ValueError, match="grad_y"):
+        be.batch_norm_backward(be.zeros((4, 2)), x2, c3, c3, c3)
+    with pytest.raises(ValueError, match="mean"):
+        be.batch_norm_backward(x2, x2, c3, c2, c3)
+    with pytest.raises(ValueError, match="invstd"):
+        be.batch_norm_backward(x2, x2, None, c3, None)
+
+
+def test_cuda_emu_strided_running_statistics_out_and_x_as_out(rng):
+    """Running statistics that are strided views are updated in place (through a copy); out
+    receives y and is returned, and may be x itself."""
+    be = _emu()
+    x, rm, rv, w, b = _case(rng, (6, 3, 4, 5))
+    rm_ref, rv_ref = rm.copy(), rv.copy()
+    want = ref.batch_norm(x, rm_ref, rv_ref, w, b, training=True)
+    rm_big = be.asarray(np.repeat(rm, 2))
+    rv_big = be.asarray(np.repeat(rv, 2))
+    dx = be.asarray(x)
+    y, mean, invstd = be.batch_norm(dx, rm_big[::2], rv_big[::2], be.asarray(w), be.asarray(b), training=True,
+                                    out=dx)
+    assert y is dx
+    np.testing.assert_allclose(be.to_numpy(dx), want[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(be.to_numpy(mean), want[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(be.to_numpy(invstd), want[2], rtol=1e-5)
+    np.testing.assert_allclose(be.to_numpy(rm_big)[::2], rm_ref, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(be.to_numpy(rv_big)[::2], rv_ref, rtol=1e-6)
+    np.testing.assert_array_equal(be.to_numpy(rm_big)[1::2], rm[:])  # the elements between are untouched
+
+
+def test_cuda_emu_variance_is_stable_far_from_zero():
+    be = _emu()
+    rng = np.random.default_rng(5)
+    x = (1000.0 + 0.01 * rng.standard_normal((8, 3, 64, 64))).astype(np.float32)
+    y, mean, invstd = be.batch_norm(be.asarray(x), training=True)
+    x64 = x.astype(np.float64)
+    var = x64.var(axis=(0, 2, 3))
+    np.testing.assert_allclose(be.to_numpy(mean), x64.mean(axis=(0, 2, 3)), rtol=1e-7)
+    np.testing.assert_allclose(1.0 / be.to_numpy(invstd).astype(np.float64) ** 2 - 1e-5, var, rtol=2e-3)

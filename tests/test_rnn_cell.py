@@ -110,3 +110,41 @@ def test_kernels_are_optional_with_the_reference_signatures():
         want = [(p.name, p.default is not inspect.Parameter.empty) for p in
                 inspect.signature(getattr(ref, k)).parameters.values()]
         assert [(n, h) for n, h, _ in sigs[k]] == want, k
+
+
+def test_cuda_emu_signatures_and_bad_arguments():
+    import lamina.cuda as lcuda
+    if not lcuda.emu_built():
+        pytest.skip("built without the CUDA emulator (LAMINA_CUDA_EMU=OFF)")
+    be = lamina.get_backend("cuda_emu")
+    for k in LSTM_KERNELS + GRU_KERNELS:
+        assert inspect.signature(getattr(be, k)) == inspect.signature(getattr(ref, k)), k
+    g4, g3, h = be.zeros((2, 8)), be.zeros((2, 6)), be.zeros((2, 2))
+    with pytest.raises(ValueError, match="gates_x"):
+        be.lstm_cell(be.zeros((2, 6)), be.zeros((2, 6)), be.zeros((2, 1)))
+    with pytest.raises(ValueError, match="gates_h"):
+        be.lstm_cell(g4, g3, h)
+    with pytest.raises(ValueError, match="c_prev"):
+        be.lstm_cell(g4, g4, be.zeros((3, 2)))
+    with pytest.raises(ValueError, match="grad_c"):
+        be.lstm_cell_backward(h, be.zeros((2, 3)), g4, h, h)
+    with pytest.raises(ValueError, match="act"):
+        be.lstm_cell_backward(h, None, be.zeros((2, 7)), h, h)
+    with pytest.raises(ValueError, match="h_prev"):
+        be.gru_cell(g3, g3, be.zeros((2, 3)))
+    with pytest.raises(ValueError, match="grad_h"):
+        be.gru_cell_backward(be.zeros((2, 3)), g4, h)
+    with pytest.raises(ValueError, match="gates_x"):
+        be.gru_cell(be.zeros((2, 3, 3)), g3, h)
+    with pytest.raises(TypeError, match="gates_x"):
+        be.gru_cell(np.zeros((2, 6), np.float32), g3, h)
+    with pytest.raises(TypeError, match="c_prev must be float32"):
+        be.lstm_cell(g4, g4, be.asarray(np.zeros((2, 2))))
+    # strided inputs are read as they are
+    rng = np.random.default_rng(3)
+    gx, gh = (rng.standard_normal((5, 12)).astype(np.float32) for _ in range(2))
+    hp = rng.standard_normal((5, 8)).astype(np.float32)
+    got = be.gru_cell(be.asarray(gx), be.asarray(gh), be.asarray(hp)[:, ::2])
+    want = ref.gru_cell(gx, gh, hp[:, ::2])
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(be.to_numpy(a), b, rtol=2e-6, atol=2e-6)

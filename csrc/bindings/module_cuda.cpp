@@ -269,7 +269,8 @@ PYBIND11_MODULE(LAMINA_CUDA_MODULE_NAME, m) {
   bind_plans(m);
   namespace lb = lamina::cuda::bind;
   for (auto bind_family : {lb::bind_activation, lb::bind_array, lb::bind_conv, lb::bind_dropout, lb::bind_gemm,
-                           lb::bind_loss, lb::bind_pool, lb::bind_sgd, lb::bind_softmax, lb::bind_upsample})
+                           lb::bind_loss, lb::bind_norm, lb::bind_pool, lb::bind_rnn_cell, lb::bind_sgd,
+                           lb::bind_softmax, lb::bind_upsample})
     bind_family(m);
   lb::bind_array_args(m);
 #if defined(LAMINA_CUDA_EMU)

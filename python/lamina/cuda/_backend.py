@@ -35,6 +35,9 @@ _VALIDATED_IN_CPP = ("relu", "relu_backward", "sigmoid", "sigmoid_backward", "ta
                      "sgd_step", "adam_step",
                      "upsample_nearest2d", "upsample_nearest2d_backward",
                      "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")
+# The optional kernels (backend.OPTIONAL_KERNELS) this backend has, validated in C++ as well.
+_OPTIONAL_IN_CPP = ("batch_norm", "batch_norm_backward", "lstm_cell", "lstm_cell_backward", "gru_cell",
+                    "gru_cell_backward")
 _EXTRA = {"sgd_step": ("param_out", "velocity_out"), "adam_step": ("param_out", "m_out", "v_out")}
 
 
@@ -49,8 +52,8 @@ class CudaBackend:
         self.name = name
         self.device = device or rt.device
         self._tf32 = None
-        for kname in _backend.KERNELS:
-            if kname in _VALIDATED_IN_CPP:
+        for kname in _backend.KERNELS + _OPTIONAL_IN_CPP:
+            if kname in _VALIDATED_IN_CPP or kname in _OPTIONAL_IN_CPP:
                 impl = getattr(self.k, kname)
             else:
                 impl = getattr(self, "_" + kname)
