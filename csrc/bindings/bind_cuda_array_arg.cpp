@@ -113,6 +113,12 @@ bool truth(py::handle obj) {
   return t != 0;
 }
 
+bool relu_activation(py::handle activation) {
+  if (activation.is_none()) return false;
+  if (py::isinstance<py::str>(activation) && activation.cast<std::string>() == "relu") return true;
+  throw py::value_error("activation must be None or 'relu', got " + std::string(py::repr(activation)));
+}
+
 void rows_around(const std::vector<index_t>& shape, py::handle axis, index_t& outer, index_t& K, index_t& inner,
                  int* axis_out) {
   const long long nd = static_cast<long long>(shape.size());

@@ -59,6 +59,8 @@ long long index_arg(py::handle obj);
 long long count_arg(py::handle obj, const char* name, long long low = 1);
 // bool(obj).
 bool truth(py::handle obj);
+// activation=None -> false, "relu" -> true; anything else is a ValueError.
+bool relu_activation(py::handle activation);
 // (outer, K, inner) around `axis` of an array of `shape` (ValueError naming the axis), the axis
 // made non-negative in *axis_out.
 void rows_around(const std::vector<index_t>& shape, py::handle axis, index_t& outer, index_t& K, index_t& inner,

@@ -19,7 +19,6 @@ import numpy as np
 
 from .. import backend as _backend
 from .. import reference as _ref
-from ..reference import conv as _ref_conv
 from ._array import Array, c_strides, check_dtype
 
 F32 = np.dtype(np.float32)
@@ -34,7 +33,8 @@ _VALIDATED_IN_CPP = ("relu", "relu_backward", "sigmoid", "sigmoid_backward", "ta
                      "mse", "binary_cross_entropy", "dropout", "dropout_backward",
                      "sgd_step", "adam_step",
                      "upsample_nearest2d", "upsample_nearest2d_backward",
-                     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")
+                     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+                     "conv2d", "conv2d_backward")
 # The optional kernels (backend.OPTIONAL_KERNELS) this backend has, validated in C++ as well.
 _OPTIONAL_IN_CPP = ("batch_norm", "batch_norm_backward", "lstm_cell", "lstm_cell_backward", "gru_cell",
                     "gru_cell_backward")
@@ -189,45 +189,6 @@ class CudaBackend:
         self._sync_tf32()
         self.k.linear(x._ptr, ldx, w._ptr, ldw, b._ptr if b is not None else 0, activation == "relu", y._ptr, n, o, k)
         return self._finish(y, target)
-
-    # -- convolution ------------------------------------------------------------------------
-    def _conv_geom(self, x, w, stride, padding, dilation):
-        (sh, sw), (ph, pw), (dh, dw), (OH, OW) = _ref_conv._geometry(x, w, stride, padding, dilation)
-        N, C, H, W = x.shape
-        O, _, kH, kW = w.shape
-        return [N, C, H, W, O, kH, kW, sh, sw, ph, pw, dh, dw, OH, OW]
-
-    def _conv2d(self, x, w, b=None, stride=1, padding=0, dilation=1, activation=None, out=None):
-        if activation not in (None, "relu"):
-            raise ValueError(f"activation must be None or 'relu', got {activation!r}")
-        x, w = self._c(x, "x"), self._c(w, "w")
-        g = self._conv_geom(x, w, stride, padding, dilation)
-        N, O, OH, OW = g[0], g[4], g[13], g[14]
-        if b is not None:
-            b = self._c(b, "b")
-            if b.shape != (O,):
-                raise ValueError(f"b must have shape ({O},), got {b.shape}")
-        y, target = self._out(out, (N, O, OH, OW), F32, (x, w) + ((b,) if b is not None else ()))
-        if y.size:
-            self.k.conv2d(g, x._ptr, w._ptr, b._ptr if b is not None else 0, activation == "relu", y._ptr)
-        return self._finish(y, target)
-
-    def _conv2d_backward(self, x, w, grad_y, stride=1, padding=0, dilation=1, compute_grad_x=True):
-        x, w, grad_y = self._c(x, "x"), self._c(w, "w"), self._c(grad_y, "grad_y")
-        g = self._conv_geom(x, w, stride, padding, dilation)
-        N, C, H, W, O, OH, OW = g[0], g[1], g[2], g[3], g[4], g[13], g[14]
-        if grad_y.shape != (N, O, OH, OW):
-            raise ValueError(f"grad_y must have shape {(N, O, OH, OW)}, got {grad_y.shape}")
-        gx = self._new(x.shape) if compute_grad_x else None
-        gw, gb = self._new(w.shape), self._new((O,))
-        if N * OH * OW == 0:
-            self.k.fill(gw, 0)
-            self.k.fill(gb, 0)
-            if gx is not None:
-                self.k.fill(gx, 0)
-        else:
-            self.k.conv2d_backward(g, x._ptr, w._ptr, grad_y._ptr, gx._ptr if gx is not None else 0, gw._ptr, gb._ptr)
-        return gx, gw, gb
 
 
 def _with_reference_signature(name, impl):
