@@ -1,8 +1,9 @@
 // bind_cuda_common.h: what the bindings of lamina._cuda's kernels (bind_cuda_<family>.cpp) share.
-// A kernel's binding takes device addresses as Python ints (of arrays that
-// python/lamina/cuda/_backend.py has validated and allocated), makes lamina's device current for
-// the call (DeviceGuard: whatever the calling thread's current device, restored after) and calls
-// the family's launcher (lamina/cuda/<family>.h). No math, no loops over data.
+// A kernel's binding takes the reference's arguments, lamina.cuda arrays validated as the native
+// bindings validate NumPy arrays (bind_cuda_array_arg.h), allocates its results from lamina's
+// pool, makes lamina's device current for the call (DeviceGuard: whatever the calling thread's
+// current device, restored after) and calls the family's launcher (lamina/cuda/<family>.h). No
+// math, no loops over data.
 #pragma once
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -15,10 +16,6 @@
 namespace lamina::cuda::bind {
 
 namespace py = pybind11;
-using P = std::uintptr_t;  // a device address
-template <class T = float>
-T* ptr(P p) { return reinterpret_cast<T*>(p); }
-
 // One per family, called by module_cuda.cpp.
 void bind_activation(py::module_& m);
 void bind_array(py::module_& m);
