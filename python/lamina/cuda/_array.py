@@ -4,8 +4,8 @@ An Array is (owner, address of element 0, shape, element strides, dtype) over a 
 GPU (memory from lamina's caching stream-ordered pool, copies on lamina's stream) or the CUDA
 emulator (lamina._cuda_emu, the "cuda_emu" backend: EmuArray). It has what the backend contract lets the model
 layer use: ``shape``, ``dtype``, ``ndim``, ``size``, ``reshape`` views, basic slicing views and
-``len``; plus ``numpy()`` / ``from_numpy`` and, on the GPU, ``__cuda_array_interface__`` (v3,
-with lamina's stream) and ``__dlpack__`` / ``__dlpack_device__``, so PyTorch and CuPy view it
+``len``; plus ``numpy()`` / ``from_numpy``, ``__cuda_array_interface__`` (v3, with lamina's
+stream) and ``__dlpack__`` / ``__dlpack_device__``, so PyTorch and CuPy view it
 without a copy. It has no arithmetic, and implicit conversion to NumPy raises (copies to the
 host are explicit: ``numpy()``, or the backend's ``to_numpy``).
 """
@@ -175,8 +175,6 @@ class Array:
     # -- interchange ----------------------------------------------------------------------
     @property
     def __cuda_array_interface__(self):
-        if not self._rt.is_device:
-            raise AttributeError("a host-emulated lamina.cuda array has no __cuda_array_interface__")
         return {
             "shape": self.shape,
             "typestr": self.dtype.str,
@@ -187,7 +185,7 @@ class Array:
         }
 
     def __dlpack_device__(self):
-        return (2, self._rt.module.device_id()) if self._rt.is_device else (1, 0)  # kDLCUDA / kDLCPU
+        return (2, self._rt.module.device_id())  # kDLCUDA
 
     def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
         """A DLPack capsule viewing this array. ``stream`` is the consumer's (an int; None or 1:
@@ -195,8 +193,6 @@ class Array:
         is made to wait for the work queued on lamina's stream, so it reads finished values, and
         when the consumer releases the tensor lamina's stream waits for it before the memory is
         freed or reused. ``dl_device`` must be this array's device (no copies)."""
-        if not self._rt.is_device:
-            raise BufferError("a host-emulated lamina.cuda array cannot be exported with DLPack")
         if copy:
             raise BufferError("lamina.cuda arrays export without copies only (copy=True is not supported)")
         if dl_device is not None:

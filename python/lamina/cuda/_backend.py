@@ -54,13 +54,13 @@ class CudaBackend:
         return self.k.fill(Array.empty(shape, dtype, self.rt), 0)
 
     def asarray(self, x, dtype=None):
-        """Host data or an array of this backend (no copy when already one of ``dtype``); on the
-        GPU also any object with ``__cuda_array_interface__`` (PyTorch, CuPy: viewed, no copy)."""
+        """Host data or an array of this backend (no copy when already one of ``dtype``), or any
+        object with ``__cuda_array_interface__`` (PyTorch, CuPy: viewed, no copy)."""
         if isinstance(x, Array) and x._rt is self.rt:
             if dtype is None or np.dtype(dtype) == x.dtype:
                 return x
             return Array.from_numpy(x.numpy().astype(dtype), rt=self.rt)
-        if not isinstance(x, np.ndarray) and self.rt.is_device and hasattr(x, "__cuda_array_interface__"):
+        if not isinstance(x, np.ndarray) and hasattr(x, "__cuda_array_interface__"):
             a = _from_cai(self.rt, x)
             return a if dtype is None or np.dtype(dtype) == a.dtype else self.asarray(a, dtype)
         a = np.asarray(x)
