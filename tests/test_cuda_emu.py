@@ -287,3 +287,31 @@ def test_a_failed_stream_wait_leaks_no_event(mod):
     with pytest.raises(mod.CudaError, match="not a live stream"):
         mod.stream_wait(0x1234)
     assert mod.emu_live_events() == before
+
+
+@pytest.mark.parametrize("stride,padding,dilation", [(1, 0, 1), (2, 1, 1), (1, 2, 2)])
+def test_convolution_index_paths_agree(be, mod, rng, stride, padding, dilation):
+    """The convolution's element-wise passes run in 32-bit index arithmetic where the sizes allow
+    and in 64-bit otherwise (forced here): both against the reference, bit for bit alike."""
+    from lamina import reference as ref
+    x = rng.standard_normal((3, 4, 11, 9)).astype(np.float32)
+    w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    want_y = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **kw)
+    gy = rng.standard_normal(want_y.shape).astype(np.float32)
+    want_g = ref.conv2d_backward(x.astype(np.float64), w.astype(np.float64), gy.astype(np.float64), **kw)
+    got = {}
+    for wide in (False, True):
+        mod.set_force_index64(wide)
+        try:
+            y = be.to_numpy(be.conv2d(be.asarray(x), be.asarray(w), be.asarray(b), **kw))
+            g = [be.to_numpy(a) for a in be.conv2d_backward(be.asarray(x), be.asarray(w), be.asarray(gy), **kw)]
+        finally:
+            mod.set_force_index64(False)
+        np.testing.assert_allclose(y, want_y, rtol=1e-4, atol=1e-4)
+        for a, r in zip(g, want_g):
+            np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-3)
+        got[wide] = [y] + g
+    for a, c in zip(got[False], got[True]):
+        np.testing.assert_array_equal(a, c)

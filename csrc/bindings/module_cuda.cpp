@@ -263,6 +263,8 @@ PYBIND11_MODULE(LAMINA_CUDA_MODULE_NAME, m) {
   m.def("cublas_status", &lc::cublas::status, "\"\" while cuBLAS is usable (or untried), else why lamina's own SGEMM "
         "serves instead (cublasCreate failed, ...).");
   m.def("set_gemm_path", [](int p) { lc::gemm_path() = p; }, "0 auto, 1 ours, 2 cuBLAS");
+  m.def("set_force_index64", [](bool v) { lc::force_index64() = v; },
+        "Tests: keep every element-wise launch on its 64-bit index path (else 32-bit where sizes allow).");
   m.def("get_gemm_path", []() { return lc::gemm_path(); });
   m.def("set_allow_tf32", [](bool v) { lc::allow_tf32() = v; });
 

@@ -156,6 +156,10 @@ void init() {
 bool initialized() { return g_initialized; }
 void* stream() { return g_stream; }
 Scratch& scratch() { return g_scratch; }
+bool& force_index64() {
+  static bool v = false;
+  return v;
+}
 
 void check(int err, const char* what) {
   raise_deferred();

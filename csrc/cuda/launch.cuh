@@ -34,20 +34,30 @@ __device__ __forceinline__ void record_bad(unsigned long long* flag, index_t i) 
   atomicMin(flag, static_cast<unsigned long long>(i));
 }
 
-template <class F>
-__global__ void each_kernel(F f, index_t n) {
-  for (index_t i = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<index_t>(blockDim.x) * gridDim.x)
+// The grid-stride loop, its index of type I: index_t, or 32-bit where the launcher has proved
+// that every index the body forms fits (fits_index32), since 64-bit division and modulo cost
+// tens of instructions on the GPU.
+template <class F, class I = index_t>
+__global__ void each_kernel(F f, I n) {
+  for (I i = static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x); i < n;
+       i += static_cast<I>(blockDim.x) * static_cast<I>(gridDim.x))
     f(i);
+}
+
+// Whether element counts up to `largest` can be indexed in int32 by each_kernel: the largest
+// index a body forms, plus one grid's stride (<= 65,536 blocks of 256 threads), stays below 2^31.
+// force_index64() (lamina/cuda/device.h; tests) keeps every launch on the 64-bit path.
+inline bool fits_index32(index_t largest) {
+  return !force_index64() && largest >= 0 && largest <= index_t(2147483647) - index_t(65536) * 256;
 }
 
 // The launch geometry is lamina/cuda/launch_plan.h's (checked there against the device's limits).
 inline unsigned blocks_for(index_t n, index_t cap = 65536) { return each_blocks(n, cap); }
 
-template <class F>
-void launch_each(const char* name, const F& f, index_t n) {
+template <class F, class I = index_t>
+void launch_each(const char* name, const F& f, I n) {
   if (n <= 0) return;
-  LAMINA_LAUNCH(name, blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream()), each_kernel<F>)(f, n);
+  LAMINA_LAUNCH(name, blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream()), each_kernel<F, I>)(f, n);
   check_launch(name);
 }
 

@@ -127,4 +127,7 @@ struct TempBuffer {
   float* f() const { return static_cast<float*>(p); }
 };
 
+// Tests: keeps every element-wise launch on its 64-bit index path (fits_index32 in launch.cuh).
+bool& force_index64();
+
 }  // namespace lamina::cuda
