@@ -315,3 +315,35 @@ def test_convolution_index_paths_agree(be, mod, rng, stride, padding, dilation):
         got[wide] = [y] + g
     for a, c in zip(got[False], got[True]):
         np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_pooling_index_paths_agree(be, mod, rng, kernel, stride, padding):
+    """Max and average pooling and their backward passes on the 32-bit and (forced) 64-bit index
+    paths: both as the reference, bit for bit alike."""
+    from lamina import reference as ref
+    x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
+    kw = dict(stride=stride, padding=padding)
+    y_ref, i_ref = ref.max_pool2d(x, kernel, **kw)
+    gy = rng.standard_normal(y_ref.shape).astype(np.float32)
+    a_ref = ref.avg_pool2d(x, kernel, **kw)
+    ga = rng.standard_normal(a_ref.shape).astype(np.float32)
+    got = {}
+    for wide in (False, True):
+        mod.set_force_index64(wide)
+        try:
+            y, i = be.max_pool2d(be.asarray(x), kernel, **kw)
+            gx = be.max_pool2d_backward(be.asarray(gy), i, x.shape)
+            a = be.avg_pool2d(be.asarray(x), kernel, **kw)
+            gxa = be.avg_pool2d_backward(be.asarray(ga), x.shape, kernel, **kw)
+            got[wide] = [be.to_numpy(v) for v in (y, i, gx, a, gxa)]
+        finally:
+            mod.set_force_index64(False)
+        np.testing.assert_array_equal(got[wide][0], y_ref)
+        np.testing.assert_array_equal(got[wide][1], i_ref)
+        np.testing.assert_allclose(got[wide][2], ref.max_pool2d_backward(gy, i_ref, x.shape), rtol=1e-6)
+        np.testing.assert_allclose(got[wide][3], a_ref, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got[wide][4], ref.avg_pool2d_backward(ga, x.shape, kernel, **kw), rtol=1e-5,
+                                   atol=1e-6)
+    for u, v in zip(got[False], got[True]):
+        np.testing.assert_array_equal(u, v)

@@ -16,21 +16,32 @@
 namespace lamina::cuda {
 namespace {
 
+// The geometry in the index type of the launch: int where fits_index32 holds for the arrays a
+// kernel indexes (x, y, grad_x, grad_y), else index_t.
+template <class I>
+struct PoolIdx {
+  I H, W, kh, kw, sh, sw, ph, pw, OH, OW;
+  static PoolIdx of(const Pool2d& g) {
+    return PoolIdx{I(g.H), I(g.W), I(g.kh), I(g.kw), I(g.sh), I(g.sw), I(g.ph), I(g.pw), I(g.OH), I(g.OW)};
+  }
+};
+
+template <class I>
 struct MaxPoolBody {
   const float* x;
   float* y;
   std::int64_t* idx;
-  Pool2d g;
-  __device__ void operator()(index_t t) const {
-    const index_t ow = t % g.OW, oh = (t / g.OW) % g.OH, p = t / (g.OW * g.OH);
+  PoolIdx<I> g;
+  __device__ void operator()(I t) const {
+    const I ow = t % g.OW, oh = (t / g.OW) % g.OH, p = t / (g.OW * g.OH);
     const float* plane = x + p * g.H * g.W;
     float best = 0.0f;
-    index_t bi = -1, nan_i = -1;
-    for (index_t i = 0; i < g.kh; ++i) {
-      const index_t ih = oh * g.sh - g.ph + i;
+    I bi = -1, nan_i = -1;
+    for (I i = 0; i < g.kh; ++i) {
+      const I ih = oh * g.sh - g.ph + i;
       if (ih < 0 || ih >= g.H) continue;
-      for (index_t j = 0; j < g.kw; ++j) {
-        const index_t iw = ow * g.sw - g.pw + j;
+      for (I j = 0; j < g.kw; ++j) {
+        const I iw = ow * g.sw - g.pw + j;
         if (iw < 0 || iw >= g.W) continue;
         const float v = plane[ih * g.W + iw];
         if (v != v) {
@@ -84,39 +95,41 @@ struct MaxPoolRangesBody {
   }
 };
 
+template <class I>
 struct MaxPoolBackwardBody {
   const float* grad_y;
   const std::int64_t* idx;
   float* grad_x;
   PoolRanges r;
-  index_t H, W, OH, OW;
-  __device__ void operator()(index_t t) const {
-    const index_t w = t % W, h = (t / W) % H, p = t / (W * H);
-    const index_t cell = h * W + w, base = p * OH * OW;
+  I H, W, OH, OW;
+  __device__ void operator()(I t) const {
+    const I w = t % W, h = (t / W) % H, p = t / (W * H);
+    const I cell = h * W + w, base = p * OH * OW;
     const int oh1 = r.row_hi()[h], ow0 = r.col_lo()[w], ow1 = r.col_hi()[w];
     float acc = 0.0f;
     for (int oh = r.row_lo()[h]; oh <= oh1; ++oh)
       for (int ow = ow0; ow <= ow1; ++ow) {
-        const index_t o = base + static_cast<index_t>(oh) * OW + ow;
+        const I o = base + static_cast<I>(oh) * OW + ow;
         if (idx[o] == cell) acc += grad_y[o];
       }
     grad_x[t] = acc;
   }
 };
 
+template <class I>
 struct AvgPoolBody {
   const float* x;
   float* y;
-  Pool2d g;
-  __device__ void operator()(index_t t) const {
-    const index_t ow = t % g.OW, oh = (t / g.OW) % g.OH, p = t / (g.OW * g.OH);
+  PoolIdx<I> g;
+  __device__ void operator()(I t) const {
+    const I ow = t % g.OW, oh = (t / g.OW) % g.OH, p = t / (g.OW * g.OH);
     const float* plane = x + p * g.H * g.W;
     float acc = 0.0f;
-    for (index_t i = 0; i < g.kh; ++i) {
-      const index_t ih = oh * g.sh - g.ph + i;
+    for (I i = 0; i < g.kh; ++i) {
+      const I ih = oh * g.sh - g.ph + i;
       if (ih < 0 || ih >= g.H) continue;
-      for (index_t j = 0; j < g.kw; ++j) {
-        const index_t iw = ow * g.sw - g.pw + j;
+      for (I j = 0; j < g.kw; ++j) {
+        const I iw = ow * g.sw - g.pw + j;
         if (iw >= 0 && iw < g.W) acc += plane[ih * g.W + iw];
       }
     }
@@ -124,31 +137,38 @@ struct AvgPoolBody {
   }
 };
 
+template <class I>
 struct AvgPoolBackwardBody {
   const float* grad_y;
   float* grad_x;
-  Pool2d g;
-  __device__ void operator()(index_t t) const {
-    const index_t w = t % g.W, h = (t / g.W) % g.H, p = t / (g.W * g.H);
+  PoolIdx<I> g;
+  __device__ void operator()(I t) const {
+    const I w = t % g.W, h = (t / g.W) % g.H, p = t / (g.W * g.H);
     const float* gy = grad_y + p * g.OH * g.OW;
     const float div = static_cast<float>(g.kh * g.kw);
-    const index_t hp = h + g.ph, wp = w + g.pw;  // padded coordinates
+    const I hp = h + g.ph, wp = w + g.pw;  // padded coordinates
     // windows oh with oh*sh <= hp < oh*sh + kh
-    index_t oh0 = hp >= g.kh ? (hp - g.kh) / g.sh + 1 : 0, oh1 = hp / g.sh;
-    index_t ow0 = wp >= g.kw ? (wp - g.kw) / g.sw + 1 : 0, ow1 = wp / g.sw;
+    I oh0 = hp >= g.kh ? (hp - g.kh) / g.sh + 1 : 0, oh1 = hp / g.sh;
+    I ow0 = wp >= g.kw ? (wp - g.kw) / g.sw + 1 : 0, ow1 = wp / g.sw;
     if (oh1 >= g.OH) oh1 = g.OH - 1;
     if (ow1 >= g.OW) ow1 = g.OW - 1;
     float acc = 0.0f;
-    for (index_t oh = oh0; oh <= oh1; ++oh)
-      for (index_t ow = ow0; ow <= ow1; ++ow) acc += gy[oh * g.OW + ow] / div;
+    for (I oh = oh0; oh <= oh1; ++oh)
+      for (I ow = ow0; ow <= ow1; ++ow) acc += gy[oh * g.OW + ow] / div;
     grad_x[t] = acc;
   }
 };
 
+// Whether the pool's arrays (planes x H x W inputs, planes x OH x OW outputs) can be indexed in
+// 32 bits.
+bool narrow_pool(const Pool2d& g) { return fits_index32(std::max(g.planes * g.H * g.W, g.planes * g.OH * g.OW)); }
+
 }  // namespace
 
 void max_pool2d(const float* x, float* y, std::int64_t* idx, const Pool2d& g) {
-  launch_each("max_pool2d", MaxPoolBody{x, y, idx, g}, g.planes * g.OH * g.OW);
+  const index_t n = g.planes * g.OH * g.OW;
+  if (narrow_pool(g)) launch_each("max_pool2d", MaxPoolBody<int>{x, y, idx, PoolIdx<int>::of(g)}, static_cast<int>(n));
+  else launch_each("max_pool2d", MaxPoolBody<index_t>{x, y, idx, PoolIdx<index_t>::of(g)}, n);
 }
 
 index_t max_pool2d_backward(const float* grad_y, const std::int64_t* idx, float* grad_x, const Pool2d& g) {
@@ -162,17 +182,28 @@ index_t max_pool2d_backward(const float* grad_y, const std::int64_t* idx, float*
   const index_t bad = first_bad("max_pool2d_backward (index ranges)",
                                 MaxPoolRangesBody{idx, scratch().bad, r, g.H, g.W, g.OH, g.OW}, g.planes * g.OH * g.OW);
   if (bad >= 0) return bad;
-  launch_each("max_pool2d_backward", MaxPoolBackwardBody{grad_y, idx, grad_x, r, g.H, g.W, g.OH, g.OW},
-              g.planes * g.H * g.W);
+  const index_t n = g.planes * g.H * g.W;
+  if (narrow_pool(g))
+    launch_each("max_pool2d_backward",
+                MaxPoolBackwardBody<int>{grad_y, idx, grad_x, r, int(g.H), int(g.W), int(g.OH), int(g.OW)},
+                static_cast<int>(n));
+  else
+    launch_each("max_pool2d_backward", MaxPoolBackwardBody<index_t>{grad_y, idx, grad_x, r, g.H, g.W, g.OH, g.OW}, n);
   return -1;
 }
 
 void avg_pool2d(const float* x, float* y, const Pool2d& g) {
-  launch_each("avg_pool2d", AvgPoolBody{x, y, g}, g.planes * g.OH * g.OW);
+  const index_t n = g.planes * g.OH * g.OW;
+  if (narrow_pool(g)) launch_each("avg_pool2d", AvgPoolBody<int>{x, y, PoolIdx<int>::of(g)}, static_cast<int>(n));
+  else launch_each("avg_pool2d", AvgPoolBody<index_t>{x, y, PoolIdx<index_t>::of(g)}, n);
 }
 
 void avg_pool2d_backward(const float* grad_y, float* grad_x, const Pool2d& g) {
-  launch_each("avg_pool2d_backward", AvgPoolBackwardBody{grad_y, grad_x, g}, g.planes * g.H * g.W);
+  const index_t n = g.planes * g.H * g.W;
+  if (narrow_pool(g))
+    launch_each("avg_pool2d_backward", AvgPoolBackwardBody<int>{grad_y, grad_x, PoolIdx<int>::of(g)}, static_cast<int>(n));
+  else
+    launch_each("avg_pool2d_backward", AvgPoolBackwardBody<index_t>{grad_y, grad_x, PoolIdx<index_t>::of(g)}, n);
 }
 
 }  // namespace lamina::cuda
