@@ -347,3 +347,21 @@ def test_pooling_index_paths_agree(be, mod, rng, kernel, stride, padding):
                                    atol=1e-6)
     for u, v in zip(got[False], got[True]):
         np.testing.assert_array_equal(u, v)
+
+
+def test_upsampling_index_paths_agree(be, mod, rng):
+    from lamina import reference as ref
+    x = rng.standard_normal((2, 3, 5, 7)).astype(np.float32)
+    gy = rng.standard_normal((2, 3, 15, 21)).astype(np.float32)
+    got = {}
+    for wide in (False, True):
+        mod.set_force_index64(wide)
+        try:
+            got[wide] = [be.to_numpy(be.upsample_nearest2d(be.asarray(x), 3)),
+                         be.to_numpy(be.upsample_nearest2d_backward(be.asarray(gy), 3))]
+        finally:
+            mod.set_force_index64(False)
+        np.testing.assert_array_equal(got[wide][0], ref.upsample_nearest2d(x, 3))
+        np.testing.assert_allclose(got[wide][1], ref.upsample_nearest2d_backward(gy, 3), rtol=1e-6, atol=1e-6)
+    for u, v in zip(got[False], got[True]):
+        np.testing.assert_array_equal(u, v)

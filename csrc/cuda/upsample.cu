@@ -6,28 +6,31 @@
 namespace lamina::cuda {
 namespace {
 
+// I: int where fits_index32 holds for the upsampled array, else index_t.
+template <class I>
 struct UpsampleBody {
   const float* x;
   float* y;
-  index_t H, W, s;
-  __device__ void operator()(index_t t) const {
-    const index_t SW = W * s, SH = H * s;
-    const index_t j = t % SW, i = (t / SW) % SH, p = t / (SW * SH);
+  I H, W, s;
+  __device__ void operator()(I t) const {
+    const I SW = W * s, SH = H * s;
+    const I j = t % SW, i = (t / SW) % SH, p = t / (SW * SH);
     y[t] = x[(p * H + i / s) * W + j / s];
   }
 };
 
+template <class I>
 struct UpsampleBackwardBody {
   const float* grad_y;
   float* grad_x;
-  index_t H, W, s;
-  __device__ void operator()(index_t t) const {
-    const index_t w = t % W, h = (t / W) % H, p = t / (W * H);
-    const index_t SW = W * s;
+  I H, W, s;
+  __device__ void operator()(I t) const {
+    const I w = t % W, h = (t / W) % H, p = t / (W * H);
+    const I SW = W * s;
     const float* row = grad_y + (p * H * s + h * s) * SW + w * s;
     float acc = 0.0f;
-    for (index_t a = 0; a < s; ++a)
-      for (index_t b = 0; b < s; ++b) acc += row[a * SW + b];
+    for (I a = 0; a < s; ++a)
+      for (I b = 0; b < s; ++b) acc += row[a * SW + b];
     grad_x[t] = acc;
   }
 };
@@ -35,11 +38,17 @@ struct UpsampleBackwardBody {
 }  // namespace
 
 void upsample_nearest2d(const float* x, float* y, index_t planes, index_t H, index_t W, index_t s) {
-  launch_each("upsample_nearest2d", UpsampleBody{x, y, H, W, s}, planes * H * s * W * s);
+  const index_t n = planes * H * s * W * s;  // the larger array
+  if (fits_index32(n)) launch_each("upsample_nearest2d", UpsampleBody<int>{x, y, int(H), int(W), int(s)}, int(n));
+  else launch_each("upsample_nearest2d", UpsampleBody<index_t>{x, y, H, W, s}, n);
 }
 
 void upsample_nearest2d_backward(const float* grad_y, float* grad_x, index_t planes, index_t H, index_t W, index_t s) {
-  launch_each("upsample_nearest2d_backward", UpsampleBackwardBody{grad_y, grad_x, H, W, s}, planes * H * W);
+  const index_t n = planes * H * W;
+  if (fits_index32(planes * H * s * W * s))
+    launch_each("upsample_nearest2d_backward", UpsampleBackwardBody<int>{grad_y, grad_x, int(H), int(W), int(s)}, int(n));
+  else
+    launch_each("upsample_nearest2d_backward", UpsampleBackwardBody<index_t>{grad_y, grad_x, H, W, s}, n);
 }
 
 }  // namespace lamina::cuda
