@@ -46,7 +46,7 @@ py::object conv2d_(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::han
     inputs.push_back(&b);
   }
   DevOutput out(out_obj, {s.N, s.O, s.OH, s.OW}, inputs);
-  if (s.N * s.O * s.OH * s.OW) {
+  if (s.N * s.O * s.OH * s.OW != 0) {
     DeviceGuard guard;
     conv2d(s, x.f(), w.f(), b_obj.is_none() ? nullptr : b.f(), relu, out.data());
   }
