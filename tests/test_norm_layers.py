@@ -272,7 +272,7 @@ def test_trains_on_a_device_backend_like_on_native(rng, device_backend):
     want = model.predict(x)
     model.to("wrapped_norm")
     assert type(model[1].running_mean.data).__name__ == "Wrapped"
-    np.testing.assert_allclose(model.predict(x), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.predict(x), want, rtol=1e-5, atol=1e-5)  # float32, another summation order
     y = rng.integers(0, 3, 32)
     model.fit(x, y, epochs=1, batch_size=8, optimizer="sgd", loss="cross_entropy", verbose=0)
     assert int(model[1].num_batches_tracked.numpy()) == 8
