@@ -365,3 +365,27 @@ def test_upsampling_index_paths_agree(be, mod, rng):
         np.testing.assert_allclose(got[wide][1], ref.upsample_nearest2d_backward(gy, 3), rtol=1e-6, atol=1e-6)
     for u, v in zip(got[False], got[True]):
         np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("path", [1, 2])
+@pytest.mark.parametrize("K", [0, 700])
+def test_gemm_epilogue_index_paths_agree(be, mod, rng, path, K):
+    """The split-K sum + epilogue (ours), the epilogue after cuBLAS and the K = 0 store, on the
+    32-bit and (forced) 64-bit index paths: as the reference, bit for bit alike."""
+    x = rng.standard_normal((37, K)).astype(np.float32)
+    w = rng.standard_normal((45, K)).astype(np.float32)  # (out, in)
+    b = rng.standard_normal(45).astype(np.float32)
+    want = np.maximum(x.astype(np.float64) @ w.T + b, 0)
+    got = {}
+    mod.set_gemm_path(path)
+    try:
+        for wide in (False, True):
+            mod.set_force_index64(wide)
+            try:
+                got[wide] = be.to_numpy(be.linear(be.asarray(x), be.asarray(w), be.asarray(b), activation="relu"))
+            finally:
+                mod.set_force_index64(False)
+            np.testing.assert_allclose(got[wide], want, rtol=1e-4, atol=1e-3)
+    finally:
+        mod.set_gemm_path(0)
+    np.testing.assert_array_equal(got[False], got[True])

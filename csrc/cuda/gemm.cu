@@ -33,27 +33,52 @@ namespace {
 
 constexpr int BK = kGemmBK;
 
+// C's store index (gemm.h's c_index) in the launch's index type I: int where fits_index32 holds
+// for C and the partial products, else index_t.
+template <class I>
+struct CIndex {
+  I M, N, ldc, P;  // P: nchw_p
+  static CIndex of(const GemmArgs& g) { return CIndex{I(g.M), I(g.N), I(g.ldc), I(g.nchw_p)}; }
+  __device__ I operator()(I m, I n) const { return P > 0 ? (n / P) * M * P + m * P + n % P : m * ldc + n; }
+};
+
 // One thread per element of C: K = 0 (C = the epilogue of 0).
+template <class I>
 struct GemmZeroKBody {
   GemmArgs g;
-  __device__ void operator()(index_t t) const {
-    const index_t m = t / g.N, n = t % g.N;
-    g.C[g.c_index(m, n)] = g.epilogue(m, n, 0.0f);
+  CIndex<I> c;
+  __device__ void operator()(I t) const {
+    const I m = t / c.N, n = t % c.N;
+    g.C[c(m, n)] = g.epilogue(m, n, 0.0f);
   }
 };
 
 // After a split-K product or cuBLAS: part (S, M, N) partial products -> the epilogue into C.
+template <class I>
 struct GemmFinishBody {
   GemmArgs g;
+  CIndex<I> c;
   const float* part;
-  index_t S;
-  __device__ void operator()(index_t t) const {
-    const index_t m = t / g.N, n = t % g.N;
+  I S;
+  __device__ void operator()(I t) const {
+    const I m = t / c.N, n = t % c.N;
     float acc = 0.0f;
-    for (index_t s = 0; s < S; ++s) acc += part[s * g.M * g.N + t];
-    g.C[g.c_index(m, n)] = g.epilogue(m, n, acc);
+    for (I s = 0; s < S; ++s) acc += part[s * c.M * c.N + t];
+    g.C[c(m, n)] = g.epilogue(m, n, acc);
   }
 };
+
+// The element-wise passes over C (and S partial products of its size).
+bool narrow_c(const GemmArgs& g, index_t S) {
+  const index_t c_extent = g.nchw_p > 0 ? g.M * g.N : (g.M - 1) * g.ldc + g.N;
+  return fits_index32(std::max(S * g.M * g.N, c_extent));
+}
+void finish(const char* name, const GemmArgs& g, const float* part, index_t S) {
+  if (narrow_c(g, S))
+    launch_each(name, GemmFinishBody<int>{g, CIndex<int>::of(g), part, int(S)}, static_cast<int>(g.M * g.N));
+  else
+    launch_each(name, GemmFinishBody<index_t>{g, CIndex<index_t>::of(g), part, S}, g.M * g.N);
+}
 
 template <int BM, int BN, int TM, int TN>
 __global__ void __launch_bounds__(256) sgemm_tiled(GemmArgs g, float* part, index_t k_chunk, index_t tiles_n,
@@ -144,7 +169,7 @@ void run_tiled(const GemmArgs& g, const GemmPlan& p) {
   LAMINA_LAUNCH("gemm (sgemm_tiled, split K)", grid, 256, 0, st, sgemm_tiled<BM, BN, TM, TN>)(g, part.f(), p.k_chunk,
                                                                                               p.tiles_n, tiles);
   check_launch("gemm (sgemm_tiled, split K)");
-  launch_each("gemm (split-K sum + epilogue)", GemmFinishBody{g, part.f(), p.splits}, g.M * g.N);
+  finish("gemm (split-K sum + epilogue)", g, part.f(), p.splits);
 }
 
 }  // namespace
@@ -152,7 +177,8 @@ void run_tiled(const GemmArgs& g, const GemmPlan& p) {
 void gemm(const GemmArgs& g) {
   if (g.M <= 0 || g.N <= 0) return;
   if (g.K == 0) {  // C = epilogue(0)
-    launch_each("gemm (K = 0)", GemmZeroKBody{g}, g.M * g.N);
+    if (narrow_c(g, 1)) launch_each("gemm (K = 0)", GemmZeroKBody<int>{g, CIndex<int>::of(g)}, static_cast<int>(g.M * g.N));
+    else launch_each("gemm (K = 0)", GemmZeroKBody<index_t>{g, CIndex<index_t>::of(g)}, g.M * g.N);
     return;
   }
   const double work = double(g.M) * double(g.N) * double(g.K);
@@ -168,7 +194,7 @@ void gemm(const GemmArgs& g) {
     }
     TempBuffer tmp(sizeof(float) * g.M * g.N);
     cublas::sgemm(g.ta, g.tb, g.M, g.N, g.K, g.A, g.lda, g.B, g.ldb, tmp.f(), g.N, allow_tf32());
-    launch_each("gemm (epilogue after cuBLAS)", GemmFinishBody{g, tmp.f(), 1}, g.M * g.N);
+    finish("gemm (epilogue after cuBLAS)", g, tmp.f(), 1);
     return;
   }
   const GemmPlan p = gemm_plan(g.M, g.N, g.K, device_sms());
