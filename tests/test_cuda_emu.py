@@ -389,3 +389,28 @@ def test_gemm_epilogue_index_paths_agree(be, mod, rng, path, K):
     finally:
         mod.set_gemm_path(0)
     np.testing.assert_array_equal(got[False], got[True])
+
+
+def test_copy_fill_gather_index_paths_agree(be, mod, rng):
+    x = rng.standard_normal((6, 8, 5)).astype(np.float32)
+    idx = np.array([5, 0, 3, 3, 1], np.int64)
+    got = {}
+    for wide in (False, True):
+        mod.set_force_index64(wide)
+        try:
+            a = be.asarray(x)
+            view = a[::-1, 1:7:2, ::2]  # negative and skipping strides
+            c = be.to_numpy(be.copy(view))
+            z = be.asarray(x)
+            be.fill(z[1:5, ::3], 7.5)
+            g = be.to_numpy(be.gather_rows(be.asarray(x.reshape(6, 40)), be.asarray(idx)))
+            got[wide] = [c, be.to_numpy(z), g]
+        finally:
+            mod.set_force_index64(False)
+        np.testing.assert_array_equal(got[wide][0], x[::-1, 1:7:2, ::2])
+        filled = x.copy()
+        filled[1:5, ::3] = 7.5
+        np.testing.assert_array_equal(got[wide][1], filled)
+        np.testing.assert_array_equal(got[wide][2], x.reshape(6, 40)[idx])
+    for u, v in zip(got[False], got[True]):
+        np.testing.assert_array_equal(u, v)

@@ -8,27 +8,30 @@
 namespace lamina::cuda {
 namespace {
 
+// I: int where the element count and the strided extents fit (fits_index32), else index_t.
+template <class I>
 struct FillBody {
   char* base;
   Strided s;
   std::uint64_t bits;  // the value's bit pattern in the element type
   int itemsize;
-  __device__ void operator()(index_t i) const {
-    char* p = base + s.offset(i) * itemsize;
+  __device__ void operator()(I i) const {
+    char* p = base + static_cast<index_t>(s.offset(i)) * itemsize;
     if (itemsize == 8) *reinterpret_cast<std::uint64_t*>(p) = bits;
     else *reinterpret_cast<std::uint32_t*>(p) = static_cast<std::uint32_t>(bits);
   }
 };
 
+template <class I>
 struct CopyBody {
   const char* src;
   Strided ss;
   char* dst;
   Strided ds;
   int itemsize;
-  __device__ void operator()(index_t i) const {
-    const char* a = src + ss.offset(i) * itemsize;
-    char* b = dst + ds.offset(i) * itemsize;
+  __device__ void operator()(I i) const {
+    const char* a = src + static_cast<index_t>(ss.offset(i)) * itemsize;
+    char* b = dst + static_cast<index_t>(ds.offset(i)) * itemsize;
     if (itemsize == 8) *reinterpret_cast<std::uint64_t*>(b) = *reinterpret_cast<const std::uint64_t*>(a);
     else *reinterpret_cast<std::uint32_t*>(b) = *reinterpret_cast<const std::uint32_t*>(a);
   }
@@ -47,17 +50,18 @@ struct IndexCheckBody {
 };
 
 // out (M, row) = x (R, row) [indices]: x and out contiguous, the indices checked already.
-template <class I>
+// J: the launch's index type (int where x and out fit, see gather), I: the indices' type.
+template <class I, class J>
 struct GatherRowsBody {
   const char* x;
   char* out;
   const I* indices;
-  index_t row;  // row length in elements
+  J row;  // row length in elements
   int itemsize;
-  __device__ void operator()(index_t t) const {
-    const index_t m = t / row, k = t % row;
-    const char* a = x + (static_cast<index_t>(indices[m]) * row + k) * itemsize;
-    char* b = out + t * itemsize;
+  __device__ void operator()(J t) const {
+    const J m = t / row, k = t % row;
+    const char* a = x + static_cast<index_t>(static_cast<J>(indices[m]) * row + k) * itemsize;
+    char* b = out + static_cast<index_t>(t) * itemsize;
     if (itemsize == 8) *reinterpret_cast<std::uint64_t*>(b) = *reinterpret_cast<const std::uint64_t*>(a);
     else *reinterpret_cast<std::uint32_t*>(b) = *reinterpret_cast<const std::uint32_t*>(a);
   }
@@ -132,8 +136,12 @@ template <class I>
 index_t gather(const void* x, index_t rows, index_t row, int itemsize, const I* indices, index_t m, void* out) {
   const index_t bad = first_bad("gather_rows (check indices)", IndexCheckBody<I>{indices, scratch().bad, rows}, m);
   if (bad >= 0) return bad;
-  launch_each("gather_rows", GatherRowsBody<I>{static_cast<const char*>(x), static_cast<char*>(out), indices, row,
-                                               itemsize}, m * row);
+  if (fits_index32(std::max(rows * row, m * row)))  // the indices are in [0, rows) by now
+    launch_each("gather_rows", GatherRowsBody<I, int>{static_cast<const char*>(x), static_cast<char*>(out), indices,
+                                                      static_cast<int>(row), itemsize}, static_cast<int>(m * row));
+  else
+    launch_each("gather_rows", GatherRowsBody<I, index_t>{static_cast<const char*>(x), static_cast<char*>(out), indices,
+                                                          row, itemsize}, m * row);
   return -1;
 }
 
@@ -177,15 +185,23 @@ __global__ void argmax_rows_kernel(const float* x, std::int64_t* out, index_t ro
 }  // namespace
 
 void fill(void* x, std::uint64_t bits, int itemsize, int ndim, const index_t* shape, const index_t* strides) {
-  launch_each("fill", FillBody{static_cast<char*>(x), strided(ndim, shape, strides), bits, itemsize},
-              count(ndim, shape));
+  const Strided s = strided(ndim, shape, strides);
+  const index_t n = count(ndim, shape);
+  if (fits_index32(std::max(n, s.extent())))
+    launch_each("fill", FillBody<int>{static_cast<char*>(x), s, bits, itemsize}, static_cast<int>(n));
+  else
+    launch_each("fill", FillBody<index_t>{static_cast<char*>(x), s, bits, itemsize}, n);
 }
 
 void copy(const void* src, void* dst, int itemsize, int ndim, const index_t* shape, const index_t* src_strides,
           const index_t* dst_strides) {
-  launch_each("copy", CopyBody{static_cast<const char*>(src), strided(ndim, shape, src_strides),
-                               static_cast<char*>(dst), strided(ndim, shape, dst_strides), itemsize},
-              count(ndim, shape));
+  const Strided ss = strided(ndim, shape, src_strides), ds = strided(ndim, shape, dst_strides);
+  const index_t n = count(ndim, shape);
+  if (fits_index32(std::max({n, ss.extent(), ds.extent()})))
+    launch_each("copy", CopyBody<int>{static_cast<const char*>(src), ss, static_cast<char*>(dst), ds, itemsize},
+                static_cast<int>(n));
+  else
+    launch_each("copy", CopyBody<index_t>{static_cast<const char*>(src), ss, static_cast<char*>(dst), ds, itemsize}, n);
 }
 
 void add(const float* a, const float* b, float* y, index_t n, float alpha) {

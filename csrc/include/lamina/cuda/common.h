@@ -39,15 +39,26 @@ struct Strided {
   int ndim;
   index_t shape[kMaxDims];
   index_t strides[kMaxDims];
-  // Element offset of flat (row-major) index i.
-  LAMINA_HD index_t offset(index_t i) const {
-    index_t off = 0;
+  // Element offset of flat (row-major) index i, in the index type I of the launch (int where
+  // extent() and the element count fit, see fits_index32 in launch.cuh).
+  template <class I = index_t>
+  LAMINA_HD I offset(I i) const {
+    I off = 0;
     for (int d = ndim - 1; d >= 0; --d) {
-      const index_t s = shape[d];
-      off += (i % s) * strides[d];
+      const I s = static_cast<I>(shape[d]);
+      off += (i % s) * static_cast<I>(strides[d]);
       i /= s;
     }
     return off;
+  }
+  // The largest |offset| of an element (0 for an empty array).
+  LAMINA_HD index_t extent() const {
+    index_t e = 0;
+    for (int d = 0; d < ndim; ++d) {
+      if (shape[d] == 0) return 0;
+      e += (shape[d] - 1) * (strides[d] < 0 ? -strides[d] : strides[d]);
+    }
+    return e;
   }
 };
 
