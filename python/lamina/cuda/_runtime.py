@@ -17,7 +17,6 @@ _emu = None
 
 
 class DeviceRuntime:
-    is_device = True
     device = "cuda:0"
 
     @property
