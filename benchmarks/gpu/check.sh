@@ -5,10 +5,10 @@
 #   1. checks that scikit-build-core and pybind11 are importable (there is no network to fetch
 #      them; a clear failure if not), then builds lamina for sm_90 only (CUDAARCHS=90; override
 #      with CUDAARCHS=...) into a target folder with pip --no-build-isolation --no-deps,
-#   2. runs the CUDA tests (tests/test_cuda.py: every kernel vs the reference on the device,
+#   2. runs the CUDA tests (tests/test_cuda_kernels.py: every kernel vs the reference on the device,
 #      LeNet-5 training on the device, interchange, OOM; tests/test_cuda_fixes.py: stream
 #      ordering of the interchange, launch plans, pool, device guard) and the contract tests,
-#      then test_cuda.py once more with every launch synchronised (CUDA_LAUNCH_BLOCKING=1),
+#      then test_cuda_kernels.py once more with every launch synchronised (CUDA_LAUNCH_BLOCKING=1),
 #   3. runs the every-kernel and GEMM-edge tests under compute-sanitizer's memcheck, racecheck,
 #      synccheck and initcheck,
 #   4. prints the lamina vs PyTorch CUDA table (benchmarks/gpu/bench_cuda.py).
@@ -65,13 +65,13 @@ PY
 [ "${PIPESTATUS[0]}" = 0 ] || { echo "CUDA NOT USABLE"; exit 1; }
 
 step "CUDA tests and the contract tests"
-cuda_tests=("$root/tests/test_cuda.py" "$root/tests/test_cuda_fixes.py" "$root/tests/test_contract.py")
+cuda_tests=("$root/tests/test_cuda.py" "$root/tests/test_cuda_kernels.py" "$root/tests/test_cuda_fixes.py" "$root/tests/test_contract.py")
 timeout 180 $py -m pytest -q -x -p no:cacheprovider -rs "${cuda_tests[@]}" \
   2>&1 | tee "$out/tests.log" | tail -25
 [ "${PIPESTATUS[0]}" = 0 ] || { echo "TESTS FAILED"; status=1; }
 
 step "every launch synchronised (CUDA_LAUNCH_BLOCKING=1, LAMINA_CUDA_SYNC=1)"
-CUDA_LAUNCH_BLOCKING=1 LAMINA_CUDA_SYNC=1 timeout 120 $py -m pytest -q -x -p no:cacheprovider "$root/tests/test_cuda.py" \
+CUDA_LAUNCH_BLOCKING=1 LAMINA_CUDA_SYNC=1 timeout 120 $py -m pytest -q -x -p no:cacheprovider "$root/tests/test_cuda_kernels.py" \
   -k "not emu" > "$out/blocking.log" 2>&1
 rc=$?; tail -3 "$out/blocking.log"
 [ $rc = 0 ] || { echo "LAUNCH-BLOCKING PASS FAILED (rc $rc)"; status=1; }
@@ -85,7 +85,7 @@ if command -v compute-sanitizer >/dev/null; then
     extra=""
     [ $tool = racecheck ] && extra="--racecheck-report hazard"
     timeout 90 compute-sanitizer --tool $tool $extra --error-exitcode 9 --print-limit 20 \
-      $py -m pytest -q -x -p no:cacheprovider "$root/tests/test_cuda.py" \
+      $py -m pytest -q -x -p no:cacheprovider "$root/tests/test_cuda_kernels.py" \
       -k "(every_kernel or every_gemm_edge) and not emu" > "$out/$tool.log" 2>&1
     rc=$?
     echo "-- $tool: rc $rc"; tail -6 "$out/$tool.log"
