@@ -22,11 +22,11 @@ import wrapped_backend
 wrapped_backend.register()
 if lamina.cuda.emu_built():
     lamina.get_backend("cuda_emu")
-if lamina.cuda.is_available():  # a GPU: every opcheck table runs on "cuda" as well
-    lamina.get_backend("cuda")
 elif os.environ.get("LAMINA_REQUIRE_CUDA_EMU") == "1":
     raise RuntimeError("LAMINA_REQUIRE_CUDA_EMU=1 but this install has no CUDA emulator (lamina._cuda_emu): "
                        "build with LAMINA_CUDA_EMU=ON")
+if lamina.cuda.is_available():  # a GPU: every opcheck table runs on "cuda" as well
+    lamina.get_backend("cuda")
 
 AVAILABLE_ISAS = lamina.backend_info()["isas_available"]
 
