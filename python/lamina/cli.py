@@ -3,7 +3,9 @@
     lamina train [--model lenet5|mlp] [--epochs N] [--batch-size N] [--lr X] [--momentum M]
                  [--schedule cosine|none] [--data DIR] [--out model.safetensors] [--seed S] [--threads T]
                  [--checkpoint PATH] [--resume PATH] [--distributed]
+                 [--early-stopping PATIENCE] [--checkpoint-best PATH] [--validation-split F]
     lamina evaluate model.safetensors [--data DIR]
+    lamina export model.safetensors model.onnx --input-shape 1,1,28,28 [--opset N]
     lamina info
     lamina bench [...]        (the kernel table vs NumPy: lamina.bench)
 
@@ -16,11 +18,21 @@ after every epoch; ``--resume PATH`` continues one (its seed and global batch si
 ``mpiexec -n N lamina train --distributed`` trains data-parallel on N ranks (``lamina[mpi]``):
 ``--batch-size`` is the global batch, rank 0 prints and writes the files, a checkpoint resumes
 on any number of ranks. Without --threads each rank takes its share of the machine's cores.
+
+``--early-stopping PATIENCE`` stops when the validation loss has not improved for PATIENCE
+epochs and keeps the best epoch's weights (``lamina.callbacks.EarlyStopping``);
+``--checkpoint-best PATH`` keeps the checkpoint of the best epoch so far in PATH
+(``ModelCheckpoint(save_best_only=True)``, resumable with --resume). Both monitor the loss on
+the last ``--validation-split`` of the training images (10% unless given), held out of training.
+
+``export`` writes a saved model as ONNX (``lamina.onnx.export``, needs ``lamina[onnx]``);
+``--input-shape`` is the input's shape with the (dynamic) batch axis first.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -66,6 +78,21 @@ class _SaveCheckpoint:
 
         io.save(self.model, self.path, optimizer=self.optimizer, scheduler=self.scheduler, epoch=epoch + 1,
                 extra=self.extra)
+
+
+def _monitoring_callbacks(args, scheduler, extra):
+    """EarlyStopping and the best-only checkpoint of --early-stopping / --checkpoint-best, both on
+    the validation loss."""
+    from . import callbacks
+
+    out = []
+    if args.checkpoint_best:
+        out.append(callbacks.ModelCheckpoint(args.checkpoint_best, monitor="val_loss", save_best_only=True,
+                                             include_optimizer=True, scheduler=scheduler, extra=extra))
+    if args.early_stopping is not None:
+        out.append(callbacks.EarlyStopping(monitor="val_loss", patience=args.early_stopping,
+                                           restore_best_weights=True))
+    return out
 
 
 def _threads_per_rank():
@@ -115,14 +142,19 @@ def cmd_train(args):
         opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
         scheduler = optim.CosineLR(opt, T_max=args.epochs) if args.schedule == "cosine" and args.epochs > 0 else None
     callbacks = [scheduler] if scheduler is not None else []
+    extra = {"model": name, "seed": seed, "batch_size": batch_size}
     if args.checkpoint:
-        callbacks.append(_SaveCheckpoint(args.checkpoint, opt, scheduler,
-                                         {"model": name, "seed": seed, "batch_size": batch_size}))
+        callbacks.append(_SaveCheckpoint(args.checkpoint, opt, scheduler, extra))
+    split = args.validation_split
+    if split is None:
+        split = 0.1 if args.early_stopping is not None or args.checkpoint_best else 0.0
+    callbacks += _monitoring_callbacks(args, scheduler, extra)
     verbose = 0 if args.quiet or rank != 0 else 1
     if verbose:
         ranks = f" on {world} ranks" if args.distributed else ""
         resumed = f", resuming {args.resume} after epoch {initial_epoch}" if ckpt is not None else ""
-        print(f"lamina {lamina.__version__}: training {name} on {len(Xtr)} images{ranks} "
+        held = f" ({math.ceil(len(Xtr) * split)} held out for validation)" if split else ""
+        print(f"lamina {lamina.__version__}: training {name} on {len(Xtr)} images{held}{ranks} "
               f"({lamina.backend_info()['isa']}, {lamina.get_num_threads()} threads), testing on {len(Xte)}"
               f"{resumed}", flush=True)
     guard = distributed.abort_on_error() if args.distributed else _nothing()
@@ -130,7 +162,7 @@ def cmd_train(args):
         t0 = time.perf_counter()
         history = model.fit(Xtr, ytr, epochs=args.epochs, batch_size=batch_size, optimizer=opt,
                             shuffle=True, seed=seed, verbose=verbose, callbacks=callbacks,
-                            initial_epoch=initial_epoch, distributed=args.distributed)
+                            initial_epoch=initial_epoch, distributed=args.distributed, validation_split=split)
         train_time = time.perf_counter() - t0
         loss, acc = distributed.evaluate(model, Xte, yte) if args.distributed else model.evaluate(Xte, yte)
         if rank != 0:
@@ -169,6 +201,34 @@ def cmd_evaluate(args):
     dt = time.perf_counter() - t0
     print(f"{args.model}: test accuracy {acc * 100:.2f}% (loss {loss:.4f}) on {len(X)} images, "
           f"{len(X) / dt:,.0f} images/s")
+    return 0
+
+
+def _input_shape(text):
+    try:
+        shape = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) < 2 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,1,28,28 (the batch axis first, >= 1 each)")
+    return shape
+
+
+def cmd_export(args):
+    from . import io, onnx
+
+    try:
+        model = io.load(args.model)
+    except (ValueError, OSError) as e:
+        print(f"lamina export: {e}", file=sys.stderr)
+        return 1
+    try:
+        onnx.export(model, args.output, args.input_shape, opset=args.opset)
+    except (ImportError, NotImplementedError) as e:
+        print(f"lamina export: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output} (ONNX opset {args.opset or onnx.DEFAULT_OPSET}, input {args.input_shape} with a "
+          "dynamic batch axis)")
     return 0
 
 
@@ -219,6 +279,13 @@ def build_parser():
     t.add_argument("--resume", metavar="PATH", default=None, help="continue training from a checkpoint")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel on the ranks of mpiexec (needs lamina[mpi])")
+    t.add_argument("--early-stopping", metavar="PATIENCE", type=int, default=None,
+                   help="stop after PATIENCE epochs without a lower validation loss, keeping the best weights")
+    t.add_argument("--checkpoint-best", metavar="PATH", default=None,
+                   help="keep the checkpoint of the epoch with the lowest validation loss in PATH")
+    t.add_argument("--validation-split", metavar="F", type=float, default=None,
+                   help="the fraction of the training images held out for validation (default 0.1 with "
+                        "--early-stopping or --checkpoint-best, else 0)")
     t.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)  # tests: use N images
     t.set_defaults(func=cmd_train)
 
@@ -228,6 +295,14 @@ def build_parser():
     e.add_argument("--threads", type=int, default=0)
     e.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)
     e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("export", help="write a saved model as ONNX (needs lamina[onnx])")
+    x.add_argument("model", metavar="MODEL.safetensors")
+    x.add_argument("output", metavar="MODEL.onnx")
+    x.add_argument("--input-shape", type=_input_shape, required=True, metavar="N,C,H,W",
+                   help="the input's shape, batch axis first (dynamic in the file), e.g. 1,1,28,28")
+    x.add_argument("--opset", type=int, default=None, help="ONNX opset (default: lamina.onnx.DEFAULT_OPSET)")
+    x.set_defaults(func=cmd_export)
 
     sub.add_parser("experiment", add_help=False,
                    help="run one of the talk's experiments: lamina experiment NAME [--out DIR] [--fast]")
@@ -251,6 +326,11 @@ def main(argv=None):
     batch_size = getattr(args, "batch_size", None)
     if getattr(args, "epochs", 1) < 0 or (batch_size is not None and batch_size < 1):
         parser.error("--epochs must be >= 0 and --batch-size >= 1")
+    if (getattr(args, "early_stopping", None) or 0) < 0:
+        parser.error("--early-stopping PATIENCE must be >= 0")
+    split = getattr(args, "validation_split", None)
+    if split is not None and not 0.0 < split < 1.0:
+        parser.error("--validation-split must be in (0, 1)")
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:

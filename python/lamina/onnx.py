@@ -473,7 +473,11 @@ def to_model_proto(model, input_shape, opset=None):
     # Two samples through lamina itself (two: batch statistics need more than one): an input
     # the model cannot take fails here with the layer's own message, and the output shape is
     # known for certain.
-    expected = seq.predict(np.zeros((2,) + shape[1:], dtype)).shape[1:]
+    try:
+        expected = seq.predict(np.zeros((2,) + shape[1:], dtype)).shape[1:]
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"lamina.onnx.export: the model does not take inputs of shape {shape} (a probe batch of "
+                         f"2 such inputs fails in lamina: {e})") from None
     ctx = ExportContext(opset=int(opset), dtype=dtype)
     ctx._used.update(("input", "output"))
     ctx.set_shape("input", shape[1:])
@@ -481,7 +485,11 @@ def to_model_proto(model, input_shape, opset=None):
     if tuple(ctx.shape(y)) != tuple(expected):
         raise ValueError(f"lamina.onnx.export: the layers' output_shape gives {ctx.shape(y)}, lamina's forward "
                          f"{tuple(expected)}: a layer's output_shape disagrees with its forward")
-    ctx.add_node("Identity", [y], outputs=["output"])
+    last = ctx.nodes[-1] if ctx.nodes else None
+    if last is not None and y in last.output and not any(y in n.input for n in ctx.nodes):
+        last.output[list(last.output).index(y)] = "output"  # the last operator writes the graph's output
+    else:
+        ctx.add_node("Identity", [y], outputs=["output"])
     graph = helper.make_graph(
         ctx.nodes, "lamina",
         [helper.make_tensor_value_info("input", elem, ["batch", *shape[1:]])],
