@@ -151,7 +151,8 @@ class EarlyStopping(Callback):
     ``patience`` epochs in a row without improvement (``wait`` reaches ``patience``; never on
     the first epoch) ``model.stop_training`` is set and fit ends after that epoch; the epoch is
     ``stopped_epoch``. ``baseline``: the wait restarts only on epochs that also beat it, so
-    training stops after ``patience`` epochs if the baseline is never beaten. Epochs before
+    while the baseline is not beaten, the first epoch without improvement after ``patience``
+    epochs stops training. Epochs before
     ``start_from_epoch`` are not counted. ``restore_best_weights``: at the end of training the
     model gets back the parameters and buffers of its best epoch (``best_epoch``; the first
     counted epoch's when none improved). Runs on every rank under ``fit(distributed=True)``.
