@@ -408,8 +408,9 @@ class CSVLogger(Callback):
         >>> model = nn.Sequential(nn.Dense(4, 2))
         >>> _ = model.fit(np.ones((8, 4), np.float32), np.zeros(8, np.int64), epochs=2, verbose=0,
         ...               callbacks=[callbacks.CSVLogger(path)])
-        >>> [line.split(",")[:3] for line in open(path).read().splitlines()][:2]
-        [['epoch', 'accuracy', 'images_per_s'], ['0', '1.0', ...]]
+        >>> rows = [line.split(",") for line in open(path).read().splitlines()]
+        >>> rows[0][:4], [row[0] for row in rows[1:]]
+        (['epoch', 'accuracy', 'images_per_s', 'loss'], ['0', '1'])
     """
 
     rank_zero_only = True
