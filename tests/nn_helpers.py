@@ -66,12 +66,12 @@ def gradcheck_model(model, loss_fn, x, target, training=False, rtol=1e-5, atol=1
 
 def clone(model):
     """A new Sequential with the same architecture and copies of the parameters."""
-    from lamina.nn.sequential import _layer_entry, _layer_from_entry
+    from lamina.io import layer_from_entry, layer_to_entry
 
-    other = _layer_from_entry(_layer_entry(model))
+    other = layer_from_entry(layer_to_entry(model))
     for (_, p), (_, q) in zip(model.named_parameters(), other.named_parameters()):
         q.data = p.data.copy()
-        q._grad = np.zeros_like(q.data)
+        q.grad = np.zeros_like(q.data)
     return other
 
 

@@ -141,7 +141,7 @@ def _grads(model, x, y):
     out = model.forward(x, training=True)
     g = np.zeros(out.shape, np.float32)
     g[np.arange(len(y)), y] = 1.0
-    model._backward(g, False)
+    model.backward(g, need_input_grad=False)
     return [p.grad.copy() for p in model.parameters()]
 
 
@@ -149,8 +149,8 @@ def test_sequential_takes_the_pooled_path_for_the_first_conv(monkeypatch, rng):
     x = rng.standard_normal((6, 1, 20, 20)).astype(np.float32)
     y = rng.integers(0, 10, 6)
     calls = []
-    real = nn.Conv2D._backward_pooled
-    monkeypatch.setattr(nn.Conv2D, "_backward_pooled", lambda self, g, pool: calls.append(self) or real(self, g, pool))
+    real = nn.Conv2D.backward_from_pool
+    monkeypatch.setattr(nn.Conv2D, "backward_from_pool", lambda self, g, pool: calls.append(self) or real(self, g, pool))
     m = _lenet_like(3)
     fused = _grads(m, x, y)
     assert calls == [m[0]]  # the first conv only: the second needs dC/dx

@@ -223,8 +223,8 @@ def _v1_meta(model):
     """The metadata of a lamina file without checksums (format version 1), for files written by
     other tools."""
     import json
-    from lamina.nn.sequential import _layer_entry
-    return {"format": "lamina", "format_version": "1", "architecture": json.dumps(_layer_entry(model))}
+    from lamina.io import layer_to_entry
+    return {"format": "lamina", "format_version": "1", "architecture": json.dumps(layer_to_entry(model))}
 
 
 def test_load_rejects_a_buffer_of_the_wrong_kind(rng, tmp_path):

@@ -51,7 +51,7 @@ def test_zero_grad_and_first_trainable_follow_changes():
     new = Parameter(np.ones((3, 8), np.float32), "weight")
     m.layers[3].weight = new
     m.zero_grad()
-    assert new._zeroed
+    assert new.grad_is_zero
 
 
 def test_fit_settles_without_copies_and_matches_plain_steps():

@@ -107,8 +107,8 @@ def test_progress_output(rng, capsys):
 
 
 def test_progress_bar_on_a_terminal(rng, monkeypatch, capsys):
-    from lamina.nn import sequential
-    monkeypatch.setattr(sequential, "_isatty", lambda stream: True)
+    from lamina import training
+    monkeypatch.setattr(training, "_isatty", lambda stream: True)
     X, y = blobs(rng, n=20)
     nn.Sequential(nn.Dense(4, 3)).fit(X, y, epochs=1, batch_size=8, verbose=1)
     out, err = capsys.readouterr()

@@ -42,6 +42,11 @@ def backend_info() -> dict:
 
 
 from . import ops, reference  # noqa: E402  (after the native module is loaded)
+from .backend import register_lazy_backend as _register_lazy_backend  # noqa: E402
+
+# The CUDA backends register themselves by name: lamina.cuda is imported on their first use.
+_register_lazy_backend("cuda", "lamina.cuda:backend")
+_register_lazy_backend("cuda_emu", "lamina.cuda:emu_backend")
 
 # The model layer. Submodules load on first use so `import lamina` stays light.
 _LAZY_SUBMODULES = ("backend", "cuda", "nn", "losses", "init", "optim", "io", "datasets", "models", "cli", "bench",

@@ -29,6 +29,7 @@ on two backends can train at the same time in two threads.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import threading
 
 import numpy as np
@@ -238,6 +239,7 @@ _lock = threading.Lock()
 _registry: dict = {}          # name -> backend
 _array_types: dict = {}       # type of a backend's arrays -> backend (the first registered)
 _BUILTIN = ("native", "numpy")
+_lazy: dict = {}              # name -> factory ("module:function" or a callable), built on first use
 
 
 def _build(name: str):
@@ -284,6 +286,50 @@ def register_backend(obj, replace: bool = False):
         if obj.name not in _BUILTIN:
             _array_types.setdefault(_array_type(obj), obj)
     return obj
+
+
+def register_lazy_backend(name: str, factory) -> None:
+    """Makes ``get_backend(name)`` build the backend on its first use: ``factory`` is a callable
+    returning it, or "package.module:function" (imported only then), and may raise RuntimeError
+    saying why the backend cannot run. The backend built is registered under ``name`` (and,
+    unregistered, built again on the next use). What a
+    backend with a costly import registers itself with (``import lamina`` registers "cuda" and
+    "cuda_emu" so, without importing lamina.cuda). ValueError for lamina's own names.
+
+    Example:
+
+        >>> from lamina import backend
+        >>> made = []
+        >>> def make():
+        ...     made.append(1)
+        ...     return backend.Backend("numpy-lazy", "cpu", backend.get_backend("numpy").dtypes,
+        ...                            {k: getattr(backend.get_backend("numpy"), k) for k in backend.KERNELS})
+        >>> backend.register_lazy_backend("numpy-lazy", make)
+        >>> len(made)
+        0
+        >>> backend.get_backend("numpy-lazy").name, len(made)
+        ('numpy-lazy', 1)
+        >>> backend.unregister_backend("numpy-lazy")
+    """
+    if name in _BUILTIN:
+        raise ValueError(f"backend {name!r} is lamina's own")
+    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+        raise TypeError(f"factory must be a callable or 'module:function', got {factory!r}")
+    with _lock:
+        _lazy[name] = factory
+
+
+def _build_lazy(name):
+    factory = _lazy[name]
+    if isinstance(factory, str):
+        module, _, function = factory.partition(":")
+        factory = getattr(importlib.import_module(module), function)
+    be = factory()
+    with _lock:
+        if _registry.get(name) is None:
+            _registry[name] = be
+            _array_types.setdefault(_array_type(be), be)
+    return _registry[name]
 
 
 def unregister_backend(name: str) -> None:
@@ -344,14 +390,8 @@ def get_backend(name=None):
         check_backend(name)
         return name
     be = _registry.get(name)
-    if be is None and name in ("cuda", "cuda_emu"):  # built and registered on first use; RuntimeError saying why not
-        from . import cuda
-        be = cuda.backend() if name == "cuda" else cuda.emu_backend()
-        with _lock:
-            if _registry.get(name) is None:
-                _registry[name] = be
-                _array_types.setdefault(_array_type(be), be)
-        return _registry[name]
+    if be is None and name in _lazy:  # built and registered on first use; RuntimeError saying why not
+        return _build_lazy(name)
     if be is None:
         if name not in _BUILTIN:
             raise ValueError(f"unknown backend {name!r}; available: {', '.join(repr(n) for n in available())}")
@@ -360,6 +400,20 @@ def get_backend(name=None):
             if be is None:
                 be = _registry[name] = _build(name)
     return be
+
+
+def array_owner(a):
+    """The registered backend whose array type ``a``'s type is (a device backend's arrays),
+    else None (host NumPy arrays, lists, scalars).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import backend
+        >>> backend.array_owner(np.zeros(2)) is None
+        True
+    """
+    return _array_types.get(type(a))
 
 
 def backend_of(a):

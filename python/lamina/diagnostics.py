@@ -23,7 +23,9 @@ from . import backend as _backend
 from . import losses as _losses
 from ._workflows import as_sequential, clone_layer, model_backend, model_dtype
 from .nn.batches import Batches
-from .nn.sequential import _apply_loss, _prepare_target
+from .linalg import central_difference_hvp, default_hvp_eps, lanczos, tridiagonal  # noqa: F401 (public here too)
+from .linalg import gradients_to_vector, parameters_to_vector, vector_to_parameters
+from .training import apply_loss, prepare_target
 
 
 # -- gradients -------------------------------------------------------------------------------
@@ -49,12 +51,12 @@ def _accumulate_gradient(model, X, y, loss_fn, batch_size, training=False):
     n, m = len(X), len(y)
     if n == 0 or m != n:
         raise ValueError(f"need matching non-empty X and y, got {n} and {m} samples")
-    data = Batches(X, _prepare_target(loss_fn, y, dtype), n if batch_size is None else batch_size, be, dtype)
+    data = Batches(X, prepare_target(loss_fn, y, dtype), n if batch_size is None else batch_size, be, dtype)
     model.zero_grad()
     total = 0.0
     for xb, yb in data:
-        out = model._forward(xb, training)
-        lval, g = _apply_loss(loss_fn, out, yb, be)
+        out = model.forward_workspace(xb, training)
+        lval, g = apply_loss(loss_fn, out, yb, be)
         w = len(xb) / n
         total += lval * w
         if w != 1.0:
@@ -285,24 +287,6 @@ def _trainable(model):
     return [p for p in model.parameters() if p.trainable]
 
 
-# The Lanczos vectors live on the host in float64: parameters and gradients cross with explicit
-# to_numpy / assign (one copy per Hessian-vector product).
-def _get_vector(params):
-    return np.concatenate([p.numpy().ravel().astype(np.float64) for p in params]) if params else np.zeros(0)
-
-
-def _set_vector(params, v):
-    i = 0
-    for p in params:
-        n = p.size
-        p.assign(v[i: i + n].reshape(p.shape))
-        i += n
-
-
-def _grad_vector(params):
-    return np.concatenate([p.be.to_numpy(p.grad).ravel().astype(np.float64) for p in params])
-
-
 class _HessianOperator:
     """v -> H v for the mean cost of a model over (X, y), by central differences of gradients:
     H v ~ (g(theta + eps v) - g(theta - eps v)) / (2 eps), eps scaled to ||v|| and ||theta||."""
@@ -331,61 +315,22 @@ class _HessianOperator:
         self.X = X
         self.y = y
         self.batch_size = batch_size
-        self.theta = _get_vector(self.params)
+        self.theta = parameters_to_vector(self.params)
         self.n = self.theta.size
         self.eps = default_hvp_eps(dtype, self.theta) if eps is None else float(eps)
         self.evaluations = 0
 
     def gradient(self, theta=None):
         """(loss, gradient vector) at theta (default: the model's point)."""
-        _set_vector(self.params, self.theta if theta is None else theta)
+        vector_to_parameters(self.theta if theta is None else theta, self.params)
         lval = _accumulate_gradient(self.model, self.X, self.y, self.loss_fn, self.batch_size)
         self.evaluations += 1
-        return lval, _grad_vector(self.params)
+        return lval, gradients_to_vector(self.params)
 
     def __call__(self, v):
         hv = central_difference_hvp(lambda t: self.gradient(t)[1], self.theta, v, self.eps)
-        _set_vector(self.params, self.theta)
+        vector_to_parameters(self.theta, self.params)
         return hv
-
-
-def default_hvp_eps(dtype, theta):
-    """The perturbation norm of ``central_difference_hvp``: 1e-5 in float64, 3e-3 in float32
-    (about the cube root of the unit roundoff, where truncation and rounding errors balance),
-    relative to the parameters' RMS when that exceeds 1.
-
-    Example:
-
-        >>> import numpy as np
-        >>> from lamina import diagnostics
-        >>> diagnostics.default_hvp_eps(np.float64, np.zeros(3)), diagnostics.default_hvp_eps(np.float32, np.zeros(3))
-        (1e-05, 0.003)
-    """
-    scale = max(1.0, float(np.sqrt(np.mean(np.square(theta))))) if np.size(theta) else 1.0
-    return (1e-5 if np.dtype(dtype) == np.float64 else 3e-3) * scale
-
-
-def central_difference_hvp(gradient, theta, v, eps):
-    """H v ~ (g(theta + h v) - g(theta - h v)) / (2 h), h = eps / ||v||: two gradient
-    evaluations, exact for quadratics up to rounding. ``gradient(point)`` returns the gradient
-    vector (float64, host) at a point; theta and v are float64 host vectors of one length. The
-    caller puts its parameters back at theta afterwards (gradient() leaves them at the last point).
-
-    Example:
-
-        >>> import numpy as np
-        >>> from lamina import diagnostics
-        >>> A = np.diag([1.0, 2.0, 3.0])   # the Hessian of w.A.w / 2, whose gradient is A w
-        >>> diagnostics.central_difference_hvp(lambda w: A @ w, np.zeros(3), np.array([1.0, 1.0, 0.0]), 1e-5)
-        array([1., 2., 0.])
-    """
-    nv = float(np.linalg.norm(v))
-    if nv == 0.0:
-        return np.zeros_like(v)
-    h = eps / nv
-    gp = gradient(theta + h * v)
-    gm = gradient(theta - h * v)
-    return (gp - gm) / (2 * h)
 
 
 def hessian_vector_product(model, X, y, v, loss="cross_entropy", batch_size=None, eps=None):
@@ -404,81 +349,6 @@ def hessian_vector_product(model, X, y, v, loss="cross_entropy", batch_size=None
         ((23,), True)
     """
     return _HessianOperator(model, X, y, loss, batch_size, eps=eps)(np.asarray(v, dtype=np.float64))
-
-
-def lanczos(matvec, n, steps, seed=0, tol=1e-10, v0=None, return_basis=False):
-    """Lanczos tridiagonalisation with full reorthogonalisation for a symmetric operator on R^n.
-    Returns (alphas, betas): the diagonal (steps) and off-diagonal (steps - 1) of T. On an
-    invariant subspace (beta ~ 0) it restarts with a random vector orthogonal to the basis
-    (beta = 0 in T), so with steps = n the eigenvalues of T are those of the operator.
-
-    ``v0``: the start vector (default: random; SaddleFreeNewton starts from the gradient, so the
-    basis spans the Krylov subspace span{g, Hg, ..., H^(steps-1) g}). ``return_basis``: also
-    return V (steps, n), the orthonormal Lanczos vectors as rows, with T = V H V^T (the operator
-    projected on their span). One matvec per step.
-
-    Example:
-
-        >>> import numpy as np
-        >>> from lamina import diagnostics
-        >>> A = np.diag([1.0, 2.0, 3.0])
-        >>> alphas, betas = diagnostics.lanczos(lambda v: A @ v, 3, steps=3)
-        >>> np.round(np.linalg.eigvalsh(diagnostics.tridiagonal(alphas, betas)), 6)
-        array([1., 2., 3.])
-    """
-    rng = np.random.default_rng(seed)
-    steps = int(min(steps, n))
-    V = np.zeros((steps, n))
-    alphas, betas = [], []
-    v = rng.standard_normal(n) if v0 is None else np.array(v0, dtype=np.float64).ravel()
-    if v.shape != (n,):
-        raise ValueError(f"v0 must have {n} elements, got {v.size}")
-    nv0 = float(np.linalg.norm(v))
-    if not (nv0 > 0 and math.isfinite(nv0)):
-        raise ValueError("the Lanczos start vector must be finite and nonzero")
-    v /= nv0
-    v_prev, beta, scale = np.zeros(n), 0.0, 0.0
-    for j in range(steps):
-        V[j] = v
-        w = np.asarray(matvec(v), dtype=np.float64)
-        alpha = float(w @ v)
-        w = w - alpha * v - beta * v_prev
-        for _ in range(2):  # full reorthogonalisation, twice is enough (Kahan/Parlett)
-            w -= V[: j + 1].T @ (V[: j + 1] @ w)
-        alphas.append(alpha)
-        if j == steps - 1:
-            break
-        beta = float(np.linalg.norm(w))
-        scale = max(scale, abs(alpha), beta)
-        if beta <= tol * max(scale, 1e-300):
-            w = rng.standard_normal(n)
-            for _ in range(2):
-                w -= V[: j + 1].T @ (V[: j + 1] @ w)
-            betas.append(0.0)
-            v_prev, v, beta = v, w / np.linalg.norm(w), 0.0
-        else:
-            betas.append(beta)
-            v_prev, v = v, w / beta
-    if return_basis:
-        return np.array(alphas), np.array(betas), V
-    return np.array(alphas), np.array(betas)
-
-
-def tridiagonal(alphas, betas):
-    """The symmetric tridiagonal matrix T of a Lanczos run, float64 (m, m): ``alphas`` (m,)
-    on the diagonal, ``betas`` (m - 1,) beside it.
-
-    Example:
-
-        >>> from lamina import diagnostics
-        >>> diagnostics.tridiagonal([1.0, 2.0], [0.5])
-        array([[1. , 0.5],
-               [0.5, 2. ]])
-    """
-    T = np.diag(np.asarray(alphas, dtype=np.float64))
-    if len(betas):
-        T += np.diag(betas, 1) + np.diag(betas, -1)
-    return T
 
 
 @dataclass
@@ -717,7 +587,7 @@ def mc_dropout_predict(model, X, samples=30, batch_size=256, probabilities="auto
     for xb, _ in Batches(X, None, batch_size, be, dtype):
         mu = s2 = None
         for s in range(samples):  # Welford: exact zeros when every pass is identical
-            out = model._forward(xb, True)
+            out = model.forward_workspace(xb, True)
             if probabilities:
                 out = sm.forward(out)
             out = be.to_numpy(out).astype(np.float64)  # each pass's predictions leave for the host

@@ -195,7 +195,7 @@ def abort_on_error(active=True):
         >>> with distributed.abort_on_error():
         ...     pass   # the per-rank work: an exception here would end every rank
     """
-    from .nn.sequential import NonFiniteLossError
+    from .losses import NonFiniteLossError
 
     if not active or world_size() == 1:
         yield
@@ -550,7 +550,7 @@ class DistributedOptimizer:
         return inner.step()
 
     def _closure_step(self, closure, keep_previous, count):
-        from .nn.sequential import NonFiniteLossError
+        from .losses import NonFiniteLossError
 
         if count is None:
             count = _batch_samples.get()
@@ -681,7 +681,7 @@ def step_without_samples(model, keep_previous, before_update):
         >>> distributed.step_without_samples(model, keep_previous=False, before_update=None)   # adds no loss
         0.0
     """
-    from .nn.sequential import NonFiniteLossError
+    from .losses import NonFiniteLossError
 
     opt = model.optimizer
     total = opt.synchronize(0.0, 0)

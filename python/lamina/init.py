@@ -274,7 +274,8 @@ def get(init):
 def lsuv(model, X_batch, tol=0.1, max_iter=10, rng=None, verbose=False):
     """Layer-sequential unit-variance initialisation (Mishkin & Matas, 2015).
 
-    Every Dense and Conv2D weight gets an orthogonal start and a zero bias; then, layer by layer
+    Every weight matrix or kernel (a layer's ``weight`` of 2 or more dimensions: Dense, Conv2D
+    and layers like them) gets an orthogonal start and a zero bias; then, layer by layer
     from the input, the weight is divided by the standard deviation of that layer's output on
     ``X_batch`` until the variance is within ``tol`` of 1 (at most ``max_iter`` rescalings).
     ``model`` is a Sequential; returns it. The batch runs through ``model[:i+1]`` (shared layers),
@@ -289,17 +290,15 @@ def lsuv(model, X_batch, tol=0.1, max_iter=10, rng=None, verbose=False):
         >>> round(float(model[:1].predict(X).std()), 1)
         1.0
     """
-    from .nn.layers import Conv2D, Dense
-
     rng = _gen(rng)  # one stream for all layers: an integer seed must not repeat per layer
     X_batch = np.asarray(X_batch)
     for i, layer in enumerate(model.layers):
-        if not isinstance(layer, (Dense, Conv2D)):
+        w, b = getattr(layer, "weight", None), getattr(layer, "bias", None)
+        if w is None or len(w.shape) < 2:  # (a BatchNorm's weight is a vector of scales)
             continue
-        w = layer.weight
         w.assign(orthogonal(w.shape, rng, w.dtype))
-        if layer.bias is not None:
-            layer.bias.be.fill(layer.bias.data, 0.0)
+        if b is not None:
+            b.be.fill(b.data, 0.0)
         head = model[: i + 1]
         for it in range(max_iter):
             var = float(np.var(head.predict(X_batch, batch_size=max(1, len(X_batch)))))

@@ -27,6 +27,7 @@ a hostile file costs milliseconds and about its own size in memory.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
@@ -64,14 +65,13 @@ def save(model, path, *, optimizer=None, scheduler=None, epoch=None, extra=None)
     """
     from safetensors.numpy import save as st_save
 
-    from . import __version__
-    from .nn.sequential import _layer_entry
+    from ._native import __version__
 
     named = model.named_parameters()
     tensors = {name: np.ascontiguousarray(p.be.to_numpy(p.data)) for name, p in named}  # weights to the host
     tensors.update((name, b.numpy()) for name, b in _named_buffers(model))  # (0-d stays 0-d)
     meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "lamina_version": __version__,
-            "architecture": json.dumps(_layer_entry(model))}
+            "architecture": json.dumps(layer_to_entry(model))}
     if optimizer is not None:
         sd = optimizer.state_dict(params=[p for _, p in named])
         scalars = {}
@@ -288,25 +288,22 @@ def _check_tensor(name, t, shape):
 
 def _build(meta, tensors, where):
     """A new model from the architecture, with the file's weights (validated first)."""
-    from .nn import layers as _layers
-    from .nn.sequential import _layer_from_entry
+    from .nn.layers import weights_from_file
 
     arch = _json_field(meta, "architecture", where)
     _check_depth(arch, where)
     # The parameters the architecture implies may not add up to more than the file's tensors
     # (plus 1 Mi values of slack) before anything is allocated; the weights come from the file.
     held = sum(t.size for k, t in tensors.items() if not k.startswith(_OPT_PREFIX))
-    token = _layers._FROM_FILE.set([held + (1 << 20)])
     try:
-        model = _layer_from_entry(arch)
+        with weights_from_file(held + (1 << 20)):
+            model = layer_from_entry(arch)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     except (MemoryError, OverflowError, RecursionError) as e:
         raise ValueError(f"{where}: the architecture asks for impossible sizes ({type(e).__name__}: {e})") from None
     except (TypeError, KeyError, AttributeError, IndexError) as e:  # a value of the wrong kind somewhere
         raise ValueError(f"{where}: malformed architecture ({type(e).__name__}: {e})") from None
-    finally:
-        _layers._FROM_FILE.reset(token)
     named = model.named_parameters()
     buffers = _named_buffers(model)
     model_names = {n for n, _ in named} | {n for n, _ in buffers}
@@ -504,3 +501,86 @@ def load_weights(model, path, strict=True):
     for n, b in todo_buffers:
         b.assign(tensors[n])
     return [n for n, _ in todo + todo_buffers]
+
+
+# -- a layer's saved form ----------------------------------------------------------------------------
+def layer_to_entry(layer):
+    """The saved form of a layer (the "architecture" of a file is the model's):
+    ``{"type": class name, "config": layer.get_config()}``, plus ``"params"`` (each parameter's
+    ``trainable`` and ``lr_scale``; a container's are in its layers' entries) and ``"state"``
+    (``get_state()``) where there are any. JSON-able. ValueError for a layer type that is not
+    registered (``lamina.nn.register_layer``): every layer, a custom one included, is saved
+    through its ``get_config`` and rebuilt through its class's ``from_config``.
+
+    Example:
+
+        >>> from lamina import io, nn
+        >>> layer = nn.Dense(3, 2); layer.bias.trainable = False
+        >>> io.layer_to_entry(layer)["params"]["bias"]
+        {'trainable': False, 'lr_scale': 1.0}
+    """
+    from .nn.layers import LAYER_TYPES
+
+    if type(layer).__name__ not in LAYER_TYPES or LAYER_TYPES[type(layer).__name__] is not type(layer):
+        raise ValueError(f"layer type {type(layer).__name__} is not registered (lamina.nn.register_layer)")
+    entry = {"type": type(layer).__name__, "config": layer.get_config()}
+    params = {n: {"trainable": p.trainable, "lr_scale": p.lr_scale} for n, p in layer.named_parameters()
+              if not layer.is_container}
+    if params:
+        entry["params"] = params
+    state = layer.get_state()
+    if state:
+        entry["state"] = state
+    return entry
+
+
+def layer_from_entry(entry):
+    """The layer ``layer_to_entry`` saved (fresh weights, its parameters' attributes and its
+    state restored): the class registered under the entry's type, built by its ``from_config``.
+    ValueError naming the layer for an unknown type or a malformed entry.
+
+    Example:
+
+        >>> from lamina import io, nn
+        >>> io.layer_from_entry({"type": "Dense", "config": {"in_features": 3, "out_features": 2}})
+        Dense(in_features=3, out_features=2, bias=True)
+    """
+    from .nn.layers import LAYER_TYPES
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+        raise ValueError(f"bad layer entry in the architecture: {entry!r}")
+    cls = LAYER_TYPES.get(entry["type"])
+    if cls is None:
+        raise ValueError(f"unknown layer type {entry['type']!r} in the architecture")
+    config = entry.get("config", {})
+    if not isinstance(config, dict):
+        raise ValueError(f"bad config for layer {entry['type']}: {config!r}")
+    try:
+        layer = cls.from_config(config)
+    except ValueError:
+        raise
+    except (TypeError, KeyError) as e:
+        raise ValueError(f"bad config for layer {entry['type']}: {config!r} ({e})") from None
+    _set_parameter_attributes(layer, entry)
+    state = entry.get("state")
+    if state:
+        if not isinstance(state, dict):
+            raise ValueError(f"bad state for layer {entry['type']}: {state!r}")
+        layer.set_state(state)
+    return layer
+
+
+def _set_parameter_attributes(layer, entry):
+    """The entry's "params" (trainable, lr_scale per parameter name) onto the built layer."""
+    named = dict(layer.named_parameters())
+    params = entry.get("params") or {}
+    if not isinstance(params, dict):
+        raise ValueError(f"bad parameter attributes for layer {entry['type']}: {params!r}")
+    for name, attrs in params.items():
+        if name not in named or not isinstance(attrs, dict):
+            raise ValueError(f"layer {entry['type']} has no parameter {name!r}")
+        trainable, lr_scale = attrs.get("trainable", True), attrs.get("lr_scale", 1.0)
+        if not isinstance(trainable, bool) or isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) \
+                or not math.isfinite(lr_scale):
+            raise ValueError(f"bad attributes {attrs!r} for parameter {name!r} of layer {entry['type']}")
+        named[name].trainable, named[name].lr_scale = trainable, float(lr_scale)

@@ -13,6 +13,25 @@ import numpy as np
 from . import backend as _backend
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training hit a NaN or infinite loss: raised by ``fit`` and ``train_step`` after the
+    parameters are put back as they were before the offending step. ``epoch`` and ``batch``
+    (1-based; None from ``train_step``) say where, ``loss`` is the value. A FloatingPointError
+    (also ``lamina.nn.NonFiniteLossError``).
+
+    Example:
+
+        >>> from lamina import nn
+        >>> e = nn.NonFiniteLossError("non-finite loss (nan)", 2, 17, float("nan"))
+        >>> (e.epoch, e.batch), isinstance(e, FloatingPointError)
+        ((2, 17), True)
+    """
+
+    def __init__(self, message, epoch, batch, loss):
+        super().__init__(message)
+        self.epoch, self.batch, self.loss = epoch, batch, loss
+
+
 class Loss:
     """``loss(output, target) -> (loss as a float, dC/d(output) as an array of the output's
     backend)``. It runs on ``backend`` when given (to the call or the constructor), else on the

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from . import backend as _backend
-from .nn.parameter import Parameter as _Parameter
+from . import linalg
 
 _KEYSETS: dict = {}  # keys -> frozenset({"data", *keys}), the spare arrays of a kept step
 
@@ -32,6 +32,10 @@ def _keyset(keys):
     if ks is None:
         ks = _KEYSETS[keys] = frozenset(("data", *keys))
     return ks
+
+
+_VKEYS = ("velocity",)  # SGD's state with momentum, and the key sets of its spare arrays
+_VSET, _DSET = _keyset(_VKEYS), _keyset(())
 
 
 class Optimizer:
@@ -156,6 +160,25 @@ class Optimizer:
     def _begin_step(self, keep_previous):
         self._previous = []
         return bool(keep_previous)
+
+    def settle_next_step(self, settle=True):
+        """Marks the next kept step (``step(keep_previous=True)``) as the last before
+        ``drop_previous``, never to be undone (``fit`` says so of its very last step): a
+        parameter whose arrays are then its own is stepped in place, one whose arrays are the
+        spares swaps back, so ``drop_previous`` has nothing to copy. ``settle=False`` takes the
+        mark back. Results are the same either way.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, optim
+            >>> p = nn.Parameter(np.ones(2, np.float32)); p.grad = np.ones(2, np.float32)
+            >>> opt = optim.SGD([p], lr=0.1); own = p.data
+            >>> opt.settle_next_step(); opt.step(keep_previous=True); opt.drop_previous()
+            >>> p.data is own, p.numpy()
+            (True, array([0.9, 0.9], dtype=float32))
+        """
+        self._settle = bool(settle)
 
     def _settling(self):
         """Whether this kept step is the last one before ``drop_previous`` (``fit`` says so for
@@ -362,43 +385,43 @@ class SGD(Optimizer):
         """
         keep = self._begin_step(keep_previous)
         settle = keep and self._settling()
-        state, obe, spares, previous = self.state, self.backend, self._spares, self._previous
-        vkeys, vset, dset = ("velocity",), _keyset(("velocity",)), _keyset(())
         for g in self.param_groups:
             lr, m, wd, nest = g["lr"], g["momentum"], g["weight_decay"], g["nesterov"]
             for p in g["params"]:
-                if not p.trainable:
-                    continue
-                be = obe if obe is not None else p.be
-                plr = lr * p.lr_scale
-                grad = p._grad if type(p) is _Parameter and not p._zeroed else p.grad
-                if m:
-                    st = state.get(p)
-                    if st is None:
-                        st = state[p] = {"velocity": be.zeros(p.shape, p.dtype)}
-                    # (with lr 0 the velocity still integrates the gradient, as in PyTorch)
-                    if keep and not (settle and self._at_home(p, st, vkeys)):
-                        out = spares.get(p)
-                        if out is None or out.keys() != vset:
-                            out = self._outputs(p, st, vkeys)
-                        be.sgd_step(p.data, grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd,
-                                    nesterov=nest, param_out=out["data"], velocity_out=out["velocity"])
-                        p.data, out["data"] = out["data"], p.data
-                        st["velocity"], out["velocity"] = out["velocity"], st["velocity"]
-                        previous.append((p, st, vkeys, False))
-                    else:
-                        be.sgd_step(p.data, grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd,
-                                    nesterov=nest)
-                elif plr != 0.0:
-                    if keep and not (settle and self._at_home(p, {}, ())):
-                        out = spares.get(p)
-                        if out is None or out.keys() != dset:
-                            out = self._outputs(p, {}, ())
-                        be.sgd_step(p.data, grad, plr, weight_decay=wd, param_out=out["data"])
-                        p.data, out["data"] = out["data"], p.data
-                        previous.append((p, {}, (), False))
-                    else:
-                        be.sgd_step(p.data, grad, plr, weight_decay=wd)
+                if p.trainable:
+                    if m:  # (with lr 0 the velocity still integrates the gradient, as in PyTorch)
+                        self._momentum_step(p, lr * p.lr_scale, m, wd, nest, keep, settle)
+                    elif lr * p.lr_scale != 0.0:
+                        self._plain_step(p, lr * p.lr_scale, wd, keep, settle)
+
+    def _momentum_step(self, p, plr, m, wd, nest, keep, settle):
+        be = self.backend if self.backend is not None else p.be
+        st = self.state.get(p)
+        if st is None:
+            st = self.state[p] = {"velocity": be.zeros(p.shape, p.dtype)}
+        if keep and not (settle and self._at_home(p, st, _VKEYS)):
+            out = self._spares.get(p)
+            if out is None or out.keys() != _VSET:
+                out = self._outputs(p, st, _VKEYS)
+            be.sgd_step(p.data, p.grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd,
+                        nesterov=nest, param_out=out["data"], velocity_out=out["velocity"])
+            p.data, out["data"] = out["data"], p.data
+            st["velocity"], out["velocity"] = out["velocity"], st["velocity"]
+            self._previous.append((p, st, _VKEYS, False))
+        else:
+            be.sgd_step(p.data, p.grad, plr, velocity=st["velocity"], momentum=m, weight_decay=wd, nesterov=nest)
+
+    def _plain_step(self, p, plr, wd, keep, settle):
+        be = self.backend if self.backend is not None else p.be
+        if keep and not (settle and self._at_home(p, {}, ())):
+            out = self._spares.get(p)
+            if out is None or out.keys() != _DSET:
+                out = self._outputs(p, {}, ())
+            be.sgd_step(p.data, p.grad, plr, weight_decay=wd, param_out=out["data"])
+            p.data, out["data"] = out["data"], p.data
+            self._previous.append((p, {}, (), False))
+        else:
+            be.sgd_step(p.data, p.grad, plr, weight_decay=wd)
 
 
 class Adam(Optimizer):
@@ -870,9 +893,6 @@ class SaddleFreeNewton(Optimizer):
             >>> opt.step(closure), opt.last_step["accepted"], opt.last_step["ritz_values"]
             (2.5, True, array([1., 4.]))
         """
-        from .diagnostics import _get_vector, _grad_vector, _set_vector, central_difference_hvp, default_hvp_eps, \
-            lanczos, tridiagonal
-
         if closure is None or not callable(closure):
             raise TypeError("SaddleFreeNewton.step needs a closure: step(closure), where closure() zeroes the "
                             "gradients, runs forward and backward, and returns the loss")
@@ -882,20 +902,20 @@ class SaddleFreeNewton(Optimizer):
         if not params:
             self.last_step = self._before = None
             return float(closure())
-        w = _get_vector(params)
+        w = linalg.parameters_to_vector(params)
         scale = np.concatenate([np.full(p.size, p.lr_scale) for p in params])
 
         def evaluate(point, gradient=True):
             """Loss (and gradient) at ``point``; the parameters are left there."""
             if point is not None:
-                _set_vector(params, point)
+                linalg.vector_to_parameters(point, params)
             value = closure()
             self.closure_calls += 1
             try:
                 value = float(value)
             except (TypeError, ValueError):
                 raise TypeError(f"the closure must return the loss as a number, got {type(value).__name__}") from None
-            return (value, _grad_vector(params)) if gradient else (value, None)
+            return (value, linalg.gradients_to_vector(params)) if gradient else (value, None)
 
         f0, g = evaluate(None)
         if not math.isfinite(f0) or not np.all(np.isfinite(g)):
@@ -913,19 +933,19 @@ class SaddleFreeNewton(Optimizer):
             return f0
 
         dtype = np.float64 if all(p.dtype == np.float64 for p in params) else np.float32
-        eps = default_hvp_eps(dtype, w) if g0["eps"] is None else float(g0["eps"])
+        eps = linalg.default_hvp_eps(dtype, w) if g0["eps"] is None else float(g0["eps"])
 
         def hvp(v):
-            hv = central_difference_hvp(lambda point: evaluate(point)[1], w, v, eps)
+            hv = linalg.central_difference_hvp(lambda point: evaluate(point)[1], w, v, eps)
             if not np.all(np.isfinite(hv)):
-                _set_vector(params, w)
+                linalg.vector_to_parameters(w, params)
                 raise FloatingPointError("SaddleFreeNewton: a Hessian-vector product is not finite (the loss is not "
                                          "finite near the current parameters); the parameters are back where the "
                                          "step started")
             return hv
 
-        alphas, betas, V = lanczos(hvp, w.size, int(g0["krylov_dim"]), seed=self.steps, v0=g, return_basis=True)
-        lam, U = np.linalg.eigh(tridiagonal(alphas, betas))
+        alphas, betas, V = linalg.lanczos(hvp, w.size, int(g0["krylov_dim"]), seed=self.steps, v0=g, return_basis=True)
+        lam, U = np.linalg.eigh(linalg.tridiagonal(alphas, betas))
         curv = np.abs(lam) if g0["curvature"] == "absolute" else lam.copy()
         curv += float(g0["damping"])
         if g0["damping"] == 0:  # a pseudo-inverse: directions of (numerically) zero curvature are left out
@@ -940,7 +960,7 @@ class SaddleFreeNewton(Optimizer):
 
         t = float(g0["lr"])
         if not g0["line_search"]:
-            _set_vector(params, w + t * d)
+            linalg.vector_to_parameters(w + t * d, params)
             info.update(step_length=t, accepted=True, new_loss=None)
         else:
             for trial in range(int(g0["max_backtracks"]) + 1):
@@ -951,7 +971,7 @@ class SaddleFreeNewton(Optimizer):
                     break
                 t *= 0.5
             else:
-                _set_vector(params, w)  # no acceptable step length: stay
+                linalg.vector_to_parameters(w, params)  # no acceptable step length: stay
         info["closure_calls"] = self.closure_calls - calls_before
         return f0
 
@@ -972,11 +992,9 @@ class SaddleFreeNewton(Optimizer):
             >>> _ = opt.step(closure, keep_previous=True); opt.undo(); p.numpy()
             array([1., 1.])
         """
-        from .diagnostics import _set_vector
-
         if self._before is not None:
             params, w = self._before
-            _set_vector(params, w)
+            linalg.vector_to_parameters(w, params)
             self._before = None
 
     def drop_previous(self):

@@ -18,35 +18,18 @@ Importing ``lamina`` never imports this; importing ``lamina.cuda`` does not load
 """
 from __future__ import annotations
 
-import importlib
+from . import _extension
 
 allow_tf32 = False
 
-_module = None
-_module_error = None
 
-
-def _load_module():
-    global _module, _module_error
-    if _module is None and _module_error is None:
-        try:
-            _module = importlib.import_module("lamina._cuda")
-        except ImportError as e:
-            _module_error = (f"lamina was built without CUDA (lamina._cuda: {e}); reinstall with a CUDA toolkit "
-                             "(nvcc) present, e.g. LAMINA_CUDA=ON pip install .")
-    return _module
-
-
-def _require_module():
-    mod = _load_module()
-    if mod is None:
-        raise RuntimeError(f"CUDA is not available: {_module_error}")
-    return mod
+def _require_module():  # (the earlier name)
+    return _extension.require()
 
 
 def built() -> bool:
     """Whether this install has the CUDA extension (lamina._cuda)."""
-    return _load_module() is not None
+    return _extension.load() is not None
 
 
 def status() -> dict:
@@ -54,18 +37,19 @@ def status() -> dict:
     "architectures", "toolkit"}, and once the device is in use "cublas" (loaded from where, or why
     lamina's own SGEMM serves), "stream", "device" and "sync" (LAMINA_CUDA_SYNC=1): never raises.
     ``reason`` is "" when a GPU is usable."""
-    mod = _load_module()
+    mod = _extension.load()
     if mod is None:
-        return {"built": False, "available": False, "reason": _module_error, "devices": 0}
+        return {"built": False, "available": False, "reason": _extension.error(), "devices": 0}
     st = mod.status()
     out = {"built": True, "available": st["count"] > 0, "reason": st["reason"], "devices": st["count"],
            "error": st["error"], "runtime_version": st["runtime_version"], "driver_version": st["driver_version"],
            "architectures": mod.architectures, "toolkit": mod.toolkit_version}
     from . import _runtime
-    if _runtime._device is not None:
+    rt = _runtime.device_in_use()
+    if rt is not None:
         why = mod.cublas_status()  # a handle that failed after loading: lamina's SGEMM serves
-        out["cublas"] = why or _runtime._device.cublas
-        out["stream"] = _runtime._device.stream()
+        out["cublas"] = why or rt.cublas
+        out["stream"] = rt.stream()
         out["device"] = mod.device_id()
         out["sync"] = mod.sync_mode()
     return out
@@ -128,8 +112,10 @@ def empty_cache(device="cuda") -> int:
 
 def __getattr__(name):
     if name == "Array":
-        from ._array import Array
-        return Array
+        from . import _runtime  # (which gives the Array its default runtime, the GPU's)
+        return _runtime.Array
     if name == "CudaError":
-        return _require_module().CudaError
+        return _extension.require().CudaError
+    if name == "_module":  # the loaded extension (None where there is none)
+        return _extension.load()
     raise AttributeError(f"module 'lamina.cuda' has no attribute {name!r}")

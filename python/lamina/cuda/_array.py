@@ -237,9 +237,19 @@ def _shape(shape):
     return shape
 
 
+_default_runtime = None  # the function giving the GPU's runtime, set by lamina.cuda._runtime
+
+
+def set_default_runtime(fn):
+    """Sets the function whose runtime Arrays made without one use (the GPU's)."""
+    global _default_runtime
+    _default_runtime = fn
+
+
 def _device_runtime():
-    from . import _runtime
-    return _runtime.device()
+    if _default_runtime is None:
+        raise RuntimeError("no CUDA runtime: use lamina.cuda (lamina.cuda.Array, lamina.cuda.backend())")
+    return _default_runtime()
 
 
 class EmuArray(Array):

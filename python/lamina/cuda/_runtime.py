@@ -10,6 +10,9 @@ import os
 import sys
 import threading
 
+from . import _array, _extension
+from ._array import Array, EmuArray
+
 
 _lock = threading.Lock()
 _device = None
@@ -21,14 +24,12 @@ class DeviceRuntime:
 
     @property
     def array_type(self):
-        from ._array import Array
         return Array
 
     def __init__(self, mod):
         self.module = mod
         self.k = mod  # the kernels
         mod.init()
-        from ._array import Array
         mod.bind_runtime(self, Array, self.device)  # the kernels that validate their arrays take ours
         self.alloc = mod.Buffer
         self.d2d = mod.d2d
@@ -63,7 +64,6 @@ class EmuRuntime(DeviceRuntime):
 
     @property
     def array_type(self):
-        from ._array import EmuArray
         return EmuArray
 
     def backend(self):
@@ -109,14 +109,22 @@ def device():
     """The GPU runtime (RuntimeError with the reason when no GPU is usable)."""
     global _device
     if _device is None:
-        from . import _require_module, status
         with _lock:
             if _device is None:
-                st = status()
-                if not st["available"]:
+                mod = _extension.require()
+                st = mod.status()
+                if not st["count"] > 0:
                     raise RuntimeError(f"CUDA is not available: {st['reason']}")
-                _device = DeviceRuntime(_require_module())
+                _device = DeviceRuntime(mod)
     return _device
+
+
+def device_in_use():
+    """The GPU runtime once ``device()`` made it, else None (nothing is loaded or started)."""
+    return _device
+
+
+_array.set_default_runtime(device)  # Arrays made without a runtime are the GPU's
 
 
 def emu():

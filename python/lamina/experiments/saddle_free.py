@@ -76,7 +76,7 @@ def _train(method, setting, X, y, cfg, seed):
         batch = n
     loss_fn = losses.CrossEntropy()
     model.compile(opt, loss_fn)
-    data = Batches(X, loss_fn.prepare_target(y, _DTYPE), batch, model._be(), _DTYPE)
+    data = Batches(X, loss_fn.prepare_target(y, _DTYPE), batch, model.be, _DTYPE)
     rng = np.random.default_rng(seed)
     budget = cfg["passes"] * n
     checkpoints = list(cfg["checkpoints"])

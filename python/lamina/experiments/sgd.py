@@ -50,7 +50,7 @@ def _train(method, lr, X, y, passes, checkpoints_per_pass, seed, batch_limit=Non
     bs = batch or n
     step_time = 0.0  # the updates only, not the loss-curve evaluations
     model.compile(opt, loss_fn)
-    data = Batches(X, loss_fn.prepare_target(y, model.dtype), bs, model._be(), model.dtype)
+    data = Batches(X, loss_fn.prepare_target(y, model.dtype), bs, model.be, model.dtype)
     while evals < total:
         order = rng.permutation(n) if batch else None
         for xb, yb in data.iterate(order):

@@ -14,6 +14,7 @@ layer's forward returns is therefore valid until that layer's next forward: copy
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import math
 
@@ -21,8 +22,7 @@ import numpy as np
 
 from .. import backend as _backend
 from .. import init as _init
-from ..reference import conv_output_shape
-from ..reference._geometry import _pair
+from ..reference import conv_output_shape, pair
 from .parameter import Parameter
 
 LAYER_TYPES: dict[str, type] = {}
@@ -54,12 +54,17 @@ def _scalar_or_pair(v):
 
 
 class Layer:
-    """Base class. Subclasses set ``_param_names`` (attribute names of their Parameters) and
-    implement ``forward``, ``_backward(grad, need_input_grad)``, ``get_config`` and
-    ``output_shape``. A layer with state that is not trained (running statistics) also sets
-    ``_buffer_names`` (attribute names of its ``Buffer`` objects, None where absent): they are
-    listed by ``named_buffers()``, saved and loaded beside the parameters, moved by ``to()`` and
-    converted by ``astype()``.
+    """Base class: the layer contract. Subclasses set ``_param_names`` (attribute names of
+    their Parameters) and implement ``forward(x, training=False)``, ``_backward(grad,
+    need_input_grad)`` (the hook ``backward`` calls: containers call it as well),
+    ``get_config()`` (with ``from_config``, the saved form: ``lamina.io`` writes it for every
+    layer, a custom registered one included) and ``output_shape``. A layer with state that is
+    not trained (running statistics) also sets ``_buffer_names`` (attribute names of its
+    ``Buffer`` objects, None where absent): they are listed by ``named_buffers()``, saved and
+    loaded beside the parameters, moved by ``to()`` and converted by ``astype()``; other state
+    that must survive a save goes through ``get_state`` / ``set_state``. Optionally a layer
+    implements a part of the fusion protocol (``lamina.nn.fusion``) to run fused with its
+    neighbours in a Sequential; without it, it runs as it is.
 
     Example (a layer of one's own: y = 2x; the how-to "A custom layer" has a fuller one):
 
@@ -78,6 +83,7 @@ class Layer:
 
     _param_names: tuple = ()
     _buffer_names: tuple = ()
+    is_container = False  # True for a layer made of layers (Sequential): its layers are saved in its entry
 
     def __init__(self):
         self.backend = None  # None: follow lamina.backend.current()
@@ -85,6 +91,19 @@ class Layer:
 
     # -- the backend and the workspace ------------------------------------------------------
     def _be(self):
+        return self.backend if self.backend is not None else _backend.current()
+
+    @property
+    def be(self):
+        """The backend whose kernels this layer runs on: ``backend`` when the layer was pinned
+        with ``to()``, else the current default (``lamina.backend.current()``).
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Dense(3, 2).to("numpy").be.name
+            'numpy'
+        """
         return self.backend if self.backend is not None else _backend.current()
 
     def _buffer(self, name, shape, dtype, be=None):
@@ -125,13 +144,15 @@ class Layer:
     def __call__(self, x, training=False):
         return self.forward(x, training)
 
-    def backward(self, grad):
+    def backward(self, grad, need_input_grad=True):
         """dC/d(output) -> dC/d(input) for the most recent ``forward``.
 
         ``grad`` has the shape and dtype of that forward's output; the result has the input's
         shape and dtype and is valid until the layer's next backward. Every trainable
         Parameter's ``grad`` accumulates dC/d(parameter) (``zero_grad`` between steps); frozen
         ones are left alone. Call it after a ``forward`` (the cache it reads).
+        ``need_input_grad=False``: the parameter gradients only, and None is returned (a
+        network's first layer). Subclasses implement ``_backward(grad, need_input_grad)``.
 
         Example:
 
@@ -144,7 +165,7 @@ class Layer:
             >>> layer.bias.grad
             array([4., 4.], dtype=float32)
         """
-        return self._backward(grad, True)
+        return self._backward(grad, need_input_grad)
 
     def _backward(self, grad, need_input_grad):
         raise NotImplementedError
@@ -386,15 +407,44 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
-# Set by lamina.io (in its own context: other threads are unaffected) while it builds a model
-# whose weights come from a file: [number of parameter elements the layers may still ask for]
-# (the file's own, plus a little slack so that small mismatches reach the loader's per-tensor
-# messages). An architecture that lies about its sizes fails before anything large is
-# allocated, and no random numbers are drawn.
+# Set while a model whose weights come from a file is built (in its own context: other threads
+# are unaffected): [number of parameter elements the layers may still ask for].
 _FROM_FILE: contextvars.ContextVar = contextvars.ContextVar("lamina_from_file", default=None)
 
 
-def _init_weight(init, shape, dtype=np.float32):
+@contextlib.contextmanager
+def weights_from_file(values):
+    """Within the block, ``init_weight`` hands out zeros (the weights come from a file, loaded
+    afterwards), draws no random numbers, and raises ValueError once the layers built ask for
+    more than ``values`` parameter elements in all: an architecture that lies about its sizes
+    fails before anything large is allocated (``lamina.io`` passes the file's own count plus a
+    little slack, so that small mismatches reach its per-tensor messages).
+
+    Example:
+
+        >>> from lamina import nn
+        >>> with nn.layers.weights_from_file(10):
+        ...     bool(nn.Dense(3, 2).weight.numpy().any())
+        False
+    """
+    token = _FROM_FILE.set([int(values)])
+    try:
+        yield
+    finally:
+        _FROM_FILE.reset(token)
+
+
+def init_weight(init, shape, dtype=np.float32):
+    """A new host array of ``shape`` from the initialiser ``init`` (a name of ``lamina.init`` or
+    a callable (shape, rng)), drawn from ``lamina.init``'s generator; zeros inside
+    ``weights_from_file``. What a layer's constructor calls for each parameter.
+
+    Example:
+
+        >>> from lamina import nn
+        >>> nn.layers.init_weight("zeros", (2, 3)).shape
+        (2, 3)
+    """
     budget = _FROM_FILE.get()
     if budget is not None:
         shape = tuple(int(s) for s in shape)
@@ -413,14 +463,31 @@ def _init_weight(init, shape, dtype=np.float32):
     return w
 
 
-def _grad_matmul(be, p, a, b, trans_a=False, trans_b=False, shape=None):
-    """p.grad (+)= op(a) op(b): written straight into the gradient buffer after zero_grad."""
+def grad_matmul(be, p, a, b, trans_a=False, trans_b=False, shape=None):
+    """p.grad (+)= op(a) op(b) on backend ``be``: written straight into the gradient buffer
+    after zero_grad (``Parameter.grad_for_overwrite``), added to it otherwise. ``shape``: the
+    shape the product is viewed as in the buffer (a bias's (1, n) row).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from lamina import backend, nn
+        >>> p = nn.Parameter(np.zeros((2, 2), np.float32)); p.zero_grad()
+        >>> nn.layers.grad_matmul(backend.get_backend("native"), p, np.eye(2, dtype=np.float32),
+        ...                       np.ones((2, 2), np.float32))
+        >>> p.grad
+        array([[1., 1.],
+               [1., 1.]], dtype=float32)
+    """
     out = p.grad_for_overwrite()
     if out is not None:
         be.matmul(a, b, trans_a=trans_a, trans_b=trans_b, out=out if shape is None else out.reshape(shape))
     else:
         g = be.matmul(a, b, trans_a=trans_a, trans_b=trans_b)
         p.accumulate_grad(g if shape is None else g.reshape(p.shape))
+
+
+_init_weight, _grad_matmul = init_weight, grad_matmul  # (the earlier names)
 
 
 @register_layer
@@ -450,8 +517,8 @@ class Dense(Layer):
         if self.in_features < 1 or self.out_features < 1:
             raise ValueError(f"Dense sizes must be >= 1, got ({in_features}, {out_features})")
         self.init = init if isinstance(init, str) else None
-        self.weight = Parameter(_init_weight(init, (self.out_features, self.in_features)), "weight")
-        self.bias = Parameter(_init_weight(bias_init, (self.out_features,)), "bias") if bias else None
+        self.weight = Parameter(init_weight(init, (self.out_features, self.in_features)), "weight")
+        self.bias = Parameter(init_weight(bias_init, (self.out_features,)), "bias") if bias else None
         self._x = None
 
     def forward(self, x, training=False):
@@ -466,9 +533,24 @@ class Dense(Layer):
             >>> nn.Dense(784, 100).forward(np.zeros((32, 784), np.float32)).shape
             (32, 100)
         """
-        return self._forward(x, training, None)
+        return self.forward_fused(x, training, None)
 
-    def _forward(self, x, training, activation):
+    # -- the fusion protocol (lamina.nn.fusion) --
+    fusable_activations = ("relu",)
+
+    def forward_fused(self, x, training, activation):
+        """``forward`` with ``activation`` ("relu", or None for none) applied in the same
+        kernel call (the GEMM's write-back): what a Sequential runs for a Dense and the ReLU
+        after it.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> y = nn.Dense(2, 3).forward_fused(-np.ones((4, 2), np.float32), False, "relu")
+            >>> y.shape, bool(y.min() >= 0)
+            ((4, 3), True)
+        """
         if x.shape[-1] != self.in_features:
             raise ValueError(f"Dense expects {self.in_features} input features, got input of shape {x.shape}")
         x2 = x if x.ndim == 2 else x.reshape(-1, self.in_features)
@@ -486,14 +568,16 @@ class Dense(Layer):
         g = grad if grad.ndim == 2 else grad.reshape(-1, self.out_features)
         w = self.weight
         if w.trainable:  # dC/dW (out, in) = g^T (out, N) x (N, in)
-            _grad_matmul(be, w, g, x, trans_a=True)
+            grad_matmul(be, w, g, x, trans_a=True)
         if self.bias is not None and self.bias.trainable:  # dC/db = 1^T g: column sums as a GEMM
-            _grad_matmul(be, self.bias, self._ones(g.shape[0], g.dtype, be), g, shape=(1, self.out_features))
+            grad_matmul(be, self.bias, self._ones(g.shape[0], g.dtype, be), g, shape=(1, self.out_features))
         if not need_input_grad:
             return None
         dx = self._buffer("dx", x.shape, w.dtype, be)  # dC/dx (N, in) = g (N, out) W (out, in)
         be.matmul(g, w.data, out=dx)
         return dx if len(self._xshape) == 2 else dx.reshape(self._xshape)
+
+    _forward = forward_fused  # (the earlier name)
 
     def output_shape(self, input_shape):
         """``input_shape`` (without the batch axis) with its last axis replaced by
@@ -543,16 +627,16 @@ class Conv2D(Layer):
                  bias=True, init="he", bias_init="zeros"):
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.dilation = _pair(dilation, "dilation")
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.padding = pair(padding, "padding")
+        self.dilation = pair(dilation, "dilation")
         if min(self.in_channels, self.out_channels, *self.kernel_size, *self.stride, *self.dilation) < 1 \
                 or min(self.padding) < 0:
             raise ValueError("Conv2D: channels, kernel_size, stride and dilation must be >= 1 and padding >= 0")
         self.init = init if isinstance(init, str) else None
-        self.weight = Parameter(_init_weight(init, (self.out_channels, self.in_channels) + self.kernel_size), "weight")
-        self.bias = Parameter(_init_weight(bias_init, (self.out_channels,)), "bias") if bias else None
+        self.weight = Parameter(init_weight(init, (self.out_channels, self.in_channels) + self.kernel_size), "weight")
+        self.bias = Parameter(init_weight(bias_init, (self.out_channels,)), "bias") if bias else None
         self._x = None
 
     def forward(self, x, training=False):
@@ -567,9 +651,23 @@ class Conv2D(Layer):
             >>> nn.Conv2D(1, 6, 5, padding=2).forward(np.zeros((8, 1, 28, 28), np.float32)).shape
             (8, 6, 28, 28)
         """
-        return self._forward(x, training, None)
+        return self.forward_fused(x, training, None)
 
-    def _forward(self, x, training, activation):
+    # -- the fusion protocol (lamina.nn.fusion) --
+    fusable_activations = ("relu",)
+
+    def forward_fused(self, x, training, activation):
+        """``forward`` with ``activation`` ("relu", or None for none) applied in the same
+        kernel call: what a Sequential runs for a Conv2D and the ReLU after it.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> y = nn.Conv2D(1, 2, 3).forward_fused(np.ones((1, 1, 5, 5), np.float32), False, "relu")
+            >>> y.shape, bool(y.min() >= 0)
+            ((1, 2, 3, 3), True)
+        """
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2D expects input (N, {self.in_channels}, H, W), got shape {x.shape}")
         self._x = x
@@ -593,14 +691,39 @@ class Conv2D(Layer):
         if self.bias is not None and self.bias.trainable:
             self.bias.accumulate_grad(gb)
 
-    def _backward_pooled(self, grad_pooled, pool):
+    def accepts_pooled_gradient(self, pool):
+        """Whether ``backward_from_pool`` can run after ``pool``: this layer's backend has the
+        optional kernel ``conv2d_backward_pooled`` and ``pool`` runs on the same backend.
+
+        Example:
+
+            >>> from lamina import nn
+            >>> nn.Conv2D(1, 2, 3).to("native").accepts_pooled_gradient(nn.MaxPool2D(2).to("native"))
+            True
+        """
+        be = self._be()
+        return getattr(be, "conv2d_backward_pooled", None) is not None and be is pool.be
+
+    def backward_from_pool(self, grad_pooled, pool):
         """This layer's weight and bias gradients when its output went (through a ReLU, already
         applied to ``grad_pooled``) into ``pool``, a MaxPool2D: from the pooled gradient and the
-        pool's indices, without the unpooled gradient (backend.OPTIONAL_KERNELS). No dC/dx."""
-        gw, gb = self._be().conv2d_backward_pooled(self._x, self.weight.data, grad_pooled, pool._idx,
+        pool's ``indices``, without the unpooled gradient (backend.OPTIONAL_KERNELS). No dC/dx.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> conv, pool = nn.Conv2D(1, 2, 3), nn.MaxPool2D(2)
+            >>> y = pool.forward(conv.forward(np.ones((1, 1, 6, 6), np.float32), True))
+            >>> conv.zero_grad(); conv.backward_from_pool(np.ones_like(y), pool); conv.bias.grad
+            array([4., 4.], dtype=float32)
+        """
+        gw, gb = self._be().conv2d_backward_pooled(self._x, self.weight.data, grad_pooled, pool.indices,
                                                    stride=self.stride, padding=self.padding,
                                                    dilation=self.dilation)
         self._accumulate(gw, gb)
+
+    _forward, _backward_pooled = forward_fused, backward_from_pool  # (the earlier names)
 
     def output_shape(self, input_shape):
         """(C, H, W) -> (O, OH, OW), the class's formula; ValueError when the dilated kernel
@@ -634,9 +757,9 @@ class Conv2D(Layer):
 class _Pool2D(Layer):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride")
+        self.padding = pair(padding, "padding")
         if min(*self.kernel_size, *self.stride) < 1 or min(self.padding) < 0:
             raise ValueError(f"{type(self).__name__}: kernel_size and stride must be >= 1 and padding >= 0")
 
@@ -687,16 +810,58 @@ class MaxPool2D(_Pool2D):
             return None
         return self._be().max_pool2d_backward(grad, self._idx, self._xshape)
 
-    def _backward_relu_first(self, grad, relu):
-        """Backward through ``relu`` (the ReLU feeding this pool) and this pool: y = max over the
-        window of relu(x) = relu(x at the argmax), so the ReLU mask of the unpooled gradient is
-        [y > 0] at the pooled resolution. ``relu``'s own backward is skipped."""
-        return self._be().max_pool2d_backward(self._relu_masked(grad), self._idx, self._xshape)
+    @property
+    def indices(self):
+        """The flat index, within its input plane, of each window's maximum in the latest
+        forward: int64 of the output's shape (N, C, OH, OW); None before any forward.
 
-    def _relu_masked(self, grad):
-        """grad (at this pool's output) times the mask of the ReLU feeding this pool: [y > 0]."""
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> pool = nn.MaxPool2D(2); _ = pool.forward(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))
+            >>> pool.indices
+            array([[[[ 5,  7],
+                     [13, 15]]]])
+        """
+        return getattr(self, "_idx", None)
+
+    # -- the fusion protocol (lamina.nn.fusion) --
+    commutes_with_activations = ("relu",)
+
+    def backward_through_activation(self, grad, activation_layer):
+        """Backward through ``activation_layer`` (the ReLU feeding this pool) and this pool: y =
+        max over the window of relu(x) = relu(x at the argmax), so the ReLU mask of the unpooled
+        gradient is [y > 0] at the pooled resolution. The ReLU's own backward is skipped.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> relu, pool = nn.ReLU(), nn.MaxPool2D(2)
+            >>> y = pool.forward(relu.forward(np.array([[[[-1, -2], [-3, -4]]]], np.float32)))
+            >>> pool.backward_through_activation(np.ones_like(y), relu)
+            array([[[[0., 0.],
+                     [0., 0.]]]], dtype=float32)
+        """
+        return self._be().max_pool2d_backward(self.masked_by_activation(grad, activation_layer), self._idx,
+                                              self._xshape)
+
+    def masked_by_activation(self, grad, activation_layer=None):
+        """grad (at this pool's output) times the mask of the ReLU feeding this pool: [y > 0].
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> pool = nn.MaxPool2D(1); _ = pool.forward(np.array([[[[-1.0, 2.0]]]], np.float32))
+            >>> pool.masked_by_activation(np.ones((1, 1, 1, 2), np.float32))
+            array([[[[0., 1.]]]], dtype=float32)
+        """
         be = self._be()
         return be.relu_backward(grad, self._y, out=self._buffer("dy", grad.shape, grad.dtype, be))
+
+    _backward_relu_first, _relu_masked = backward_through_activation, masked_by_activation  # (the earlier names)
 
 
 @register_layer
@@ -855,9 +1020,25 @@ class ReLU(Layer):
         be = self._be()
         return be.relu(x, out=self._buffer("y", x.shape, x.dtype, be))
 
-    def _forward_fused(self, y):
+    # -- the fusion protocol (lamina.nn.fusion) --
+    activation_name = "relu"
+
+    def forward_after_fusion(self, y, training=False):
+        """The forward when the layer before already applied max(., 0) in its kernel: ``y`` is
+        this layer's output; kept for the backward (relu'(z) = [z > 0] = [y > 0]).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> relu = nn.ReLU(); y = relu.forward_after_fusion(np.array([0.0, 2.0], np.float32))
+            >>> relu.backward(np.ones(2, np.float32))
+            array([0., 1.], dtype=float32)
+        """
         self._x = y
         return y
+
+    _forward_fused = forward_after_fusion  # (the earlier name)
 
     def _backward(self, grad, need_input_grad):
         if not need_input_grad:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend as _backend
-from .layers import Layer, _init_weight, register_layer
+from .layers import Layer, init_weight, register_layer
 from .parameter import Buffer, Parameter
 
 
@@ -44,11 +44,11 @@ class _BatchNorm(Layer):
                 raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1] or None, got {momentum!r}")
         self.momentum = momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
-        self.weight = Parameter(_init_weight("ones", (C,)), "weight") if self.affine else None
-        self.bias = Parameter(_init_weight("zeros", (C,)), "bias") if self.affine else None
+        self.weight = Parameter(init_weight("ones", (C,)), "weight") if self.affine else None
+        self.bias = Parameter(init_weight("zeros", (C,)), "bias") if self.affine else None
         if self.track_running_stats:
-            self.running_mean = Buffer(_init_weight("zeros", (C,)), "running_mean")
-            self.running_var = Buffer(_init_weight("ones", (C,)), "running_var")
+            self.running_mean = Buffer(init_weight("zeros", (C,)), "running_mean")
+            self.running_var = Buffer(init_weight("ones", (C,)), "running_var")
             self.num_batches_tracked = Buffer(np.zeros((), np.int64), "num_batches_tracked")
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None

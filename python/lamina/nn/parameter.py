@@ -20,7 +20,10 @@ class Parameter:
     optimiser skips it and layers do no gradient work for it), ``name``, ``lr_scale`` (a
     per-parameter multiplier of the optimiser's learning rate, 1.0 by default) and ``backend``
     (the backend holding the arrays; None: host NumPy arrays). Host data other than float32
-    or float64 is converted to float32.
+    or float64 is converted to float32. ``grad_is_zero`` is True while the gradient is marked
+    zero and its buffer not yet written (``zero_grad``; setting it True is the same): a reader
+    that will only read it takes ``grad`` (which writes the zeros first), a backward writes
+    through ``grad_for_overwrite`` / ``accumulate_grad``.
 
     Example:
 
@@ -33,7 +36,7 @@ class Parameter:
         dtype('float32')
     """
 
-    __slots__ = ("data", "_grad", "_zeroed", "trainable", "name", "lr_scale", "backend")
+    __slots__ = ("data", "_grad", "grad_is_zero", "trainable", "name", "lr_scale", "backend")
 
     def __init__(self, data, name: str = "", trainable: bool = True, lr_scale: float = 1.0, backend=None):
         self.backend = None if backend is None else _backend.get_backend(backend)
@@ -46,7 +49,7 @@ class Parameter:
             data = _backend.move(data, self.backend)
         self.data = data
         self._grad = self.be.zeros(data.shape, data.dtype)
-        self._zeroed = False
+        self.grad_is_zero = False
         self.trainable = bool(trainable)
         self.name = name
         self.lr_scale = float(lr_scale)
@@ -79,9 +82,9 @@ class Parameter:
             >>> p.grad = np.ones(3, np.float32); p.grad
             array([1., 1., 1.], dtype=float32)
         """
-        if self._zeroed:
+        if self.grad_is_zero:
             self.be.fill(self._grad, 0.0)
-            self._zeroed = False
+            self.grad_is_zero = False
         return self._grad
 
     @grad.setter
@@ -89,7 +92,7 @@ class Parameter:
         if tuple(value.shape) != tuple(self.data.shape):
             raise ValueError(f"grad of {self.name or 'parameter'} must have shape {self.data.shape}, got {value.shape}")
         self._grad = self.be.copy(_backend.move(value, self.be))
-        self._zeroed = False
+        self.grad_is_zero = False
 
     @property
     def shape(self):
@@ -139,7 +142,7 @@ class Parameter:
             >>> p.grad = np.ones(2, np.float32); p.zero_grad(); p.grad
             array([0., 0.], dtype=float32)
         """
-        self._zeroed = True
+        self.grad_is_zero = True
 
     def grad_for_overwrite(self):
         """The gradient buffer, when it is marked zero, for a caller that will overwrite all of
@@ -154,9 +157,9 @@ class Parameter:
             >>> p.grad_for_overwrite().shape, p.grad_for_overwrite()
             ((2,), None)
         """
-        if not self._zeroed:
+        if not self.grad_is_zero:
             return None
-        self._zeroed = False
+        self.grad_is_zero = False
         return self._grad
 
     def accumulate_grad(self, g):
@@ -172,9 +175,9 @@ class Parameter:
             >>> p.accumulate_grad(np.ones(2, np.float32)); p.accumulate_grad(np.ones(2, np.float32)); p.grad
             array([2., 2.], dtype=float32)
         """
-        if self._zeroed and g.dtype == self.data.dtype and tuple(g.shape) == tuple(self.data.shape):
+        if self.grad_is_zero and g.dtype == self.data.dtype and tuple(g.shape) == tuple(self.data.shape):
             self._grad = g
-            self._zeroed = False
+            self.grad_is_zero = False
         else:
             be = self.be
             be.add(self.grad, g, out=self._grad)
@@ -232,7 +235,7 @@ class Parameter:
             self.data = target.asarray(host)
         self.backend = target
         self._grad = self.be.zeros(self.data.shape, self.data.dtype)
-        self._zeroed = False
+        self.grad_is_zero = False
         return self
 
     def astype(self, dtype):
@@ -252,7 +255,7 @@ class Parameter:
             host = be.to_numpy(self.data).astype(dtype)
             self.data = np.ascontiguousarray(host) if self.backend is None else be.asarray(host)
             self._grad = self.be.zeros(self.data.shape, dtype)
-            self._zeroed = False
+            self.grad_is_zero = False
         return self
 
     def __repr__(self):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 from .. import backend as _backend
-from .layers import Layer, _grad_matmul, _init_weight, register_layer
+from .layers import Layer, grad_matmul, init_weight, register_layer
 from .parameter import Parameter
 
 
@@ -51,9 +51,9 @@ class RNN(Layer):
         self.nonlinearity = nonlinearity
         self.return_sequences = bool(return_sequences)
         H, F = self.hidden_size, self.input_size
-        self.weight_ih = Parameter(_init_weight(init, (H, F)), "weight_ih")
-        self.weight_hh = Parameter(_init_weight(recurrent_init, (H, H)), "weight_hh")
-        self.bias = Parameter(_init_weight("zeros", (H,)), "bias") if bias else None
+        self.weight_ih = Parameter(init_weight(init, (H, F)), "weight_ih")
+        self.weight_hh = Parameter(init_weight(recurrent_init, (H, H)), "weight_hh")
+        self.bias = Parameter(init_weight("zeros", (H,)), "bias") if bias else None
 
     @property
     def weight(self):
@@ -145,7 +145,7 @@ class RNN(Layer):
             if self.weight_hh.trainable:
                 self.weight_hh.accumulate_grad(be.copy(dW[:, F:]))
         if self.bias is not None and self.bias.trainable:
-            _grad_matmul(be, self.bias, self._ones(T * N, dt, be), dZ2, shape=(1, H))
+            grad_matmul(be, self.bias, self._ones(T * N, dt, be), dZ2, shape=(1, H))
         if not need_input_grad:
             return None
         dX = be.matmul(dZ2, self.weight_ih.data)  # (T*N, F)
@@ -207,10 +207,10 @@ class _GatedRNN(Layer):
         self.return_sequences = bool(return_sequences)
         H, F, GH = self.hidden_size, self.input_size, self._gates * self.hidden_size
         init = _torch_uniform(H)
-        self.weight_ih = Parameter(_init_weight(init, (GH, F)), "weight_ih")
-        self.weight_hh = Parameter(_init_weight(init, (GH, H)), "weight_hh")
-        self.bias_ih = Parameter(_init_weight(init, (GH,)), "bias_ih") if bias else None
-        self.bias_hh = Parameter(_init_weight(init, (GH,)), "bias_hh") if bias else None
+        self.weight_ih = Parameter(init_weight(init, (GH, F)), "weight_ih")
+        self.weight_hh = Parameter(init_weight(init, (GH, H)), "weight_hh")
+        self.bias_ih = Parameter(init_weight(init, (GH,)), "bias_ih") if bias else None
+        self.bias_hh = Parameter(init_weight(init, (GH,)), "bias_hh") if bias else None
         self._cache = None
 
     def _kernels(self, be):
@@ -266,15 +266,15 @@ class _GatedRNN(Layer):
         H, GH = self.hidden_size, self._gates * self.hidden_size
         dGx2, dGh2 = dGx.reshape(T * N, GH), dGh.reshape(T * N, GH)
         if self.weight_ih.trainable:  # (GH, F) = dGx^T X
-            _grad_matmul(be, self.weight_ih, dGx2, Xt.reshape(T * N, F), trans_a=True)
+            grad_matmul(be, self.weight_ih, dGx2, Xt.reshape(T * N, F), trans_a=True)
         if self.weight_hh.trainable:  # (GH, H) = dGh^T [h_0 .. h_{T-1}]
-            _grad_matmul(be, self.weight_hh, dGh2, Hs[:T].reshape(T * N, H), trans_a=True)
+            grad_matmul(be, self.weight_hh, dGh2, Hs[:T].reshape(T * N, H), trans_a=True)
         if self.bias_ih is not None:
             ones = self._ones(T * N, dGx.dtype, be)
             if self.bias_ih.trainable:
-                _grad_matmul(be, self.bias_ih, ones, dGx2, shape=(1, GH))
+                grad_matmul(be, self.bias_ih, ones, dGx2, shape=(1, GH))
             if self.bias_hh.trainable:
-                _grad_matmul(be, self.bias_hh, ones, dGh2, shape=(1, GH))
+                grad_matmul(be, self.bias_hh, ones, dGh2, shape=(1, GH))
         if not need_input_grad:
             return None
         dX = be.matmul(dGx2, self.weight_ih.data)  # (T N, F)

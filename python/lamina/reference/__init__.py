@@ -18,4 +18,4 @@ from .upsample import upsample_nearest2d, upsample_nearest2d_backward  # noqa: F
 from .norm import batch_norm, batch_norm_backward  # noqa: F401
 from .rnn_cell import gru_cell, gru_cell_backward, lstm_cell, lstm_cell_backward  # noqa: F401
 from .array import add, all_finite, argmax, copy, dot, fill, gather_rows, scale, transpose  # noqa: F401
-from ._geometry import conv_output_shape  # noqa: F401
+from ._geometry import conv_output_shape, pair  # noqa: F401

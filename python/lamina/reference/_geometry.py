@@ -30,8 +30,16 @@ def _count(v, name, low=1):
     return v
 
 
-def _pair(v, name):
-    """An int (or NumPy integer) or a tuple / list of two -> (h, w), Python ints."""
+def pair(v, name):
+    """An int (or NumPy integer) or a tuple / list of two -> (h, w), Python ints; TypeError or
+    ValueError naming the argument ``name`` otherwise (see the module).
+
+    Example:
+
+        >>> from lamina import reference
+        >>> reference.pair(3, "kernel_size"), reference.pair([1, 2], "stride")
+        ((3, 3), (1, 2))
+    """
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints, got a sequence of length "
@@ -39,6 +47,9 @@ def _pair(v, name):
         return _int(v[0], name), _int(v[1], name)
     v = _int(v, name)
     return v, v
+
+
+_pair = pair  # (the name the reference modules use)
 
 
 def conv_output_shape(input_hw, kernel_size, stride=1, padding=0, dilation=1):
