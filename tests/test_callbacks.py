@@ -182,6 +182,15 @@ def test_early_stopping_restore_when_nothing_improved_keeps_the_first_epoch():
     assert all(np.array_equal(p.numpy(), s) for p, s in zip(model.parameters(), snaps.params[0]))
 
 
+def test_a_nan_is_never_the_best(tmp_path):
+    nan = float("nan")
+    stop = callbacks.EarlyStopping(patience=1)
+    ckpt = callbacks.ModelCheckpoint(str(tmp_path / "{epoch}.safetensors"), save_best_only=True)
+    _, history = run([Script("val_loss", [nan, 2.0, 1.0, nan, 3.0, 0.5]), stop, ckpt], epochs=6)
+    assert epochs_run(history) == 4 and stop.best == 1.0 and stop.stopped_epoch == 3
+    assert sorted(os.listdir(tmp_path)) == ["2.safetensors", "3.safetensors"]
+
+
 def test_early_stopping_is_reusable_and_warns_without_its_key():
     stop = callbacks.EarlyStopping(patience=0)
     run([Script("val_loss", [1.0, 2.0]), stop], epochs=2)

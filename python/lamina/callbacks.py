@@ -194,6 +194,8 @@ class EarlyStopping(Callback):
         self.best_epoch = 0
 
     def _is_improvement(self, value, reference):
+        if math.isnan(value):  # a NaN is never the best (it would compare false with all after it)
+            return False
         if reference is None:
             return True
         delta = -self.min_delta if self.monitor_op is np.less else self.min_delta
@@ -369,7 +371,7 @@ class ModelCheckpoint(Callback):
         path = self._filepath(epoch, batch, logs)
         if self.save_best_only:
             current = _value(logs, self.monitor, "ModelCheckpoint")
-            if current is None:
+            if current is None or math.isnan(current):  # (a NaN is never the best)
                 return
             if self.best is not None and not self.monitor_op(current, self.best):
                 if self.verbose > 0:
