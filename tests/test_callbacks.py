@@ -373,7 +373,8 @@ def test_csv_logger_without_append_starts_afresh(tmp_path):
     path.write_text("old,file\n1,2\n", encoding="utf-8")
     run([callbacks.CSVLogger(path)], epochs=2)
     rows = read_csv(path)
-    assert rows[0][0] == "epoch" and len(rows) == 3 and "val_loss" in rows[0] and rows[1][rows[0].index("val_loss")] == "NA"
+    assert rows[0][0] == "epoch" and len(rows) == 3 and "val_loss" in rows[0]
+    assert rows[1][rows[0].index("val_loss")] == "NA"
 
 
 def test_csv_logger_append_to_a_missing_or_empty_file_writes_the_header(tmp_path):

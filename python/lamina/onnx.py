@@ -458,7 +458,8 @@ def to_model_proto(model, input_shape, opset=None):
     from .nn import Layer, Sequential
 
     if not isinstance(model, Layer):
-        raise TypeError(f"lamina.onnx.export: model must be a lamina.nn layer or Sequential, got {type(model).__name__}")
+        raise TypeError(f"lamina.onnx.export: model must be a lamina.nn layer or Sequential, got "
+                        f"{type(model).__name__}")
     shape = _check_input_shape(input_shape)
     newest = onnx.defs.onnx_opset_version()
     opset = DEFAULT_OPSET if opset is None else opset
