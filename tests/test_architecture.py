@@ -182,14 +182,18 @@ def _forbidden(modules):
     return bad
 
 
+_BLOCKS = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try, ast.Match)
+
+
 def _nesting(node, depth=0):
-    """The deepest if/for/while/with/try nesting inside a function body (nested defs apart)."""
-    blocks = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try, ast.Match)
+    """The deepest if/for/while/with/try nesting inside a function body (nested defs apart;
+    an ``elif`` is at its ``if``'s depth, as it reads)."""
     deepest = depth
     for child in ast.iter_child_nodes(node):
         if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             continue
-        d = depth + 1 if isinstance(child, blocks) else depth
+        elif_ = isinstance(node, ast.If) and node.orelse == [child] and isinstance(child, ast.If)
+        d = depth + 1 if isinstance(child, _BLOCKS) and not elif_ else depth
         deepest = max(deepest, _nesting(child, d))
     return deepest
 
@@ -273,7 +277,11 @@ def test_checker_finds_a_private_import_but_allows_the_own_helper(tmp_path):
 
 def test_checker_finds_a_forbidden_import_and_a_long_function(tmp_path):
     body = "".join(f"    x{i} = {i}\n" for i in range(MAX_LINES))
-    deep = "def g(x):\n" + "".join("    " * (i + 1) + "if x:\n" for i in range(5)) + "    " * 6 + "pass\n"
+    deep = ("def g(x):\n" + "".join("    " * (i + 1) + "if x:\n" for i in range(5)) + "    " * 6 + "pass\n"
+            + "    elif x:\n        pass\n")
+    # an elif chain is no deeper than its if: h is nested 4 deep, not 5
+    deep += "def h(x):\n    if x:\n        pass\n    elif x:\n" + "".join("    " * (i + 2) + "if x:\n" for i in range(3)) \
+        + "    " * 5 + "pass\n"
     mods = _tree(tmp_path, {"__init__.py": "", "nn/__init__.py": "", "distributed.py": "",
                             "nn/seq.py": "def f():\n" + body + "    from .. import distributed\n" + deep})
     assert _forbidden(mods) == ["lamina.nn.seq imports lamina.distributed (line 62): the layers and the "

@@ -944,7 +944,17 @@ class SaddleFreeNewton(Optimizer):
                                          "step started")
             return hv
 
-        alphas, betas, V = linalg.lanczos(hvp, w.size, int(g0["krylov_dim"]), seed=self.steps, v0=g, return_basis=True)
+        lam, d = self._direction(g0, hvp, w.size, g, scale)
+        slope = float(g @ d)
+        info.update(ritz_values=lam, slope=slope, step_norm=float(np.linalg.norm(d)))
+        self._move(g0, evaluate, params, w, d, f0, slope, info)
+        info["closure_calls"] = self.closure_calls - calls_before
+        return f0
+
+    def _direction(self, g0, hvp, n, g, scale):
+        """(Ritz values, the step direction d = -|H|^-1 g in the Krylov subspace of g, times
+        the parameters' lr_scale): Lanczos on ``hvp``, then T's eigenvectors."""
+        alphas, betas, V = linalg.lanczos(hvp, n, int(g0["krylov_dim"]), seed=self.steps, v0=g, return_basis=True)
         lam, U = np.linalg.eigh(linalg.tridiagonal(alphas, betas))
         curv = np.abs(lam) if g0["curvature"] == "absolute" else lam.copy()
         curv += float(g0["damping"])
@@ -954,26 +964,24 @@ class SaddleFreeNewton(Optimizer):
             keep = np.ones(len(curv), bool)
         coef = np.zeros(len(curv))
         coef[keep] = -(U[:, keep].T @ (V @ g)) / curv[keep]
-        d = (V.T @ (U @ coef)) * scale
-        slope = float(g @ d)
-        info.update(ritz_values=lam, slope=slope, step_norm=float(np.linalg.norm(d)))
+        return lam, (V.T @ (U @ coef)) * scale
 
+    def _move(self, g0, evaluate, params, w, d, f0, slope, info):
+        """The parameters to w + t d: t = lr, or with the line search the first of lr, lr/2, ...
+        that decreases the loss enough (Armijo); none: they stay at w."""
         t = float(g0["lr"])
         if not g0["line_search"]:
             linalg.vector_to_parameters(w + t * d, params)
             info.update(step_length=t, accepted=True, new_loss=None)
-        else:
-            for trial in range(int(g0["max_backtracks"]) + 1):
-                f, _ = evaluate(w + t * d, gradient=False)
-                info["trials"] = trial + 1
-                if math.isfinite(f) and f <= f0 + _ARMIJO_C1 * t * slope:
-                    info.update(step_length=t, accepted=True, new_loss=f)
-                    break
-                t *= 0.5
-            else:
-                linalg.vector_to_parameters(w, params)  # no acceptable step length: stay
-        info["closure_calls"] = self.closure_calls - calls_before
-        return f0
+            return
+        for trial in range(int(g0["max_backtracks"]) + 1):
+            f, _ = evaluate(w + t * d, gradient=False)
+            info["trials"] = trial + 1
+            if math.isfinite(f) and f <= f0 + _ARMIJO_C1 * t * slope:
+                info.update(step_length=t, accepted=True, new_loss=f)
+                return
+            t *= 0.5
+        linalg.vector_to_parameters(w, params)  # no acceptable step length: stay
 
     # -- fit's non-finite-loss recovery ------------------------------------------------------------
     def undo(self):
