@@ -80,6 +80,30 @@ class _SaveCheckpoint:
                 extra=self.extra)
 
 
+def _model_to_train(args, ckpt, run):
+    """(model, optimizer, scheduler, initial epoch, model name): the checkpoint's, or new ones."""
+    from . import models, optim
+
+    if ckpt is not None:
+        return ckpt.model, ckpt.optimizer, ckpt.scheduler, ckpt.epoch or 0, run.get("model", "model")
+    model = models.MODELS[args.model]()
+    opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    scheduler = optim.CosineLR(opt, T_max=args.epochs) if args.schedule == "cosine" and args.epochs > 0 else None
+    return model, opt, scheduler, 0, args.model
+
+
+def _train_callbacks(args, opt, scheduler, extra):
+    """(fit's callbacks, the validation split): the schedule, --checkpoint, --checkpoint-best and
+    --early-stopping (which hold out 10% of the training images unless --validation-split says)."""
+    callbacks = [scheduler] if scheduler is not None else []
+    if args.checkpoint:
+        callbacks.append(_SaveCheckpoint(args.checkpoint, opt, scheduler, extra))
+    split = args.validation_split
+    if split is None:
+        split = 0.1 if args.early_stopping is not None or args.checkpoint_best else 0.0
+    return callbacks + _monitoring_callbacks(args, scheduler, extra), split
+
+
 def _monitoring_callbacks(args, scheduler, extra):
     """EarlyStopping and the best-only checkpoint of --early-stopping / --checkpoint-best, both on
     the validation loss."""
@@ -109,7 +133,7 @@ def _threads_per_rank():
 def cmd_train(args):
     import lamina
 
-    from . import io, models, optim
+    from . import io
 
     rank, world = 0, 1
     if args.distributed:
@@ -134,21 +158,8 @@ def cmd_train(args):
     if args.limit:
         Xtr, ytr = Xtr[: args.limit], ytr[: args.limit]
         Xte, yte = Xte[: args.limit], yte[: args.limit]
-    if ckpt is not None:
-        model, opt, initial_epoch, name = ckpt.model, ckpt.optimizer, ckpt.epoch or 0, run.get("model", "model")
-        scheduler = ckpt.scheduler
-    else:
-        model, initial_epoch, name = models.MODELS[args.model](), 0, args.model
-        opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-        scheduler = optim.CosineLR(opt, T_max=args.epochs) if args.schedule == "cosine" and args.epochs > 0 else None
-    callbacks = [scheduler] if scheduler is not None else []
-    extra = {"model": name, "seed": seed, "batch_size": batch_size}
-    if args.checkpoint:
-        callbacks.append(_SaveCheckpoint(args.checkpoint, opt, scheduler, extra))
-    split = args.validation_split
-    if split is None:
-        split = 0.1 if args.early_stopping is not None or args.checkpoint_best else 0.0
-    callbacks += _monitoring_callbacks(args, scheduler, extra)
+    model, opt, scheduler, initial_epoch, name = _model_to_train(args, ckpt, run)
+    callbacks, split = _train_callbacks(args, opt, scheduler, {"model": name, "seed": seed, "batch_size": batch_size})
     verbose = 0 if args.quiet or rank != 0 else 1
     if verbose:
         ranks = f" on {world} ranks" if args.distributed else ""
