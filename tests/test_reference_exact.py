@@ -1,0 +1,98 @@
+"""lamina.reference is the oracle every backend is compared with, so its own contract is pinned
+here directly: the errors it raises (naming the argument), the ``out=`` argument of every kernel
+that has one (written in place and returned), and the float64 accumulation of the losses."""
+import math
+
+import numpy as np
+import pytest
+
+from lamina import reference as ref
+
+
+# -- losses: bad inputs, named ------------------------------------------------------------------
+def test_mse_rejects_mismatched_shapes_naming_target_and_pred():
+    with pytest.raises(ValueError, match=r"\btarget\b.*\(4, 3\).*\bpred\b.*\(3, 4\)"):
+        ref.mse(np.zeros((3, 4), np.float32), np.zeros((4, 3), np.float32))
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (0, 3)], ids=str)
+def test_mse_needs_at_least_one_example(shape):
+    z = np.zeros(shape, np.float32)
+    with pytest.raises(ValueError, match=r"\bpred\b must have at least one example"):
+        ref.mse(z, z)
+
+
+def test_bce_rejects_mismatched_shapes_naming_target_and_prob():
+    with pytest.raises(ValueError, match=r"\btarget\b.*\(12,\).*\bprob\b.*\(3, 4\)"):
+        ref.binary_cross_entropy(np.zeros((3, 4), np.float32), np.zeros(12, np.float32))
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-7, 0.5, 0.7, 1.0])
+def test_bce_eps_outside_the_open_interval_0_half_is_rejected(eps):
+    z = np.full(3, 0.5, np.float32)
+    with pytest.raises(ValueError, match=r"\beps\b must be in \(0, 0\.5\)"):
+        ref.binary_cross_entropy(z, z, eps=eps)
+
+
+def test_bce_eps_just_inside_the_interval_clamps_there():
+    p = np.array([0.0, 1.0], np.float64)
+    t = np.array([1.0, 0.0], np.float64)
+    eps = 0.4999
+    loss, grad = ref.binary_cross_entropy(p, t, eps=eps)
+    assert loss == pytest.approx(-math.log(eps), rel=1e-12)  # both clamp to a distance eps from 1 - t
+    np.testing.assert_allclose(grad, [-1 / eps / 2, 1 / eps / 2], rtol=1e-12)
+
+
+# -- losses: float32 terms, float64 sums ---------------------------------------------------------
+def test_bce_of_float32_accumulates_the_mean_in_float64(rng):
+    # 2**18 float32 terms: a float32 sum is off by ~1e-7 relative; the float64 one by ~1e-16.
+    p = rng.uniform(0.01, 0.99, 1 << 18).astype(np.float32)
+    t = rng.uniform(0, 1, p.size).astype(np.float32)
+    terms = t * np.log(p) + (1 - t) * np.log1p(-p)  # float32, as the reference computes them
+    want = -math.fsum(terms.astype(np.float64)) / p.size
+    loss, grad = ref.binary_cross_entropy(p, t)
+    assert type(loss) is float and grad.dtype == np.float32
+    assert loss == pytest.approx(want, rel=1e-12)
+
+
+def test_mse_of_float32_accumulates_in_float64(rng):
+    a = rng.standard_normal((512, 512)).astype(np.float32)
+    y = rng.standard_normal((512, 512)).astype(np.float32)
+    d = (a - y).astype(np.float64)  # the float32 difference, exactly
+    loss, grad = ref.mse(a, y)
+    assert loss == pytest.approx(math.fsum((d * d).ravel()) / (2 * 512), rel=1e-12)
+    assert grad.dtype == np.float32
+    np.testing.assert_array_equal(grad, (a - y) / np.float32(512))
+
+
+# -- every out= is written in place and returned ---------------------------------------------
+def _unary(name):
+    return lambda x, g, out: getattr(ref, name)(x, out=out)
+
+
+def _backward(name, from_output):
+    fwd = getattr(ref, name[:-len("_backward")])
+    return lambda x, g, out: getattr(ref, name)(g, fwd(x) if from_output else x, out=out)
+
+
+OUT_KERNELS = {
+    "relu": _unary("relu"),
+    "sigmoid": _unary("sigmoid"),
+    "tanh": _unary("tanh"),
+    "leaky_relu": lambda x, g, out: ref.leaky_relu(x, 0.1, out=out),
+    "relu_backward": _backward("relu_backward", False),
+    "sigmoid_backward": _backward("sigmoid_backward", True),
+    "tanh_backward": _backward("tanh_backward", True),
+    "leaky_relu_backward": lambda x, g, out: ref.leaky_relu_backward(g, x, 0.1, out=out),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUT_KERNELS))
+def test_activation_out_is_written_and_returned(name, rng):
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    g = rng.standard_normal((3, 5)).astype(np.float32)
+    want = OUT_KERNELS[name](x, g, None)
+    out = np.full((3, 5), np.nan, np.float32)
+    got = OUT_KERNELS[name](x, g, out)
+    assert got is out
+    np.testing.assert_array_equal(out, want)
