@@ -18,11 +18,16 @@ EXPECTED_PLOTS = {
     "saddle": ["saddle_hessian_hist.png", "saddle_index.png"],
     "sgd": ["sgd_loss_vs_evaluations.png"],
     "saddle_free": ["saddle_free_loss.png", "saddle_free_index.png", "saddle_free_spectra.png"],
+    "depth": ["depth.png"],
+    "backprop": ["backprop.png"],
+    "cost": ["cost.png"],
+    "capacity": ["capacity.png"],
 }
 
 
 def test_names():
-    assert set(NAMES) == {"vanishing", "init", "pretrain", "transfer", "distill", "saddle", "sgd", "saddle_free"}
+    assert set(NAMES) == {"vanishing", "init", "pretrain", "transfer", "distill", "saddle", "sgd", "saddle_free",
+                          "depth", "backprop", "cost", "capacity"}
     assert set(EXPECTED_PLOTS) == set(NAMES)
 
 

@@ -18,6 +18,15 @@ tests; the full runs take at most a few minutes on 2 cores.
 - sgd:       full-batch gradient descent vs minibatch SGD: loss against gradient evaluations.
 - saddle_free: from near the saddle at zero: GD, momentum SGD, Newton and saddle-free Newton,
              loss against gradient evaluations and the saddle index along each trajectory.
+- depth:     MLPs of depth 2-20 and CNNs of growing depth from six starts (the talk's N(0,1),
+             xavier, he, lsuv, random_walk, BatchNorm), sigmoid and ReLU: did it train, and the
+             first/last layer gradient-norm ratio.
+- backprop:  the gradient by backpropagation vs central finite differences for MLPs and CNNs of
+             growing size: cost in forward passes and agreement.
+- cost:      a sigmoid-output net from a saturated start trained with the quadratic cost and with
+             cross-entropy: loss, accuracy and the output layer's gradient norm against epochs.
+- capacity:  one-hidden-layer nets of growing width on 500 images: training error -> 0, test error
+             does not; dropout and weight decay beside.
 """
 from __future__ import annotations
 
@@ -27,7 +36,8 @@ import sys
 
 from ._common import Result  # noqa: F401
 
-NAMES = ("vanishing", "init", "pretrain", "transfer", "distill", "saddle", "sgd", "saddle_free")
+NAMES = ("vanishing", "init", "pretrain", "transfer", "distill", "saddle", "sgd", "saddle_free", "depth", "backprop",
+         "cost", "capacity")
 _SUMMARY = {
     "vanishing": "per-layer gradient norms: deep sigmoid N(0,1) vs ReLU + He",
     "init": "16-layer MLP from six initialisations: did it train?",
@@ -37,6 +47,10 @@ _SUMMARY = {
     "saddle": "Hessian spectrum (fraction of negative eigenvalues) at init and in training",
     "sgd": "full-batch GD vs minibatch SGD: loss against gradient evaluations",
     "saddle_free": "from near the saddle at zero: GD, momentum SGD, Newton, saddle-free Newton",
+    "depth": "MLPs/CNNs of growing depth from six starts and with BatchNorm: did it train?",
+    "backprop": "backpropagation vs finite differences: cost in forward passes, agreement",
+    "cost": "sigmoid output from saturation: quadratic cost vs cross-entropy",
+    "capacity": "growing width on 500 images: training error -> 0, test error does not",
 }
 
 
