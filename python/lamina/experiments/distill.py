@@ -34,14 +34,10 @@ def _mlp(sizes):
     return dense_stack(sizes, ReLU, flatten=False)
 
 
-def run(fast=False, out=None, seed=0, verbose=True, settings=None):
-    import lamina
-
-    from .. import optim
-    from ..distill import distill, fitnets
-    from ..transfer import count_parameters
-
-    t0 = begin("distill", fast, seed)
+def _setup(fast, settings):
+    """The settings (``settings`` override the defaults), the (training, test) sets and the hint:
+    the teacher's first hidden layer (after its ReLU) and the guided layer, the ReLU after the
+    student's middle hidden layer."""
     Xtr, ytr, Xte, yte = mnist()
     cfg = dict(teacher=[784, 128, 128, 10] if fast else [784, 512, 512, 10],
                student=[784] + [8] * 4 + [10] if fast else [784] + [16] * 8 + [10],
@@ -49,52 +45,78 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
                teacher_epochs=2 if fast else 4, epochs=2 if fast else 15, hint_epochs=1 if fast else 5,
                batch_size=64, lr=0.01, teacher_lr=0.05, hint_lr=0.01, momentum=0.9, temperature=4.0, alpha=0.9)
     cfg.update(check_settings(cfg, settings))
-    X, y = flat(Xtr[: cfg["n_train"]]), ytr[: cfg["n_train"]]
-    Xt, yt = flat(Xte[: cfg["n_test"]]), yte[: cfg["n_test"]]
-    # the hint: the teacher's first hidden layer (after its ReLU); the guided layer: the ReLU
-    # after the student's middle hidden layer
+    sets = ((flat(Xtr[: cfg["n_train"]]), ytr[: cfg["n_train"]]), (flat(Xte[: cfg["n_test"]]), yte[: cfg["n_test"]]))
     n_hidden = len(cfg["student"]) - 2
-    hint = (1, 2 * (n_hidden // 2) - 1)
+    return cfg, sets, (1, 2 * (n_hidden // 2) - 1)
 
+
+def _teacher(cfg, sets, seed):
+    """The trained teacher: (model, seconds, test accuracy, its logits on the training set)."""
+    import lamina
+
+    from .. import optim
+
+    (X, y), (Xt, yt) = sets
     lamina.seed(seed)
     teacher = _mlp(cfg["teacher"])
     with Timer() as tt:
         teacher.fit(X, y, epochs=cfg["teacher_epochs"], batch_size=cfg["batch_size"],
                     optimizer=optim.SGD(teacher.parameters(), lr=cfg["teacher_lr"], momentum=cfg["momentum"]), seed=seed,
                     verbose=0)
-    teacher_acc = teacher.evaluate(Xt, yt)[1]
-    teacher_logits = teacher.predict(X)
+    return teacher, tt.seconds, teacher.evaluate(Xt, yt)[1], teacher.predict(X)
 
+
+def _student(m, cfg, teacher, teacher_logits, student, X, y, hint, seed, hint_mse):
+    """Trains ``student`` by method ``m``; returns its history (FitNets' hint MSE into ``hint_mse``)."""
+    from .. import optim
+    from ..distill import distill, fitnets
+
+    if m == "student alone":
+        return student.fit(X, y, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                           optimizer=optim.SGD(student.parameters(), lr=cfg["lr"], momentum=cfg["momentum"]),
+                           seed=seed, verbose=0)
+    if m == "distillation (KD)":
+        return distill(teacher, student, X, y, temperature=cfg["temperature"], alpha=cfg["alpha"],
+                       epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                       momentum=cfg["momentum"], teacher_logits=teacher_logits, seed=seed)
+    r = fitnets(teacher, student, X, y, hint=hint, hint_epochs=cfg["hint_epochs"], hint_lr=cfg["hint_lr"],
+                epochs=cfg["epochs"], lr=cfg["lr"], temperature=cfg["temperature"], alpha=cfg["alpha"],
+                batch_size=cfg["batch_size"], momentum=cfg["momentum"], seed=seed)
+    hint_mse.append(r.hint_mse)
+    return r.kd_history
+
+
+def _measure(cfg, sets, teacher, teacher_logits, hint, seed):
+    """The student trained each way on every seed: (per-method results, hint MSEs)."""
+    import lamina
+
+    from .. import distill  # noqa: F401  (imported before the timers start)
+
+    (X, y), (Xt, yt) = sets
     per = {m: {"acc": [], "s": [], "hist": None} for m in METHODS}
     hint_mse = []
     for s in range(cfg["seeds"]):
-        for k, m in enumerate(METHODS):
+        for m in METHODS:
             lamina.seed(1000 * (seed + s) + 7)  # the same student initialisation for all three
             student = _mlp(cfg["student"])
             with Timer() as t:
-                if m == "student alone":
-                    h = student.fit(X, y, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                                    optimizer=optim.SGD(student.parameters(), lr=cfg["lr"], momentum=cfg["momentum"]),
-                                    seed=seed + s, verbose=0)
-                elif m == "distillation (KD)":
-                    h = distill(teacher, student, X, y, temperature=cfg["temperature"], alpha=cfg["alpha"],
-                                epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                                momentum=cfg["momentum"], teacher_logits=teacher_logits, seed=seed + s)
-                else:
-                    r = fitnets(teacher, student, X, y, hint=hint, hint_epochs=cfg["hint_epochs"],
-                                hint_lr=cfg["hint_lr"], epochs=cfg["epochs"], lr=cfg["lr"],
-                                temperature=cfg["temperature"], alpha=cfg["alpha"], batch_size=cfg["batch_size"],
-                                momentum=cfg["momentum"], seed=seed + s)
-                    h = r.kd_history
-                    hint_mse.append(r.hint_mse)
+                h = _student(m, cfg, teacher, teacher_logits, student, X, y, hint, seed + s, hint_mse)
             per[m]["acc"].append(student.evaluate(Xt, yt)[1])
             per[m]["s"].append(t.seconds)
             if s == 0:
                 per[m]["hist"] = h
+    return per, hint_mse
+
+
+def _report(cfg, fast, seed, hint, teacher_run, per, hint_mse):
+    """The Result and its plots; ``teacher_run``: _teacher's (model, seconds, accuracy, logits)."""
+    from ..transfer import count_parameters
+
+    teacher, t_seconds, teacher_acc, _ = teacher_run
     t_params = count_parameters(teacher)[1]
     s_params = count_parameters(_mlp(cfg["student"]))[1]
     rows = [{"model": "teacher " + "-".join(map(str, cfg["teacher"])), "params": t_params, "acc_mean": teacher_acc,
-             "acc_std": None, "epochs": cfg["teacher_epochs"], "seconds": tt.seconds}]
+             "acc_std": None, "epochs": cfg["teacher_epochs"], "seconds": t_seconds}]
     for m in METHODS:
         rows.append({"model": "student: " + m, "params": s_params, "acc_mean": float(np.mean(per[m]["acc"])),
                      "acc_std": float(np.std(per[m]["acc"])),
@@ -104,6 +126,7 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
                Column("acc_std", "std", "%"), Column("epochs", "epochs"), Column("seconds", "train s", "{:.1f}")]
     alone = rows[1]["acc_mean"]
     hm = np.array(hint_mse)
+    n_hidden = len(cfg["student"]) - 2
     notes = [f"student {'-'.join(map(str, cfg['student']))} ReLU; hint = teacher layer {hint[0]} (first hidden ReLU, "
              f"{cfg['teacher'][1]} units), guided = student layer {hint[1]} (hidden layer {n_hidden // 2}); "
              f"T = {cfg['temperature']}, alpha = {cfg['alpha']}; SGD lr {cfg['lr']} momentum {cfg['momentum']} "
@@ -122,7 +145,16 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
         plot.training_curves({m: per[m]["hist"] for m in METHODS}, path, metrics=("accuracy",),
                              title="student training accuracy (seed 0)")
 
-    return finish(result, out, [("distill_training.png", plot_curves)], verbose, t0)
+    return result, [("distill_training.png", plot_curves)]
+
+
+def run(fast=False, out=None, seed=0, verbose=True, settings=None):
+    t0 = begin("distill", fast, seed)
+    cfg, sets, hint = _setup(fast, settings)
+    teacher_run = _teacher(cfg, sets, seed)
+    per, hint_mse = _measure(cfg, sets, teacher_run[0], teacher_run[3], hint, seed)
+    result, plots = _report(cfg, fast, seed, hint, teacher_run, per, hint_mse)
+    return finish(result, out, plots, verbose, t0)
 
 
 make_callable(__name__)

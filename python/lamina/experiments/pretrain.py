@@ -34,22 +34,63 @@ def _hidden(sizes):
     return layers
 
 
-def run(fast=False, out=None, seed=0, verbose=True, settings=None):
-    import lamina
-
-    from .. import optim
-    from ..nn import Dense, Sequential
-    from ..pretrain import greedy_autoencoder, greedy_supervised
-
-    t0 = begin("pretrain", fast, seed)
+def _setup(fast, settings):
+    """The settings (``settings`` override the defaults) and the unlabelled and test sets."""
     Xtr, ytr, Xte, yte = mnist()
     cfg = dict(sizes=[784, 64, 32, 16] if fast else [784, 256, 128, 64, 32], labels_per_class=10 if fast else 50,
                n_unlabelled=500 if fast else len(Xtr), n_test=300 if fast else len(Xte),
                seeds=1 if fast else 3, ae_epochs=1 if fast else 3, ae_noise=0.2, ae_lr=1e-3,
                sup_pre_epochs=2 if fast else 10, epochs=5 if fast else 40, batch_size=32, lr=0.1, momentum=0.9)
     cfg.update(check_settings(cfg, settings))
-    Xu = flat(Xtr[: cfg["n_unlabelled"]])
-    Xt, yt = flat(Xte[: cfg["n_test"]]), yte[: cfg["n_test"]]
+    data = {"train": (Xtr, ytr), "unlabelled": flat(Xtr[: cfg["n_unlabelled"]]),
+            "test": (flat(Xte[: cfg["n_test"]]), yte[: cfg["n_test"]])}
+    return cfg, data
+
+
+def _pretrained(method, hidden, cfg, Xu, Xl, yl, seed):
+    """(the pretraining's history or None, the output layers) for ``method``."""
+    from ..nn import Dense
+    from ..pretrain import greedy_autoencoder, greedy_supervised
+
+    if method == "greedy autoencoder":
+        pre_hist = greedy_autoencoder(hidden, Xu, epochs=cfg["ae_epochs"], lr=cfg["ae_lr"],
+                                      batch_size=cfg["batch_size"], noise=cfg["ae_noise"], seed=seed).history
+        return pre_hist, [Dense(cfg["sizes"][-1], 10, init="xavier")]
+    if method == "greedy supervised":
+        res = greedy_supervised(hidden, Xl, yl, 10, epochs=cfg["sup_pre_epochs"], lr=cfg["lr"],
+                                batch_size=cfg["batch_size"], momentum=cfg["momentum"], seed=seed)
+        return res.history, res.head
+    return None, [Dense(cfg["sizes"][-1], 10, init="xavier")]
+
+
+def _one_run(method, cfg, data, Xl, yl, seed, p):
+    """Pretraining (timed), then supervised training (timed) into ``p``; returns the first
+    hidden layer (for its features)."""
+    from .. import optim
+    from .. import pretrain  # noqa: F401  (imported before the timer starts)
+    from ..nn import Sequential
+
+    hidden = _hidden(cfg["sizes"])
+    with Timer() as tp:
+        pre_hist, head = _pretrained(method, hidden, cfg, data["unlabelled"], Xl, yl, seed)
+    model = Sequential(*hidden, *head)
+    opt = optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"])
+    with Timer() as tt:
+        hist = model.fit(Xl, yl, epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=opt, seed=seed,
+                         verbose=0)
+    p["acc"].append(model.evaluate(*data["test"])[1])
+    p["loss"].append(hist["loss"][-1])
+    p["pre_s"].append(tp.seconds)
+    p["train_s"].append(tt.seconds)
+    return hist, pre_hist, hidden[0]
+
+
+def _measure(cfg, data, seed):
+    """Every method on every seed's labelled subset: (per-method results, the autoencoders'
+    first-layer features)."""
+    import lamina
+
+    Xtr, ytr = data["train"]
     ae_features = None
     per = {m: {"acc": [], "loss": [], "pre_s": [], "train_s": [], "hist": None, "pre": None} for m in METHODS}
     for s in range(cfg["seeds"]):
@@ -57,34 +98,15 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
         Xl, yl = flat(Xtr[idx]), ytr[idx]
         for k, method in enumerate(METHODS):
             lamina.seed(1000 * (seed + s) + k)
-            hidden = _hidden(cfg["sizes"])
-            pre_hist = None
-            with Timer() as tp:
-                if method == "greedy autoencoder":
-                    pre_hist = greedy_autoencoder(hidden, Xu, epochs=cfg["ae_epochs"], lr=cfg["ae_lr"],
-                                                  batch_size=cfg["batch_size"], noise=cfg["ae_noise"],
-                                                  seed=seed + s).history
-                    head = [Dense(cfg["sizes"][-1], 10, init="xavier")]
-                    if s == 0:  # the first layer's features as the autoencoders left them
-                        ae_features = hidden[0].weight.numpy()[:64]
-                elif method == "greedy supervised":
-                    res = greedy_supervised(hidden, Xl, yl, 10, epochs=cfg["sup_pre_epochs"], lr=cfg["lr"],
-                                            batch_size=cfg["batch_size"], momentum=cfg["momentum"], seed=seed + s)
-                    pre_hist, head = res.history, res.head
-                else:
-                    head = [Dense(cfg["sizes"][-1], 10, init="xavier")]
-            model = Sequential(*hidden, *head)
-            opt = optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"])
-            with Timer() as tt:
-                hist = model.fit(Xl, yl, epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=opt,
-                                 seed=seed + s, verbose=0)
-            p = per[method]
-            p["acc"].append(model.evaluate(Xt, yt)[1])
-            p["loss"].append(hist["loss"][-1])
-            p["pre_s"].append(tp.seconds)
-            p["train_s"].append(tt.seconds)
+            hist, pre_hist, first = _one_run(method, cfg, data, Xl, yl, seed + s, per[method])
+            if s == 0 and method == "greedy autoencoder":  # the first layer's features as the autoencoders left them
+                ae_features = first.weight.numpy()[:64]
             if s == 0:
-                p["hist"], p["pre"] = hist, pre_hist
+                per[method]["hist"], per[method]["pre"] = hist, pre_hist
+    return per, ae_features
+
+
+def _rows(per):
     rows = []
     for m in METHODS:
         p = per[m]
@@ -92,6 +114,12 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
                      "acc_min": float(np.min(p["acc"])), "acc_max": float(np.max(p["acc"])),
                      "train_loss": float(np.mean(p["loss"])), "pre_s": float(np.mean(p["pre_s"])),
                      "train_s": float(np.mean(p["train_s"]))})
+    return rows
+
+
+def _report(cfg, fast, seed, per, ae_features):
+    """The Result and its plots."""
+    rows = _rows(per)
     columns = [Column("method", "method"), Column("acc_mean", "test accuracy (mean)", "%"),
                Column("acc_std", "std", "%"), Column("acc_min", "min", "%"), Column("acc_max", "max", "%"),
                Column("train_loss", "final train loss"), Column("pre_s", "pretraining s", "{:.1f}"),
@@ -114,7 +142,10 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
                 "history": per[m]["hist"], "pretraining": per[m]["pre"]} for m in METHODS}
     result = Result("pretrain", f"pretrain: {sizes} sigmoid MLP with {10 * cfg['labels_per_class']} labels",
                     columns, rows, notes, data, {"fast": fast, "seed": seed, **cfg})
+    return result, _plots(per, ae_features)
 
+
+def _plots(per, ae_features):
     def plot_curves(path):
         from .. import plot
         plot.training_curves({m: per[m]["hist"] for m in METHODS}, path, title="supervised training (seed 0)")
@@ -124,8 +155,15 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
         plot.filters(ae_features, path, image_shape=(28, 28),
                      title="first-layer features learned by the denoising autoencoder")
 
-    return finish(result, out, [("pretrain_training.png", plot_curves), ("pretrain_ae_features.png", plot_filters)],
-                  verbose, t0)
+    return [("pretrain_training.png", plot_curves), ("pretrain_ae_features.png", plot_filters)]
+
+
+def run(fast=False, out=None, seed=0, verbose=True, settings=None):
+    t0 = begin("pretrain", fast, seed)
+    cfg, data = _setup(fast, settings)
+    per, ae_features = _measure(cfg, data, seed)
+    result, plots = _report(cfg, fast, seed, per, ae_features)
+    return finish(result, out, plots, verbose, t0)
 
 
 make_callable(__name__)

@@ -25,22 +25,29 @@ def _model(pool, hidden):
                       Dense(hidden, 10, init="xavier"))
 
 
-def run(fast=False, out=None, seed=0, verbose=True):
+def _setup(fast, seed):
+    """The settings, the training and Hessian sets, the model and its optimiser."""
     import lamina
 
     from .. import optim
-    from ..diagnostics import hessian_spectrum
 
-    t0 = begin("saddle", fast, seed)
     Xtr, ytr, Xte, yte = mnist()
     cfg = dict(pool=7 if fast else 4, hidden=4 if fast else 16, n_train=500 if fast else len(Xtr),
                n_hessian=200 if fast else 1000, checkpoints=[0, 1] if fast else [0, 1, 2, 5, 10, 20],
                batch_size=32, lr=0.1, momentum=0.9, k=20, lanczos_steps=60, rel_tol=1e-6, clear_tol=1e-3)
-    X, y = Xtr[: cfg["n_train"]], ytr[: cfg["n_train"]]
-    Xh, yh = Xtr[: cfg["n_hessian"]], ytr[: cfg["n_hessian"]]
+    sets = ((Xtr[: cfg["n_train"]], ytr[: cfg["n_train"]]), (Xtr[: cfg["n_hessian"]], ytr[: cfg["n_hessian"]]),
+            (Xte, yte))
     lamina.seed(seed)
     model = _model(cfg["pool"], cfg["hidden"])
     opt = optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"])
+    return cfg, sets, model, opt
+
+
+def _measure(cfg, sets, model, opt, seed):
+    """Training to each checkpoint, the spectra there: (rows, spectra by epoch)."""
+    from ..diagnostics import hessian_spectrum
+
+    (X, y), (Xh, yh), (Xte, yte) = sets
     rows, spectra, done = [], {}, 0
     for ep in cfg["checkpoints"]:
         if ep > done:
@@ -56,13 +63,17 @@ def run(fast=False, out=None, seed=0, verbose=True):
                      "short_min": float(short.eigenvalues[0]), "short_max": float(short.eigenvalues[-1]),
                      "test_acc": model.evaluate(Xte, yte)[1]})
         spectra[ep] = ev
+    return rows, spectra
+
+
+def _report(cfg, fast, seed, n_params, rows, spectra):
+    """The Result and its plots."""
     columns = [Column("epoch", "epoch"), Column("loss", "loss (Hessian set)"), Column("grad_norm", "||grad||"),
                Column("lambda_min", "lambda_min"), Column("lambda_max", "lambda_max"),
                Column("index", "negative eigenvalues", "%"), Column("clear", "< -1e-3 lambda_max", "%"),
                Column("short_min", f"lambda_min ({cfg['lanczos_steps']}-step Lanczos)"),
                Column("short_max", f"lambda_max ({cfg['lanczos_steps']}-step Lanczos)"),
                Column("test_acc", "test accuracy", "%")]
-    n_params = sum(p.size for p in model.parameters())
     first, last = rows[0], rows[-1]
     notes = [f"{n_params} parameters; full spectrum (Lanczos, {n_params} steps) of the mean cross-entropy over "
              f"{cfg['n_hessian']} training images; SGD lr {cfg['lr']} momentum {cfg['momentum']} batch "
@@ -76,7 +87,10 @@ def run(fast=False, out=None, seed=0, verbose=True):
     data = {"spectra": {str(k): v for k, v in spectra.items()}}
     result = Result("saddle", "saddle: Hessian spectrum of a small tanh network during training", columns, rows,
                     notes, data, {"fast": fast, "seed": seed, "n_params": n_params, **cfg})
+    return result, _plots(cfg, rows, spectra)
 
+
+def _plots(cfg, rows, spectra):
     def plot_hist(path):
         from .. import plot
         keys = [cfg["checkpoints"][0], cfg["checkpoints"][-1]]
@@ -89,8 +103,15 @@ def run(fast=False, out=None, seed=0, verbose=True):
                                  xlabel="loss", ylabel="fraction of negative eigenvalues", log_y=False,
                                  title="saddle index against loss along training")
 
-    return finish(result, out, [("saddle_hessian_hist.png", plot_hist), ("saddle_index.png", plot_index)],
-                  verbose, t0)
+    return [("saddle_hessian_hist.png", plot_hist), ("saddle_index.png", plot_index)]
+
+
+def run(fast=False, out=None, seed=0, verbose=True):
+    t0 = begin("saddle", fast, seed)
+    cfg, sets, model, opt = _setup(fast, seed)
+    rows, spectra = _measure(cfg, sets, model, opt, seed)
+    result, plots = _report(cfg, fast, seed, sum(p.size for p in model.parameters()), rows, spectra)
+    return finish(result, out, plots, verbose, t0)
 
 
 make_callable(__name__)

@@ -21,20 +21,28 @@ def _mlp(sizes, activation, init, bias_std):
     return dense_stack(sizes, act, init=init, each=noisy_bias)
 
 
-def run(fast=False, out=None, seed=0, verbose=True):
-    from .. import optim
-    from ..diagnostics import GradientNormRecorder
+_NETS = {"sigmoid, N(0,1)": ("sigmoid", "normal", 1.0), "ReLU, He": ("relu", "he", 0.0)}
+_TAGS = (("sig", "sigmoid, N(0,1)"), ("relu", "ReLU, He"))
 
-    t0 = begin("vanishing", fast, seed)
+
+def _setup(fast):
+    """The settings and the (training, probe, test) sets."""
     Xtr, ytr, Xte, yte = mnist()
     cfg = dict(sizes=[784, 30, 30, 30, 30, 10], n_train=500 if fast else 8000, n_probe=200 if fast else 1000,
                n_test=500 if fast else len(Xte), epochs=2 if fast else 10, batch_size=10, lr=0.1)
-    X, y = Xtr[: cfg["n_train"]], ytr[: cfg["n_train"]]
-    Xp, yp = Xtr[: cfg["n_probe"]], ytr[: cfg["n_probe"]]
-    Xt, yt = Xte[: cfg["n_test"]], yte[: cfg["n_test"]]
-    nets = {"sigmoid, N(0,1)": ("sigmoid", "normal", 1.0), "ReLU, He": ("relu", "he", 0.0)}
+    sets = ((Xtr[: cfg["n_train"]], ytr[: cfg["n_train"]]), (Xtr[: cfg["n_probe"]], ytr[: cfg["n_probe"]]),
+            (Xte[: cfg["n_test"]], yte[: cfg["n_test"]]))
+    return cfg, sets
+
+
+def _measure(cfg, sets, seed):
+    """Both networks trained, the gradient norms recorded: (recorders, test accuracies, histories)."""
+    from .. import optim
+    from ..diagnostics import GradientNormRecorder
+
+    (X, y), (Xp, yp), (Xt, yt) = sets
     recs, accs, hists = {}, {}, {}
-    for name, (act, init, bstd) in nets.items():
+    for name, (act, init, bstd) in _NETS.items():
         model = _mlp(cfg["sizes"], act, init, bstd)
         rec = GradientNormRecorder(Xp, yp)
         opt = optim.SGD(model.parameters(), lr=cfg["lr"])
@@ -42,18 +50,22 @@ def run(fast=False, out=None, seed=0, verbose=True):
                                 callbacks=[rec], seed=seed, verbose=0)
         recs[name] = rec
         accs[name] = model.evaluate(Xt, yt)[1]
+    return recs, accs, hists
 
+
+def _rows(cfg, recs, accs):
+    """The table's rows, the layer labels and the hidden 1 / hidden 4 ratios (at init, after)."""
     n_layers = len(cfg["sizes"]) - 1
     labels = [f"hidden {i + 1}" for i in range(n_layers - 1)] + ["output"]
     rows = []
     for li in range(n_layers):
         row = {"layer": labels[li]}
-        for tag, name in (("sig", "sigmoid, N(0,1)"), ("relu", "ReLU, He")):
+        for tag, name in _TAGS:
             first, last = recs[name].records[0]["layers"][li], recs[name].records[-1]["layers"][li]
             row[f"{tag}_b0"], row[f"{tag}_w0"], row[f"{tag}_b1"] = first["bias"], first["weight"], last["bias"]
         rows.append(row)
     ratios = {}
-    for tag, name in (("sig", "sigmoid, N(0,1)"), ("relu", "ReLU, He")):
+    for tag, name in _TAGS:
         r0 = recs[name].records[0]["layers"]
         r1 = recs[name].records[-1]["layers"]
         ratios[tag] = (r0[0]["bias"] / r0[n_layers - 2]["bias"], r1[0]["bias"] / r1[n_layers - 2]["bias"])
@@ -61,6 +73,12 @@ def run(fast=False, out=None, seed=0, verbose=True):
                  "relu_b0": ratios["relu"][0], "relu_b1": ratios["relu"][1]})
     rows.append({"layer": "test accuracy", "sig_b1": f"{100 * accs['sigmoid, N(0,1)']:.1f}%",
                  "relu_b1": f"{100 * accs['ReLU, He']:.1f}%"})
+    return rows, labels, ratios
+
+
+def _report(cfg, fast, seed, recs, accs, hists):
+    """The Result and its plots."""
+    rows, labels, ratios = _rows(cfg, recs, accs)
     columns = [Column("layer", "layer"),
                Column("sig_b0", "sigmoid ||dC/db|| init"), Column("sig_w0", "sigmoid ||dC/dW|| init"),
                Column("sig_b1", f"sigmoid ||dC/db|| after {cfg['epochs']} ep"),
@@ -79,7 +97,10 @@ def run(fast=False, out=None, seed=0, verbose=True):
                    "train_loss": hists[name]["loss"], "test_accuracy": accs[name]} for name, rec in recs.items()}
     result = Result("vanishing", "vanishing: per-layer gradient norms, 784-30-30-30-30-10", columns, rows, notes,
                     data, {"fast": fast, "seed": seed, **cfg})
+    return result, _plots(recs, hists, labels)
 
+
+def _plots(recs, hists, labels):
     def plot_norms(path):
         from .. import plot
         plot.gradient_norms(recs, path, key="bias", labels=labels, title="||dC/db|| per layer during training")
@@ -92,9 +113,16 @@ def run(fast=False, out=None, seed=0, verbose=True):
         from .. import plot
         plot.training_curves(hists, path, title="training loss / accuracy")
 
-    return finish(result, out, [("vanishing_bias_norms.png", plot_norms),
-                                ("vanishing_weight_norms.png", plot_weights),
-                                ("vanishing_training.png", plot_curves)], verbose, t0)
+    return [("vanishing_bias_norms.png", plot_norms), ("vanishing_weight_norms.png", plot_weights),
+            ("vanishing_training.png", plot_curves)]
+
+
+def run(fast=False, out=None, seed=0, verbose=True):
+    t0 = begin("vanishing", fast, seed)
+    cfg, sets = _setup(fast)
+    recs, accs, hists = _measure(cfg, sets, seed)
+    result, plots = _report(cfg, fast, seed, recs, accs, hists)
+    return finish(result, out, plots, verbose, t0)
 
 
 make_callable(__name__)

@@ -13,7 +13,7 @@ import math
 import operator
 
 from .. import training as _training
-from ..losses import NonFiniteLossError
+from ..losses import NonFiniteLossError  # noqa: F401  (lamina.nn.NonFiniteLossError)
 from . import fusion
 from .layers import Dense, Layer, register_layer
 from .parameter import Parameter
