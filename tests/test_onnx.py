@@ -110,8 +110,10 @@ LAYERS = [
 
 
 def test_every_layer_type_has_an_export_case():
+    """Every layer class lamina.nn registers (other tests register layers of their own)."""
+    builtin = {name for name, cls in nn.LAYER_TYPES.items() if cls.__module__.startswith("lamina.nn.")}
     tested = {type(factory()).__name__ for _, factory, _ in LAYERS}
-    assert set(nn.LAYER_TYPES) - {"Sequential"} <= tested, set(nn.LAYER_TYPES) - tested
+    assert len(builtin) >= 17 and builtin - {"Sequential"} <= tested, builtin - tested
 
 
 @pytest.mark.parametrize("make, shape", [(f, s) for _, f, s in LAYERS], ids=[i for i, _, _ in LAYERS])
