@@ -84,7 +84,7 @@ def apply_loss(loss_fn, out, yb, be):
         >>> lval, grad = training.apply_loss(losses.MSE(), np.zeros((2, 1), np.float32), np.ones((2, 1), np.float32),
         ...                                  backend.get_backend("native"))
         >>> lval, grad.shape
-        (1.0, (2, 1))
+        (0.5, (2, 1))
     """
     if isinstance(loss_fn, Loss):
         return loss_fn(out, yb, backend=be)
@@ -322,7 +322,18 @@ class LastGoodWeights:
 
     def follow_trainable(self):
         """Copies of the trainable parameters when the step cannot keep them (again after a
-        callback froze or unfroze some)."""
+        callback froze or unfroze some).
+
+        Example:
+
+            >>> from lamina import nn, training
+            >>> class Plain:   # an optimiser whose step cannot keep the previous arrays
+            ...     lr = 0.1
+            ...     def step(self): pass
+            >>> layer = nn.Dense(2, 1); good = training.LastGoodWeights(layer.parameters(), Plain())
+            >>> good.follow_trainable(); len(good.copies)
+            2
+        """
         if self.undoable:
             return
         now = [p for p in self.params if p.trainable]
@@ -331,19 +342,52 @@ class LastGoodWeights:
             self.copies = [p.be.copy(p.data) for p in now]
 
     def keep(self):
-        """Before an update an optimiser cannot undo: the weights into the copies."""
+        """Before an update an optimiser cannot undo: the weights into the copies.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, training
+            >>> class Plain:
+            ...     lr = 0.1
+            ...     def step(self): pass
+            >>> layer = nn.Dense(2, 1); good = training.LastGoodWeights(layer.parameters(), Plain())
+            >>> good.follow_trainable(); good.keep(); layer.weight.assign(np.zeros((1, 2))); good.restore()
+            >>> bool(layer.weight.numpy().any())
+            True
+        """
         for c, p in zip(self.copies, self.trainable):
             p.be.copy(p.data, out=c)
 
     def restore(self):
-        """The weights (and, where it can, the optimiser's state) from before the latest update."""
+        """The weights (and, where it can, the optimiser's state) from before the latest update.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, optim, training
+            >>> p = nn.Parameter(np.ones(2, np.float32)); p.grad = np.ones(2, np.float32)
+            >>> opt = optim.SGD([p], lr=0.5); good = training.LastGoodWeights([p], opt)
+            >>> opt.step(keep_previous=True); p.numpy(), (good.restore(), p.numpy())[1]
+            (array([0.5, 0.5], dtype=float32), array([1., 1.], dtype=float32))
+        """
         if self.undoable:
             self.optimizer.undo()
         for c, p in zip(self.copies, self.trainable):
             p.be.copy(c, out=p.data)
 
     def close(self):
-        """The end of fit: the parameters back in their own arrays, the spares freed."""
+        """The end of fit: the parameters back in their own arrays, the spares freed.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn, optim, training
+            >>> p = nn.Parameter(np.ones(2, np.float32)); p.grad = np.ones(2, np.float32); own = p.data
+            >>> opt = optim.SGD([p], lr=0.5); good = training.LastGoodWeights([p], opt)
+            >>> opt.step(keep_previous=True); p.data is own, (good.close(), p.data is own)[1]
+            (False, True)
+        """
         if self.undoable:
             if self.settles:
                 self.optimizer.settle_next_step(False)

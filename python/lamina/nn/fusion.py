@@ -137,7 +137,16 @@ class Plan:
 
     def forward(self, x, training):
         """Every layer's forward in order, fused where the plan says; returns the last layer's
-        output (its workspace)."""
+        output (its workspace).
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> from lamina.nn import fusion
+            >>> fusion.Plan([nn.Dense(3, 2), nn.ReLU()]).forward(np.ones((4, 3), np.float32), False).shape
+            (4, 2)
+        """
         for layer, mode, act in self.steps:
             if mode == PLAIN:
                 x = layer.forward(x, training)
@@ -152,7 +161,16 @@ class Plan:
     def from_pool(self, i, first):
         """Whether layers i - 2 .. i (a layer with its activation fused, the activation, a layer
         that commutes with it), the first of them ``first``, take the first one's parameter
-        gradients from the pooled gradient (``backward_from_pool``)."""
+        gradients from the pooled gradient (``backward_from_pool``).
+
+        Example:
+
+            >>> from lamina import models
+            >>> from lamina.nn import fusion
+            >>> plan = fusion.Plan(models.lenet5().layers)
+            >>> plan.from_pool(2, 0), plan.from_pool(5, 3)
+            (True, True)
+        """
         if i - 2 != first or i not in self.through_activation or self.steps[first][1] != FUSE_ACTIVATION:
             return False
         layer = self.layers[first]
@@ -160,7 +178,18 @@ class Plan:
 
     def backward(self, grad, need_input_grad, first):
         """dC/d(output) through the layers i >= ``first`` in reverse (those before it need no
-        backward); returns dC/d(input), or None when ``need_input_grad`` is False."""
+        backward); returns dC/d(input), or None when ``need_input_grad`` is False.
+
+        Example:
+
+            >>> import numpy as np
+            >>> from lamina import nn
+            >>> from lamina.nn import fusion
+            >>> plan = fusion.Plan([nn.Dense(3, 2), nn.ReLU()])
+            >>> y = plan.forward(np.ones((4, 3), np.float32), True)
+            >>> plan.backward(np.ones_like(y), True, 0).shape
+            (4, 3)
+        """
         layers, through = self.layers, self.through_activation
         i = len(layers) - 1
         while i >= first:
