@@ -82,7 +82,7 @@ def clone_layer(layer):
     """
     import copy
 
-    from .nn import LAYER_TYPES, Sequential
+    from .nn import LAYER_TYPES, Layer, Sequential
 
     cls = type(layer)
     if cls is Sequential:
@@ -95,7 +95,7 @@ def clone_layer(layer):
     else:  # an unregistered layer: copy everything but the workspace (caches are harmless)
         new = copy.copy(layer)
         new.__dict__ = {k: copy.deepcopy(v) for k, v in layer.__dict__.items() if k not in ("_ws", "backend")}
-        new._ws = {}
+        Layer.__init__(new)  # (a workspace of its own)
         new.backend = layer.backend
     old_params, new_params = layer.parameters(), new.parameters()
     if len(old_params) != len(new_params):
