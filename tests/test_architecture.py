@@ -13,7 +13,7 @@ The rules:
 1. no import cycles among lamina's modules;
 2. no ``from X import _name`` where X is another module, unless X is a private helper module
    (its last part starts with "_") of the importer's own package (``experiments._common`` for
-   the experiments);
+   the experiments); no assignment to another object's private attribute (``p._zeroed = ...``);
 3. ``lamina.reference`` and ``lamina.ops`` import no model, training or workflow module;
    ``lamina.backend`` imports no backend's internals (``lamina.cuda``, ``lamina._native`` are
    reached through the registry); the layers and the container (``lamina.nn``) import neither
@@ -182,6 +182,22 @@ def _forbidden(modules):
     return bad
 
 
+def _private_sets(modules):
+    """["module line: x._name"] for every assignment to another object's private attribute
+    (anything but ``self`` / ``cls``): what one part needs from another is public."""
+    bad = []
+    for m, (path, _) in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+            for target in targets:
+                for e in ast.walk(target):
+                    if isinstance(e, ast.Attribute) and e.attr.startswith("_") and not e.attr.startswith("__") \
+                            and not (isinstance(e.value, ast.Name) and e.value.id in ("self", "cls")):
+                        bad.append(f"{m} {node.lineno}: {ast.unparse(e)}")
+    return bad
+
+
 _BLOCKS = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try, ast.Match)
 
 
@@ -242,6 +258,11 @@ def test_no_private_names_imported_across_modules():
     assert bad == [], "private names imported across modules:\n" + "\n".join(bad)
 
 
+def test_no_private_attributes_set_on_other_objects():
+    bad = _private_sets(MODULES)
+    assert bad == [], "private attributes of other objects set:\n" + "\n".join(bad)
+
+
 def test_layering_rules():
     bad = _forbidden(MODULES)
     assert bad == [], "\n".join(bad)
@@ -275,6 +296,12 @@ def test_checker_finds_a_private_import_but_allows_the_own_helper(tmp_path):
                                       "lamina.d: from lamina.p._common import _y (line 1)"]
 
 
+def test_checker_finds_a_private_attribute_set_elsewhere(tmp_path):
+    mods = _tree(tmp_path, {"__init__.py": "", "a.py": "def f(p, q):\n    p._zeroed = True\n    q.zeroed = True\n"
+                            "    self_like = p\n\n\nclass C:\n    def g(self):\n        self._x = 1\n"})
+    assert _private_sets(mods) == ["lamina.a 2: p._zeroed"]
+
+
 def test_checker_finds_a_forbidden_import_and_a_long_function(tmp_path):
     body = "".join(f"    x{i} = {i}\n" for i in range(MAX_LINES))
     deep = ("def g(x):\n" + "".join("    " * (i + 1) + "if x:\n" for i in range(5)) + "    " * 6 + "pass\n"
@@ -294,7 +321,7 @@ if __name__ == "__main__":  # the numbers, for a reader
     g = _graph(MODULES)
     for c in _cycles(g):
         print("cycle:", " <-> ".join(c))
-    for line in _private_imports(MODULES) + _forbidden(MODULES) + _oversized(MODULES):
+    for line in _private_imports(MODULES) + _private_sets(MODULES) + _forbidden(MODULES) + _oversized(MODULES):
         print(line)
     print(os.linesep.join([f"{len(_cycles(g))} cycles, {len(_private_imports(MODULES))} private imports, "
                            f"{len(_forbidden(MODULES))} rule breaks, {len(_oversized(MODULES))} oversized"]))
