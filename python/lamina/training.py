@@ -565,30 +565,15 @@ def _report_epoch(run, epoch, bar, logs):
               flush=True)
 
 
-class _Tally:
-    """An epoch's sums: the loss and correct predictions over its samples, and the bar's."""
-
-    def __init__(self, loss_fn):
-        self.count_correct = getattr(loss_fn, "count_correct", lambda out, t: None)
-        self.loss_sum, self.correct, self.judged, self.seen = 0.0, 0, 0, 0
-        self.bar_sum, self.bar_seen = 0.0, 0
-        self.t0 = self.last_post = time.perf_counter()
-
-    def add(self, lval, out, yb, m):
-        self.seen += m
-        self.loss_sum += lval * m
-        cc = self.count_correct(out, yb)
-        if cc is not None:
-            self.correct += cc[0]
-            self.judged += cc[1]
-
-    def post(self, bar):
-        bar.update(1)
-        now = time.perf_counter()
-        if now - self.last_post > 0.25:
-            self.last_post = now
-            bar.set_postfix(loss=f"{self.bar_sum / self.bar_seen:.4f}",
-                            img_s=f"{self.bar_seen / (now - self.t0):.0f}", refresh=False)
+def _post_progress(bar, bar_sum, bar_seen, t0, last_post):
+    """One step on the progress bar; its loss and images/s at most every 0.25 s. Returns when
+    they were last posted."""
+    bar.update(1)
+    now = time.perf_counter()
+    if now - last_post > 0.25:
+        last_post = now
+        bar.set_postfix(loss=f"{bar_sum / bar_seen:.4f}", img_s=f"{bar_seen / (now - t0):.0f}", refresh=False)
+    return last_post
 
 
 def _step_without_samples(model, keep, before):
@@ -602,9 +587,11 @@ def _fit_epoch(model, run, order, epoch, good, bar, batch_cbs):
     Distributed (``run.shard``): this rank's part of every global batch; the logs, the batch
     callbacks and the bar see the loss and the sample counts of all ranks."""
     shard, data, optimizer = run.shard, run.data, model.optimizer
-    tally = _Tally(model.loss)
+    count_correct = getattr(model.loss, "count_correct", lambda out, t: None)
     steps = len(data) if shard is None else shard.steps
     batches = data.iterate(order) if shard is None else shard.batches(data, order)
+    t0 = last_post = time.perf_counter()
+    loss_sum, correct, judged, bar_sum, bar_seen = 0.0, 0, 0, 0.0, 0
     # fit's very last update is never undone: the optimiser may end it in the own arrays
     settle_at = steps - 1 if good.settles and good.final else -1
     keep, before = good.undoable, None if good.undoable else good.keep
@@ -624,25 +611,29 @@ def _fit_epoch(model, run, order, epoch, good, bar, batch_cbs):
                 "the update that led to this loss). Try a lower learning rate.", epoch + 1, b + 1, e.loss) from None
         m = 0 if xb is None else len(xb)
         if m:
-            tally.add(lval, out, yb, m)
+            loss_sum += lval * m
+            cc = count_correct(out, yb)
+            if cc is not None:
+                correct += cc[0]
+                judged += cc[1]
         if shard is not None:  # the step's loss over every rank's samples
             lval, m = optimizer.last_loss, optimizer.last_count
-        tally.bar_sum, tally.bar_seen = tally.bar_sum + lval * m, tally.bar_seen + m
+        bar_sum, bar_seen = bar_sum + lval * m, bar_seen + m
         for cb in batch_cbs:
             cb.on_batch_end(b, {"loss": lval, "size": m})
         if bar is not None:
-            tally.post(bar)
-    return _epoch_logs(model, run, tally)
+            last_post = _post_progress(bar, bar_sum, bar_seen, t0, last_post)
+    return _epoch_logs(model, run, t0, loss_sum, correct, judged)
 
 
-def _epoch_logs(model, run, tally):
-    dt = time.perf_counter() - tally.t0
+def _epoch_logs(model, run, t0, loss_sum, correct, judged):
+    dt = time.perf_counter() - t0
     n = run.data.n
-    logs = {"loss": tally.loss_sum / n, "accuracy": tally.correct / tally.judged if tally.judged else None,
+    logs = {"loss": loss_sum / n, "accuracy": correct / judged if judged else None,
             "time": dt, "images_per_s": n / dt if dt > 0 else float("inf"), "lr": model.optimizer.lr}
     if run.shard is not None:
         from . import distributed as _dist
-        _dist.average_epoch_logs(logs, n, tally.loss_sum, tally.correct, tally.judged)
+        _dist.average_epoch_logs(logs, n, loss_sum, correct, judged)
     return logs
 
 
