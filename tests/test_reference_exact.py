@@ -96,3 +96,99 @@ def test_activation_out_is_written_and_returned(name, rng):
     got = OUT_KERNELS[name](x, g, out)
     assert got is out
     np.testing.assert_array_equal(out, want)
+
+
+# -- gather_rows, softmax_backward, upsample: errors and out= --------------------------------
+def test_gather_rows_errors_name_the_argument_and_what_it_got():
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    with pytest.raises(TypeError, match=r"\bindices\b must be a numpy\.ndarray of int64 or int32, got float64$"):
+        ref.gather_rows(x, np.zeros(2))
+    with pytest.raises(TypeError, match=r"\bindices\b must be .*, got list$"):
+        ref.gather_rows(x, [0, 1])
+    with pytest.raises(ValueError, match=r"\bindices\b must be 1-D, got shape \(1, 2\)"):
+        ref.gather_rows(x, np.zeros((1, 2), np.int64))
+    with pytest.raises(ValueError, match=r"^x must have at least 1 dimension$"):
+        ref.gather_rows(np.float32(1.0), np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match=r"indices\[1\] = 4 is out of range \[0, 4\) for x of shape \(4, 3\)"):
+        ref.gather_rows(x, np.array([3, 4, -1], np.int32))
+
+
+def test_gather_rows_out_is_written_and_returned():
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    out = np.full((2, 3), np.nan, np.float32)
+    assert ref.gather_rows(x, np.array([3, 0]), out=out) is out
+    np.testing.assert_array_equal(out, x[[3, 0]])
+
+
+def test_softmax_backward_out_of_the_wrong_shape_is_named():
+    y = ref.softmax(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\bout\b has shape \(3, 2\), expected \(2, 3\)"):
+        ref.softmax_backward(y, y, out=np.zeros((3, 2), np.float32))
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_upsample_out_is_written_returned_and_checked(backward, rng):
+    fn = ref.upsample_nearest2d_backward if backward else ref.upsample_nearest2d
+    x = rng.standard_normal((1, 2, 4, 6)).astype(np.float32)
+    want = fn(x, 2)
+    out = np.full(want.shape, np.nan, np.float32)
+    assert fn(x, 2, out=out) is out
+    np.testing.assert_array_equal(out, want)
+    with pytest.raises(ValueError, match=r"\bout\b has shape \(1, 2, 3, 3\), expected"):
+        fn(x, 2, out=np.zeros((1, 2, 3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"^scale must be >= 1, got 0$"):
+        fn(x, 0)
+    with pytest.raises(TypeError, match=r"^scale must be an int, got float$"):
+        fn(x, 2.0)
+
+
+# -- batch_norm_backward: every argument checked by name, dtypes kept ------------------------
+def _bn_args(rng, C=3, dtype=np.float32):
+    x = rng.standard_normal((4, C, 2)).astype(dtype)
+    y, mean, invstd = ref.batch_norm(x, training=True)
+    return dict(grad_y=rng.standard_normal(x.shape).astype(dtype), x=x, weight=np.ones(C, dtype),
+                mean=mean, invstd=invstd, training=True)
+
+
+@pytest.mark.parametrize("name", ["weight", "mean", "invstd"])
+def test_batch_norm_backward_names_a_per_channel_argument_of_the_wrong_shape_or_dtype(rng, name):
+    kw = _bn_args(rng)
+    with pytest.raises(ValueError, match=rf"^{name} must have shape \(3,\) \(one value per channel\), got \(2,\)$"):
+        ref.batch_norm_backward(**{**kw, name: np.ones(2, np.float32)})
+    with pytest.raises(TypeError, match=rf"^{name} must have dtype float32, got float64$"):
+        ref.batch_norm_backward(**{**kw, name: np.ones(3, np.float64)})
+    with pytest.raises(TypeError, match=rf"^{name} must be a numpy\.ndarray or None, got list$"):
+        ref.batch_norm_backward(**{**kw, name: [1.0, 1.0, 1.0]})
+
+
+def test_batch_norm_backward_other_bad_arguments(rng):
+    kw = _bn_args(rng)
+    with pytest.raises(ValueError, match=r"^grad_y must have x's shape \(4, 3, 2\), got \(4, 3\)$"):
+        ref.batch_norm_backward(**{**kw, "grad_y": np.zeros((4, 3), np.float32)})
+    with pytest.raises(ValueError, match=r"^grad_y must have x's shape \(4, 3, 2\), got <class 'list'>$"):
+        ref.batch_norm_backward(**{**kw, "grad_y": [0.0]})
+    with pytest.raises(ValueError, match=r"^mean and invstd \(the forward's statistics\) are required$"):
+        ref.batch_norm_backward(**{**kw, "mean": None})
+    with pytest.raises(TypeError, match=r"^training must be a bool, got int$"):
+        ref.batch_norm_backward(**{**kw, "training": 1})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_backward_keeps_the_dtype(rng, dtype):
+    gx, gw, gb = ref.batch_norm_backward(**_bn_args(rng, dtype=dtype))
+    assert gx.dtype == gw.dtype == gb.dtype == dtype
+
+
+def test_batch_norm_backward_of_zero_channels_is_empty():
+    x = np.zeros((4, 0, 2), np.float32)
+    e = np.zeros(0, np.float32)
+    gx, gw, gb = ref.batch_norm_backward(x, x, e, e, e, training=True)
+    assert gx.shape == x.shape and gw.shape == gb.shape == (0,)
+
+
+def test_batch_norm_backward_defaults_to_evaluation(rng):
+    kw = _bn_args(rng)
+    del kw["training"]
+    gx, _, _ = ref.batch_norm_backward(**kw)
+    k = (kw["weight"] * kw["invstd"]).reshape(1, 3, 1)
+    np.testing.assert_allclose(gx, k * kw["grad_y"], rtol=1e-6)  # mean and invstd held constant
