@@ -192,3 +192,48 @@ def test_batch_norm_backward_defaults_to_evaluation(rng):
     gx, _, _ = ref.batch_norm_backward(**kw)
     k = (kw["weight"] * kw["invstd"]).reshape(1, 3, 1)
     np.testing.assert_allclose(gx, k * kw["grad_y"], rtol=1e-6)  # mean and invstd held constant
+
+
+# -- the recurrent cells: every array argument checked by name --------------------------------
+N_, H_ = 2, 3
+RNN_CELLS = {  # kernel -> (argument names, their (rows, cols)); the first argument sets N and H
+    "lstm_cell": (("gates_x", "gates_h", "c_prev"), ((N_, 4 * H_), (N_, 4 * H_), (N_, H_))),
+    "lstm_cell_backward": (("act", "grad_h", "grad_c", "c_prev", "c"),
+                           ((N_, 4 * H_), (N_, H_), (N_, H_), (N_, H_), (N_, H_))),
+    "gru_cell": (("gates_x", "gates_h", "h_prev"), ((N_, 3 * H_), (N_, 3 * H_), (N_, H_))),
+    "gru_cell_backward": (("act", "grad_h", "h_prev"), ((N_, 4 * H_), (N_, H_), (N_, H_))),
+}
+_ORDER = {"lstm_cell_backward": ("grad_h", "grad_c", "act", "c_prev", "c"),
+          "gru_cell_backward": ("grad_h", "act", "h_prev")}
+
+
+def _cell_call(kernel, arrays):
+    order = _ORDER.get(kernel, RNN_CELLS[kernel][0])
+    return getattr(ref, kernel)(*[arrays[n] for n in order])
+
+
+def _cell_arrays(kernel, rng):
+    names, shapes = RNN_CELLS[kernel]
+    return {n: rng.uniform(0.1, 0.9, s).astype(np.float32) for n, s in zip(names, shapes)}
+
+
+RNN_ARGS = [(k, n) for k, (names, _) in RNN_CELLS.items() for n in names]
+
+
+@pytest.mark.parametrize("kernel,name", RNN_ARGS, ids=[f"{k}-{n}" for k, n in RNN_ARGS])
+def test_rnn_cell_names_a_bad_argument(rng, kernel, name):
+    arrays = _cell_arrays(kernel, rng)
+    _cell_call(kernel, arrays)  # valid as made
+    rows, cols = arrays[name].shape
+    with pytest.raises(TypeError, match=rf"^{name} must be a numpy\.ndarray, got list$"):
+        _cell_call(kernel, {**arrays, name: arrays[name].tolist()})
+    with pytest.raises(ValueError, match=rf"^{name} must be 2-D \(N, columns\), got shape \({rows * cols},\)$"):
+        _cell_call(kernel, {**arrays, name: arrays[name].ravel()})
+    if name in ("gates_x", "act"):  # it sets N and H: a column count off the gate multiple
+        G = 3 if kernel == "gru_cell" else 4
+        with pytest.raises(ValueError, match=rf"^{name} must have {G} \* hidden_size columns"):
+            _cell_call(kernel, {**arrays, name: np.zeros((rows, cols + 1), np.float32)})
+        return
+    for bad in ((rows + 1, cols), (rows, cols + 1)):
+        with pytest.raises(ValueError, match=rf"^{name} must have shape \({rows}, {cols}\), got \({bad[0]}, {bad[1]}\)$"):
+            _cell_call(kernel, {**arrays, name: np.zeros(bad, np.float32)})
