@@ -13,11 +13,15 @@ from pathlib import Path
 
 from lamina import experiments
 
-FIGURES = {  # experiment -> the plots of it the tutorial shows
+FIGURES = {  # experiment -> the plots of it the tutorial and the experiments page show
     "vanishing": ["vanishing_bias_norms.png"],
     "init": ["init_training.png"],
     "saddle": ["saddle_hessian_hist.png", "saddle_index.png"],
     "sgd": ["sgd_loss_vs_evaluations.png"],
+    "depth": ["depth.png"],
+    "backprop": ["backprop.png"],
+    "cost": ["cost.png"],
+    "capacity": ["capacity.png"],
 }
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -41,8 +41,8 @@ def _backprop(r):
     for x in rows:
         # float64 central differences agree with backpropagation (1.6e-8 .. 2.5e-8)
         assert x["rel_err"] < 1e-6, x
-        # finite differences: about two forward passes per parameter (1.9-4.5 measured)
-        assert x["fd_per_param_passes"] > 1.0, x
+        # finite differences: two forward passes per parameter (medians: 1.8-2.3 measured)
+        assert 1.0 < x["fd_per_param_passes"] < 6.0, x
         # so backpropagation is faster by a factor that grows with P: >= P / 25 (P / 2 .. P / 3)
         assert x["speedup"] > x["params"] / 25, x
     mlps = sorted((x for x in rows if x["net"] == "MLP"), key=lambda x: x["params"])

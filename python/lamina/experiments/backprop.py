@@ -12,11 +12,11 @@ cross-entropy. For each, timed on the default (native, float32) backend:
   whole gradient this way, in forward passes (~2P);
 
 and, on the same weights in float64 on the numpy backend (where h = 1e-6 leaves the central
-difference's error near 1e-10), the agreement ||g_fd - g_bp|| / ||g_bp|| over a random sample
-of the coordinates.
+difference's error near 1e-10) and the first 8 images of the batch, the agreement
+||g_fd - g_bp|| / ||g_bp|| over a random sample of the coordinates.
 
 Times are taken on ``threads`` threads (1: the count is restored afterwards) as medians of
-interleaved repeats (forward, backprop, forward, ...): a loaded machine then slows both alike,
+interleaved rounds (forward, backprop, finite differences, forward, ...): a load change hits all,
 where the idle waits of threads on a shared machine would not; the ratios are the result, not
 the seconds.
 """
@@ -68,31 +68,39 @@ class _Probe:
         self.model.backward(g)
         return np.concatenate([host(p.grad).ravel() for p in self.params])
 
-    def finite_differences(self, coords, h):
+    def finite_differences(self, coords, h, times=None):
         """Central differences for the flat parameter indices ``coords`` (two forward passes each).
         A host backend's parameter is written in place (``data`` is its NumPy array: the
         perturbation costs one store, as in the talk's count); another backend's through
-        ``assign`` (a copy of the whole array per change)."""
-        sizes = [p.size for p in self.params]
-        offsets = np.cumsum([0] + sizes)
+        ``assign`` (a copy of the whole array per change). ``times``: a list that receives the
+        seconds each coordinate took."""
+        offsets = np.cumsum([0] + [p.size for p in self.params])
+        owners = np.searchsorted(offsets, coords, side="right") - 1  # the parameter of each coordinate
+        flat = [p.data.reshape(-1) if type(p.data) is np.ndarray and p.data.flags.c_contiguous else None
+                for p in self.params]  # a host backend's values, written in place
         out = np.empty(len(coords))
-        for k, i in enumerate(coords):
-            j = int(np.searchsorted(offsets, i, side="right") - 1)
-            p, local = self.params[j], int(i - offsets[j])
-            in_place = type(p.data) is np.ndarray and p.data.flags.c_contiguous
-            values = p.data if in_place else host(p.data)
-            w = values.reshape(-1)
-            w0 = w[local]
-            costs = []
-            for v in (w0 + h, w0 - h):
-                w[local] = v
-                if not in_place:
-                    p.assign(values)
-                costs.append(self.cost())
-            w[local] = w0
-            if not in_place:
+        for k, (i, j) in enumerate(zip(coords.tolist(), owners.tolist())):
+            t0 = time.perf_counter()
+            p, local, w = self.params[j], i - int(offsets[j]), flat[j]
+            values = None
+            if w is None:
+                values = host(p.data)
+                w = values.reshape(-1)
+            w0 = float(w[local])
+            w[local] = w0 + h
+            if values is not None:
                 p.assign(values)
-            out[k] = (costs[0] - costs[1]) / (2 * h)
+            up = self.cost()
+            w[local] = w0 - h
+            if values is not None:
+                p.assign(values)
+            down = self.cost()
+            w[local] = w0
+            if values is not None:
+                p.assign(values)
+            out[k] = (up - down) / (2 * h)
+            if times is not None:
+                times.append(time.perf_counter() - t0)
         return out
 
 
@@ -107,7 +115,8 @@ def _median_time(fn, repeats):
 
 def _agreement(model64, X, y, cfg, rng):
     """||g_fd - g_bp|| / ||g_bp|| on a random sample of coordinates, in float64."""
-    probe = _Probe(model64, X.astype(np.float64), y)
+    n = cfg["agree_batch"]
+    probe = _Probe(model64, X[:n].astype(np.float64), y[:n])
     n_params = sum(p.size for p in probe.params)
     coords = np.sort(rng.choice(n_params, size=min(n_params, cfg["agree_coords"]), replace=False))
     g_bp = probe.gradient()[coords]
@@ -119,20 +128,19 @@ def _measure(model, X, y, cfg, rng):
     probe = _Probe(model, X, y)
     n_params = sum(p.size for p in probe.params)
     probe.gradient()  # warm caches and workspaces before timing
-    t_fwd, t_bp = [], []
-    for _ in range(cfg["repeats"]):  # interleaved: a load change hits both alike
+    k = min(n_params, cfg["fd_coords"])
+    chunks = np.array_split(np.sort(rng.choice(n_params, size=k, replace=False)), cfg["repeats"])
+    t_fwd, t_bp, t_fd = [], [], []
+    for chunk in chunks:  # interleaved rounds: a load change hits all three alike
         t_fwd.append(_median_time(probe.cost, 3)[0])
         t_bp.append(_median_time(probe.gradient, 3)[0])
+        probe.finite_differences(chunk, cfg["h"], times=t_fd)  # float32: timed only, per coordinate
     fwd, bp = float(np.median(t_fwd)), float(np.median(t_bp))
-    k = min(n_params, cfg["fd_coords"])
-    coords = np.sort(rng.choice(n_params, size=k, replace=False))
-    t = time.perf_counter()
-    probe.finite_differences(coords, cfg["h"])  # float32: timed only
-    fd_per_param = (time.perf_counter() - t) / k
+    fd_per_param = float(np.median(t_fd))  # a median as the others are: spikes of load left out
     return {"params": n_params, "fwd_ms": 1e3 * fwd, "bp_ms": 1e3 * bp, "bp_passes": bp / fwd,
             "fd_s": fd_per_param * n_params, "fd_passes": fd_per_param * n_params / fwd,
             "fd_per_param_passes": fd_per_param / fwd, "speedup": fd_per_param * n_params / bp,
-            "fd_coords": k}, {"fwd_s": t_fwd, "bp_s": t_bp}
+            "fd_coords": k}, {"fwd_s": t_fwd, "bp_s": t_bp, "fd_per_param_s": t_fd}
 
 
 def _run_nets(cfg, Xtr, ytr, seed):
@@ -160,7 +168,8 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
     Xtr, ytr, _, _ = mnist()
     cfg = dict(mlp_hidden=[4, 32, 256] if fast else [4, 16, 64, 256, 1024],
                cnn_channels=[2, 8] if fast else [2, 4, 8, 16, 32], batch=64, h=1e-6,
-               fd_coords=150 if fast else 1000, agree_coords=40 if fast else 300, repeats=5 if fast else 9, threads=1)
+               fd_coords=150 if fast else 400, agree_coords=20 if fast else 60, agree_batch=8,
+               repeats=5 if fast else 9, threads=1)
     cfg.update(check_settings(cfg, settings))
     threads = lamina.get_num_threads()
     try:
@@ -178,10 +187,12 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
                Column("rel_err", "||g_fd - g_bp|| / ||g_bp|| (float64)", "{:.2g}"),
                Column("agree_coords", "coordinates compared")]
     bp = [r["bp_passes"] for r in rows]
-    notes = [f"a batch of {cfg['batch']} images, mean cross-entropy; times on the native backend (float32, {cfg['threads']} thread(s)): medians "
-             f"of {cfg['repeats']} interleaved rounds (each the median of 3 calls); finite differences timed on up to "
-             f"{cfg['fd_coords']} random coordinates and scaled to all P; agreement in float64 (numpy backend, "
-             f"h = {cfg['h']:g}) on up to {cfg['agree_coords']} random coordinates.",
+    notes = [f"a batch of {cfg['batch']} images, mean cross-entropy; times on the native backend (float32, "
+             f"{cfg['threads']} thread(s)): medians "
+             f"of {cfg['repeats']} interleaved rounds (each the median of 3 calls, then finite differences on a share "
+             f"of up to {cfg['fd_coords']} random coordinates, scaled to all P); agreement in float64 (numpy backend, "
+             f"h = {cfg['h']:g}, the first {cfg['agree_batch']} images) on up to {cfg['agree_coords']} random "
+             f"coordinates.",
              f"backpropagation cost {min(bp):.2f}-{max(bp):.2f} forward passes for P from "
              f"{min(r['params'] for r in rows):,} to {max(r['params'] for r in rows):,}; finite differences "
              f"~2 per parameter ({min(r['fd_per_param_passes'] for r in rows):.2f}-"
@@ -196,7 +207,8 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
             if not sel:
                 continue
             P = [r["params"] for r in sel]
-            axes[0][0].loglog(P, [r["fd_passes"] for r in sel], "o-", color=COLORS[i], label=f"{kind}: finite differences")
+            axes[0][0].loglog(P, [r["fd_passes"] for r in sel], "o-", color=COLORS[i],
+                              label=f"{kind}: finite differences")
             axes[0][0].loglog(P, [r["bp_passes"] for r in sel], "s--", color=COLORS[i], label=f"{kind}: backprop")
             axes[0][1].loglog(P, [r["rel_err"] for r in sel], "o-", color=COLORS[i], label=kind)
         allp = sorted(r["params"] for r in rows)

@@ -93,8 +93,10 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
         ax.semilogx(ws, [r["test_err"] for r in plain], "o-", color=COLORS[1], label="test error")
         for i, r in enumerate(rows[len(plain):]):
             ax.plot([r["width"]], [r["test_err"]], "s", color=COLORS[2 + i], label=f"test error, {r['regulariser']}")
-            ax.plot([r["width"]], [r["train_err"]], "^", color=COLORS[2 + i], label=f"training error, {r['regulariser']}")
-        ax.set(xlabel="hidden units", ylabel="error", title=f"error against width ({n} training images)", ylim=(0, None))
+            ax.plot([r["width"]], [r["train_err"]], "^", color=COLORS[2 + i],
+                    label=f"training error, {r['regulariser']}")
+        ax.set(xlabel="hidden units", ylabel="error", title=f"error against width ({n} training images)",
+               ylim=(0, None))
         ax.legend(fontsize=7)
         ax = axes[0][1]
         for i, (name, c) in enumerate((k, v) for k, v in curves.items() if k.startswith(f"{widest},")):

@@ -68,7 +68,7 @@ def _train(cost, start, cfg, X, Y, y, Xt, yt, Xp, Yp, seed):
 def run(fast=False, out=None, seed=0, verbose=True, settings=None):
     t0 = begin("cost", fast, seed)
     Xtr, ytr, Xte, yte = mnist()
-    cfg = dict(hidden=30, output_bias=5.0, starts=["saturated", "unsaturated"], n_train=1000 if fast else 8000,
+    cfg = dict(hidden=30, output_bias=5.0, starts=["saturated", "unsaturated"], n_train=1000 if fast else 2000,
                n_test=500 if fast else len(Xte), n_probe=500, epochs=4 if fast else 15, batch_size=10, lr=0.5)
     cfg.update(check_settings(cfg, settings))
     n = cfg["n_train"]

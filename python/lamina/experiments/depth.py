@@ -119,8 +119,9 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
     cfg = dict(depths=[2, 5, 10, 20], cnn_depths=[3, 6] if fast else [3, 6, 10], width=32 if fast else 64,
                channels=8, activations=["sigmoid"] if fast else ["sigmoid", "relu"], schemes=list(SCHEMES),
                cnn_schemes=[TALK, "he", BN] if fast else list(SCHEMES), n_train=2000 if fast else 8000,
-               n_train_cnn=1000 if fast else 4000, n_test=500 if fast else len(Xte), epochs=3 if fast else 5,
-               batch_size=32, lr={"sigmoid": 0.05, "relu": 0.01}, momentum=0.9, n_probe=256 if fast else 1000, n_lsuv=256 if fast else 500)
+               n_train_cnn=1000 if fast else 2000, n_test=500 if fast else len(Xte), epochs=3 if fast else 5,
+               batch_size=32, lr={"sigmoid": 0.05, "relu": 0.01}, momentum=0.9, n_probe=256 if fast else 1000,
+               n_lsuv=256 if fast else 500)
     cfg.update(check_settings(cfg, settings))
     Xt, yt = Xte[: cfg["n_test"]], yte[: cfg["n_test"]]
     Xp, yp = Xtr[: cfg["n_probe"]], ytr[: cfg["n_probe"]]
@@ -143,7 +144,8 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
                Column("loss", f"train loss after {cfg['epochs']} ep"), Column("test_acc", "test accuracy", "%"),
                Column("trained", "trained?"), Column("status", "run")]
     notes = [f"MLPs of hidden width {cfg['width']} on {cfg['n_train']} images, CNNs with {cfg['channels']} channels "
-             f"on {cfg['n_train_cnn']}; SGD (lr {cfg['lr']['sigmoid']} sigmoid, {cfg['lr']['relu']} ReLU) momentum {cfg['momentum']}, batch {cfg['batch_size']}, "
+             f"on {cfg['n_train_cnn']}; SGD (lr {cfg['lr']['sigmoid']} sigmoid, {cfg['lr']['relu']} ReLU) "
+             f"momentum {cfg['momentum']}, batch {cfg['batch_size']}, "
              f"{cfg['epochs']} epoch(s); test on {cfg['n_test']} images; depth = weight layers; gradient norms of "
              f"the mean cross-entropy over {cfg['n_probe']} training images (batch statistics)."]
     for arch in ("MLP", "CNN"):
