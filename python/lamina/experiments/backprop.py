@@ -161,6 +161,29 @@ def _run_nets(cfg, Xtr, ytr, seed):
     return rows, timings
 
 
+def _plot(rows, path):
+    """The cost of one gradient in forward passes (left) and the agreement (right) against P."""
+    fig, axes = figure(1, 2, size=(12.0, 4.2))
+    for i, kind in enumerate(("MLP", "CNN")):
+        sel = [r for r in rows if r["net"] == kind]
+        if not sel:
+            continue
+        P = [r["params"] for r in sel]
+        axes[0][0].loglog(P, [r["fd_passes"] for r in sel], "o-", color=COLORS[i],
+                          label=f"{kind}: finite differences")
+        axes[0][0].loglog(P, [r["bp_passes"] for r in sel], "s--", color=COLORS[i], label=f"{kind}: backprop")
+        axes[0][1].loglog(P, [r["rel_err"] for r in sel], "o-", color=COLORS[i], label=kind)
+    allp = sorted(r["params"] for r in rows)
+    axes[0][0].loglog(allp, [2 * p for p in allp], ":", color="gray", label="2P")
+    axes[0][0].set(xlabel="parameters P", ylabel="cost of one gradient (forward passes)",
+                   title="time per gradient, in forward passes")
+    axes[0][1].set(xlabel="parameters P", ylabel="||g_fd - g_bp|| / ||g_bp||", title="agreement (float64)")
+    for ax in axes[0]:
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    save(fig, path)
+
+
 def run(fast=False, out=None, seed=0, verbose=True, settings=None):
     import lamina
 
@@ -200,28 +223,7 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
     result = Result("backprop", "backprop: the gradient by backpropagation vs finite differences", columns, rows, notes,
                     {"timings": timings}, {"fast": fast, "seed": seed, **cfg})
 
-    def plot(path):
-        fig, axes = figure(1, 2, size=(12.0, 4.2))
-        for i, kind in enumerate(("MLP", "CNN")):
-            sel = [r for r in rows if r["net"] == kind]
-            if not sel:
-                continue
-            P = [r["params"] for r in sel]
-            axes[0][0].loglog(P, [r["fd_passes"] for r in sel], "o-", color=COLORS[i],
-                              label=f"{kind}: finite differences")
-            axes[0][0].loglog(P, [r["bp_passes"] for r in sel], "s--", color=COLORS[i], label=f"{kind}: backprop")
-            axes[0][1].loglog(P, [r["rel_err"] for r in sel], "o-", color=COLORS[i], label=kind)
-        allp = sorted(r["params"] for r in rows)
-        axes[0][0].loglog(allp, [2 * p for p in allp], ":", color="gray", label="2P")
-        axes[0][0].set(xlabel="parameters P", ylabel="cost of one gradient (forward passes)",
-                       title="time per gradient, in forward passes")
-        axes[0][1].set(xlabel="parameters P", ylabel="||g_fd - g_bp|| / ||g_bp||", title="agreement (float64)")
-        for ax in axes[0]:
-            ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=8)
-        save(fig, path)
-
-    return finish(result, out, [("backprop.png", plot)], verbose, t0)
+    return finish(result, out, [("backprop.png", lambda path: _plot(rows, path))], verbose, t0)
 
 
 make_callable(__name__)

@@ -111,6 +111,34 @@ def _train_one(model, scheme, act, cfg, X, y, Xt, yt, Xp, yp, X_lsuv, seed):
         {"grad_norms_init": norms, "train_loss": None if hist is None else hist["loss"]}
 
 
+def _plot(rows, cfg, path):
+    """Test accuracy (top) and the gradient ratio at init (bottom) against depth: one column per
+    (activation, net), one line per scheme."""
+    acts = cfg["activations"]
+    fig, axes = figure(2, 2 * len(acts), size=(5.0 * len(acts) * 2, 7.5))
+    for a, act in enumerate(acts):
+        for c, arch in enumerate(("MLP", "CNN")):
+            top, bottom = axes[0][2 * a + c], axes[1][2 * a + c]
+            schemes = cfg["schemes"] if arch == "MLP" else cfg["cnn_schemes"]
+            for s, scheme in enumerate(schemes):
+                sel = sorted((r for r in rows if r["arch"] == arch and r["activation"] == act
+                              and r["scheme"] == scheme), key=lambda r: r["depth"])
+                if not sel:
+                    continue
+                d = [r["depth"] for r in sel]
+                color = COLORS[SCHEMES.index(scheme) % len(COLORS)]
+                top.plot(d, finite_or_nan(r["test_acc"] for r in sel), "o-", color=color, label=scheme)
+                bottom.semilogy(d, finite_or_nan(r["grad_ratio"] for r in sel), "o-", color=color, label=scheme)
+            top.axhline(0.1, color="gray", lw=0.8, ls=":")
+            bottom.axhline(1.0, color="gray", lw=0.8, ls=":")
+            top.set(title=f"{arch}, {act}", ylabel="test accuracy", ylim=(0, 1))
+            bottom.set(xlabel="depth (weight layers)", ylabel="||dC/dW1|| / ||dC/dWL|| at init")
+            for ax in (top, bottom):
+                ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    save(fig, path)
+
+
 def run(fast=False, out=None, seed=0, verbose=True, settings=None):
     import lamina
 
@@ -159,32 +187,7 @@ def run(fast=False, out=None, seed=0, verbose=True, settings=None):
     result = Result("depth", "depth: does a deeper net still train? initialisation and BatchNorm against depth",
                     columns, rows, notes, data, {"fast": fast, "seed": seed, **cfg})
 
-    def plot(path):
-        acts = cfg["activations"]
-        fig, axes = figure(2, 2 * len(acts), size=(5.0 * len(acts) * 2, 7.5))
-        for a, act in enumerate(acts):
-            for c, arch in enumerate(("MLP", "CNN")):
-                top, bottom = axes[0][2 * a + c], axes[1][2 * a + c]
-                schemes = cfg["schemes"] if arch == "MLP" else cfg["cnn_schemes"]
-                for s, scheme in enumerate(schemes):
-                    sel = sorted((r for r in rows if r["arch"] == arch and r["activation"] == act
-                                  and r["scheme"] == scheme), key=lambda r: r["depth"])
-                    if not sel:
-                        continue
-                    d = [r["depth"] for r in sel]
-                    color = COLORS[SCHEMES.index(scheme) % len(COLORS)]
-                    top.plot(d, finite_or_nan(r["test_acc"] for r in sel), "o-", color=color, label=scheme)
-                    bottom.semilogy(d, finite_or_nan(r["grad_ratio"] for r in sel), "o-", color=color, label=scheme)
-                top.axhline(0.1, color="gray", lw=0.8, ls=":")
-                bottom.axhline(1.0, color="gray", lw=0.8, ls=":")
-                top.set(title=f"{arch}, {act}", ylabel="test accuracy", ylim=(0, 1))
-                bottom.set(xlabel="depth (weight layers)", ylabel="||dC/dW1|| / ||dC/dWL|| at init")
-                for ax in (top, bottom):
-                    ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=7)
-        save(fig, path)
-
-    return finish(result, out, [("depth.png", plot)], verbose, t0)
+    return finish(result, out, [("depth.png", lambda path: _plot(rows, cfg, path))], verbose, t0)
 
 
 make_callable(__name__)
