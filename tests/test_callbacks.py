@@ -392,6 +392,8 @@ def test_lr_scheduler_sets_each_epochs_rate():
     sched = callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5 if epoch >= 2 else lr)
     _, history = run([sched], epochs=5, lr=0.4)
     assert history["lr"] == [0.4, 0.4, 0.2, 0.1, 0.05]
+    # what a callback adds to the epoch's logs reaches the History (Keras's key)
+    assert history["learning_rate"] == [0.4, 0.4, 0.2, 0.1, 0.05]
     one_arg = callbacks.LearningRateScheduler(lambda epoch: 0.01 * (epoch + 1))
     _, history = run([one_arg], epochs=3)
     assert history["lr"] == pytest.approx([0.01, 0.02, 0.03])
@@ -496,3 +498,15 @@ def test_cli_bad_early_stopping_arguments(capsys):
         with pytest.raises(SystemExit):
             cli.main(argv)
         assert "--" in capsys.readouterr().err
+
+
+def test_the_callback_modules_are_attributes_of_the_package():
+    import importlib
+    import subprocess
+    import sys
+    code = ("import lamina; print(lamina.callbacks.EarlyStopping.__name__, lamina.onnx.export.__name__, "
+            "lamina.training.History.__name__)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["EarlyStopping", "export", "History"]
+    assert importlib.import_module("lamina").linalg.__name__ == "lamina.linalg"

@@ -50,7 +50,8 @@ _register_lazy_backend("cuda_emu", "lamina.cuda:emu_backend")
 
 # The model layer. Submodules load on first use so `import lamina` stays light.
 _LAZY_SUBMODULES = ("backend", "cuda", "nn", "losses", "init", "optim", "io", "datasets", "models", "cli", "bench",
-                    "pretrain", "transfer", "distill", "diagnostics", "plot", "experiments")
+                    "pretrain", "transfer", "distill", "diagnostics", "plot", "experiments", "training", "callbacks",
+                    "onnx", "linalg")
 
 
 def __getattr__(name):

@@ -545,10 +545,12 @@ def _fit_epochs(model, run, good, history):
             if bar is not None:
                 bar.close()
             raise
-        history.append(logs)
-        history.epochs.append(epoch + 1)
         _report_epoch(run, epoch, bar, logs)
         call_callbacks(run.cbs, "on_epoch_end", epoch, logs)
+        # (after the callbacks, as Keras's History: what they add to the logs, e.g. the learning
+        # rate of LearningRateScheduler, is kept)
+        history.append(logs)
+        history.epochs.append(epoch + 1)
         if run.shard is not None:
             from . import distributed as _dist
             model.stop_training = _dist.any_rank(model.stop_training)
