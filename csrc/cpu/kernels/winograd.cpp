@@ -27,6 +27,7 @@
 #include "lamina/cpu/tuning.h"
 #include "lamina/gemm.h"
 #include "lamina/parallel.h"
+#include "transpose.h"
 #include "workspace.h"
 
 namespace lamina::cpu::LAMINA_ISA_NS {
@@ -107,95 +108,106 @@ struct F<4> {
   }
 };
 
+// Channels are processed in blocks of W (one vector): the image is first copied, zero-padded,
+// into a channel-blocked layout XB (Cb, Hp, Wp, W), so that one load gives one pixel of W
+// channels and a tile's transform is a*a vector loads and plain vector arithmetic. The
+// transformed data keeps channels innermost:
+//   V (a*a, G, Cp)   Cp = Cb * W (channels past C are zero)
+//   U (a*a, C, O)    the GEMM's B operand, row-major
+//   M (a*a, G, Op)   = V[xi] (G x C) @ U[xi] (C x O), Op = O rounded up to vectors
+// and the output transform writes m rows of blocked output, turned back to NCHW with 8 x 8
+// register transposes.
 struct Geometry {
   index_t TH, TW;  // tiles down and across
-  index_t TWp;     // floats per deinterleaved phase row: TW + 1 rounded up to vectors, + W
+  index_t Hp, Wp;  // the blocked padded image: TH*m + 2 rows, TW*m + 2 columns
+  index_t Cb, Cp, Ob, Op;
 };
 Geometry geometry(const Conv2dShape& s, int m) {
   Geometry g;
   g.TH = ceil_div(s.OH, m);
   g.TW = ceil_div(s.OW, m);
-  g.TWp = round_up(g.TW + 1, index_t(W)) + W;
+  g.Hp = g.TH * m + 2;
+  g.Wp = g.TW * m + 2;
+  g.Cb = ceil_div(s.C, index_t(W));
+  g.Cp = g.Cb * W;
+  g.Ob = ceil_div(s.O, index_t(W));
+  g.Op = g.Ob * W;
   return g;
 }
 
-// Tail mask of the vector of tiles starting at t (TW tiles).
-inline mask_t tiles_mask(index_t t, index_t TW) { return tail_mask(int(min_of<index_t>(W, TW - t))); }
-
-// V[xi * ldxi + c * ldc + toff + t] for the TW tiles of unit (image xn (C x H x W), tile row
-// ty) and channels [0, C). D and R: scratch of a * m * TWp floats each.
-template <int M>
-void input_unit(const Conv2dShape& s, const Geometry& g, const float* xn, index_t ty, float* V, index_t ldxi,
-                index_t ldc, index_t toff, float* D, float* R) {
-  constexpr int A = F<M>::A;
-  const index_t H = s.H, Wd = s.W, TW = g.TW, TWp = g.TWp;
-  // Per phase p: the tiles whose column m*t + p - pw lies inside the image.
-  index_t tlo[M], thi[M];
-  for (int p = 0; p < M; ++p) {
-    const index_t off = p - s.pw;  // column = m t + off
-    tlo[p] = off >= 0 ? 0 : ceil_div(-off, M);
-    tlo[p] = min_of(tlo[p], TWp);
-    thi[p] = Wd - 1 - off < 0 ? 0 : (Wd - 1 - off) / M + 1;
-    thi[p] = max_of(tlo[p], min_of(thi[p], TWp));
-  }
-  for (index_t c = 0; c < s.C; ++c) {
-    const float* xc = xn + c * H * Wd;
-    for (int i = 0; i < A; ++i) {
-      const index_t row = ty * M - s.ph + i;
-      float* Di = D + i * M * TWp;
-      if (row < 0 || row >= H) {
-        std::fill(Di, Di + M * TWp, 0.0f);
-        continue;
-      }
-      const float* xr = xc + row * Wd;
-      for (int p = 0; p < M; ++p) {
-        float* d = Di + p * TWp;
-        const index_t off = p - s.pw;
-        std::fill(d, d + tlo[p], 0.0f);
-        for (index_t t = tlo[p]; t < thi[p]; ++t) d[t] = xr[t * M + off];
-        std::fill(d + thi[p], d + TWp, 0.0f);
-      }
+// XB[cb][r][col][0..W) = x[cb*W + lane][r - ph][col - pw] of image xn (C x H x W), 0 outside.
+void block_image(const Conv2dShape& s, const Geometry& g, const float* xn, float* XB) {
+  const index_t H = s.H, Wd = s.W, HW = H * Wd, Hp = g.Hp, Wp = g.Wp;
+  for (index_t cb = 0; cb < g.Cb; ++cb) {
+    float* xb = XB + cb * Hp * Wp * W;
+    const index_t c0 = cb * W, cn = min_of<index_t>(W, s.C - c0);
+    // Rows [r0, r1) of the padded frame hold input rows; columns [pw, pw + cols) of them too.
+    const index_t r0 = min_of(s.ph, Hp), r1 = max_of(r0, min_of(Hp, s.ph + H));
+    const index_t cols = max_of<index_t>(0, min_of(Wd, Wp - s.pw));
+    std::fill(xb, xb + r0 * Wp * W, 0.0f);
+    std::fill(xb + r1 * Wp * W, xb + Hp * Wp * W, 0.0f);
+    for (index_t r = r0; r < r1; ++r) {
+      float* row = xb + r * Wp * W;
+      std::fill(row, row + s.pw * W, 0.0f);
+      std::fill(row + (s.pw + cols) * W, row + Wp * W, 0.0f);
+      const float* src = xn + c0 * HW + (r - s.ph) * Wd;  // (cn channels, row stride HW)
+      float* dst = row + s.pw * W;
+      index_t col = 0;
+#if LAMINA_ISA_ID >= 1
+      for (; col + 8 <= cols; col += 8)
+        for (index_t cs = 0; cs < W; cs += 8)
+          transpose8xr_full(src + cs * HW + col, HW, int(max_of<index_t>(0, min_of<index_t>(8, cn - cs))),
+                            dst + col * W + cs, W);
+#endif
+      for (; col < cols; ++col)
+        for (index_t c = 0; c < W; ++c) dst[col * W + c] = c < cn ? src[c * HW + col] : 0.0f;
     }
-    // Column transform: R[k][p][t] = sum_i B^T[k][i] D[i][p][t] (TW + 1 tiles are needed).
-    for (int p = 0; p < M; ++p)
-      for (index_t t = 0; t < TW + 1; t += W) {
-        vf d[A], r[A];
-        for (int i = 0; i < A; ++i) d[i] = load(D + (i * M + p) * TWp + t);
-        F<M>::in(d, r);
-        for (int k = 0; k < A; ++k) store(R + (k * M + p) * TWp + t, r[k]);
+  }
+}
+
+// V[xi][toff + tx][cb*W ..] (row stride ldv = Cp, xi stride ldxi) for the TW tiles of tile row
+// ty, from the blocked image.
+template <int M>
+void input_unit(const Geometry& g, const float* XB, index_t ty, float* V, index_t ldxi, index_t toff) {
+  constexpr int A = F<M>::A;
+  const index_t Wp = g.Wp;
+  for (index_t tx = 0; tx < g.TW; ++tx) {
+    float* Vt = V + (toff + tx) * g.Cp;
+    for (index_t cb = 0; cb < g.Cb; ++cb) {
+      const float* base = XB + ((cb * g.Hp + ty * M) * Wp + tx * M) * W;
+      vf tmp[A][A];  // B^T d: tmp[k][j]
+      for (int j = 0; j < A; ++j) {
+        vf col[A], r[A];
+        for (int i = 0; i < A; ++i) col[i] = load(base + (i * Wp + j) * W);
+        F<M>::in(col, r);
+        for (int k = 0; k < A; ++k) tmp[k][j] = r[k];
       }
-    // Row transform: V[k][l][t] = sum_j B^T[l][j] R[k][j % m][t + j / m].
-    float* Vc = V + c * ldc + toff;
-    for (index_t t = 0; t < TW; t += W) {
-      const mask_t mk = tiles_mask(t, TW);
       for (int k = 0; k < A; ++k) {
-        vf e[A], v[A];
-        for (int j = 0; j < A; ++j) e[j] = load(R + (k * M + j % M) * TWp + t + j / M);
-        F<M>::in(e, v);
-        for (int l = 0; l < A; ++l) store_mask(Vc + (k * A + l) * ldxi + t, mk, v[l]);
+        vf v[A];
+        F<M>::in(tmp[k], v);
+        for (int l = 0; l < A; ++l) store(Vt + (k * A + l) * ldxi + cb * W, v[l]);
       }
     }
   }
 }
 
-// y rows ty*m .. of image yn (O x OH x OW) from M[xi * ldxi + o * ldo + toff + t]. Y: scratch
-// of m * m * TWp floats.
+// Output rows ty*m .. of image yn (O x OH x OW) from M[xi][toff + tx][o] (row stride Op, xi
+// stride ldxi). Y: scratch of m * TW*m * W floats (one channel block of the m rows, blocked).
 template <int Mt>
-void output_unit(const Conv2dShape& s, const Geometry& g, const float* Mx, index_t ldxi, index_t ldo,
-                 index_t toff, const float* b, bool relu, index_t ty, float* yn, float* Y) {
+void output_unit(const Conv2dShape& s, const Geometry& g, const float* Mx, index_t ldxi, index_t toff,
+                 const float* b, bool relu, index_t ty, float* yn, float* Y) {
   constexpr int A = F<Mt>::A;
-  const index_t OH = s.OH, OW = s.OW, TW = g.TW, TWp = g.TWp;
+  const index_t OH = s.OH, OW = s.OW, P = OH * OW, cols = g.TW * Mt;
   const index_t rows = min_of<index_t>(Mt, OH - ty * Mt);
-  const index_t full = OW / Mt;  // tiles whose m columns are all inside the output
-  for (index_t o = 0; o < s.O; ++o) {
-    const float* Mo = Mx + o * ldo + toff;
-    const vf bias = b ? set1(b[o]) : zero();
-    for (index_t t = 0; t < TW; t += W) {
-      const mask_t mk = tiles_mask(t, TW);
-      vf z[Mt][A];
+  for (index_t ob = 0; ob < g.Ob; ++ob) {
+    const index_t o0 = ob * W, on = min_of<index_t>(W, s.O - o0);
+    const vf bias = b ? load_mask(b + o0, tail_mask(int(on))) : zero();
+    for (index_t tx = 0; tx < g.TW; ++tx) {
+      const float* Mt0 = Mx + (toff + tx) * g.Op + o0;
+      vf z[Mt][A];  // A^T m down the columns: z[q][l]
       for (int l = 0; l < A; ++l) {
         vf col[A], r[Mt];
-        for (int k = 0; k < A; ++k) col[k] = load_mask(Mo + (k * A + l) * ldxi + t, mk);
+        for (int k = 0; k < A; ++k) col[k] = load(Mt0 + (k * A + l) * ldxi);
         F<Mt>::out(col, r);
         for (int q = 0; q < Mt; ++q) z[q][l] = r[q];
       }
@@ -205,35 +217,43 @@ void output_unit(const Conv2dShape& s, const Geometry& g, const float* Mx, index
         for (int c = 0; c < Mt; ++c) {
           vf v = add(r[c], bias);
           if (relu) v = max(zero(), v);  // as the GEMM epilogue: NaN propagates
-          store(Y + (q * Mt + c) * TWp + t, v);
+          store(Y + (q * cols + tx * Mt + c) * W, v);
         }
       }
     }
-    float* yo = yn + o * OH * OW + ty * Mt * OW;
+    // Back to NCHW: y[o0 + lane][ty*m + q][col] = Y[q][col][lane].
     for (index_t q = 0; q < rows; ++q) {
-      float* yr = yo + q * OW;
-      const float* Yq = Y + q * Mt * TWp;
-      for (index_t t = 0; t < full; ++t)
-        for (int c = 0; c < Mt; ++c) yr[t * Mt + c] = Yq[c * TWp + t];
-      for (index_t col = full * Mt; col < OW; ++col) yr[col] = Yq[(col % Mt) * TWp + col / Mt];
+      const float* src = Y + q * cols * W;
+      float* dst = yn + o0 * P + (ty * Mt + q) * OW;
+      index_t col = 0;
+#if LAMINA_ISA_ID >= 1
+      const index_t full8 = on / 8 * 8;
+      for (; col < OW; col += 8) {
+        const int n = int(min_of<index_t>(8, OW - col));
+        for (index_t cs = 0; cs < full8; cs += 8) transpose8xr(src + col * W + cs, W, n, dst + cs * P + col, P);
+        for (index_t c = full8; c < on; ++c)
+          for (int k = 0; k < n; ++k) dst[c * P + col + k] = src[(col + k) * W + c];
+      }
+#endif
+      for (; col < OW; ++col)
+        for (index_t c = 0; c < on; ++c) dst[c * P + col] = src[col * W + c];
     }
   }
 }
 
-// U[xi][o][c] for outputs [o0, o1). wt: scratch of 9 * C floats.
+// U[xi][c][o] for input channels [c0, c1). wt: scratch of 9 * Op floats.
 template <int M>
-void filter_range(index_t O, index_t C, const float* w, bool flipped, index_t o0, index_t o1, float* U,
+void filter_range(index_t O, index_t C, const float* w, bool flipped, index_t c0, index_t c1, float* U,
                   float* wt) {
   constexpr int A = F<M>::A;
-  for (index_t o = o0; o < o1; ++o) {
-    // wt[k][c]: tap k (row-major 3x3) of the filter (o, c), channels contiguous.
-    for (index_t c = 0; c < C; ++c)
-      for (int k = 0; k < 9; ++k)
-        wt[k * C + c] = flipped ? w[(c * O + o) * 9 + (8 - k)] : w[(o * C + c) * 9 + k];
-    for (index_t c = 0; c < C; c += W) {
-      const mask_t mk = tail_mask(int(min_of<index_t>(W, C - c)));
+  for (index_t c = c0; c < c1; ++c) {
+    // wt[k][o]: tap k (row-major 3x3) of the filter (o, c), output channels contiguous.
+    for (index_t o = 0; o < O; ++o)
+      for (int k = 0; k < 9; ++k) wt[k * O + o] = flipped ? w[(c * O + o) * 9 + (8 - k)] : w[(o * C + c) * 9 + k];
+    for (index_t o = 0; o < O; o += W) {
+      const mask_t mk = tail_mask(int(min_of<index_t>(W, O - o)));
       vf gk[9];
-      for (int k = 0; k < 9; ++k) gk[k] = load_mask(wt + k * C + c, mk);
+      for (int k = 0; k < 9; ++k) gk[k] = load_mask(wt + k * O + o, mk);
       vf tmp[A][3];  // G g: a rows x 3 columns
       for (int j = 0; j < 3; ++j) {
         const vf col[3] = {gk[j], gk[3 + j], gk[6 + j]};
@@ -244,41 +264,36 @@ void filter_range(index_t O, index_t C, const float* w, bool flipped, index_t o0
       for (int i = 0; i < A; ++i) {
         vf r[A];
         F<M>::flt(tmp[i], r);
-        for (int l = 0; l < A; ++l) store_mask(U + ((i * A + l) * O + o) * C + c, mk, r[l]);
+        for (int l = 0; l < A; ++l) store_mask(U + ((i * A + l) * C + c) * O + o, mk, r[l]);
       }
     }
   }
 }
 
-void filter_range(int m, index_t O, index_t C, const float* w, bool flipped, index_t o0, index_t o1, float* U,
+void filter_range(int m, index_t O, index_t C, const float* w, bool flipped, index_t c0, index_t c1, float* U,
                   float* wt) {
-  if (m == 4) filter_range<4>(O, C, w, flipped, o0, o1, U, wt);
-  else filter_range<2>(O, C, w, flipped, o0, o1, U, wt);
+  if (m == 4) filter_range<4>(O, C, w, flipped, c0, c1, U, wt);
+  else filter_range<2>(O, C, w, flipped, c0, c1, U, wt);
 }
 
-// M[xi] (O x G, row stride G) = U[xi] (O x C) @ V[xi] (C x G), each xi: row blocks of at most
-// five register tiles, so that the GEMM reads V in place (gemm.cpp).
-void products(int A, index_t O, index_t C, index_t G, const float* U, const float* V, float* Mx) {
-  const index_t max_rows = 5 * gemm_config::MR;
-  const index_t blocks = ceil_div(O, max_rows);
-  const index_t rows = round_up(ceil_div(O, blocks), index_t(gemm_config::MR));
+// M[xi] (G x O, row stride Op) = V[xi] (G x C, row stride Cp) @ U[xi] (C x O), each xi.
+void products(int A, const Geometry& g, index_t C, index_t O, index_t G, const float* U, const float* V,
+              float* Mx) {
   const GemmEpilogue ep;
   for (int xi = 0; xi < A * A; ++xi)
-    for (index_t o0 = 0; o0 < O; o0 += rows)
-      sgemm(min_of(rows, O - o0), G, C, MatRef{U + (xi * O + o0) * C, C, 1}, MatRef{V + xi * C * G, G, 1},
-            Mx + (xi * O + o0) * G, G, ep, 1);
+    sgemm(G, O, C, MatRef{V + xi * G * g.Cp, g.Cp, 1}, MatRef{U + xi * C * O, O, 1}, Mx + xi * G * g.Op, g.Op, ep,
+          1);
 }
 
-// Tiles per group: V and M of the group within half the L2 (a*a*(C+O) floats per tile),
-// whole units, at least one unit; tuning().wino_tiles overrides (tests, experiments).
-index_t group_units(const Conv2dShape& s, int m, const Geometry& g) {
+// Units (tile rows) per group: V and M of the group within half the L2 (a*a*(Cp+Op) floats
+// per tile), at least one unit; tuning().wino_tiles overrides (tests, experiments).
+index_t group_units(int m, const Geometry& g) {
   const index_t a2 = (m + 2) * (m + 2);
   index_t tiles = tuning().wino_tiles;
   if (tiles <= 0) {
     const long l2 = tuning().cpu.l2 > 0 ? tuning().cpu.l2 : 512 * 1024;
-    tiles = index_t(l2 / 2) / (a2 * (s.C + s.O) * index_t(sizeof(float)));
-    tiles = max_of<index_t>(tiles, 64);   // below that the GEMMs are too narrow to run well
-    tiles = min_of<index_t>(tiles, 512);  // V rows stay short enough to be read in place
+    tiles = index_t(l2 / 2) / (a2 * (g.Cp + g.Op) * index_t(sizeof(float)));
+    tiles = max_of<index_t>(tiles, 4 * gemm_config::MR);  // GEMMs of a few row tiles at least
   }
   return max_of<index_t>(1, tiles / g.TW);
 }
@@ -289,34 +304,38 @@ void forward_impl(const Conv2dShape& s, const float* x, const float* w, const fl
   constexpr int A = F<M>::A;
   const Geometry g = geometry(s, M);
   const index_t C = s.C, O = s.O, units = s.N * g.TH;
-  const index_t gu = group_units(s, M, g);
+  const index_t gu = group_units(M, g);
   const double flops = 2.0 * double(A * A) * double(O) * double(C) * double(units * g.TW) +
                        double(units * g.TW) * double(A * A) * double(C + O) * 4.0;
   const int nt = threads_for(flops, kMinFlopsPerThread);
-  float* U = thread_buffer(kSlotFilter, workspace_floats(A * A * O, C));
+  float* U = thread_buffer(kSlotFilter, workspace_floats(A * A * C, O));
   parallel_team_then(
       nt,
-      [&](int tid, int team) {  // the filter transform, split over output channels
-        const auto [o0, o1] = split_range(O, team, tid);
-        if (o0 == o1) return;
-        float* wt = thread_buffer(kSlotGroup, workspace_floats(9, C));
-        filter_range<M>(O, C, w, flipped, o0, o1, U, wt);
+      [&](int tid, int team) {  // the filter transform, split over input channels
+        const auto [c0, c1] = split_range(C, team, tid);
+        if (c0 == c1) return;
+        float* wt = thread_buffer(kSlotGroup, workspace_floats(9, g.Op));
+        filter_range<M>(O, C, w, flipped, c0, c1, U, wt);
       },
       [&](int tid, int team) {
         const index_t u0 = units * tid / team, u1 = units * (tid + 1) / team;
         if (u0 == u1) return;
         const index_t G = min_of(gu, u1 - u0) * g.TW;  // tiles of the largest group
-        const index_t vf_ = A * A * C * G, mf = A * A * O * G, sf = A * M * g.TWp;
-        float* V = thread_buffer(kSlotGroup, workspace_floats(1, vf_ + mf + 2 * sf + M * M * g.TWp));
-        float* Mx = V + vf_;
-        float *D = Mx + mf, *R = D + sf, *Y = R + sf;
+        const index_t vfl = A * A * G * g.Cp, mfl = A * A * G * g.Op, xbf = g.Cb * g.Hp * g.Wp * W;
+        float* V = thread_buffer(kSlotGroup, workspace_floats(1, vfl + mfl + xbf + M * g.TW * M * W));
+        float *Mx = V + vfl, *XB = Mx + mfl, *Y = XB + xbf;
+        index_t blocked = -1;  // the image in XB
         for (index_t ug = u0; ug < u1; ug += gu) {
           const index_t ue = min_of(ug + gu, u1), Gt = (ue - ug) * g.TW;
+          for (index_t u = ug; u < ue; ++u) {
+            const index_t n = u / g.TH;
+            if (n != blocked) block_image(s, g, x + n * C * s.H * s.W, XB);
+            blocked = n;
+            input_unit<M>(g, XB, u % g.TH, V, Gt * g.Cp, (u - ug) * g.TW);
+          }
+          products(A, g, C, O, Gt, U, V, Mx);
           for (index_t u = ug; u < ue; ++u)
-            input_unit<M>(s, g, x + (u / g.TH) * C * s.H * s.W, u % g.TH, V, C * Gt, Gt, (u - ug) * g.TW, D, R);
-          products(A, O, C, Gt, U, V, Mx);
-          for (index_t u = ug; u < ue; ++u)
-            output_unit<M>(s, g, Mx, O * Gt, Gt, (u - ug) * g.TW, b, relu, u % g.TH,
+            output_unit<M>(s, g, Mx, Gt * g.Op, (u - ug) * g.TW, b, relu, u % g.TH,
                            y + (u / g.TH) * O * s.OH * s.OW, Y);
         }
       });
@@ -373,31 +392,41 @@ void conv2d_backward_data(const Conv2dShape& s, int m, const float* w, const flo
   conv2d(t, m, grad_y, w, nullptr, false, grad_x, true);
 }
 
+// The stage aids produce the reference's layouts (winograd.h), transposed from the internal ones.
 void filter_transform(int m, index_t O, index_t C, const float* w, bool flipped, float* U) {
-  std::vector<float> wt(static_cast<std::size_t>(9 * C));
-  filter_range(m, O, C, w, flipped, 0, O, U, wt.data());
+  const index_t a2 = (m + 2) * (m + 2);
+  std::vector<float> Ui(static_cast<std::size_t>(a2 * C * O)), wt(static_cast<std::size_t>(9 * round_up(O, W)));
+  filter_range(m, O, C, w, flipped, 0, C, Ui.data(), wt.data());
+  for (index_t xi = 0; xi < a2; ++xi)
+    for (index_t o = 0; o < O; ++o)
+      for (index_t c = 0; c < C; ++c) U[(xi * O + o) * C + c] = Ui[static_cast<std::size_t>((xi * C + c) * O + o)];
 }
 
 void input_transform(const Conv2dShape& s, int m, const float* x, float* V) {
   const Geometry g = geometry(s, m);
-  const index_t T = s.N * g.TH * g.TW;
-  std::vector<float> scratch(static_cast<std::size_t>(2 * (m + 2) * m * g.TWp));
-  float *D = scratch.data(), *R = D + (m + 2) * m * g.TWp;
+  const index_t a2 = (m + 2) * (m + 2), T = s.N * g.TH * g.TW;
+  std::vector<float> XB(static_cast<std::size_t>(g.Cb * g.Hp * g.Wp * W)), Vi(static_cast<std::size_t>(a2 * T * g.Cp));
   for (index_t u = 0; u < s.N * g.TH; ++u) {
-    const float* xn = x + (u / g.TH) * s.C * s.H * s.W;
-    if (m == 4) input_unit<4>(s, g, xn, u % g.TH, V, s.C * T, T, u * g.TW, D, R);
-    else input_unit<2>(s, g, xn, u % g.TH, V, s.C * T, T, u * g.TW, D, R);
+    if (u % g.TH == 0) block_image(s, g, x + (u / g.TH) * s.C * s.H * s.W, XB.data());
+    if (m == 4) input_unit<4>(g, XB.data(), u % g.TH, Vi.data(), T * g.Cp, u * g.TW);
+    else input_unit<2>(g, XB.data(), u % g.TH, Vi.data(), T * g.Cp, u * g.TW);
   }
+  for (index_t xi = 0; xi < a2; ++xi)
+    for (index_t c = 0; c < s.C; ++c)
+      for (index_t t = 0; t < T; ++t) V[(xi * s.C + c) * T + t] = Vi[static_cast<std::size_t>((xi * T + t) * g.Cp + c)];
 }
 
 void output_transform(const Conv2dShape& s, int m, const float* Mx, const float* b, bool relu, float* y) {
   const Geometry g = geometry(s, m);
-  const index_t T = s.N * g.TH * g.TW;
-  std::vector<float> Y(static_cast<std::size_t>(m * m * g.TWp));
+  const index_t a2 = (m + 2) * (m + 2), T = s.N * g.TH * g.TW;
+  std::vector<float> Mi(static_cast<std::size_t>(a2 * T * g.Op), 0.0f), Y(static_cast<std::size_t>(m * g.TW * m * W));
+  for (index_t xi = 0; xi < a2; ++xi)
+    for (index_t o = 0; o < s.O; ++o)
+      for (index_t t = 0; t < T; ++t) Mi[static_cast<std::size_t>((xi * T + t) * g.Op + o)] = Mx[(xi * s.O + o) * T + t];
   for (index_t u = 0; u < s.N * g.TH; ++u) {
     float* yn = y + (u / g.TH) * s.O * s.OH * s.OW;
-    if (m == 4) output_unit<4>(s, g, Mx, s.O * T, T, u * g.TW, b, relu, u % g.TH, yn, Y.data());
-    else output_unit<2>(s, g, Mx, s.O * T, T, u * g.TW, b, relu, u % g.TH, yn, Y.data());
+    if (m == 4) output_unit<4>(s, g, Mi.data(), T * g.Op, u * g.TW, b, relu, u % g.TH, yn, Y.data());
+    else output_unit<2>(s, g, Mi.data(), T * g.Op, u * g.TW, b, relu, u % g.TH, yn, Y.data());
   }
 }
 
