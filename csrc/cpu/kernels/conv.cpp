@@ -753,14 +753,15 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
     if (grad_x) fill_zero(grad_x, s.N * xsz);
     return;
   }
-  if (grad_x) {
-    if (const int m = winograd::backward_data_tile(s)) {
-      // grad_w and grad_b as below (no grad_x), then grad_x by Winograd.
-      conv2d_backward(s, x, w, grad_y, nullptr, grad_w, grad_b);
-      winograd::conv2d_backward_data(s, m, w, grad_y, grad_x);
-      return;
-    }
+  // Winograd for grad_w and / or grad_x where chosen (winograd.h); the rest below. A
+  // Winograd grad_w with a grad_x that must stay on the GEMM path (padding > 2) leaves both there.
+  const int mw = winograd::backward_weight_tile(s), mx = grad_x ? winograd::backward_data_tile(s) : 0;
+  if (mw && (!grad_x || mx)) winograd::conv2d_backward_weight(s, mw, x, grad_y, grad_w, grad_b);
+  if (mx) {
+    if (!mw) conv2d_backward(s, x, w, grad_y, nullptr, grad_w, grad_b);  // grad_w, grad_b only
+    winograd::conv2d_backward_data(s, mx, w, grad_y, grad_x);
   }
+  if (mx || (mw && !grad_x)) return;
   const int nt = threads_for(6.0 * double(s.N) * O * P * max_of<index_t>(K, 1), kMinFlopsPerThread);
   const bool use_direct = grad_x == nullptr && tuning().conv_direct && direct::eligible(s);
   const bool use_lanes = !use_direct && tuning().conv_direct && direct::lanes_eligible(s);
@@ -951,8 +952,11 @@ ConvAlgorithms conv2d_algorithms(const Conv2dShape& s) {
   const bool lanes = tuning().conv_direct && direct::lanes_eligible(s);
   a.grad_x = mb ? kWino[mb] : (lanes && direct::lanes_grad_x_eligible(s)) ? "direct" : "gemm";
   // grad_w: the direct kernels when conv2d_backward would pick them (without grad_x, the
-  // plain direct one; with, the channels-in-lanes one).
-  a.grad_w = tuning().conv_direct && (direct::eligible(s) || direct::lanes_eligible(s)) ? "direct" : "gemm";
+  // plain direct one; with, the channels-in-lanes one). Winograd's needs grad_x on Winograd
+  // too, or none (as profiled: with grad_x).
+  const int mw = winograd::backward_weight_tile(s);
+  a.grad_w = mw && mb ? kWino[mw]
+             : tuning().conv_direct && (direct::eligible(s) || direct::lanes_eligible(s)) ? "direct" : "gemm";
   return a;
 }
 

@@ -41,7 +41,7 @@ using namespace simd;
 
 // Workspace slots: 2 (a thread's V, M and row scratch) as conv.cpp's tiles; 4 holds U on the
 // calling thread (which is thread 0 of the team and uses slot 2 as well).
-constexpr int kSlotGroup = 2, kSlotFilter = 4;
+constexpr int kSlotGroup = 2, kSlotPartial = 3, kSlotFilter = 4;
 constexpr double kMinFlopsPerThread = 3e5;
 
 // The three matrices of Lavin & Gray applied to a column of vectors (each lane a tile).
@@ -68,6 +68,19 @@ struct F<2> {
   static void out(const vf* v, vf* o) {
     o[0] = add(add(v[0], v[1]), v[2]);
     o[1] = sub(sub(v[1], v[2]), v[3]);
+  }
+  // The weight gradient's: o = A v (m -> a) on an output-gradient tile, o = G^T v (a -> 3).
+  static void out_t(const vf* v, vf* o) {
+    o[0] = v[0];
+    o[1] = add(v[0], v[1]);
+    o[2] = sub(v[0], v[1]);
+    o[3] = sub(zero(), v[1]);
+  }
+  static void flt_t(const vf* v, vf* o) {
+    const vf h = set1(0.5f), s = mul(h, add(v[1], v[2])), d = mul(h, sub(v[1], v[2]));
+    o[0] = add(v[0], s);
+    o[1] = d;
+    o[2] = add(s, v[3]);
   }
 };
 
@@ -106,6 +119,23 @@ struct F<4> {
     o[2] = fma(set1(4.0f), s34, s12);
     o[3] = add(fma(set1(8.0f), d34, d12), v[5]);
   }
+  static void out_t(const vf* v, vf* o) {
+    const vf s02 = add(v[0], v[2]), s13 = add(v[1], v[3]);
+    const vf p = fma(set1(4.0f), v[2], v[0]), q = mul(set1(2.0f), fma(set1(4.0f), v[3], v[1]));
+    o[0] = v[0];
+    o[1] = add(s02, s13);
+    o[2] = sub(s02, s13);
+    o[3] = add(p, q);
+    o[4] = sub(p, q);
+    o[5] = v[3];
+  }
+  static void flt_t(const vf* v, vf* o) {
+    const vf s12 = add(v[1], v[2]), d12 = sub(v[2], v[1]), s34 = add(v[3], v[4]), d34 = sub(v[3], v[4]);
+    const vf c6 = set1(1.0f / 6.0f);
+    o[0] = fma(set1(0.25f), v[0], fma(set1(1.0f / 24.0f), s34, mul(set1(-1.0f / 6.0f), s12)));
+    o[1] = fma(c6, d12, mul(set1(1.0f / 12.0f), d34));
+    o[2] = fma(c6, sub(s34, s12), v[5]);
+  }
 };
 
 // Channels are processed in blocks of W (one vector): the image is first copied, zero-padded,
@@ -135,23 +165,25 @@ Geometry geometry(const Conv2dShape& s, int m) {
   return g;
 }
 
-// XB[cb][r][col][0..W) = x[cb*W + lane][r - ph][col - pw] of image xn (C x H x W), 0 outside.
-void block_image(const Conv2dShape& s, const Geometry& g, const float* xn, float* XB) {
-  const index_t H = s.H, Wd = s.W, HW = H * Wd, Hp = g.Hp, Wp = g.Wp;
-  for (index_t cb = 0; cb < g.Cb; ++cb) {
+// XB[cb][r][col][0..W) = x[cb*W + lane][r - ph][col - pw] of an image xn (C x H x Wd), 0
+// outside it; Cb blocks of Hp x Wp pixels.
+void block_image(index_t C, index_t H, index_t Wd, index_t ph, index_t pw, index_t Cb, index_t Hp, index_t Wp,
+                 const float* xn, float* XB) {
+  const index_t HW = H * Wd;
+  for (index_t cb = 0; cb < Cb; ++cb) {
     float* xb = XB + cb * Hp * Wp * W;
-    const index_t c0 = cb * W, cn = min_of<index_t>(W, s.C - c0);
+    const index_t c0 = cb * W, cn = min_of<index_t>(W, C - c0);
     // Rows [r0, r1) of the padded frame hold input rows; columns [pw, pw + cols) of them too.
-    const index_t r0 = min_of(s.ph, Hp), r1 = max_of(r0, min_of(Hp, s.ph + H));
-    const index_t cols = max_of<index_t>(0, min_of(Wd, Wp - s.pw));
+    const index_t r0 = min_of(ph, Hp), r1 = max_of(r0, min_of(Hp, ph + H));
+    const index_t cols = max_of<index_t>(0, min_of(Wd, Wp - pw));
     std::fill(xb, xb + r0 * Wp * W, 0.0f);
     std::fill(xb + r1 * Wp * W, xb + Hp * Wp * W, 0.0f);
     for (index_t r = r0; r < r1; ++r) {
       float* row = xb + r * Wp * W;
-      std::fill(row, row + s.pw * W, 0.0f);
-      std::fill(row + (s.pw + cols) * W, row + Wp * W, 0.0f);
-      const float* src = xn + c0 * HW + (r - s.ph) * Wd;  // (cn channels, row stride HW)
-      float* dst = row + s.pw * W;
+      std::fill(row, row + pw * W, 0.0f);
+      std::fill(row + (pw + cols) * W, row + Wp * W, 0.0f);
+      const float* src = xn + c0 * HW + (r - ph) * Wd;  // (cn channels, row stride HW)
+      float* dst = row + pw * W;
       index_t col = 0;
 #if LAMINA_ISA_ID >= 1
       for (; col + 8 <= cols; col += 8)
@@ -163,6 +195,9 @@ void block_image(const Conv2dShape& s, const Geometry& g, const float* xn, float
         for (index_t c = 0; c < W; ++c) dst[col * W + c] = c < cn ? src[c * HW + col] : 0.0f;
     }
   }
+}
+void block_image(const Conv2dShape& s, const Geometry& g, const float* xn, float* XB) {
+  block_image(s.C, s.H, s.W, s.ph, s.pw, g.Cb, g.Hp, g.Wp, xn, XB);
 }
 
 // V[xi][toff + tx][cb*W ..] (row stride ldv = Cp, xi stride ldxi) for the TW tiles of tile row
@@ -341,6 +376,135 @@ void forward_impl(const Conv2dShape& s, const float* x, const float* w, const fl
       });
 }
 
+// GY[xi][toff + tx][ob*W ..] (row stride Op, xi stride ldxi) = A g A^T of the output-gradient
+// tiles of tile row ty, from the blocked grad_y (Ob, TH*m, TW*m, W), zero past OH x OW.
+template <int M>
+void grad_output_unit(const Geometry& g, const float* GB, index_t ty, float* GY, index_t ldxi, index_t toff) {
+  constexpr int A = F<M>::A;
+  const index_t Wq = g.TW * M;
+  for (index_t tx = 0; tx < g.TW; ++tx) {
+    float* Gt = GY + (toff + tx) * g.Op;
+    for (index_t ob = 0; ob < g.Ob; ++ob) {
+      const float* base = GB + ((ob * g.TH * M + ty * M) * Wq + tx * M) * W;
+      vf tmp[A][M];  // A g down the columns: tmp[k][j]
+      for (int j = 0; j < M; ++j) {
+        vf col[M], r[A];
+        for (int i = 0; i < M; ++i) col[i] = load(base + (i * Wq + j) * W);
+        F<M>::out_t(col, r);
+        for (int k = 0; k < A; ++k) tmp[k][j] = r[k];
+      }
+      for (int k = 0; k < A; ++k) {
+        vf v[A];
+        F<M>::out_t(tmp[k], v);
+        for (int l = 0; l < A; ++l) store(Gt + (k * A + l) * ldxi + ob * W, v[l]);
+      }
+    }
+  }
+}
+
+// grad_w[o][c] (3 x 3) = G^T dU[:, c, o] G for input channels [c0, c1); dU (a*a, C, O).
+template <int M>
+void weight_from_transformed(index_t O, index_t C, const float* dU, index_t c0, index_t c1, float* grad_w) {
+  constexpr int A = F<M>::A;
+  alignas(64) float lanes[9][W];
+  for (index_t c = c0; c < c1; ++c)
+    for (index_t o = 0; o < O; o += W) {
+      const index_t on = min_of<index_t>(W, O - o);
+      const mask_t mk = tail_mask(int(on));
+      vf tmp[3][A];  // G^T d down the columns
+      for (int l = 0; l < A; ++l) {
+        vf col[A], r[3];
+        for (int k = 0; k < A; ++k) col[k] = load_mask(dU + ((k * A + l) * C + c) * O + o, mk);
+        F<M>::flt_t(col, r);
+        for (int i = 0; i < 3; ++i) tmp[i][l] = r[i];
+      }
+      for (int i = 0; i < 3; ++i) {
+        vf r[3];
+        F<M>::flt_t(tmp[i], r);
+        for (int j = 0; j < 3; ++j) store(lanes[i * 3 + j], r[j]);
+      }
+      for (index_t q = 0; q < on; ++q)
+        for (int k = 0; k < 9; ++k) grad_w[((o + q) * C + c) * 9 + k] = lanes[k][q];
+    }
+}
+
+template <int M>
+void backward_weight_impl(const Conv2dShape& s, const float* x, const float* gy, float* grad_w, float* grad_b) {
+  constexpr int A = F<M>::A;
+  const Geometry g = geometry(s, M);
+  const index_t C = s.C, O = s.O, units = s.N * g.TH, P = s.OH * s.OW;
+  const index_t gu = group_units(M, g);
+  const double flops = 2.0 * double(A * A) * double(O) * double(C) * double(units * g.TW) +
+                       double(units * g.TW) * double(A * A) * double(C + O) * 4.0;
+  const int nt = threads_for(flops, kMinFlopsPerThread);
+  const index_t ulen = A * A * C * O;
+  std::vector<float*> partial(static_cast<std::size_t>(nt), nullptr);
+  parallel_team_then(
+      nt,
+      [&](int tid, int team) {
+        float* dU = thread_buffer(kSlotPartial, workspace_floats(1, ulen));
+        partial[static_cast<std::size_t>(tid)] = dU;
+        const index_t u0 = units * tid / team, u1 = units * (tid + 1) / team;
+        if (u0 == u1) {
+          std::fill(dU, dU + ulen, 0.0f);
+          return;
+        }
+        const index_t G = min_of(gu, u1 - u0) * g.TW;
+        const index_t vfl = A * A * G * g.Cp, gfl = A * A * G * g.Op, xbf = g.Cb * g.Hp * g.Wp * W,
+                      gbf = g.Ob * g.TH * M * g.TW * M * W;
+        float* V = thread_buffer(kSlotGroup, workspace_floats(1, vfl + gfl + xbf + gbf));
+        float *GY = V + vfl, *XB = GY + gfl, *GB = XB + xbf;
+        GemmEpilogue ep;  // the first group overwrites dU, the others add to it
+        index_t blocked = -1;
+        for (index_t ug = u0; ug < u1; ug += gu) {
+          const index_t ue = min_of(ug + gu, u1), Gt = (ue - ug) * g.TW;
+          for (index_t u = ug; u < ue; ++u) {
+            const index_t n = u / g.TH;
+            if (n != blocked) {
+              block_image(s, g, x + n * C * s.H * s.W, XB);
+              block_image(O, s.OH, s.OW, 0, 0, g.Ob, g.TH * M, g.TW * M, gy + n * O * P, GB);
+            }
+            blocked = n;
+            input_unit<M>(g, XB, u % g.TH, V, Gt * g.Cp, (u - ug) * g.TW);
+            grad_output_unit<M>(g, GB, u % g.TH, GY, Gt * g.Op, (u - ug) * g.TW);
+          }
+          // dU[xi] (C x O) (+)= V[xi]^T (C x Gt) @ GY[xi] (Gt x O)
+          for (int xi = 0; xi < A * A; ++xi)
+            sgemm(C, O, Gt, MatRef{V + xi * Gt * g.Cp, 1, g.Cp}, MatRef{GY + xi * Gt * g.Op, g.Op, 1},
+                  dU + xi * C * O, O, ep, 1);
+          ep.beta = 1.0f;
+        }
+      },
+      [&](int tid, int team) {
+        // Sum the partials (thread tid's share of dU, in place in partial[0] -- each element is
+        // read and written by one thread only), then grad_b.
+        const auto [i0, i1] = split_range(ulen, team, tid, W);
+        float* dst = partial[0];
+        for (int p = 1; p < team; ++p) {
+          const float* src = partial[static_cast<std::size_t>(p)];
+          for (index_t i = i0; i < i1; ++i) dst[i] += src[i];
+        }
+        const auto [o0, o1] = split_range(O, team, tid);
+        for (index_t o = o0; o < o1; ++o) {
+          double t = 0.0;
+          for (index_t n = 0; n < s.N; ++n) {
+            const float* p = gy + (n * O + o) * P;
+            vf acc = zero();
+            index_t i = 0;
+            for (; i + W <= P; i += W) acc = add(acc, load(p + i));
+            if (i < P) acc = add(acc, load_mask(p + i, tail_mask(int(P - i))));
+            t += hsum(acc);
+          }
+          grad_b[o] = float(t);
+        }
+      });
+  // G^T dU G, split over input channels (after the reduction: a second team).
+  parallel_team(nt, [&](int tid, int team) {
+    const auto [c0, c1] = split_range(C, team, tid);
+    weight_from_transformed<M>(O, C, partial[0], c0, c1, grad_w);
+  });
+}
+
 }  // namespace
 
 bool eligible(const Conv2dShape& s) {
@@ -370,6 +534,7 @@ int chosen_tile(const Conv2dShape& s, bool ok) {
 
 int forward_tile(const Conv2dShape& s) { return chosen_tile(s, eligible(s)); }
 int backward_data_tile(const Conv2dShape& s) { return chosen_tile(s, backward_data_eligible(s)); }
+int backward_weight_tile(const Conv2dShape& s) { return chosen_tile(s, eligible(s)); }
 
 void conv2d(const Conv2dShape& s, int m, const float* x, const float* w, const float* b, bool relu, float* y,
             bool flipped) {
@@ -393,6 +558,12 @@ void conv2d_backward_data(const Conv2dShape& s, int m, const float* w, const flo
 }
 
 // The stage aids produce the reference's layouts (winograd.h), transposed from the internal ones.
+void conv2d_backward_weight(const Conv2dShape& s, int m, const float* x, const float* grad_y, float* grad_w,
+                            float* grad_b) {
+  if (m == 4) backward_weight_impl<4>(s, x, grad_y, grad_w, grad_b);
+  else backward_weight_impl<2>(s, x, grad_y, grad_w, grad_b);
+}
+
 void filter_transform(int m, index_t O, index_t C, const float* w, bool flipped, float* U) {
   const index_t a2 = (m + 2) * (m + 2);
   std::vector<float> Ui(static_cast<std::size_t>(a2 * C * O)), wt(static_cast<std::size_t>(9 * round_up(O, W)));

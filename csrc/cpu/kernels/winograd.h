@@ -33,6 +33,14 @@ void conv2d(const Conv2dShape& s, int m, const float* x, const float* w, const f
 void conv2d_backward_data(const Conv2dShape& s, int m, const float* w, const float* grad_y,
                           float* grad_x);
 
+// grad_w (O, C, 3, 3) and grad_b (O,) (overwritten) by Winograd correlation: with the forward's
+// tiles, dL/dU[xi] (C x O) = sum over tiles of V[xi]^T (B^T d B) times (A g A^T)[xi] of the
+// output-gradient tile g, then grad_w = G^T dU G (the adjoint of the forward's bilinear form).
+void conv2d_backward_weight(const Conv2dShape& s, int m, const float* x, const float* grad_y, float* grad_w,
+                            float* grad_b);
+// The tile conv2d_backward's grad_w uses (0: the GEMM / direct paths).
+int backward_weight_tile(const Conv2dShape& s);
+
 // The stages, exposed for the tests against the reference (bind_conv.cpp).
 // U (a*a, O, C) from w (O, C, 3, 3) (flipped as above when `flipped`).
 void filter_transform(int m, index_t O, index_t C, const float* w, bool flipped, float* U);
