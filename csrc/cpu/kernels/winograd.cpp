@@ -530,8 +530,13 @@ int auto_tile(const Conv2dShape& s) {
   const double enough = max_of(8.0 * num_threads(), double(s.C) * double(s.O) / 2048.0);
   const double t4 = double(s.N) * double(ceil_div(s.OH, 4)) * double(ceil_div(s.OW, 4));
   const double t2 = double(s.N) * double(ceil_div(s.OH, 2)) * double(ceil_div(s.OW, 2));
-  if (t4 >= enough && s.C <= 512 && s.O <= 512) return 4;
-  if (t2 >= enough) return 2;
+  // A group holds at least one row of tiles: on very wide images with many channels that alone
+  // would be a large workspace (V and M of a row: a*a * TW * (C + O) floats); keep it under 64 MiB.
+  auto row_fits = [&](index_t m) {
+    return double((m + 2) * (m + 2)) * double(ceil_div(s.OW, m)) * double(s.C + s.O + 2 * W) * 4.0 < 64.0 * (1 << 20);
+  };
+  if (t4 >= enough && s.C <= 512 && s.O <= 512 && row_fits(4)) return 4;
+  if (t2 >= enough && row_fits(2)) return 2;
   return 0;
 }
 int chosen_tile(const Conv2dShape& s, bool ok) {
