@@ -243,3 +243,51 @@ def test_lamina_conv_algo_environment_variable():
     assert json.loads(r.stdout.strip().splitlines()[-1]) == ["winograd2", "cpuid"]
     r = _run({"LAMINA_CONV_ALGO": "fast"}, "import lamina")
     assert r.returncode != 0 and "LAMINA_CONV_ALGO=fast" in r.stderr
+
+
+# ---- out of memory inside the Winograd kernels: a MemoryError, and the next call works ----------
+
+_frng = np.random.default_rng(11)
+_fx, _fw, _fgy = (_frng.standard_normal(s).astype(np.float32) for s in ((8, 16, 16, 16), (24, 16, 3, 3), (8, 24, 16, 16)))
+FAULT_CASES = {
+    "conv2d": ("conv2d", (_fx, _fw), dict(padding=1)),
+    "conv2d_backward": ("conv2d_backward", (_fx, _fw, _fgy), dict(padding=1)),
+    "conv2d_backward, grad_w only": ("conv2d_backward", (_fx, _fw, _fgy), dict(padding=1, compute_grad_x=False)),
+}
+
+
+@pytest.fixture(scope="module", params=["winograd2", "winograd4"])
+def wino_child(request):
+    """A crashguard worker whose lamina was imported with LAMINA_CONV_ALGO set (every call in
+    it a possible abort, reported as a failed case)."""
+    from crashguard import Child
+    old = os.environ.get("LAMINA_CONV_ALGO")
+    os.environ["LAMINA_CONV_ALGO"] = request.param
+    c = Child(timeout=60)
+    try:
+        info = c.run("lamina._native", "backend_info")
+    finally:
+        if old is None:
+            del os.environ["LAMINA_CONV_ALGO"]
+        else:
+            os.environ["LAMINA_CONV_ALGO"] = old
+    assert info[0] == "ok" and info[1]["variants"]["conv_algo"] == request.param, info[:2]
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("count", [1, 2**30], ids=["one failure", "every request fails"])
+@pytest.mark.parametrize("case", list(FAULT_CASES))
+def test_a_failed_workspace_allocation_is_a_memory_error(wino_child, case, count, threads):
+    name, args, kwargs = FAULT_CASES[case]
+    failed = wino_child.run("lamina.ops", name, args, kwargs, threads=threads, fail_allocs=count)
+    assert failed[0] == "raise" and failed[1] == "MemoryError", f"{case}: {failed[:2]} {failed[2:]}"
+    again = wino_child.run("lamina.ops", name, args, kwargs, threads=threads)
+    assert again[0] == "ok", again[:3]
+    want = R.conv2d(*(a.astype(np.float64) for a in args), **kwargs) if name == "conv2d" else \
+        R.conv2d_backward(*(a.astype(np.float64) for a in args), padding=1)
+    for g, r in zip(again[1] if isinstance(again[1], tuple) else (again[1],),
+                    want if isinstance(want, tuple) else (want,)):
+        if g is not None:
+            np.testing.assert_allclose(g, r, rtol=2e-5, atol=8e-5 * np.abs(r).max())
