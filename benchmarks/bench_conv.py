@@ -3,6 +3,8 @@ windows + matmul) and, where installed, PyTorch's CPU convolution, at the issue'
 
     python benchmarks/bench_conv.py                        # the comparison table (2 threads)
     python benchmarks/bench_conv.py --threads 1,2
+    python benchmarks/bench_conv.py --winograd             # the 3x3 table: auto vs im2col + GEMM vs torch
+    python benchmarks/bench_conv.py --winograd --cpu-time  # the same, 1 thread, by CPU time
     pytest benchmarks/bench_conv.py [--benchmark-disable]  # pytest-benchmark, one group per shape
 """
 import argparse
@@ -154,6 +156,95 @@ def rows(thread_counts=(2,), repeats=9, cases=CASES):
     return out
 
 
+# (N, C, H=W, O, k, padding): the 3x3 layers Winograd is for (fwd+bwd targets 1.6x and 1.5x torch).
+WINOGRAD_CASES = [
+    (64, 32, 16, 64, 3, 1),
+    (64, 64, 8, 128, 3, 1),
+]
+
+
+def _forced(fn, algo):
+    """fn with the native conv algorithm forced to `algo` for its duration (tuning key conv_algo)."""
+    from lamina import _native
+
+    def run():
+        _native._set_tuning(f"conv_algo={algo}")
+        try:
+            return fn()
+        finally:
+            _native._set_tuning("conv_algo=auto")
+    return run
+
+
+def winograd_rows(threads=2, repeats=9, cases=WINOGRAD_CASES):
+    """conv2d fwd and fwd+bwd of 3x3 layers: lamina as it chooses (Winograd where the rule says),
+    lamina forced to im2col + GEMM, and torch, the three interleaved in one comparison per row."""
+    import torch
+    from lamina import _native
+    out = []
+    with thread_count(threads, torch):
+        for case in cases:
+            data = _data(case)
+            n, c, h, o, k, p = case
+            algos = _native._conv_algorithms(data[0], data[1], padding=p)
+            for kind, fn, ti in (("conv2d fwd", fwd, 0), ("conv2d fwd+bwd", fwd_bwd, 1)):
+                fns = {"lamina": lambda: fn(ops, *data), "lamina gemm": _forced(lambda: fn(ops, *data), "gemm"),
+                       "torch": _torch_fns(torch, *data)[ti]}
+                # (3 tries per block: on a machine others keep busy, waiting for a quiet block
+                # would take minutes per row; the dropped count says how often it tried)
+                t, dropped = compare_quiet(fns, repeats=repeats, max_tries=3)
+                out.append({"kernel": kind, "shape": (n, c, h, h), "conv": f"O={o} k={k} pad={p}", "threads": threads,
+                            "algorithms": algos, "lamina_ms": t["lamina"] * 1e3, "gemm_ms": t["lamina gemm"] * 1e3,
+                            "torch_ms": t["torch"] * 1e3, "ratio": t["torch"] / t["lamina"],
+                            "ratio_gemm": t["torch"] / t["lamina gemm"], "blocks_dropped": dropped})
+    return out
+
+
+def winograd_cpu_rows(repeats=15, cases=WINOGRAD_CASES):
+    """conv2d fwd+bwd of 3x3 layers at 1 thread, timed by this process's CPU time (best of
+    `repeats`): lamina as it chooses, lamina forced to im2col + GEMM, torch. CPU time does not
+    count the time other processes take the core away, so on a shared machine these ratios are
+    steadier than wall-clock ones (but only one thread can be measured this way)."""
+    import time
+
+    import torch
+    from lamina import _native
+
+    def best(f):
+        f()
+        t = float("inf")
+        for _ in range(repeats):
+            t0 = time.process_time()
+            f()
+            t = min(t, time.process_time() - t0)
+        return t
+
+    out = []
+    with thread_count(1, torch):
+        for case in cases:
+            data = _data(case)
+            n, c, h, o, k, p = case
+            lam, tor = (lambda: fwd_bwd(ops, *data)), _torch_fns(torch, *data)[1]
+            t = {"lamina": best(lam), "lamina gemm": best(_forced(lam, "gemm")), "torch": best(tor)}
+            out.append({"kernel": "conv2d fwd+bwd (1 thread, CPU time)", "shape": (n, c, h, h),
+                        "conv": f"O={o} k={k} pad={p}", "threads": 1,
+                        "algorithms": _native._conv_algorithms(data[0], data[1], padding=p),
+                        "lamina_ms": t["lamina"] * 1e3, "gemm_ms": t["lamina gemm"] * 1e3, "torch_ms": t["torch"] * 1e3,
+                        "ratio": t["torch"] / t["lamina"], "ratio_gemm": t["torch"] / t["lamina gemm"]})
+    return out
+
+
+def winograd_markdown(rs):
+    lines = ["| kernel | x shape | conv | threads | algorithm (fwd / dx / dw) | lamina ms | lamina gemm ms | torch ms "
+             "| ratio | ratio gemm |", "|---|---|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rs:
+        a = r["algorithms"]
+        lines.append(f"| {r['kernel']} | {r['shape']} | {r['conv']} | {r['threads']} | {a['forward']} / {a['grad_x']} / "
+                     f"{a['grad_w']} | {r['lamina_ms']:.2f} | {r['gemm_ms']:.2f} | {r['torch_ms']:.2f} | "
+                     f"{r['ratio']:.2f} | {r['ratio_gemm']:.2f} |")
+    return "\n".join(lines)
+
+
 def markdown(rs):
     lines = ["| kernel | x shape | conv | threads | lamina ms | baseline | baseline ms | ratio |",
              "|---|---|---|---:|---:|---|---:|---:|"]
@@ -188,7 +279,17 @@ if __name__ == "__main__":
     ap.add_argument("--threads", default="2", help="thread counts, e.g. 1,2")
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--markdown", action="store_true", help="print a markdown table")
+    ap.add_argument("--winograd", action="store_true",
+                    help="the 3x3 table: lamina (auto), lamina forced to im2col + GEMM, torch (first thread count)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="with --winograd: fwd+bwd at 1 thread by CPU time (steadier on a shared machine)")
     args = ap.parse_args()
+    if args.winograd:
+        if args.cpu_time:
+            print(winograd_markdown(winograd_cpu_rows()))
+        else:
+            print(winograd_markdown(winograd_rows(int(args.threads.split(",")[0]), repeats=args.repeats)))
+        sys.exit(0)
     print(lamina.backend_info())
     rs = rows(tuple(int(t) for t in args.threads.split(",")), repeats=args.repeats)
     print(markdown(rs) if args.markdown else "")

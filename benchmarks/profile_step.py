@@ -2,6 +2,7 @@
 
     python benchmarks/profile_step.py                   # LeNet-5 (batch 64) and the MLP (batch 32), 2 threads
     python benchmarks/profile_step.py --models mlp --steps 500 --threads 1
+    python benchmarks/profile_step.py --models vgg --steps 50   # the VGG-style 3x32x32 net (bench_training.py)
     python benchmarks/profile_step.py --quick           # a few steps, < 10 s (CI)
     python benchmarks/profile_step.py --json rows.json  # the rows as JSON as well
 
@@ -29,7 +30,9 @@ reaches on 512x512x512 at the thread count (the best call: the achievable peak),
 working set's size; "x cache bw" holds each part to the latter in any case (the working set of
 these models fits in L3). bytes: the minimum traffic of the part, reading its inputs and
 weights once and writing its outputs once (formulas at _forward_cost / _backward_cost);
-workspaces (im2col) do not count.
+workspaces (im2col) do not count. A Conv2D's flops are those of the direct convolution
+whichever algorithm runs (Winograd does fewer multiplications: its "x roofline" can fall below
+1); the algorithm the native backend chose for each direction is shown in brackets.
 """
 import argparse
 import functools
@@ -44,9 +47,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lamina  # noqa: E402
-from bench_training import LR, MODELS, MOMENTUM, mnist_numpy  # noqa: E402
+from bench_training import ALL_MODELS, LR, MODELS, MOMENTUM, data_for, lamina_model  # noqa: E402
 from lamina import backend as _backend  # noqa: E402
-from lamina import models, optim  # noqa: E402
+from lamina import optim  # noqa: E402
 from lamina.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU  # noqa: E402
 from lamina.nn.sequential import _FUSE_RELU, _FUSED_RELU, _PLAIN, _apply_loss  # noqa: E402
 from timing import copy_bandwidth  # noqa: E402
@@ -261,6 +264,17 @@ def _layer_optimizers(model, optimizer):
     return out
 
 
+def _conv_algorithms(layer, x_shape):
+    """{forward, grad_x, grad_w: algorithm} the native backend runs for a Conv2D on input
+    x_shape ("winograd2", "winograd4", "direct", "gemm"; lamina._native._conv_algorithms), or
+    None for other layers and backends."""
+    if not isinstance(layer, Conv2D) or layer._be().name != "native":
+        return None
+    from lamina import _native
+    return _native._conv_algorithms(np.empty(x_shape, np.float32), layer.weight.data, stride=layer.stride,
+                                    padding=layer.padding, dilation=layer.dilation)
+
+
 def _parts(model, x_shape, schedule, updates):
     """The parts of one step on a batch of shape ``x_shape``, in the order _timed_step times
     them: dicts with index, layer, direction, flops, bytes; and the working set (bytes) of the step."""
@@ -274,12 +288,16 @@ def _parts(model, x_shape, schedule, updates):
         parts.append({"index": index, "layer": f"{index} {type(layers[index]).__name__}", "direction": direction,
                       "flops": cost[0], "bytes": cost[1]})
 
+    def algo(i, which):  # the native conv algorithm(s) of layer i, as " [..]" (else "")
+        a = _conv_algorithms(layers[i], shapes[i])
+        return "" if a is None else " [" + ", ".join(f"{k} {a[k]}" for k in which) + "]"
+
     for i, (layer, mode) in enumerate(plan):
         if mode not in (_PLAIN, _FUSE_RELU, _FUSED_RELU):
             raise NotImplementedError("profile_step replays flat Sequentials only (no nested ones)")
         cost = _forward_cost(layer, mode, shapes[i], shapes[i + 1])
         direction = {_PLAIN: "forward", _FUSE_RELU: "forward +ReLU", _FUSED_RELU: f"forward (in {i - 1})"}[mode]
-        add(i, direction, cost)
+        add(i, direction + algo(i, ("forward",)), cost)
         if cost[1]:  # the output (and a pool's argmax) stays for the backward: the activations
             written += (F32 + (I64 if isinstance(layer, MaxPool2D) else 0)) * math.prod(shapes[i + 1])
     logits = math.prod(shapes[-1])
@@ -291,6 +309,7 @@ def _parts(model, x_shape, schedule, updates):
             add(i - 2, f"backward (no dx) from pool {i} +ReLU {i - 1}", _pooled_cost(layers[i - 2], shapes[i - 2], shapes[i + 1]))
             continue
         direction = f"backward +ReLU {i - 1}" if relu_first else "backward" if need else "backward (no dx)"
+        direction += algo(i, ("grad_x", "grad_w") if need else ("grad_w",))
         add(i, direction, _backward_cost(layers[i], shapes[i], shapes[i + 1], need, relu_first))
     params = 0
     for i, opt in updates:
@@ -345,14 +364,14 @@ def _timed_step(model, plan, schedule, updates, xb, yb, be, ns):
         k += 1
 
 
-@functools.lru_cache(maxsize=1)
-def _data():
-    return mnist_numpy(DATA_IMAGES)
+@functools.lru_cache(maxsize=4)
+def _data(model_name):
+    return data_for(model_name, DATA_IMAGES)
 
 
 def _build(model_name):
     lamina.seed(0)
-    model = models.MODELS[model_name]()
+    model = lamina_model(model_name)
     opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     model.compile(opt, "cross_entropy")
     return model, opt
@@ -376,7 +395,7 @@ def _check_replay(model_name, batches):
 
 def _profile(model_name, batch, steps, threads, machine, warmup=20, fit_chunk=20):
     """(rows, info): the rows of ``profile`` and the model's working set and bandwidths."""
-    X, y = _data()
+    X, y = _data(model_name)
     batches = [(X[lo:lo + batch], y[lo:lo + batch]) for lo in range(0, 32 * batch, batch)]
     before = lamina.get_num_threads()
     lamina.set_num_threads(threads)
@@ -529,7 +548,7 @@ def summary_line(rows, info):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
+    p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(ALL_MODELS)}")
     p.add_argument("--steps", type=int, default=200, help="timed steps per model (default 200)")
     p.add_argument("--threads", type=int, default=2, help="lamina.set_num_threads (default 2)")
     p.add_argument("--peak-gflops", type=float, default=None,
@@ -538,14 +557,14 @@ def main(argv=None):
     p.add_argument("--json", metavar="PATH", help="also write the machine and the rows as JSON")
     a = p.parse_args(argv)
     names = [m for m in a.models.split(",") if m]
-    unknown = [m for m in names if m not in MODELS]
+    unknown = [m for m in names if m not in ALL_MODELS]
     if unknown:
-        p.error(f"unknown model(s) {unknown}; expected some of {list(MODELS)}")
+        p.error(f"unknown model(s) {unknown}; expected some of {list(ALL_MODELS)}")
     steps, warmup = (10, 3) if a.quick else (a.steps, 20)
 
     machine = measure_machine(a.threads, a.peak_gflops, quick=a.quick)
     print_header(machine)
-    results = [_profile(m, MODELS[m], steps, a.threads, machine, warmup=warmup, fit_chunk=5 if a.quick else 20)
+    results = [_profile(m, ALL_MODELS[m], steps, a.threads, machine, warmup=warmup, fit_chunk=5 if a.quick else 20)
                for m in names]
     for rows, info in results:
         print_table(rows, info)

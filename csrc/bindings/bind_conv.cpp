@@ -150,6 +150,24 @@ py::tuple conv2d_backward_pooled(py::handle x_obj, py::handle w_obj, py::handle 
   return py::make_tuple(gw, gb);
 }
 
+int tile_arg(py::handle m) {
+  if (!py::isinstance<py::int_>(m) || py::isinstance<py::bool_>(m) || (m.cast<long>() != 2 && m.cast<long>() != 4))
+    value_error("m must be 2 or 4, got " + std::string(py::str(m)));
+  return m.cast<int>();
+}
+
+// The Winograd geometry of a 3x3 stride-1 convolution of x with `padding`.
+Conv2dShape winograd_shape(const View& xv, index_t O, py::handle padding) {
+  Conv2dShape s{};
+  s.N = xv.shape[0], s.C = xv.shape[1], s.H = xv.shape[2], s.W = xv.shape[3];
+  s.O = O, s.kH = s.kW = 3, s.sh = s.sw = s.dh = s.dw = 1;
+  std::tie(s.ph, s.pw) = int_pair_arg(padding, "padding");
+  if (s.ph < 0 || s.pw < 0 || s.ph > 64 || s.pw > 64) value_error("padding must be in [0, 64]");
+  s.OH = s.H + 2 * s.ph - 2, s.OW = s.W + 2 * s.pw - 2;
+  if (s.OH < 1 || s.OW < 1) value_error("the 3x3 kernel is larger than the padded input " + xv.shape_str());
+  return s;
+}
+
 }  // namespace
 
 LAMINA_BINDINGS(bind_conv) {
@@ -185,6 +203,89 @@ LAMINA_BINDINGS(bind_conv) {
       py::arg("method"),
       "Testing aid: force how conv2d_backward computes grad_w. Not thread-safe while kernels "
       "run.");
+  m.def(
+      "_conv_algorithms",
+      [](py::handle x, py::handle w, py::handle stride, py::handle padding, py::handle dilation) {
+        View xv = f32_contig_arg(x, "x", 4), wv = f32_contig_arg(w, "w", 4);
+        const Conv2dShape s = conv_shape(xv, wv, stride, padding, dilation);
+        const cpu::ConvAlgorithms a = cpu::conv2d_algorithms(s);
+        py::dict d;
+        d["forward"] = a.forward;
+        d["grad_x"] = a.grad_x;
+        d["grad_w"] = a.grad_w;
+        return d;
+      },
+      py::arg("x"), py::arg("w"), py::arg("stride") = 1, py::arg("padding") = 0, py::arg("dilation") = 1,
+      "Which algorithm conv2d / conv2d_backward run for these arguments on the active CPU path and "
+      "tuning: {'forward', 'grad_x', 'grad_w'}: 'winograd2', 'winograd4', 'direct' or 'gemm'.");
+  m.def(
+      "_winograd_filter_transform",
+      [](py::handle w, py::handle mo, bool flipped) {
+        View wv = f32_contig_arg(w, "w", 4);
+        if (wv.shape[2] != 3 || wv.shape[3] != 3) value_error("w must be (O, C, 3, 3), got " + wv.shape_str());
+        const int m = tile_arg(mo);
+        const index_t a = m + 2, O = flipped ? wv.shape[1] : wv.shape[0], C = flipped ? wv.shape[0] : wv.shape[1];
+        py::array_t<float> U = new_f32({a * a, O, C});
+        float* u = U.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          cpu::winograd_filter_transform(m, O, C, wv.f(), flipped, u);
+        }
+        return U;
+      },
+      py::arg("w"), py::arg("m"), py::arg("flipped") = false,
+      "Testing aid: U (a*a, O, C) = G w G^T (lamina.reference.winograd.filter_transform); flipped: w is "
+      "(C, O, 3, 3) and the filter w[c, o, ::-1, ::-1] (the input gradient's).");
+  m.def(
+      "_winograd_input_transform",
+      [](py::handle x, py::handle mo, py::handle padding) {
+        View xv = f32_contig_arg(x, "x", 4);
+        const int m = tile_arg(mo);
+        const Conv2dShape s = winograd_shape(xv, 1, padding);
+        const index_t a = m + 2, T = s.N * ((s.OH + m - 1) / m) * ((s.OW + m - 1) / m);
+        py::array_t<float> V = new_f32({a * a, s.C, T});
+        float* v = V.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          cpu::winograd_input_transform(s, m, xv.f(), v);
+        }
+        return V;
+      },
+      py::arg("x"), py::arg("m"), py::arg("padding") = 0,
+      "Testing aid: V (a*a, C, tiles) = B^T d B of every tile (lamina.reference.winograd.input_transform).");
+  m.def(
+      "_winograd_output_transform",
+      [](py::handle M, py::handle mo, index_t N, index_t OH, index_t OW, py::handle b, py::handle act) {
+        View mv = f32_contig_arg(M, "M", 3);
+        const int m = tile_arg(mo);
+        const index_t a = m + 2;
+        if (N < 1 || OH < 1 || OW < 1) value_error("N, OH and OW must be positive");
+        const index_t T = N * ((OH + m - 1) / m) * ((OW + m - 1) / m);
+        if (mv.shape[0] != a * a || mv.shape[2] != T)
+          value_error("M has shape " + mv.shape_str() + ", expected (" + std::to_string(a * a) + ", O, " +
+                      std::to_string(T) + ")");
+        Conv2dShape s{};
+        s.N = N, s.O = mv.shape[1], s.OH = OH, s.OW = OW, s.C = 1, s.kH = s.kW = 3;
+        View bv;
+        const float* bias = nullptr;
+        if (!b.is_none()) {
+          bv = f32_contig_arg(b, "b", 1);
+          if (bv.shape[0] != s.O) value_error("b has shape " + bv.shape_str() + ", expected (O,)");
+          bias = bv.f();
+        }
+        const bool relu = relu_activation(act);
+        py::array_t<float> y = new_f32({N, s.O, OH, OW});
+        float* yp = y.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          cpu::winograd_output_transform(s, m, mv.f(), bias, relu, yp);
+        }
+        return y;
+      },
+      py::arg("M"), py::arg("m"), py::arg("N"), py::arg("OH"), py::arg("OW"), py::arg("b") = py::none(),
+      py::arg("activation") = py::none(),
+      "Testing aid: y (N, O, OH, OW) = A^T M A (+ b, ReLU) of every tile "
+      "(lamina.reference.winograd.output_transform).");
 }
 
 }  // namespace lamina::bind

@@ -71,6 +71,8 @@ py::dict backend_info() {
   variants["small_n_b"] = t.small_n_b == SmallNB::gather ? "gather" : "transpose";
   variants["dot_width"] = t.dot_width;
   variants["conv_direct"] = t.conv_direct;
+  variants["conv_algo"] = conv_algo_name(t.conv_algo);
+  variants["wino_tiles"] = t.wino_tiles;
   d["variants"] = variants;
   d["tuning_source"] = t.source;
   return d;
@@ -113,7 +115,7 @@ PYBIND11_MODULE(_native, m) {
   m.doc() = "lamina's native CPU kernels (C++, SIMD + OpenMP)";
   std::string err = lamina::cpu::select_isa(std::getenv("LAMINA_CPU"));
   if (!err.empty()) throw std::runtime_error(err);
-  err = lamina::cpu::init_tuning(std::getenv("LAMINA_TUNING"));
+  err = lamina::cpu::init_tuning(std::getenv("LAMINA_TUNING"), std::getenv("LAMINA_CONV_ALGO"));
   if (!err.empty()) throw std::runtime_error(err);
 
   m.attr("__version__") = LAMINA_VERSION;

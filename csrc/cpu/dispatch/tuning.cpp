@@ -10,7 +10,7 @@ namespace lamina::cpu {
 namespace {
 
 Tuning g_tuning;
-std::string g_env;  // LAMINA_TUNING as given at import, re-applied by reset_tuning
+std::string g_env;  // LAMINA_TUNING (and LAMINA_CONV_ALGO) as given at import, re-applied by reset_tuning
 
 #ifndef LAMINA_CONV_DIRECT_DEFAULT
 #define LAMINA_CONV_DIRECT_DEFAULT true
@@ -80,6 +80,15 @@ bool parse_int(const std::string& v, int lo, int hi, int& out) {
 
 }  // namespace
 
+const char* conv_algo_name(ConvAlgo a) {
+  switch (a) {
+    case ConvAlgo::gemm: return "gemm";
+    case ConvAlgo::winograd2: return "winograd2";
+    case ConvAlgo::winograd4: return "winograd4";
+    default: return "auto";
+  }
+}
+
 const Tuning& tuning() { return g_tuning; }
 
 GemmBlocking blocking_for(Isa isa, long l1d, long l2) {
@@ -127,11 +136,24 @@ std::string apply_tuning(const std::string& spec) {
     } else if (key == "conv_direct") {
       if (val != "0" && val != "1") return "conv_direct=" + val + ": expected 0 or 1";
       t.conv_direct = val == "1";
+    } else if (key == "conv_algo") {
+      bool found = false;
+      for (ConvAlgo a : {ConvAlgo::auto_, ConvAlgo::gemm, ConvAlgo::winograd2, ConvAlgo::winograd4})
+        if (val == conv_algo_name(a)) {
+          t.conv_algo = a;
+          found = true;
+        }
+      if (!found) return "conv_algo=" + val + ": expected auto, gemm, winograd2 or winograd4";
+    } else if (key == "wino_tiles") {
+      int x = 0;
+      if (!parse_int(val, 0, 1 << 16, x)) return "wino_tiles=" + val + " is not an integer in [0, 65536]";
+      t.wino_tiles = x;
     } else if (key == "dot_width") {
       if (val != "256" && val != "512") return "dot_width=" + val + ": expected 256 or 512";
       t.dot_width = val == "256" ? 256 : 512;
     } else {
-      return "unknown key '" + key + "' (expected kc, mc, nc, nc_small, small_n_b, dot_width, conv_direct)";
+      return "unknown key '" + key +
+             "' (expected kc, mc, nc, nc_small, small_n_b, dot_width, conv_direct, conv_algo, wino_tiles)";
     }
   }
   if (t.source.find("LAMINA_TUNING") == std::string::npos && !spec.empty()) t.source += " + override";
@@ -142,19 +164,30 @@ std::string apply_tuning(const std::string& spec) {
 void reset_tuning() {
   g_tuning = from_cpu(detect_cpu_identity());
   if (!g_env.empty()) {
+    const std::string source = g_tuning.source;
     apply_tuning(g_env);
-    g_tuning.source = "cpuid + LAMINA_TUNING";
+    g_tuning.source = g_env.rfind("conv_algo=", 0) == 0 ? source : "cpuid + LAMINA_TUNING";
   }
 }
 
-std::string init_tuning(const char* env) {
+std::string init_tuning(const char* env, const char* conv_algo_env) {
   g_env.clear();
   reset_tuning();
-  if (env == nullptr || *env == '\0') return {};
-  std::string err = apply_tuning(env);
-  if (!err.empty()) return std::string("LAMINA_TUNING=") + env + ": " + err;
-  g_env = env;
-  g_tuning.source = "cpuid + LAMINA_TUNING";
+  std::string spec = env ? env : "";
+  if (!spec.empty()) {
+    std::string err = apply_tuning(spec);
+    if (!err.empty()) return "LAMINA_TUNING=" + spec + ": " + err;
+  }
+  if (conv_algo_env != nullptr && *conv_algo_env != '\0') {
+    const std::string algo = std::string("conv_algo=") + conv_algo_env;
+    std::string err = apply_tuning(algo);
+    if (!err.empty()) return std::string("LAMINA_CONV_ALGO=") + conv_algo_env + ": expected auto, gemm, winograd2 or winograd4";
+    spec += (spec.empty() ? "" : ",") + algo;
+  }
+  if (spec.empty()) return {};
+  g_env = spec;
+  // LAMINA_CONV_ALGO alone leaves the source "cpuid": it shows in backend_info()'s variants.
+  g_tuning.source = env && *env ? "cpuid + LAMINA_TUNING" : "cpuid";
   return {};
 }
 

@@ -47,6 +47,7 @@
 #include "lamina/parallel.h"
 #include "lamina/cpu/tuning.h"
 #include "conv_direct.h"
+#include "winograd.h"
 #include "workspace.h"
 
 namespace lamina::cpu::LAMINA_ISA_NS {
@@ -688,6 +689,10 @@ void conv2d(const Conv2dShape& s, const float* x, const float* w, const float* b
   ep.bias_mode = b ? Bias::per_row : Bias::none;
   ep.relu = relu;
 
+  if (const int m = winograd::forward_tile(s)) {
+    winograd::conv2d(s, m, x, w, b, relu, y);
+    return;
+  }
   const double flops = 2.0 * double(s.N) * s.O * P * max_of<index_t>(K, 1) + double(s.N) * K * P;
   const int nt = threads_for(flops, kMinFlopsPerThread);
   const index_t units = s.N * s.OH;  // (image, output row) pairs
@@ -748,6 +753,15 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
     if (grad_x) fill_zero(grad_x, s.N * xsz);
     return;
   }
+  // Winograd for grad_w and / or grad_x where chosen (winograd.h); the rest below. A
+  // Winograd grad_w with a grad_x that must stay on the GEMM path (padding > 2) leaves both there.
+  const int mw = winograd::backward_weight_tile(s), mx = grad_x ? winograd::backward_data_tile(s) : 0;
+  if (mw && (!grad_x || mx)) winograd::conv2d_backward_weight(s, mw, x, grad_y, grad_w, grad_b);
+  if (mx) {
+    if (!mw) conv2d_backward(s, x, w, grad_y, nullptr, grad_w, grad_b);  // grad_w, grad_b only
+    winograd::conv2d_backward_data(s, mx, w, grad_y, grad_x);
+  }
+  if (mx || (mw && !grad_x)) return;
   const int nt = threads_for(6.0 * double(s.N) * O * P * max_of<index_t>(K, 1), kMinFlopsPerThread);
   const bool use_direct = grad_x == nullptr && tuning().conv_direct && direct::eligible(s);
   const bool use_lanes = !use_direct && tuning().conv_direct && direct::lanes_eligible(s);
@@ -927,6 +941,34 @@ index_t conv2d_backward_pooled(const Conv2dShape& s, index_t P, const float* x, 
   for (index_t b : bad)
     if (b >= 0) return b;  // (threads hold increasing images: the first is the lowest)
   return -1;
+}
+
+ConvAlgorithms conv2d_algorithms(const Conv2dShape& s) {
+  static const char* const kWino[] = {"gemm", "", "winograd2", "", "winograd4"};
+  ConvAlgorithms a{};
+  const bool direct_fwd = tuning().conv_direct && (direct::eligible(s) || direct::lanes_eligible(s));
+  const int mf = winograd::forward_tile(s), mb = winograd::backward_data_tile(s);
+  a.forward = mf ? kWino[mf] : direct_fwd ? "direct" : "gemm";
+  const bool lanes = tuning().conv_direct && direct::lanes_eligible(s);
+  a.grad_x = mb ? kWino[mb] : (lanes && direct::lanes_grad_x_eligible(s)) ? "direct" : "gemm";
+  // grad_w: the direct kernels when conv2d_backward would pick them (without grad_x, the
+  // plain direct one; with, the channels-in-lanes one). Winograd's needs grad_x on Winograd
+  // too, or none (as profiled: with grad_x).
+  const int mw = winograd::backward_weight_tile(s);
+  a.grad_w = mw && mb ? kWino[mw]
+             : tuning().conv_direct && (direct::eligible(s) || direct::lanes_eligible(s)) ? "direct" : "gemm";
+  return a;
+}
+
+void winograd_filter_transform(int m, index_t O, index_t C, const float* w, bool flipped, float* U) {
+  winograd::filter_transform(m, O, C, w, flipped, U);
+}
+void winograd_input_transform(const Conv2dShape& s, int m, const float* x, float* V) {
+  winograd::input_transform(s, m, x, V);
+}
+void winograd_output_transform(const Conv2dShape& s, int m, const float* M, const float* b, bool relu,
+                               float* y) {
+  winograd::output_transform(s, m, M, b, relu, y);
 }
 
 }  // namespace lamina::cpu::LAMINA_ISA_NS

@@ -57,9 +57,10 @@ inline bool take_injected_failure() {
   return left > 0;
 }
 
-// slot: which of a thread's buffers (kernels that need two at once use 0 and 1).
+// slot: which of a thread's buffers (kernels that need two at once use 0 and 1; 4 holds a
+// call's shared data on the calling thread, e.g. the Winograd filter transform).
 inline float* thread_buffer(int slot, std::size_t floats) {
-  thread_local ThreadBuffer bufs[4];
+  thread_local ThreadBuffer bufs[5];
   if (take_injected_failure()) throw std::bad_alloc();
   return bufs[slot].get(floats);
 }

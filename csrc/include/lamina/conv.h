@@ -1,5 +1,6 @@
 // conv.h: 2-D convolution (cross-correlation, as torch.nn.functional.conv2d), NCHW float32,
-// forward and backward, computed as im2col + GEMM (csrc/cpu/kernels/conv.cpp).
+// forward and backward, computed as im2col + GEMM (csrc/cpu/kernels/conv.cpp), directly
+// (conv_direct.h) or, for 3x3 stride-1 kernels, by Winograd's minimal filtering (winograd.h).
 //
 //   y  (N, O, OH, OW) = conv(x (N, C, H, W), w (O, C, kH, kW)) + b (O,)  [then ReLU]
 //   grad_x (N, C, H, W), grad_w (O, C, kH, kW), grad_b (O,) from grad_y (N, O, OH, OW)
@@ -47,4 +48,20 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
 // [0, OH * OW) (nothing written then is meaningful), or -1.
 index_t conv2d_backward_pooled(const Conv2dShape& s, index_t P, const float* x, const float* gp,
                                const std::int64_t* idx, float* grad_w, float* grad_b);
+
+// Which algorithm conv2d and conv2d_backward run for s on the active path and tuning:
+// "winograd2" / "winograd4" (F(2x2, 3x3) / F(4x4, 3x3), winograd.h), "direct" (conv_direct.h)
+// or "gemm" (im2col + GEMM), for the forward, grad_x and grad_w.
+struct ConvAlgorithms {
+  const char* forward;
+  const char* grad_x;
+  const char* grad_w;
+};
+ConvAlgorithms conv2d_algorithms(const Conv2dShape& s);
+
+// Testing aids: the Winograd stages alone (winograd.h has the layouts), m = 2 or 4.
+void winograd_filter_transform(int m, index_t O, index_t C, const float* w, bool flipped, float* U);
+void winograd_input_transform(const Conv2dShape& s, int m, const float* x, float* V);
+void winograd_output_transform(const Conv2dShape& s, int m, const float* M, const float* b, bool relu,
+                               float* y);
 }  // namespace lamina::cpu

@@ -30,6 +30,12 @@ struct GemmBlocking {
 // How the small-N GEMM (sgemm_dot.h) gets op(B)^T when B is row-major.
 enum class SmallNB : int { gather = 0, transpose = 1 };
 
+// How a 3x3 stride-1 convolution is computed (csrc/cpu/kernels/winograd.h): by the measured
+// rule, or forced (tests, comparisons) to im2col + GEMM or Winograd F(2x2, 3x3) / F(4x4, 3x3)
+// wherever that algorithm applies. Set by the key conv_algo or by LAMINA_CONV_ALGO.
+enum class ConvAlgo : int { auto_ = 0, gemm = 1, winograd2 = 2, winograd4 = 4 };
+const char* conv_algo_name(ConvAlgo a);
+
 struct Tuning {
   CpuIdentity cpu;
   bool avx512_split = false;   // 512-bit operations issue as two 256-bit halves (Zen 4)
@@ -37,6 +43,8 @@ struct Tuning {
   SmallNB small_n_b = SmallNB::gather;
   int dot_width = 512;         // vector bits of the small-N dot kernel on the avx512 path
   bool conv_direct = true;     // direct convolution for wide planes with few taps (conv_direct.h)
+  ConvAlgo conv_algo = ConvAlgo::auto_;
+  int wino_tiles = 0;          // Winograd tiles per cache group (0: from the L2 size)
   GemmBlocking blocking[3];    // per Isa (generic, avx2, avx512)
   std::string source;          // "cpuid" or "cpuid + LAMINA_TUNING"
 };
@@ -48,7 +56,8 @@ GemmBlocking blocking_for(Isa isa, long l1d, long l2);
 // active ISA unless prefixed "avx2." etc. --, small_n_b, dot_width). Returns "" or why not.
 std::string apply_tuning(const std::string& spec);
 void reset_tuning();  // back to what cpuid chose (and LAMINA_TUNING, when `with_env`)
-std::string init_tuning(const char* env);  // once at import; "" or the error
+// Once at import; "" or the error. conv_algo_env: LAMINA_CONV_ALGO (applied after env).
+std::string init_tuning(const char* env, const char* conv_algo_env = nullptr);
 
 // The register tile (MR rows x NR columns of C) of each ISA's micro-kernel, indexed by Isa:
 // generic 4 x 8 scalar, AVX2 6 x 16 (12 of 16 ymm), AVX-512 14 x 32 (28 of 32 zmm).
