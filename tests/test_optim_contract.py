@@ -49,6 +49,12 @@ def test_adam_defaults_and_backend():
     assert optim.Adam(nn.Dense(3, 2).parameters(), backend="numpy").backend.name == "numpy"
 
 
+@pytest.mark.parametrize("kw", [dict(eps=-1e-8), dict(weight_decay=-0.1)])
+def test_adam_negative_eps_or_weight_decay_is_rejected(kw):
+    with pytest.raises(ValueError, match=r"^eps and weight_decay must be >= 0$"):
+        optim.Adam(nn.Dense(3, 2).parameters(), **kw)
+
+
 def test_adam_betas_of_zero_are_allowed_and_one_is_not():
     ps = nn.Dense(3, 2).parameters()
     optim.Adam(ps, betas=(0.0, 0.0))
@@ -135,6 +141,11 @@ def test_saddle_free_newton_accepted_edges():
     ps = nn.Dense(3, 2).parameters()
     opt = optim.SaddleFreeNewton(ps, eps=1.5, max_backtracks=0, damping=0.0)
     assert opt.last_step is None and opt.closure_calls_per_step is None
+    optim.SaddleFreeNewton(ps, eps=0.5)
+    before = [p.numpy().copy() for p in ps]
+    opt.undo()  # nothing kept yet: nothing to do
+    for p, b in zip(ps, before):
+        np.testing.assert_array_equal(p.numpy(), b)
 
 
 def test_saddle_free_newton_groups_must_share_their_options():
