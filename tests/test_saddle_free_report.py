@@ -76,3 +76,18 @@ def test_errors_say_what_went_wrong():
                                                  r"the current parameters; nothing was changed$"):
         opt.step(nan_gradient)
     np.testing.assert_array_equal(p.numpy(), [1.0, 1.0])
+
+
+@pytest.mark.parametrize("lr_scale", [1.0, 0.5])
+def test_without_line_search_the_exact_newton_step_scaled_by_lr_scale(lr_scale):
+    p, closure = _quadratic()
+    p.lr_scale = lr_scale
+    opt = optim.SaddleFreeNewton([p], krylov_dim=2, line_search=False, damping=0.0)
+    opt.step(closure)
+    # damping 0, k = 2 = the parameter count: -|H|^-1 g = -w, times the parameter's lr_scale
+    np.testing.assert_allclose(p.numpy(), [1 - lr_scale, 1 - lr_scale], atol=1e-9)
+    info = opt.last_step
+    assert (info["step_length"], info["accepted"], info["trials"], info["new_loss"]) == (1.0, True, 0, None)
+    assert info["closure_calls"] == 1 + 2 * 2
+    assert info["slope"] == pytest.approx(-5.0 * lr_scale, rel=1e-9)
+    assert info["step_norm"] == pytest.approx(math.sqrt(2) * lr_scale, rel=1e-9)
