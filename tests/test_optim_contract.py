@@ -175,3 +175,13 @@ def test_prepare_target_makes_the_dtype_asked():
     from lamina import losses
     y = losses.MSE().prepare_target(np.array([[1, 2]], np.int64), np.float32)
     assert y.dtype == np.float32 and y.flags.c_contiguous
+
+
+@pytest.mark.parametrize("kw", [dict(lr=0.5), dict(lr=0.5, momentum=0.9)])
+def test_a_step_after_zero_grad_uses_a_zero_gradient(kw):
+    p = nn.Parameter(np.ones(3, np.float32))
+    opt = optim.SGD([p], **kw)
+    p.grad = np.full(3, 2.0, np.float32)
+    opt.zero_grad()
+    opt.step()
+    np.testing.assert_array_equal(p.numpy(), np.ones(3, np.float32))
