@@ -358,3 +358,14 @@ def test_softmax_backward_bad_inputs():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="out"):
         ops.softmax_backward(y, y, out=ro)
+
+
+@pytest.mark.parametrize("axis", [None, 1.0])
+def test_softmax_backward_takes_one_integer_axis_everywhere(axis):
+    # the reference and the native kernel agree: an axis that is not one int is a TypeError
+    # (None would otherwise sum over every axis in NumPy)
+    from lamina import backend
+    a = np.full((3, 4), 0.25, np.float32)
+    for fn in (ref.softmax_backward, backend.get_backend("native").softmax_backward):
+        with pytest.raises(TypeError, match=r"\baxis\b"):
+            fn(a, a, axis=axis)

@@ -36,6 +36,8 @@ def softmax_backward(grad_y, y, axis=-1, out=None):
 
     (the Jacobian-vector product of softmax, diag(y) - y y^T, along axis).
     """
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):  # (as softmax: one axis, not None)
+        raise TypeError(f"axis must be an int, got {axis!r}")
     if grad_y.shape != y.shape:
         raise ValueError(f"grad_y has shape {grad_y.shape} but y has shape {y.shape}; they must match")
     gx = y * (grad_y - np.sum(grad_y * y, axis=axis, keepdims=True))
