@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lamina  # noqa: E402
 from lamina import ops, reference as ref  # noqa: E402
 from lamina.bench import threads as thread_count  # noqa: E402
-from timing import print_rows, ratio_row  # noqa: E402
+from timing import print_rows, ratio_row, with_conv_algo  # noqa: E402
 
 # (N, C, H=W, O, k, padding): LeNet-5's two convolutions and two small-VGG layers.
 CASES = [
@@ -163,19 +163,6 @@ WINOGRAD_CASES = [
 ]
 
 
-def _forced(fn, algo):
-    """fn with the native conv algorithm forced to `algo` for its duration (tuning key conv_algo)."""
-    from lamina import _native
-
-    def run():
-        _native._set_tuning(f"conv_algo={algo}")
-        try:
-            return fn()
-        finally:
-            _native._set_tuning("conv_algo=auto")
-    return run
-
-
 def winograd_rows(threads=2, repeats=9, cases=WINOGRAD_CASES):
     """conv2d fwd and fwd+bwd of 3x3 layers: lamina as it chooses (Winograd where the rule says),
     lamina forced to im2col + GEMM, and torch, the three interleaved in one comparison per row."""
@@ -188,7 +175,7 @@ def winograd_rows(threads=2, repeats=9, cases=WINOGRAD_CASES):
             n, c, h, o, k, p = case
             algos = _native._conv_algorithms(data[0], data[1], padding=p)
             for kind, fn, ti in (("conv2d fwd", fwd, 0), ("conv2d fwd+bwd", fwd_bwd, 1)):
-                fns = {"lamina": lambda: fn(ops, *data), "lamina gemm": _forced(lambda: fn(ops, *data), "gemm"),
+                fns = {"lamina": lambda: fn(ops, *data), "lamina gemm": with_conv_algo(lambda: fn(ops, *data), "gemm"),
                        "torch": _torch_fns(torch, *data)[ti]}
                 # (3 tries per block: on a machine others keep busy, waiting for a quiet block
                 # would take minutes per row; the dropped count says how often it tried)
@@ -225,7 +212,7 @@ def winograd_cpu_rows(repeats=15, cases=WINOGRAD_CASES):
             data = _data(case)
             n, c, h, o, k, p = case
             lam, tor = (lambda: fwd_bwd(ops, *data)), _torch_fns(torch, *data)[1]
-            t = {"lamina": best(lam), "lamina gemm": best(_forced(lam, "gemm")), "torch": best(tor)}
+            t = {"lamina": best(lam), "lamina gemm": best(with_conv_algo(lam, "gemm")), "torch": best(tor)}
             out.append({"kernel": "conv2d fwd+bwd (1 thread, CPU time)", "shape": (n, c, h, h),
                         "conv": f"O={o} k={k} pad={p}", "threads": 1,
                         "algorithms": _native._conv_algorithms(data[0], data[1], padding=p),

@@ -36,7 +36,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lamina  # noqa: E402
-from timing import compare  # noqa: E402
+from timing import compare, with_conv_algo  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 LR, MOMENTUM = 0.05, 0.9
@@ -209,21 +209,6 @@ def _torch():
 
 
 # -- rows ---------------------------------------------------------------------------------------------
-def with_conv_algo(fn, algo):
-    """fn run with the native conv algorithm forced to `algo` (tuning key conv_algo), then
-    back to the automatic choice: the path before Winograd ("gemm") timed in the same run."""
-    from lamina import _native
-
-    def run():
-        _native._set_tuning(f"conv_algo={algo}")
-        try:
-            return fn()
-        finally:
-            _native._set_tuning("conv_algo=auto")
-    run.model = getattr(fn, "model", None)
-    return run
-
-
 def throughput_rows(thread_counts=(2,), steps=20, repeats=7, models=tuple(MODELS), gemm_too=False):
     """One row per (threads, model). gemm_too: also time lamina with every convolution on
     im2col + GEMM (no Winograd), interleaved in the same blocks (column "lamina gemm")."""

@@ -78,3 +78,18 @@ def print_rows(rows):
                         if k not in ("kernel", "shape", "lamina_ms", "baseline", "baseline_ms", "ratio", "threads"))
         print(f"{r['kernel']:<34} {r['shape']:<20} lamina {r['lamina_ms']:8.3f} ms   "
               f"{r['baseline']} {r['baseline_ms']:8.3f} ms   x{r['ratio']:6.2f}   threads {r['threads']}{extra}")
+
+
+def with_conv_algo(fn, algo):
+    """fn run with the native conv algorithm forced to `algo` (tuning key conv_algo), then
+    back to the automatic choice: e.g. the path before Winograd ("gemm") timed in the same run."""
+    from lamina import _native
+
+    def run():
+        _native._set_tuning(f"conv_algo={algo}")
+        try:
+            return fn()
+        finally:
+            _native._set_tuning("conv_algo=auto")
+    run.model = getattr(fn, "model", None)
+    return run
