@@ -589,6 +589,9 @@ class Dense(Layer):
             >>> nn.Dense(400, 120).output_shape((400,))
             (120,)
         """
+        if not input_shape or input_shape[-1] != self.in_features:
+            raise ValueError(f"Dense({self.in_features}, {self.out_features}) takes inputs whose last axis is "
+                             f"{self.in_features}, got shape {tuple(input_shape)}")
         return tuple(input_shape[:-1]) + (self.out_features,)
 
     def get_config(self):
@@ -736,6 +739,8 @@ class Conv2D(Layer):
             (16, 10, 10)
         """
         C, H, W = input_shape
+        if C != self.in_channels:
+            raise ValueError(f"Conv2D expects {self.in_channels} input channels, got shape {tuple(input_shape)}")
         return (self.out_channels,) + conv_output_shape((H, W), self.kernel_size, self.stride, self.padding,
                                                         self.dilation)
 
