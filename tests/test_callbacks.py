@@ -446,8 +446,10 @@ _RANKS = textwrap.dedent("""
                                    callbacks.ModelCheckpoint(os.path.join(folder, f"m-{{rank}}.safetensors"),
                                                              monitor="loss"),
                                    callbacks.LearningRateScheduler(lambda e, lr: 0.05 / (e + 1)), stop])
-    print(json.dumps({{"rank": rank, "epochs": len(history["loss"]), "lr": history["lr"],
-                      "w": float(sum(np.abs(p.numpy()).sum() for p in model.parameters()))}}))
+    # (each rank's result in a file of its own: the two ranks' stdout lines may interleave)
+    with open({results!r} + f"-{{rank}}.json", "w", encoding="utf-8") as f:
+        json.dump({{"rank": rank, "epochs": len(history["loss"]), "lr": history["lr"],
+                   "w": float(sum(np.abs(p.numpy()).sum() for p in model.parameters()))}}, f)
 """)
 
 
@@ -459,11 +461,11 @@ def test_distributed_only_rank_zero_writes_and_every_rank_stops_alike(tmp_path):
     script = tmp_path / "ranks.py"
     folder = tmp_path / "out"
     folder.mkdir()
-    script.write_text(_RANKS.format(here=HERE, folder=str(folder)), encoding="utf-8")
+    results = str(tmp_path / "result")
+    script.write_text(_RANKS.format(here=HERE, folder=str(folder), results=results), encoding="utf-8")
     p = mpirun(2, [str(script)])
     assert p.returncode == 0, p.stdout + p.stderr
-    results = sorted((json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")),
-                     key=lambda r: r["rank"])
+    results = [json.loads(open(f"{results}-{r}.json", encoding="utf-8").read()) for r in (0, 1)]
     assert [r["rank"] for r in results] == [0, 1]
     assert sorted(os.listdir(folder)) == ["log-0.csv", "m-0.safetensors"]  # rank 1 wrote nothing
     a, b = results
